@@ -1,0 +1,38 @@
+# headstart: the two commands are `make demo` (setup + run) and `make test`.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/pipeline
+CACHE ?= $(or $(HEADSTART_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/headstart)
+DATA ?= $(or $(HEADSTART_DATA),$(abspath ..)/shared/data)
+export HEADSTART_DATA := $(DATA)
+
+.PHONY: all setup build test test-short demo bench-extract vet fmt clean
+
+all: build
+
+## setup: fetch onnxruntime, the default model and the Python reference venv into $(CACHE)
+setup:
+	scripts/setup.sh all
+
+build:
+	$(GO) build -o $(BIN) ./cmd/pipeline
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+## test: the test command (CI runs exactly this)
+test: setup vet
+	$(GO) test -count=1 -timeout 30m ./...
+
+## demo: setup, then extract embeddings of the shipped Banking77 sample with the default model
+demo: setup build
+	scripts/demo.sh
+
+## bench-extract: pipeline extract vs Python onnxruntime vs sentence-transformers (see BENCHMARKS.md)
+bench-extract: setup build
+	scripts/setup.sh venv bench
+	scripts/bench_extract.sh
+
+clean:
+	rm -rf bin out

@@ -1,0 +1,12 @@
+// Package headstart runs a pretrained encoder, exported to ONNX, frozen through
+// onnxruntime, and turns texts into features that small heads train on.
+//
+// Extract is the whole of `pipeline extract` as a library call: it reads a dataset,
+// tokenizes it exactly as HuggingFace tokenizers would, runs the backbone in
+// length-bucketed batches (restoring the input order afterwards), pools the chosen
+// hidden states, and writes a safetensors feature store atomically, checkpointing as it
+// goes so that an interrupted run resumes to a byte-identical file.
+//
+// The packages below do the parts: onnx (the runtime and graph editing; the only cgo),
+// tokenize, features (readers, batching, pooling, the store), models (registry and cache).
+package headstart

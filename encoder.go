@@ -1,0 +1,225 @@
+package headstart
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/models"
+	"github.com/headstart-ml/headstart/onnx"
+	"github.com/headstart-ml/headstart/tokenize"
+)
+
+// EncoderOptions configure NewEncoder. The zero value is valid.
+type EncoderOptions struct {
+	// RuntimeLib is the onnxruntime shared library; default onnx.FindLibrary("").
+	RuntimeLib string
+	// Session holds threads, optimisation level and provider. Default: CPU, all cores.
+	Session onnx.SessionOptions
+	// MaxLen truncates texts (tokens, specials included). Default 128.
+	MaxLen int
+	// Layers to pool and concatenate (see ExtractOptions.Layers). Default {-1}.
+	Layers []int
+	// Pooling and Normalize as in ExtractOptions.
+	Pooling   features.Pooling
+	Normalize bool
+}
+
+// Encoder turns texts into pooled vectors with one backbone session. It is not safe for
+// concurrent use: use one Encoder per goroutine.
+type Encoder struct {
+	tok      *tokenize.Tokenizer
+	sess     *onnx.Session
+	inputs   []string // model input names, in the order the session takes them
+	layers   []int    // resolved hidden-state indices
+	hidden   int      // width of one hidden state
+	opts     EncoderOptions
+	backbone features.Backbone
+
+	// Reused per batch.
+	batch    features.Batch
+	outs     []onnx.Float32Tensor
+	ins      []onnx.Int64Tensor
+	vecs     []float32
+	views    [][]float32
+	layerOut []int // session output index of each requested layer
+}
+
+// feedable are the inputs a BERT-family tokenizer produces.
+var feedable = []string{"input_ids", "attention_mask", "token_type_ids"}
+
+// NewEncoder loads the tokenizer and opens a session on the backbone, exposing the hidden
+// states that opts.Layers names.
+func NewEncoder(p models.Paths, opts EncoderOptions) (_ *Encoder, err error) {
+	if opts.MaxLen == 0 {
+		opts.MaxLen = 128
+	}
+	if len(opts.Layers) == 0 {
+		opts.Layers = []int{-1}
+	}
+	lib, err := onnx.FindLibrary(opts.RuntimeLib)
+	if err != nil {
+		return nil, err
+	}
+	if err := onnx.Init(lib); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(p.Model)
+	if err != nil {
+		return nil, fmt.Errorf("headstart: read model: %w", err)
+	}
+	model, err := onnx.ParseModel(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Model, err)
+	}
+	inputs, outputs, err := onnx.DescribeBytes(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Model, err)
+	}
+	e := &Encoder{opts: opts}
+	for _, in := range inputs {
+		if !slices.Contains(feedable, in.Name) {
+			return nil, fmt.Errorf("%w: %s declares input %q (%s); the tokenizer feeds only %v", ErrModelInputs, p.Model, in.Name, in, feedable)
+		}
+		if in.DType != onnx.DTypeInt64 {
+			return nil, fmt.Errorf("%w: %s: input %q is %s; want int64", ErrModelInputs, p.Model, in.Name, in.DType)
+		}
+		e.inputs = append(e.inputs, in.Name)
+	}
+	if !slices.Contains(e.inputs, "input_ids") {
+		return nil, fmt.Errorf("%w: %s has no input_ids input (inputs: %v)", ErrModelInputs, p.Model, e.inputs)
+	}
+	states, err := model.HiddenStates()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Model, err)
+	}
+	if e.layers, err = onnx.ResolveLayers(opts.Layers, len(states)); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, l := range e.layers {
+		if !slices.Contains(names, states[l]) {
+			names = append(names, states[l])
+		}
+	}
+	declared := make([]string, len(outputs))
+	for i, o := range outputs {
+		declared[i] = o.Name
+	}
+	missing := slices.ContainsFunc(names, func(n string) bool { return !slices.Contains(declared, n) })
+	if missing {
+		if err := model.ExposeOutputs(names...); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Model, err)
+		}
+		if data, err = model.Marshal(); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Model, err)
+		}
+	}
+	if e.hidden, err = model.HiddenSize(); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Model, err)
+	}
+	e.tok, err = tokenize.Load(p.Tokenizer, tokenize.Options{MaxLen: opts.MaxLen})
+	if err != nil {
+		return nil, err
+	}
+	e.sess, err = onnx.NewSessionFromBytes(data, e.inputs, names, opts.Session)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Model, err)
+	}
+	// Map each requested layer to its session output.
+	e.views = make([][]float32, len(e.layers))
+	e.layerOut = make([]int, len(e.layers))
+	for i, l := range e.layers {
+		e.layerOut[i] = slices.Index(names, states[l])
+	}
+	sha, err := models.FileSHA256(p.Model)
+	if err != nil {
+		return nil, errors.Join(err, e.sess.Close())
+	}
+	e.backbone = features.Backbone{Name: p.Name, SHA256: sha, TokenizerSHA256: e.tok.SHA256()}
+	return e, nil
+}
+
+// Tokenizer returns the encoder's tokenizer.
+func (e *Encoder) Tokenizer() *tokenize.Tokenizer { return e.tok }
+
+// Dim is the length of one pooled vector: hidden size times the number of layers.
+func (e *Encoder) Dim() int { return e.hidden * len(e.layers) }
+
+// Layers returns the resolved hidden-state indices (0 = embeddings output).
+func (e *Encoder) Layers() []int { return slices.Clone(e.layers) }
+
+// Backbone identifies the model and tokenizer files (sha256).
+func (e *Encoder) Backbone() features.Backbone { return e.backbone }
+
+// Provider names the execution provider the session runs on.
+func (e *Encoder) Provider() string { return e.sess.Provider().String() }
+
+// Close releases the session.
+func (e *Encoder) Close() error { return e.sess.Close() }
+
+// Embed tokenizes texts and returns one pooled vector per text, in order, as rows of a
+// len(texts) x Dim() matrix. Texts are processed as one batch.
+func (e *Encoder) Embed(texts []string) ([]float32, error) {
+	encs := make([]tokenize.Encoding, len(texts))
+	for i, t := range texts {
+		var err error
+		if encs[i], err = e.tok.Encode(t); err != nil {
+			return nil, fmt.Errorf("text %d: %w", i, err)
+		}
+	}
+	v, _, err := e.encodeBatch(encs)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(v), nil
+}
+
+// encodeBatch pads encs into one batch, runs the backbone and pools. The returned slice
+// (len(encs) x Dim()) is reused by the next call. padded is B*T.
+func (e *Encoder) encodeBatch(encs []tokenize.Encoding) (vecs []float32, padded int, err error) {
+	ids := make([][]int64, len(encs))
+	types := make([][]int64, len(encs))
+	for i := range encs {
+		ids[i], types[i] = encs[i].IDs, encs[i].TypeIDs
+	}
+	features.Pad(&e.batch, ids, types, e.tok.PadID())
+	B, T := e.batch.B, e.batch.T
+	shape := []int64{int64(B), int64(T)}
+	e.ins = e.ins[:0]
+	for _, name := range e.inputs {
+		var data []int64
+		switch name {
+		case "input_ids":
+			data = e.batch.InputIDs
+		case "attention_mask":
+			data = e.batch.AttentionMask
+		case "token_type_ids":
+			data = e.batch.TokenTypeIDs
+		}
+		e.ins = append(e.ins, onnx.Int64Tensor{Shape: shape, Data: data})
+	}
+	e.outs, err = e.sess.Run(e.outs, e.ins)
+	if err != nil {
+		return nil, 0, err
+	}
+	C := e.hidden
+	for i, o := range e.layerOut {
+		if got := e.outs[o].Shape; len(got) != 3 || got[0] != int64(B) || got[1] != int64(T) || got[2] != int64(C) {
+			return nil, 0, fmt.Errorf("headstart: backbone output %d has shape %v; want [%d %d %d]", o, got, B, T, C)
+		}
+		e.views[i] = e.outs[o].Data
+	}
+	d := e.Dim()
+	if cap(e.vecs) < B*d {
+		e.vecs = make([]float32, B*d)
+	}
+	e.vecs = e.vecs[:B*d]
+	features.PoolLayers(e.vecs, e.views, e.batch.AttentionMask, B, T, C, e.opts.Pooling)
+	if e.opts.Normalize {
+		features.NormalizeRows(e.vecs, d)
+	}
+	return e.vecs, B * T, nil
+}

@@ -1,0 +1,361 @@
+package headstart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/models"
+	"github.com/headstart-ml/headstart/onnx"
+	"github.com/headstart-ml/headstart/tokenize"
+)
+
+// Version is the tool version recorded in every artifact's manifest.
+const Version = "0.1.0"
+
+// Sentinel errors of this package.
+var (
+	ErrEmptyText   = errors.New("headstart: empty text")
+	ErrBadOption   = errors.New("headstart: invalid option")
+	ErrModelInputs = errors.New("headstart: model inputs cannot be fed by the tokenizer")
+)
+
+// ExtractOptions configure Extract. The zero value needs only Data and Out.
+type ExtractOptions struct {
+	// Model is a registry name (see models.List) or a directory holding model.onnx and
+	// tokenizer.json. Default models.Default.
+	Model string
+	// Data is the dataset path (.csv, .tsv, .jsonl); Reader configures its columns.
+	Data   string
+	Reader features.ReaderOptions
+	// Out is the feature store to write (safetensors).
+	Out string
+
+	// Pooling of token states into one vector per text. Default mean (mask-aware).
+	Pooling features.Pooling
+	// Layers are the hidden states to pool, concatenated in order, indexed as
+	// HuggingFace's output_hidden_states: 0 is the embeddings output, i the output of
+	// encoder block i-1; negative values count from the end. Default {-1} (last block).
+	Layers []int
+	// Normalize L2-normalises each stored vector.
+	Normalize bool
+	// MaxLen truncates texts to this many tokens ([CLS] and [SEP] included). Default 128.
+	MaxLen int
+	// BatchSize is the number of texts per forward pass. Default 32.
+	BatchSize int
+	// ChunkRows is the number of rows between checkpoints, and the window within which
+	// texts are sorted by length into batches. Default 2048.
+	ChunkRows int
+	// AllowEmpty embeds empty texts (as [CLS] [SEP]) instead of refusing them.
+	AllowEmpty bool
+	// Dtype of the stored features. Default float32.
+	Dtype features.Dtype
+	// Resume continues from the checkpoint of an interrupted run with the same options.
+	Resume bool
+
+	// Runtime settings: RuntimeLib is the onnxruntime shared library (default: see
+	// onnx.FindLibrary); Session the threads, optimisation level and provider.
+	RuntimeLib string
+	Session    onnx.SessionOptions
+
+	// Progress, when set, is told the total rows, the rows already done, and each chunk done.
+	Progress Progress
+}
+
+// Progress receives extraction progress.
+type Progress interface {
+	Start(total, done int)
+	Add(n int)
+}
+
+// ExtractSummary reports what Extract did.
+type ExtractSummary struct {
+	Out       string
+	Rows      int   // rows in the store
+	Resumed   int   // rows taken from a checkpoint
+	Truncated int   // texts cut at MaxLen
+	Tokens    int64 // real tokens computed in this run
+	Padded    int64 // token positions computed (real + padding) in this run
+	Dim       int   // feature dimension
+	Provider  string
+	Elapsed   time.Duration // wall time of this run
+	RunTime   time.Duration // time inside onnxruntime's Run
+}
+
+// PaddingEfficiency is real tokens over computed token positions.
+func (s ExtractSummary) PaddingEfficiency() float64 {
+	if s.Padded == 0 {
+		return 1
+	}
+	return float64(s.Tokens) / float64(s.Padded)
+}
+
+func (o *ExtractOptions) setDefaults() error {
+	if o.Model == "" {
+		o.Model = models.Default
+	}
+	if len(o.Layers) == 0 {
+		o.Layers = []int{-1}
+	}
+	if o.MaxLen == 0 {
+		o.MaxLen = 128
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 32
+	}
+	if o.ChunkRows == 0 {
+		o.ChunkRows = 2048
+	}
+	switch {
+	case o.Data == "":
+		return fmt.Errorf("%w: no data file given", ErrBadOption)
+	case o.Out == "":
+		return fmt.Errorf("%w: no output file given", ErrBadOption)
+	case o.MaxLen < 2:
+		return fmt.Errorf("%w: max-len %d must be at least 2 ([CLS] and [SEP])", ErrBadOption, o.MaxLen)
+	case o.BatchSize < 1:
+		return fmt.Errorf("%w: batch-size %d must be at least 1", ErrBadOption, o.BatchSize)
+	case o.ChunkRows < o.BatchSize:
+		return fmt.Errorf("%w: chunk rows %d smaller than batch size %d", ErrBadOption, o.ChunkRows, o.BatchSize)
+	}
+	return nil
+}
+
+// Extract writes the pooled features of every row of opts.Data to opts.Out.
+// Cancelling ctx stops it after the current batch; the finished chunks stay in the
+// checkpoint (opts.Out + ".partial") for a later run with Resume.
+func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err error) {
+	start := time.Now()
+	if err := opts.setDefaults(); err != nil {
+		return sum, err
+	}
+	paths, err := models.Resolve(opts.Model)
+	if err != nil {
+		return sum, err
+	}
+
+	// Pre-pass: validate the whole file (columns, UTF-8, empty texts), count rows,
+	// collect labels and hash it, before spending any compute.
+	scan, err := features.Scan(opts.Data, opts.Reader)
+	if err != nil {
+		return sum, err
+	}
+	if scan.EmptyTexts > 0 && !opts.AllowEmpty {
+		row, err := firstEmptyRow(opts.Data, opts.Reader)
+		if err != nil {
+			return sum, err
+		}
+		return sum, fmt.Errorf("%w: %s: row %d (and %d more) has an empty %q; fix the data or pass --allow-empty to embed it as [CLS] [SEP]",
+			ErrEmptyText, opts.Data, row+1, scan.EmptyTexts-1, textCol(opts.Reader))
+	}
+	if scan.Rows == 0 {
+		return sum, fmt.Errorf("%w: %s has no data rows", ErrBadOption, opts.Data)
+	}
+
+	enc, err := NewEncoder(paths, EncoderOptions{
+		RuntimeLib: opts.RuntimeLib, Session: opts.Session, MaxLen: opts.MaxLen,
+		Layers: opts.Layers, Pooling: opts.Pooling, Normalize: opts.Normalize,
+	})
+	if err != nil {
+		return sum, err
+	}
+	defer func() { err = errors.Join(err, enc.Close()) }()
+	sum.Provider = enc.Provider()
+	sum.Dim = enc.Dim()
+
+	absData, _ := filepath.Abs(opts.Data)
+	man := features.Manifest{
+		Tool:       "headstart " + Version,
+		Backbone:   enc.Backbone(),
+		Pooling:    opts.Pooling.String(),
+		Layers:     enc.Layers(),
+		Normalize:  opts.Normalize,
+		MaxLen:     opts.MaxLen,
+		Dtype:      opts.Dtype.String(),
+		LabelNames: scan.Labels,
+		Dataset: features.Dataset{
+			Path: absData, SHA256: scan.SHA256, Rows: scan.Rows,
+			TextCol: textCol(opts.Reader), LabelCol: labelCol(opts.Reader), Limit: opts.Reader.Limit,
+		},
+	}
+	key := features.CheckpointKey(man, "batch="+strconv.Itoa(opts.BatchSize), "chunk="+strconv.Itoa(opts.ChunkRows))
+	ck, err := features.OpenCheckpoint(opts.Out, key, enc.Dim(), opts.Resume)
+	if err != nil {
+		return sum, err
+	}
+	defer func() { err = errors.Join(err, ck.Close()) }()
+	done := int(ck.Rows())
+	sum.Resumed = done
+	if opts.Progress != nil {
+		opts.Progress.Start(int(scan.Rows), done)
+	}
+
+	labelIndex := make(map[string]int64, len(scan.Labels))
+	for i, l := range scan.Labels {
+		labelIndex[l] = int64(i)
+	}
+	if err := runChunks(ctx, &opts, enc, labelIndex, done, ck, &sum); err != nil {
+		return sum, err
+	}
+
+	w, err := features.NewWriter(opts.Out, man, int(scan.Rows), enc.Dim(), opts.Dtype)
+	if err != nil {
+		return sum, err
+	}
+	if err := ck.Finish(w); err != nil {
+		return sum, errors.Join(err, w.Abort())
+	}
+	sum.Out = opts.Out
+	sum.Rows = int(scan.Rows)
+	sum.Elapsed = time.Since(start)
+	return sum, nil
+}
+
+// chunk is a window of rows tokenized and cut into length-sorted batches, ready for the backbone.
+type chunk struct {
+	rowIDs  []int64
+	labels  []int64
+	batches [][]int // indices into the chunk, per batch
+	encs    []tokenize.Encoding
+	tokens  int64
+	trunc   int
+	err     error
+}
+
+// runChunks tokenizes chunk i+1 in a goroutine while the backbone runs chunk i, and
+// appends each finished chunk to the checkpoint.
+func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelIndex map[string]int64, skip int, ck *features.Checkpoint, sum *ExtractSummary) error {
+	r, err := features.Open(opts.Data, opts.Reader)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan chunk, 1)
+	go func() {
+		defer close(chunks)
+		for i := 0; i < skip && r.Next(); i++ {
+		}
+		for {
+			c := chunk{}
+			for len(c.rowIDs) < opts.ChunkRows && r.Next() {
+				row := r.Row()
+				e, err := enc.Tokenizer().Encode(row.Text)
+				if err != nil {
+					c.err = fmt.Errorf("%s: row %d: %w", opts.Data, row.Index+1, err)
+					break
+				}
+				if e.Truncated {
+					c.trunc++
+				}
+				c.tokens += int64(len(e.IDs))
+				c.encs = append(c.encs, e)
+				c.rowIDs = append(c.rowIDs, row.Index)
+				l := int64(-1)
+				if row.HasLabel {
+					l = labelIndex[row.Label]
+				}
+				c.labels = append(c.labels, l)
+			}
+			if c.err == nil {
+				c.err = r.Err()
+			}
+			if len(c.rowIDs) == 0 && c.err == nil {
+				return
+			}
+			lengths := make([]int, len(c.encs))
+			for i, e := range c.encs {
+				lengths[i] = len(e.IDs)
+			}
+			c.batches = features.Buckets(lengths, opts.BatchSize)
+			select {
+			case chunks <- c:
+			case <-ctx.Done():
+				return
+			}
+			if c.err != nil {
+				return
+			}
+		}
+	}()
+
+	var out []float32
+	for c := range chunks {
+		if c.err != nil {
+			return c.err
+		}
+		n := len(c.rowIDs)
+		if cap(out) < n*enc.Dim() {
+			out = make([]float32, n*enc.Dim())
+		}
+		out = out[:n*enc.Dim()]
+		for _, b := range c.batches {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("extract interrupted after %d rows (checkpoint kept; rerun with --resume): %w", int(ck.Rows()), err)
+			}
+			batch := make([]tokenize.Encoding, len(b))
+			for i, j := range b {
+				batch[i] = c.encs[j]
+			}
+			t0 := time.Now()
+			vecs, padded, err := enc.encodeBatch(batch)
+			sum.RunTime += time.Since(t0)
+			if err != nil {
+				return err
+			}
+			sum.Padded += int64(padded)
+			d := enc.Dim()
+			for i, j := range b {
+				copy(out[j*d:(j+1)*d], vecs[i*d:(i+1)*d])
+			}
+		}
+		if err := ck.Append(out, c.labels, c.rowIDs); err != nil {
+			return err
+		}
+		sum.Tokens += c.tokens
+		sum.Truncated += c.trunc
+		if opts.Progress != nil {
+			opts.Progress.Add(n)
+		}
+	}
+	return nil
+}
+
+func firstEmptyRow(path string, ro features.ReaderOptions) (int64, error) {
+	r, err := features.Open(path, ro)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	for r.Next() {
+		if strings.TrimSpace(r.Row().Text) == "" || r.Row().Text == "" {
+			if r.Row().Text == "" {
+				return r.Row().Index, nil
+			}
+		}
+	}
+	return -1, r.Err()
+}
+
+func textCol(o features.ReaderOptions) string {
+	if o.TextCol == "" {
+		return "text"
+	}
+	return o.TextCol
+}
+
+func labelCol(o features.ReaderOptions) string {
+	if o.LabelCol == "" {
+		return "label"
+	}
+	return o.LabelCol
+}
+
+var _ = os.Stderr

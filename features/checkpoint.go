@@ -1,0 +1,289 @@
+package features
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// Checkpoint keeps the finished rows of an extraction on disk so that an interrupted run
+// can resume where it stopped. Rows are appended in dataset order, in chunks; the final
+// store is written from the checkpoint by Finish, and is byte-identical to the store an
+// uninterrupted run writes.
+//
+// Two files sit next to the output out:
+//
+//	<out>.partial       rows, each (d float32 features, int64 label, int64 row id), little-endian
+//	<out>.partial.json  {"version":1,"key":...,"dim":d,"rows":r,"bytes":b}
+//
+// After each chunk the data file is synced to disk first, then the sidecar is replaced
+// atomically (write, sync, rename). The sidecar therefore never counts rows that are not
+// safely on disk; bytes past its count (a chunk cut short by a crash) are cut off when
+// the checkpoint is reopened.
+type Checkpoint struct {
+	dataPath, metaPath string
+	meta               checkpointMeta
+	f                  *os.File
+	buf                []byte
+	err                error // sticky
+}
+
+// checkpointVersion is the version of the checkpoint files' layout.
+const checkpointVersion = 1
+
+type checkpointMeta struct {
+	Version int    `json:"version"`
+	Key     string `json:"key"`
+	Dim     int    `json:"dim"`
+	Rows    int64  `json:"rows"`
+	Bytes   int64  `json:"bytes"`
+}
+
+// CheckpointKey returns a key for OpenCheckpoint: the hex SHA-256 of the manifest (which
+// names the backbone, settings and dataset hash) and of any extra strings (settings that
+// change the output but are not in the manifest).
+func CheckpointKey(m Manifest, extra ...string) string {
+	h := sha256.New()
+	b, _ := json.Marshal(m)
+	h.Write(b)
+	for _, s := range extra {
+		h.Write([]byte{0})
+		h.Write([]byte(s))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// OpenCheckpoint opens the checkpoint of the store out for rows of d features; key
+// identifies everything that determines the output (see CheckpointKey).
+//
+// With resume false it starts afresh, discarding any checkpoint there. With resume true
+// it continues a checkpoint made with the same key and d (Rows says how many rows are
+// done; the caller skips them), or starts afresh when there is none. A checkpoint made
+// with another key or d is refused with ErrCheckpointMismatch, and one whose files
+// disagree with ErrCorruptCheckpoint; both are left in place.
+func OpenCheckpoint(out, key string, d int, resume bool) (*Checkpoint, error) {
+	if d < 1 {
+		return nil, fmt.Errorf("features: checkpoint for %s: %d features per row; want >= 1", out, d)
+	}
+	c := &Checkpoint{dataPath: out + ".partial", metaPath: out + ".partial.json"}
+	want := checkpointMeta{Version: checkpointVersion, Key: key, Dim: d}
+	if resume {
+		b, err := os.ReadFile(c.metaPath)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			// Nothing to resume: start afresh.
+		case err != nil:
+			return nil, fmt.Errorf("features: %w", err)
+		default:
+			if err := c.reopen(b, want); err != nil {
+				return nil, err
+			}
+			return c, nil
+		}
+	}
+	// Drop the sidecar first, so that a crash below cannot pair it with new data.
+	if err := os.Remove(c.metaPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("features: removing old checkpoint: %w", err)
+	}
+	f, err := os.OpenFile(c.dataPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("features: creating checkpoint: %w", err)
+	}
+	c.f, c.meta = f, want
+	if err := c.writeMeta(); err != nil {
+		return nil, errors.Join(err, c.Close())
+	}
+	return c, nil
+}
+
+// reopen continues the checkpoint whose sidecar holds b.
+func (c *Checkpoint) reopen(b []byte, want checkpointMeta) error {
+	var m checkpointMeta
+	if err := json.Unmarshal(b, &m); err != nil || m.Version != checkpointVersion {
+		return errorf(ErrCorruptCheckpoint, "features: checkpoint %s is unreadable (%v); remove it or run without --resume", c.metaPath, err)
+	}
+	if m.Key != want.Key || m.Dim != want.Dim {
+		return errorf(ErrCheckpointMismatch, "features: checkpoint %s was made with different options; remove it or run without --resume", c.dataPath)
+	}
+	if m.Rows < 0 || m.Bytes != m.Rows*c.rowBytes(m.Dim) {
+		return errorf(ErrCorruptCheckpoint, "features: checkpoint %s: %d rows but %d bytes recorded; remove it or run without --resume", c.metaPath, m.Rows, m.Bytes)
+	}
+	f, err := os.OpenFile(c.dataPath, os.O_RDWR, 0)
+	if err != nil {
+		return errorf(ErrCorruptCheckpoint, "features: checkpoint data missing (%w); remove %s or run without --resume", err, c.metaPath)
+	}
+	st, err := f.Stat()
+	if err == nil && st.Size() < m.Bytes {
+		err = errorf(ErrCorruptCheckpoint, "features: checkpoint %s holds %d bytes, less than the %d recorded; remove it or run without --resume", c.dataPath, st.Size(), m.Bytes)
+	}
+	if err == nil && st.Size() > m.Bytes {
+		// A chunk that was being written when the run stopped.
+		if err = f.Truncate(m.Bytes); err == nil {
+			err = f.Sync()
+		}
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("features: reopening checkpoint: %w", err), f.Close())
+	}
+	c.f, c.meta = f, m
+	return nil
+}
+
+func (c *Checkpoint) rowBytes(d int) int64 { return 4*int64(d) + 16 }
+
+// Rows returns the number of rows the checkpoint holds.
+func (c *Checkpoint) Rows() int64 { return c.meta.Rows }
+
+// Append adds k rows (features (k,d) row-major, labels and rowIDs k each) and makes them
+// durable before it returns. The slices are not modified or kept. After an error every
+// later call fails; the rows recorded before it stay resumable. Append panics if the
+// slice lengths disagree.
+func (c *Checkpoint) Append(features []float32, labels, rowIDs []int64) error {
+	k, d := len(labels), c.meta.Dim
+	if len(rowIDs) != k || len(features) != k*d {
+		panic("features: Checkpoint.Append: features, labels and rowIDs lengths disagree")
+	}
+	if c.err != nil {
+		return c.err
+	}
+	if c.f == nil {
+		return fmt.Errorf("features: checkpoint %s: Append after Close", c.dataPath)
+	}
+	rb := int(c.rowBytes(d))
+	c.buf = resize(c.buf, k*rb)
+	for i := range k {
+		b := c.buf[i*rb : (i+1)*rb]
+		for j, x := range features[i*d : (i+1)*d] {
+			binary.LittleEndian.PutUint32(b[4*j:], math.Float32bits(x))
+		}
+		binary.LittleEndian.PutUint64(b[4*d:], uint64(labels[i]))
+		binary.LittleEndian.PutUint64(b[4*d+8:], uint64(rowIDs[i]))
+	}
+	if _, err := c.f.WriteAt(c.buf, c.meta.Bytes); err != nil {
+		c.err = fmt.Errorf("features: writing checkpoint %s: %w", c.dataPath, err)
+		return c.err
+	}
+	if err := c.f.Sync(); err != nil {
+		c.err = fmt.Errorf("features: writing checkpoint %s: %w", c.dataPath, err)
+		return c.err
+	}
+	c.meta.Rows += int64(k)
+	c.meta.Bytes += int64(len(c.buf))
+	if err := c.writeMeta(); err != nil {
+		c.err = err
+		return err
+	}
+	return nil
+}
+
+// writeMeta replaces the sidecar atomically.
+func (c *Checkpoint) writeMeta() error {
+	b, _ := json.Marshal(c.meta)
+	tmp := c.metaPath + ".tmp"
+	err := func() error {
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(append(b, '\n'))
+		if err == nil {
+			err = f.Sync()
+		}
+		return errors.Join(err, f.Close())
+	}()
+	if err == nil {
+		err = os.Rename(tmp, c.metaPath)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("features: writing checkpoint %s: %w", c.metaPath, err)
+	}
+	syncDir(filepath.Dir(c.metaPath))
+	return nil
+}
+
+// finishChunk is the number of rows Finish moves at a time.
+const finishChunk = 4096
+
+// Finish writes every row of the checkpoint to w, in order, closes w (which renames the
+// store into place) and then deletes the checkpoint. w must have been created for
+// exactly Rows() rows of the checkpoint's d features. On error w is aborted and the
+// checkpoint is kept, so the run can be resumed (Close it).
+func (c *Checkpoint) Finish(w *Writer) error {
+	if err := c.finish(w); err != nil {
+		return errors.Join(err, w.Abort())
+	}
+	return c.Remove()
+}
+
+func (c *Checkpoint) finish(w *Writer) error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.f == nil {
+		return fmt.Errorf("features: checkpoint %s: Finish after Close", c.dataPath)
+	}
+	d := c.meta.Dim
+	if w.d != d {
+		return fmt.Errorf("features: checkpoint %s has %d features per row, the store %s %d", c.dataPath, d, w.path, w.d)
+	}
+	rb := int(c.rowBytes(d))
+	buf := make([]byte, finishChunk*rb)
+	feats := make([]float32, finishChunk*d)
+	labels := make([]int64, finishChunk)
+	ids := make([]int64, finishChunk)
+	for done := int64(0); done < c.meta.Rows; {
+		k := int(min(c.meta.Rows-done, finishChunk))
+		b := buf[:k*rb]
+		if _, err := c.f.ReadAt(b, done*int64(rb)); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("features: reading checkpoint %s: %w", c.dataPath, err)
+		}
+		for i := range k {
+			r := b[i*rb : (i+1)*rb]
+			for j := range d {
+				feats[i*d+j] = math.Float32frombits(binary.LittleEndian.Uint32(r[4*j:]))
+			}
+			labels[i] = int64(binary.LittleEndian.Uint64(r[4*d:]))
+			ids[i] = int64(binary.LittleEndian.Uint64(r[4*d+8:]))
+		}
+		if err := w.WriteRows(feats[:k*d], labels[:k], ids[:k]); err != nil {
+			return err
+		}
+		done += int64(k)
+	}
+	return w.Close()
+}
+
+// Close closes the checkpoint and keeps its files for a later resume.
+func (c *Checkpoint) Close() error {
+	if c.f == nil {
+		return nil
+	}
+	err := c.f.Close()
+	c.f = nil
+	if err != nil {
+		return fmt.Errorf("features: closing checkpoint %s: %w", c.dataPath, err)
+	}
+	return nil
+}
+
+// Remove closes the checkpoint and deletes its files.
+func (c *Checkpoint) Remove() error {
+	err := c.Close()
+	for _, p := range []string{c.metaPath, c.dataPath} {
+		if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, fmt.Errorf("features: removing checkpoint: %w", rerr))
+		}
+	}
+	return err
+}

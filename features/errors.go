@@ -1,0 +1,55 @@
+package features
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Errors returned by this package wrap one of these (test with errors.Is)
+// and carry a message that names the file and the row, line or column concerned.
+var (
+	// ErrUnknownFormat: a dataset format that is not csv, tsv or jsonl, or a path whose
+	// extension does not tell.
+	ErrUnknownFormat = errors.New("features: unknown dataset format")
+	// ErrMissingColumn: the text column, or a label column the caller requires, is not in
+	// the data (the message lists the columns found).
+	ErrMissingColumn = errors.New("features: column not found")
+	// ErrDuplicateColumn: a requested column name appears more than once in a header.
+	ErrDuplicateColumn = errors.New("features: duplicate column")
+	// ErrInvalidUTF8: a text or label field that is not valid UTF-8.
+	ErrInvalidUTF8 = errors.New("features: invalid UTF-8")
+	// ErrMalformedRow: a row that cannot be parsed (wrong number of fields, bad quoting,
+	// a JSONL line that is not an object, a text that is not a string).
+	ErrMalformedRow = errors.New("features: malformed row")
+	// ErrUnknownPooling: a pooling name that is not one of mean, cls, max, last.
+	ErrUnknownPooling = errors.New("features: unknown pooling")
+	// ErrUnknownDtype: a store dtype that is not f32 or f16.
+	ErrUnknownDtype = errors.New("features: unknown dtype")
+	// ErrCorruptStore: a feature store that is truncated, inconsistent or not a
+	// headstart safetensors file.
+	ErrCorruptStore = errors.New("features: corrupt feature store")
+	// ErrRowCount: a Writer was given more rows than it was created for, or closed
+	// with fewer.
+	ErrRowCount = errors.New("features: row count mismatch")
+	// ErrBadLabel: a label index outside [-1, len(Manifest.LabelNames)).
+	ErrBadLabel = errors.New("features: label out of range")
+	// ErrCheckpointMismatch: a checkpoint that was made with different options.
+	ErrCheckpointMismatch = errors.New("features: checkpoint made with different options")
+	// ErrCorruptCheckpoint: a checkpoint whose files disagree with each other.
+	ErrCorruptCheckpoint = errors.New("features: corrupt checkpoint")
+)
+
+// kindError is an error whose message is written out in full (file, line, what was
+// expected) and which also matches a sentinel under errors.Is.
+type kindError struct {
+	kind error // a sentinel above
+	err  error // the full message, possibly wrapping a cause
+}
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// errorf formats a message (which may wrap a cause with %w) and tags it with a sentinel.
+func errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, err: fmt.Errorf(format, args...)}
+}

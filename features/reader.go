@@ -1,0 +1,716 @@
+package features
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Format is the layout of a dataset file. The zero value, FormatAuto, picks the format
+// from the file's extension.
+type Format int
+
+const (
+	// FormatAuto: .csv is CSV, .tsv is TSV, .jsonl and .ndjson are JSONL (case does not
+	// matter); standard input ("-") is CSV. Any other extension is an error.
+	FormatAuto Format = iota
+	// FormatCSV: RFC 4180 comma-separated values with a header line. Fields may be
+	// quoted ("a ""b"", c"), and quoted fields may span lines. A quote inside an unquoted
+	// field is an error (strict RFC 4180, so that a stray quote cannot silently swallow
+	// the rows after it). CRLF line ends are accepted; blank lines are skipped.
+	FormatCSV
+	// FormatTSV: tab-separated values with a header line, split on every tab with no
+	// quoting or escapes at all, as GLUE and most NLP corpora write them: quotes are
+	// ordinary characters, and a field cannot contain a tab or a newline. CRLF line ends
+	// are accepted; blank lines are skipped.
+	FormatTSV
+	// FormatJSONL: one JSON object per line (JSON Lines, NDJSON). The text must be a JSON
+	// string; the label may be a string, a number (kept as written: 3 gives "3", 1.0
+	// gives "1.0"), a boolean ("true", "false") or null (no label). Blank lines are
+	// skipped. Other keys are ignored.
+	FormatJSONL
+)
+
+var formatNames = [...]string{FormatAuto: "auto", FormatCSV: "csv", FormatTSV: "tsv", FormatJSONL: "jsonl"}
+
+// String returns the format's name: auto, csv, tsv or jsonl.
+func (f Format) String() string {
+	if f < 0 || int(f) >= len(formatNames) {
+		return "Format(" + strconv.Itoa(int(f)) + ")"
+	}
+	return formatNames[f]
+}
+
+// ParseFormat parses a format name as a user writes it (a --format flag): auto (or the
+// empty string), csv, tsv, jsonl or ndjson, in any case.
+func ParseFormat(s string) (Format, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "auto":
+		return FormatAuto, nil
+	case "csv":
+		return FormatCSV, nil
+	case "tsv":
+		return FormatTSV, nil
+	case "jsonl", "ndjson":
+		return FormatJSONL, nil
+	}
+	return FormatAuto, errorf(ErrUnknownFormat, "format %q unknown; want one of auto, csv, tsv, jsonl", s)
+}
+
+// FormatOf returns the format of the file at path, from its extension (see FormatAuto).
+func FormatOf(path string) (Format, error) {
+	if path == "-" {
+		return FormatCSV, nil
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".csv":
+		return FormatCSV, nil
+	case ".tsv":
+		return FormatTSV, nil
+	case ".jsonl", ".ndjson":
+		return FormatJSONL, nil
+	}
+	return FormatAuto, errorf(ErrUnknownFormat,
+		"cannot tell the format of %s from its extension; want .csv, .tsv, .jsonl or .ndjson, or name the format", path)
+}
+
+// ReaderOptions say how to read a dataset. The zero value reads a file whose format the
+// extension gives, with its text in column "text" and optional labels in column "label".
+type ReaderOptions struct {
+	// Format of the data. Default FormatAuto (from the extension; stdin is CSV).
+	Format Format
+	// TextCol is the column (CSV, TSV header) or key (JSONL) holding the text.
+	// Default "text". It must exist.
+	TextCol string
+	// LabelCol is the column or key holding the label. Default "label". Labels are
+	// optional unless RequireLabel is set: without the column every row has
+	// HasLabel false.
+	LabelCol string
+	// RequireLabel makes a missing label column an error (ErrMissingColumn): set it when
+	// the user named the label column, or when labels are needed (training). For JSONL,
+	// every line must then have the key (a null value still means "no label").
+	RequireLabel bool
+	// Limit stops reading after this many rows. Default 0: all rows.
+	Limit int
+}
+
+func (o ReaderOptions) withDefaults() ReaderOptions {
+	if o.TextCol == "" {
+		o.TextCol = "text"
+	}
+	if o.LabelCol == "" {
+		o.LabelCol = "label"
+	}
+	return o
+}
+
+// Row is one data row.
+type Row struct {
+	// Index is the 0-based number of the row among the data rows: the header and blank
+	// lines do not count. It is the row id stored with the features.
+	Index int64
+	// Text is the text field as written (after CSV unquoting or JSON unescaping). It may
+	// be empty: the reader does not judge, the caller decides.
+	Text string
+	// Label is the label field; "" when HasLabel is false.
+	Label string
+	// HasLabel reports a label: false when the label column is absent, the field is
+	// empty, or the JSON value is null.
+	HasLabel bool
+}
+
+// Reader reads rows from a dataset, like bufio.Scanner:
+//
+//	r, err := features.Open(path, opts)
+//	if err != nil { ... }
+//	defer r.Close()
+//	for r.Next() {
+//		row := r.Row()
+//	}
+//	if err := r.Err(); err != nil { ... }
+//
+// Errors name the file, the line (1-based, as an editor counts it, header included) and
+// the row (0-based, as Row.Index). Every text and label is checked to be valid UTF-8.
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	name   string
+	format Format
+	opts   ReaderOptions
+	closer io.Closer // nil when the caller owns the source (stdin, NewReader)
+	br     *bufio.Reader
+	cr     *csv.Reader // FormatCSV
+
+	columns  []string // header, or the keys of the first JSONL object
+	nfields  int      // CSV, TSV: fields per row
+	textIdx  int      // CSV, TSV: column index of the text
+	labelIdx int      // CSV, TSV: column index of the label; -1 if absent
+	fields   []string // TSV: reused split buffer
+	line     int      // TSV, JSONL: number of the last line read
+	first    []byte   // JSONL: the first non-blank line, read by Open to learn the columns
+	firstAt  int      // its line number
+
+	row  Row
+	n    int64 // rows returned so far
+	err  error
+	done bool
+}
+
+// Open opens the dataset at path ("-" reads standard input, which Close leaves open)
+// and reads its header. A missing text column, or a missing label column when
+// opts.RequireLabel is set, is reported here for CSV and TSV, and at the first line
+// that lacks it for JSONL.
+func Open(path string, opts ReaderOptions) (*Reader, error) {
+	if opts.Format == FormatAuto {
+		f, err := FormatOf(path)
+		if err != nil {
+			return nil, err
+		}
+		opts.Format = f
+	}
+	if path == "-" {
+		return NewReader(os.Stdin, "standard input", opts)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("features: %w", err)
+	}
+	r, err := newReader(f, path, opts)
+	if err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	r.closer = f
+	return r, nil
+}
+
+// NewReader reads a dataset from src; name is used in error messages and, with
+// FormatAuto, to pick the format from its extension. Close does not close src.
+func NewReader(src io.Reader, name string, opts ReaderOptions) (*Reader, error) {
+	if opts.Format == FormatAuto {
+		f, err := FormatOf(name)
+		if err != nil {
+			return nil, err
+		}
+		opts.Format = f
+	}
+	return newReader(src, name, opts)
+}
+
+func newReader(src io.Reader, name string, opts ReaderOptions) (*Reader, error) {
+	opts = opts.withDefaults()
+	if opts.Format <= FormatAuto || opts.Format > FormatJSONL {
+		return nil, errorf(ErrUnknownFormat, "%s: format %v unknown; want one of csv, tsv, jsonl", name, opts.Format)
+	}
+	r := &Reader{name: name, format: opts.Format, opts: opts, br: bufio.NewReaderSize(src, 64<<10), labelIdx: -1}
+	// A UTF-8 byte order mark (Excel writes one) is not part of the first column's name.
+	if b, err := r.br.Peek(3); err == nil && string(b) == "\ufeff" {
+		r.br.Discard(3)
+	}
+	switch r.format {
+	case FormatCSV:
+		r.cr = csv.NewReader(r.br)
+		r.cr.ReuseRecord = true
+		hdr, err := r.cr.Read()
+		if err != nil && err != io.EOF {
+			return nil, r.csvError(err, nil)
+		}
+		r.columns = slices.Clone(hdr)
+	case FormatTSV:
+		line, err := r.nextLine()
+		if err != nil {
+			return nil, err
+		}
+		if line != nil {
+			r.columns = strings.Split(string(line), "\t")
+		}
+	case FormatJSONL:
+		line, err := r.nextLine()
+		if err != nil {
+			return nil, err
+		}
+		if line != nil {
+			r.first, r.firstAt = slices.Clone(line), r.line
+			keys, err := objectKeys(line)
+			if err != nil {
+				return nil, errorf(ErrMalformedRow, "%s: line %d (row 0): not a JSON object: %w", name, r.line, err)
+			}
+			r.columns = keys
+		}
+		return r, nil
+	}
+	if err := r.findColumns(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// findColumns locates the text and label columns in a CSV or TSV header.
+func (r *Reader) findColumns() error {
+	r.nfields = len(r.columns)
+	var err error
+	if r.textIdx, err = r.column(r.opts.TextCol); err != nil {
+		return err
+	}
+	if r.textIdx < 0 {
+		return r.missing("column", r.opts.TextCol, r.columns, 0)
+	}
+	if r.labelIdx, err = r.column(r.opts.LabelCol); err != nil {
+		return err
+	}
+	if r.labelIdx < 0 && r.opts.RequireLabel {
+		return r.missing("column", r.opts.LabelCol, r.columns, 0)
+	}
+	return nil
+}
+
+// column returns the index of the header column called name, or -1.
+func (r *Reader) column(name string) (int, error) {
+	i := slices.Index(r.columns, name)
+	if i < 0 {
+		return -1, nil
+	}
+	if j := slices.Index(r.columns[i+1:], name); j >= 0 {
+		return -1, errorf(ErrDuplicateColumn, "column %q appears twice in %s (columns %d and %d); columns: %s",
+			name, r.name, i+1, i+j+2, listColumns(r.columns))
+	}
+	return i, nil
+}
+
+// missing reports a column (CSV, TSV) or key (JSONL, at a line) that is not there.
+func (r *Reader) missing(what, name string, found []string, line int) error {
+	where := r.name
+	if line > 0 {
+		where = fmt.Sprintf("%s: line %d (row %d)", r.name, line, r.n)
+		return errorf(ErrMissingColumn, "%s: no %s %q; keys: %s", where, what, name, listColumns(found))
+	}
+	return errorf(ErrMissingColumn, "%s %q not found in %s; %ss: %s", what, name, where, what, listColumns(found))
+}
+
+// listColumns joins column names for a message, quoting the ones that would otherwise
+// be ambiguous (empty, surrounding spaces, commas, control characters).
+func listColumns(cols []string) string {
+	if len(cols) == 0 {
+		return "(none)"
+	}
+	var b strings.Builder
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if c == "" || c != strings.TrimSpace(c) || strings.ContainsAny(c, ",\"") ||
+			strings.IndexFunc(c, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			c = strconv.Quote(c)
+		}
+		b.WriteString(c)
+	}
+	return b.String()
+}
+
+// Columns returns the header's column names (CSV, TSV) or the keys of the first object
+// (JSONL), in file order; nil for an empty file. The caller must not modify it.
+func (r *Reader) Columns() []string { return r.columns }
+
+// Next advances to the next row, which Row then returns. It returns false at the end of
+// the data, after opts.Limit rows, or on an error, which Err then returns.
+func (r *Reader) Next() bool {
+	if r.done {
+		return false
+	}
+	if r.opts.Limit > 0 && r.n >= int64(r.opts.Limit) {
+		r.done = true
+		return false
+	}
+	var err error
+	switch r.format {
+	case FormatCSV:
+		err = r.nextCSV()
+	case FormatTSV:
+		err = r.nextTSV()
+	case FormatJSONL:
+		err = r.nextJSONL()
+	}
+	if err != nil {
+		r.done = true
+		if err != io.EOF {
+			r.err = err
+		}
+		return false
+	}
+	r.row.Index = r.n
+	r.n++
+	return true
+}
+
+// Row returns the current row. Its strings stay valid after the next call to Next.
+func (r *Reader) Row() Row { return r.row }
+
+// Err returns the first error met, or nil at a clean end of the data.
+func (r *Reader) Err() error { return r.err }
+
+// Close closes the file that Open opened. It does not close standard input or the
+// source given to NewReader.
+func (r *Reader) Close() error {
+	r.done = true
+	if r.closer == nil {
+		return nil
+	}
+	c := r.closer
+	r.closer = nil
+	if err := c.Close(); err != nil {
+		return fmt.Errorf("features: closing %s: %w", r.name, err)
+	}
+	return nil
+}
+
+func (r *Reader) nextCSV() error {
+	rec, err := r.cr.Read()
+	if err != nil {
+		if err == io.EOF {
+			return err
+		}
+		return r.csvError(err, rec)
+	}
+	line, _ := r.cr.FieldPos(0)
+	return r.setFields(rec, line)
+}
+
+// csvError turns an encoding/csv error into one that names the file, line and row.
+func (r *Reader) csvError(err error, rec []string) error {
+	var pe *csv.ParseError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("features: reading %s: %w", r.name, err)
+	}
+	if errors.Is(pe.Err, csv.ErrFieldCount) {
+		return errorf(ErrMalformedRow, "%s: line %d (row %d): %d fields, want %d (columns: %s)",
+			r.name, pe.StartLine, r.n, len(rec), r.nfields, listColumns(r.columns))
+	}
+	at := fmt.Sprintf("line %d (row %d)", pe.StartLine, r.n)
+	if r.columns == nil {
+		at = fmt.Sprintf("line %d (header)", pe.StartLine)
+	}
+	what := pe.Err.Error()
+	if errors.Is(pe.Err, csv.ErrBareQuote) {
+		what = `a quote (") inside an unquoted field; quote the field and double the quote`
+	}
+	return errorf(ErrMalformedRow, "%s: %s: %s (at line %d, column %d)", r.name, at, what, pe.Line, pe.Column)
+}
+
+func (r *Reader) nextTSV() error {
+	line, err := r.nextLine()
+	if err != nil {
+		return err
+	}
+	if line == nil {
+		return io.EOF
+	}
+	// Split on every tab into the reused buffer. One string per row holds all fields.
+	s := string(line)
+	r.fields = r.fields[:0]
+	for {
+		i := strings.IndexByte(s, '\t')
+		if i < 0 {
+			r.fields = append(r.fields, s)
+			break
+		}
+		r.fields = append(r.fields, s[:i])
+		s = s[i+1:]
+	}
+	if len(r.fields) != r.nfields {
+		return errorf(ErrMalformedRow, "%s: line %d (row %d): %d fields, want %d (columns: %s)",
+			r.name, r.line, r.n, len(r.fields), r.nfields, listColumns(r.columns))
+	}
+	return r.setFields(r.fields, r.line)
+}
+
+// setFields fills r.row from the fields of a CSV or TSV row.
+func (r *Reader) setFields(rec []string, line int) error {
+	text := rec[r.textIdx]
+	if !utf8.ValidString(text) {
+		return r.badUTF8("text", text, line)
+	}
+	r.row.Text = text
+	r.row.Label, r.row.HasLabel = "", false
+	if r.labelIdx >= 0 {
+		label := rec[r.labelIdx]
+		if !utf8.ValidString(label) {
+			return r.badUTF8("label", label, line)
+		}
+		r.row.Label, r.row.HasLabel = label, label != ""
+	}
+	return nil
+}
+
+func (r *Reader) badUTF8(what, s string, line int) error {
+	i := 0
+	for i < len(s) {
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			break
+		}
+		i += size
+	}
+	return errorf(ErrInvalidUTF8, "%s: line %d (row %d): %s is not valid UTF-8 (byte 0x%02x at offset %d); convert the file to UTF-8",
+		r.name, line, r.n, what, s[i], i)
+}
+
+// nextLine returns the next non-blank line without its line end ("\n" or "\r\n"), or
+// nil at the end of the input. r.line is its line number. The slice is valid until the
+// next call.
+func (r *Reader) nextLine() ([]byte, error) {
+	for {
+		line, err := r.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A line longer than the buffer: collect it whole.
+			buf := slices.Clone(line)
+			for err == bufio.ErrBufferFull {
+				line, err = r.br.ReadSlice('\n')
+				buf = append(buf, line...)
+			}
+			line = buf
+		}
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("features: reading %s: %w", r.name, err)
+		}
+		if len(line) == 0 && err == io.EOF {
+			return nil, nil
+		}
+		r.line++
+		line = bytes.TrimSuffix(line, []byte("\n"))
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(bytes.TrimSpace(line)) > 0 || (r.format == FormatTSV && len(line) > 0) {
+			return line, nil
+		}
+		if err == io.EOF {
+			return nil, nil
+		}
+	}
+}
+
+func (r *Reader) nextJSONL() error {
+	var line []byte
+	lineNo := 0
+	if r.first != nil {
+		line, lineNo, r.first = r.first, r.firstAt, nil
+	} else {
+		l, err := r.nextLine()
+		if err != nil {
+			return err
+		}
+		if l == nil {
+			return io.EOF
+		}
+		line, lineNo = l, r.line
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(line, &obj); err != nil || obj == nil {
+		if err == nil {
+			err = errors.New("null")
+		}
+		return errorf(ErrMalformedRow, "%s: line %d (row %d): not a JSON object: %w", r.name, lineNo, r.n, err)
+	}
+	raw, ok := obj[r.opts.TextCol]
+	if !ok {
+		keys, _ := objectKeys(line)
+		return r.missing("key", r.opts.TextCol, keys, lineNo)
+	}
+	// encoding/json silently replaces invalid UTF-8 with U+FFFD: check the bytes first.
+	if !utf8.Valid(raw) {
+		return r.badUTF8("text", string(raw), lineNo)
+	}
+	if len(raw) == 0 || raw[0] != '"' {
+		return errorf(ErrMalformedRow, "%s: line %d (row %d): text %s is not a JSON string", r.name, lineNo, r.n, clip(raw))
+	}
+	var text string
+	if err := json.Unmarshal(raw, &text); err != nil {
+		return errorf(ErrMalformedRow, "%s: line %d (row %d): text: %w", r.name, lineNo, r.n, err)
+	}
+	r.row.Text = text
+	r.row.Label, r.row.HasLabel = "", false
+	raw, ok = obj[r.opts.LabelCol]
+	if !ok {
+		if r.opts.RequireLabel {
+			keys, _ := objectKeys(line)
+			return r.missing("key", r.opts.LabelCol, keys, lineNo)
+		}
+		return nil
+	}
+	if !utf8.Valid(raw) {
+		return r.badUTF8("label", string(raw), lineNo)
+	}
+	switch c := raw[0]; {
+	case c == 'n': // null
+	case c == '"':
+		var label string
+		if err := json.Unmarshal(raw, &label); err != nil {
+			return errorf(ErrMalformedRow, "%s: line %d (row %d): label: %w", r.name, lineNo, r.n, err)
+		}
+		r.row.Label, r.row.HasLabel = label, label != ""
+	case c == 't' || c == 'f' || c == '-' || (c >= '0' && c <= '9'):
+		r.row.Label, r.row.HasLabel = string(raw), true
+	default:
+		return errorf(ErrMalformedRow, "%s: line %d (row %d): label %s is not a string, number or boolean",
+			r.name, lineNo, r.n, clip(raw))
+	}
+	return nil
+}
+
+// objectKeys returns the keys of the JSON object in line, in order, each once.
+func objectKeys(line []byte) ([]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, fmt.Errorf("starts with %s", clip(line))
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		k, _ := tok.(string)
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+// clip shortens a JSON value for an error message.
+func clip(b []byte) string {
+	const max = 40
+	if len(b) > max {
+		return string(b[:max]) + "..."
+	}
+	return string(b)
+}
+
+// Summary describes a dataset, as one streaming pass of Scan finds it.
+type Summary struct {
+	// Rows is the number of data rows (at most opts.Limit when set).
+	Rows int64
+	// Labelled is the number of rows with a label; EmptyTexts the number whose text is "".
+	Labelled, EmptyTexts int64
+	// Labels are the distinct labels, sorted: numerically when every label is an
+	// integer ("2" before "10"), otherwise by bytes.
+	Labels []string
+	// Columns are the header's columns (see Reader.Columns).
+	Columns []string
+	// SHA256 is the hex SHA-256 of the whole file's bytes (all of it, even with a
+	// Limit); Bytes its size.
+	SHA256 string
+	Bytes  int64
+}
+
+// Scan reads the dataset at path once, streaming, and summarises it: the pre-pass that
+// validates a dataset before compute is spent on it, and gives a progress total and the
+// label set. It returns the first error a Reader would meet. Standard input cannot be
+// scanned (it could not be read again afterwards).
+func Scan(path string, opts ReaderOptions) (s Summary, err error) {
+	if path == "-" {
+		return s, errors.New("features: cannot scan standard input ahead of reading it; save it to a file first")
+	}
+	if opts.Format == FormatAuto {
+		if opts.Format, err = FormatOf(path); err != nil {
+			return s, err
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return s, fmt.Errorf("features: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("features: closing %s: %w", path, cerr)
+		}
+	}()
+	h := sha256.New()
+	cr := &countingReader{r: io.TeeReader(f, h)}
+	r, err := newReader(cr, path, opts)
+	if err != nil {
+		return s, err
+	}
+	s.Columns = r.Columns()
+	seen := map[string]bool{}
+	for r.Next() {
+		row := r.Row()
+		s.Rows++
+		if row.Text == "" {
+			s.EmptyTexts++
+		}
+		if row.HasLabel {
+			s.Labelled++
+			if !seen[row.Label] {
+				seen[row.Label] = true
+				s.Labels = append(s.Labels, row.Label)
+			}
+		}
+	}
+	if err := r.Err(); err != nil {
+		return s, err
+	}
+	// Hash what the reader did not need (after a Limit).
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return s, fmt.Errorf("features: reading %s: %w", path, err)
+	}
+	SortLabels(s.Labels)
+	s.SHA256 = hex.EncodeToString(h.Sum(nil))
+	s.Bytes = cr.n
+	return s, nil
+}
+
+// SortLabels sorts label names in place the way Scan does: numerically when all are
+// integers, otherwise by bytes.
+func SortLabels(labels []string) {
+	numeric := true
+	for _, l := range labels {
+		if _, err := strconv.ParseInt(l, 10, 64); err != nil {
+			numeric = false
+			break
+		}
+	}
+	if !numeric {
+		slices.Sort(labels)
+		return
+	}
+	slices.SortFunc(labels, func(a, b string) int {
+		x, _ := strconv.ParseInt(a, 10, 64)
+		y, _ := strconv.ParseInt(b, 10, 64)
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

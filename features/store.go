@@ -1,0 +1,670 @@
+package features
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// A feature store is a safetensors file (https://github.com/huggingface/safetensors):
+//
+//	8 bytes     N, little-endian uint64: the header's length
+//	N bytes     JSON header, padded with spaces so that 8+N is a multiple of 8:
+//	            {"__metadata__":{"headstart":"<Manifest as JSON>"},
+//	             "features":{"dtype":"F32","shape":[rows,dim],"data_offsets":[b,e]},
+//	             "labels":  {"dtype":"I64","shape":[rows],"data_offsets":[b,e]},
+//	             "row_ids": {"dtype":"I64","shape":[rows],"data_offsets":[b,e]}}
+//	data        labels, row_ids, then features, little-endian, with no gaps
+//
+// Offsets count from the first data byte. The int64 tensors come first so that every
+// tensor starts 8-byte aligned in the file (mmap-friendly for any reader).
+// labels[i] is an index into Manifest.LabelNames, or -1 for an unlabelled row; row_ids[i]
+// is the row's 0-based index in the dataset (Row.Index). The file is read back by
+// safetensors.numpy.load_file and safe_open(...).metadata() in Python.
+
+// FormatVersion is the version of the store layout and manifest written by this package.
+// OpenStore refuses stores with a newer version.
+const FormatVersion = 1
+
+// MetadataKey is the __metadata__ key holding the manifest.
+const MetadataKey = "headstart"
+
+// maxHeader bounds the header length OpenStore accepts (the safetensors library's limit).
+const maxHeader = 100_000_000
+
+// Dtype is the element type of the stored features. The zero value is Float32.
+type Dtype int
+
+const (
+	// Float32 stores features as IEEE float32 (safetensors F32): exact.
+	Float32 Dtype = iota
+	// Float16 stores features as IEEE float16 (safetensors F16), rounded to nearest even
+	// (as numpy's astype(float16)): half the size, about 3 significant digits; values
+	// beyond ±65504 become ±Inf. OpenStore converts them back to float32.
+	Float16
+)
+
+// String returns the dtype's name: f32 or f16 (what ParseDtype accepts and the manifest
+// records).
+func (d Dtype) String() string {
+	switch d {
+	case Float32:
+		return "f32"
+	case Float16:
+		return "f16"
+	}
+	return fmt.Sprintf("Dtype(%d)", int(d))
+}
+
+// safetensors returns the dtype's safetensors name and size in bytes.
+func (d Dtype) safetensors() (string, int) {
+	if d == Float16 {
+		return "F16", 2
+	}
+	return "F32", 4
+}
+
+// ParseDtype parses a dtype name: f32 (float32) or f16 (float16, half), any case.
+func ParseDtype(s string) (Dtype, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "f32", "float32":
+		return Float32, nil
+	case "f16", "float16", "half":
+		return Float16, nil
+	}
+	return Float32, errorf(ErrUnknownDtype, "dtype %q unknown; want one of f32, f16", s)
+}
+
+// Manifest records how a feature store was made: enough to check that features and a
+// head belong to the same backbone and settings, and to reproduce the file. It has no
+// timestamp, so re-running the same extraction gives a byte-identical file. Fields are
+// written in this order.
+type Manifest struct {
+	// FormatVersion is set by NewWriter to FormatVersion when zero.
+	FormatVersion int      `json:"format_version"`
+	Tool          string   `json:"tool"` // name and version of the program, e.g. "headstart 0.1.0"
+	Backbone      Backbone `json:"backbone"`
+	Pooling       string   `json:"pooling"` // Pooling.String()
+	// Layers lists the pooled layers (0-based block indices), concatenated in this
+	// order; empty means the model's output.
+	Layers    []int   `json:"layers"`
+	Normalize bool    `json:"normalize"` // rows are L2-normalised
+	MaxLen    int     `json:"max_len"`   // tokens per text after truncation
+	Dtype     string  `json:"dtype"`     // set by NewWriter: Dtype.String()
+	Dataset   Dataset `json:"dataset"`
+	// LabelNames maps the stored label indices to names (Summary.Labels).
+	LabelNames []string `json:"label_names"`
+	// Shard is set when the store holds one shard of a dataset.
+	Shard *Shard `json:"shard,omitempty"`
+	// Extra holds further settings as strings (written sorted by key).
+	Extra map[string]string `json:"extra,omitempty"`
+}
+
+// Backbone identifies the frozen encoder.
+type Backbone struct {
+	Name            string `json:"name"`
+	SHA256          string `json:"sha256"`           // hex SHA-256 of the model file
+	TokenizerSHA256 string `json:"tokenizer_sha256"` // hex SHA-256 of tokenizer.json
+}
+
+// Dataset identifies the data the features were extracted from.
+type Dataset struct {
+	Path     string `json:"path"`
+	SHA256   string `json:"sha256"` // Summary.SHA256
+	Rows     int64  `json:"rows"`   // rows in the dataset (after a limit), Summary.Rows
+	Format   string `json:"format,omitempty"`
+	TextCol  string `json:"text_col"`
+	LabelCol string `json:"label_col"`
+	Limit    int    `json:"limit,omitempty"`
+}
+
+// Shard says which part of a dataset a store holds.
+type Shard struct {
+	Index int `json:"index"` // 0-based
+	Count int `json:"count"`
+}
+
+// tensorHeader is one tensor's entry in the safetensors header.
+type tensorHeader struct {
+	Dtype       string   `json:"dtype"`
+	Shape       []int64  `json:"shape"`
+	DataOffsets [2]int64 `json:"data_offsets"`
+}
+
+// layout is where the three tensors of an (n,d) store lie.
+type layout struct {
+	header                  []byte // length prefix + padded JSON header
+	labels, rowIDs, feature int64  // file offsets of each tensor's first byte
+	size                    int64  // file size
+}
+
+func makeLayout(m *Manifest, n, d int, dtype Dtype) (layout, error) {
+	mj, err := json.Marshal(m)
+	if err != nil {
+		return layout{}, fmt.Errorf("features: encoding the manifest: %w", err)
+	}
+	meta, err := json.Marshal(map[string]string{MetadataKey: string(mj)})
+	if err != nil {
+		return layout{}, fmt.Errorf("features: encoding the manifest: %w", err)
+	}
+	name, es := dtype.safetensors()
+	N, D := int64(n), int64(d)
+	lab := tensorHeader{"I64", []int64{N}, [2]int64{0, 8 * N}}
+	rid := tensorHeader{"I64", []int64{N}, [2]int64{8 * N, 16 * N}}
+	fea := tensorHeader{name, []int64{N, D}, [2]int64{16 * N, 16*N + N*D*int64(es)}}
+	var h bytes.Buffer
+	h.WriteString(`{"__metadata__":`)
+	h.Write(meta)
+	for _, t := range []struct {
+		name string
+		th   tensorHeader
+	}{{"features", fea}, {"labels", lab}, {"row_ids", rid}} {
+		b, _ := json.Marshal(t.th)
+		fmt.Fprintf(&h, ",%q:%s", t.name, b)
+	}
+	h.WriteByte('}')
+	for h.Len()%8 != 0 {
+		h.WriteByte(' ')
+	}
+	hdr := make([]byte, 8, 8+h.Len())
+	binary.LittleEndian.PutUint64(hdr, uint64(h.Len()))
+	hdr = append(hdr, h.Bytes()...)
+	base := int64(len(hdr))
+	return layout{header: hdr, labels: base, rowIDs: base + 8*N, feature: base + 16*N, size: base + fea.DataOffsets[1]}, nil
+}
+
+// Writer streams a feature store of a known size to disk. It writes into a temporary
+// file next to the destination and renames it into place on Close, so a failed or
+// abandoned write never leaves a partial store at the destination. Rows go straight to
+// the file: memory does not grow with the number of rows.
+type Writer struct {
+	path, tmp string
+	f         *os.File
+	lay       layout
+	n, d      int
+	dtype     Dtype
+	labels    int // len(Manifest.LabelNames)
+	rows      int // rows written so far
+	buf       []byte
+	err       error // sticky
+	done      bool
+}
+
+// NewWriter starts a store at path that will hold n rows of d features of the given
+// dtype, described by m (m.FormatVersion is set when zero and m.Dtype is set to dtype).
+// The header is written at once; the rows follow through WriteRows; Close finishes it.
+func NewWriter(path string, m Manifest, n, d int, dtype Dtype) (*Writer, error) {
+	if n < 0 || d < 1 {
+		return nil, fmt.Errorf("features: store %s: %d rows of %d features; want rows >= 0, features >= 1", path, n, d)
+	}
+	if dtype != Float32 && dtype != Float16 {
+		return nil, errorf(ErrUnknownDtype, "features: store %s: dtype %v unknown; want one of f32, f16", path, dtype)
+	}
+	if m.FormatVersion == 0 {
+		m.FormatVersion = FormatVersion
+	}
+	m.Dtype = dtype.String()
+	lay, err := makeLayout(&m, n, d, dtype)
+	if err != nil {
+		return nil, err
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, base+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("features: creating store %s: %w", path, err)
+	}
+	w := &Writer{path: path, tmp: f.Name(), f: f, lay: lay, n: n, d: d, dtype: dtype, labels: len(m.LabelNames)}
+	if _, err := f.WriteAt(lay.header, 0); err != nil {
+		return nil, errors.Join(fmt.Errorf("features: writing store %s: %w", path, err), w.Abort())
+	}
+	return w, nil
+}
+
+// WriteRows appends k rows: features is (k,d) row-major, labels and rowIDs have k
+// entries. Each label is -1 (unlabelled) or an index into the manifest's LabelNames.
+// The slices are not modified or kept. After an error every later call fails; Close
+// then removes the temporary file. WriteRows panics if the slice lengths disagree.
+func (w *Writer) WriteRows(features []float32, labels, rowIDs []int64) error {
+	k := len(labels)
+	if len(rowIDs) != k || len(features) != k*w.d {
+		panic("features: Writer.WriteRows: features, labels and rowIDs lengths disagree")
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if w.done {
+		return fmt.Errorf("features: store %s: WriteRows after Close", w.path)
+	}
+	if w.rows+k > w.n {
+		w.err = errorf(ErrRowCount, "features: store %s: %d rows written, more than the %d it was created for", w.path, w.rows+k, w.n)
+		return w.err
+	}
+	for i, l := range labels {
+		if l < -1 || l >= int64(w.labels) {
+			w.err = errorf(ErrBadLabel, "features: store %s: row %d: label %d out of range [-1, %d)", w.path, w.rows+i, l, w.labels)
+			return w.err
+		}
+	}
+	_, es := w.dtype.safetensors()
+	w.buf = resize(w.buf, max(16*k, len(features)*es))
+	r := int64(w.rows)
+	if err := w.writeAt(putInt64s(w.buf, labels), w.lay.labels+8*r); err != nil {
+		return err
+	}
+	if err := w.writeAt(putInt64s(w.buf, rowIDs), w.lay.rowIDs+8*r); err != nil {
+		return err
+	}
+	var data []byte
+	if w.dtype == Float16 {
+		data = putFloat16s(w.buf, features)
+	} else {
+		data = putFloat32s(w.buf, features)
+	}
+	if err := w.writeAt(data, w.lay.feature+r*int64(w.d*es)); err != nil {
+		return err
+	}
+	w.rows += k
+	return nil
+}
+
+func (w *Writer) writeAt(b []byte, off int64) error {
+	if _, err := w.f.WriteAt(b, off); err != nil {
+		w.err = fmt.Errorf("features: writing store %s: %w", w.path, err)
+		return w.err
+	}
+	return nil
+}
+
+// Rows returns the number of rows written so far.
+func (w *Writer) Rows() int { return w.rows }
+
+// Close checks that all n rows were written, flushes the file to disk and renames it to
+// the destination, replacing any file there. On any error the temporary file is removed
+// and the destination is left as it was.
+func (w *Writer) Close() error {
+	if w.done {
+		return nil
+	}
+	if w.err == nil && w.rows != w.n {
+		w.err = errorf(ErrRowCount, "features: store %s: %d rows written, want %d", w.path, w.rows, w.n)
+	}
+	if w.err != nil {
+		return errors.Join(w.err, w.Abort())
+	}
+	w.done = true
+	f := w.f
+	w.f = nil
+	err := f.Sync()
+	err = errors.Join(err, f.Close())
+	if err == nil {
+		err = os.Chmod(w.tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(w.tmp, w.path)
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("features: finishing store %s: %w", w.path, err), os.Remove(w.tmp))
+	}
+	syncDir(filepath.Dir(w.path))
+	return nil
+}
+
+// Abort abandons the store: it closes and removes the temporary file. It is safe to call
+// after Close (it does nothing then) and more than once.
+func (w *Writer) Abort() error {
+	if w.done && w.f == nil {
+		return nil
+	}
+	w.done = true
+	var err error
+	if w.f != nil {
+		err = w.f.Close()
+		w.f = nil
+	}
+	if rerr := os.Remove(w.tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		err = errors.Join(err, rerr)
+	}
+	if err != nil {
+		return fmt.Errorf("features: abandoning store %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// syncDir flushes a directory entry (a rename) to disk, where the platform allows it.
+func syncDir(dir string) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	d.Sync() // best effort: some file systems refuse to sync directories
+	d.Close()
+}
+
+func putInt64s(dst []byte, v []int64) []byte {
+	dst = dst[:8*len(v)]
+	for i, x := range v {
+		binary.LittleEndian.PutUint64(dst[8*i:], uint64(x))
+	}
+	return dst
+}
+
+func putFloat32s(dst []byte, v []float32) []byte {
+	dst = dst[:4*len(v)]
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(x))
+	}
+	return dst
+}
+
+func putFloat16s(dst []byte, v []float32) []byte {
+	dst = dst[:2*len(v)]
+	for i, x := range v {
+		binary.LittleEndian.PutUint16(dst[2*i:], float32ToFloat16(x))
+	}
+	return dst
+}
+
+// float32ToFloat16 converts with rounding to nearest, ties to even, overflow to ±Inf,
+// and NaN kept NaN, bit for bit as numpy's npy_floatbits_to_halfbits.
+func float32ToFloat16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23) & 0xff
+	mant := b & 0x7fffff
+	if exp == 0xff {
+		if mant == 0 {
+			return sign | 0x7c00 // ±Inf
+		}
+		h := uint16(0x7c00 + mant>>13)
+		if h == 0x7c00 {
+			h++ // keep it a NaN
+		}
+		return sign | h
+	}
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00 // overflow
+	}
+	if e <= 0 {
+		// Half subnormal (or zero): value = k·2^-24 with k = (mant|1<<23) >> (14-e).
+		shift := uint(14 - e)
+		if shift >= 32 {
+			return sign
+		}
+		m := mant | 0x800000
+		k := m >> shift
+		rem, half := m&(1<<shift-1), uint32(1)<<(shift-1)
+		if rem > half || (rem == half && k&1 == 1) {
+			k++ // may carry into the smallest normal, which is correct
+		}
+		return sign | uint16(k)
+	}
+	h := uint32(e)<<10 | mant>>13
+	rem := mant & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
+		h++ // may carry into the exponent, up to Inf, which is correct
+	}
+	return sign | uint16(h)
+}
+
+// float16ToFloat32 converts exactly.
+func float16ToFloat32(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h & 0x3ff)
+	switch {
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case exp == 0 && mant == 0:
+		return math.Float32frombits(sign)
+	case exp == 0:
+		// Subnormal: normalise.
+		shift := uint32(bits.LeadingZeros32(mant) - 21) // bring the top bit to position 10
+		mant = (mant << shift) & 0x3ff
+		return math.Float32frombits(sign | (127-15+1-shift)<<23 | mant<<13)
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
+
+// Store is a feature store read into memory.
+type Store struct {
+	Manifest Manifest
+	N, D     int
+	Features []float32 // (N,D) row-major; Float16 stores are converted to float32
+	Labels   []int64   // (N): index into Manifest.LabelNames, -1 for unlabelled
+	RowIDs   []int64   // (N): 0-based dataset row of each feature row
+}
+
+// Row returns row i's features, sharing the Store's memory.
+func (s *Store) Row(i int) []float32 { return s.Features[i*s.D : (i+1)*s.D] }
+
+// OpenStore reads and validates the feature store at path: the header's length, JSON and
+// manifest, the three tensors' dtypes and shapes, and that their data exactly fills the
+// rest of the file. A truncated, corrupt or foreign file gives an error wrapping
+// ErrCorruptStore that names the file and what is wrong.
+func OpenStore(path string) (s *Store, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("features: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("features: closing %s: %w", path, cerr)
+		}
+	}()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("features: %w", err)
+	}
+	return decodeStore(f, st.Size(), path)
+}
+
+// dtypeSizes are the safetensors dtypes and their element sizes (bytes).
+var dtypeSizes = map[string]int64{
+	"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
+	"U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8,
+}
+
+// decodeStore reads a store of size bytes from r; name is used in errors.
+func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
+	bad := func(format string, args ...any) error {
+		return errorf(ErrCorruptStore, "features: %s: "+format, append([]any{name}, args...)...)
+	}
+	if size < 8 {
+		return nil, bad("%d bytes, too short for a safetensors file", size)
+	}
+	var pre [8]byte
+	if _, err := r.ReadAt(pre[:], 0); err != nil {
+		return nil, fmt.Errorf("features: reading %s: %w", name, err)
+	}
+	hlen := binary.LittleEndian.Uint64(pre[:])
+	if hlen > maxHeader || hlen > uint64(size-8) {
+		return nil, bad("header length %d does not fit the file (%d bytes): truncated, or not a safetensors file", hlen, size)
+	}
+	hdr := make([]byte, hlen)
+	if _, err := r.ReadAt(hdr, 8); err != nil {
+		return nil, fmt.Errorf("features: reading %s: %w", name, err)
+	}
+	if len(hdr) == 0 || hdr[0] != '{' {
+		return nil, bad("header does not start with '{': not a safetensors file")
+	}
+	var entries map[string]json.RawMessage
+	if err := json.Unmarshal(hdr, &entries); err != nil {
+		return nil, bad("header is not valid JSON: %v", err)
+	}
+	var meta map[string]string
+	if raw, ok := entries["__metadata__"]; ok {
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			return nil, bad("__metadata__ is not a map of strings: %v", err)
+		}
+		delete(entries, "__metadata__")
+	}
+	mj, ok := meta[MetadataKey]
+	if !ok {
+		return nil, bad("no %q manifest in __metadata__: not a headstart feature store", MetadataKey)
+	}
+	var m Manifest
+	if err := json.Unmarshal([]byte(mj), &m); err != nil {
+		return nil, bad("manifest is not valid JSON: %v", err)
+	}
+	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
+		return nil, bad("format version %d; this program reads versions 1 to %d", m.FormatVersion, FormatVersion)
+	}
+
+	// Every tensor's extent, and all of them together tiling the data exactly.
+	dataLen := size - 8 - int64(hlen)
+	tensors := map[string]tensorHeader{}
+	type extent struct {
+		name       string
+		begin, end int64
+	}
+	var extents []extent
+	for tname, raw := range entries {
+		var t tensorHeader
+		if err := json.Unmarshal(raw, &t); err != nil {
+			return nil, bad("tensor %q: %v", tname, err)
+		}
+		es, ok := dtypeSizes[t.Dtype]
+		if !ok {
+			return nil, bad("tensor %q: dtype %q unknown", tname, t.Dtype)
+		}
+		nbytes, ok := es, true
+		for _, dim := range t.Shape {
+			if dim < 0 {
+				ok = false
+				break
+			}
+			hi, lo := bits.Mul64(uint64(nbytes), uint64(dim))
+			if hi != 0 || lo > math.MaxInt64 {
+				ok = false
+				break
+			}
+			nbytes = int64(lo)
+		}
+		b, e := t.DataOffsets[0], t.DataOffsets[1]
+		if !ok || b < 0 || e < b || e-b != nbytes {
+			return nil, bad("tensor %q: shape %v of %s does not match data offsets [%d, %d]", tname, t.Shape, t.Dtype, b, e)
+		}
+		tensors[tname] = t
+		extents = append(extents, extent{tname, b, e})
+	}
+	slices.SortFunc(extents, func(a, b extent) int {
+		return cmp.Or(cmp.Compare(a.begin, b.begin), cmp.Compare(a.end, b.end), strings.Compare(a.name, b.name))
+	})
+	var at int64
+	for _, x := range extents {
+		if x.begin != at {
+			return nil, bad("tensor %q starts at data offset %d, want %d (gap or overlap)", x.name, x.begin, at)
+		}
+		at = x.end
+	}
+	if at != dataLen {
+		return nil, bad("tensors describe %d data bytes but the file holds %d: truncated or corrupt", at, dataLen)
+	}
+
+	fea, ok1 := tensors["features"]
+	lab, ok2 := tensors["labels"]
+	rid, ok3 := tensors["row_ids"]
+	if !ok1 || !ok2 || !ok3 {
+		return nil, bad("want tensors features, labels and row_ids; have %s", strings.Join(slices.Sorted(maps.Keys(tensors)), ", "))
+	}
+	if len(fea.Shape) != 2 || (fea.Dtype != "F32" && fea.Dtype != "F16") {
+		return nil, bad("features: want a 2-D F32 or F16 tensor, have %s %v", fea.Dtype, fea.Shape)
+	}
+	n, d := fea.Shape[0], fea.Shape[1]
+	for _, t := range []struct {
+		name string
+		th   tensorHeader
+	}{{"labels", lab}, {"row_ids", rid}} {
+		if t.th.Dtype != "I64" || len(t.th.Shape) != 1 || t.th.Shape[0] != n {
+			return nil, bad("%s: want I64 [%d], have %s %v", t.name, n, t.th.Dtype, t.th.Shape)
+		}
+	}
+	dtype := Float32
+	if fea.Dtype == "F16" {
+		dtype = Float16
+	}
+	if m.Dtype != dtype.String() {
+		return nil, bad("manifest dtype %q but features are %s", m.Dtype, fea.Dtype)
+	}
+	if n > 0 && d == 0 {
+		return nil, bad("features: shape %v has no columns", fea.Shape)
+	}
+
+	s := &Store{Manifest: m, N: int(n), D: int(d)}
+	base := 8 + int64(hlen)
+	var err error
+	if s.Labels, err = readInt64s(r, base+lab.DataOffsets[0], int(n), name); err != nil {
+		return nil, err
+	}
+	if s.RowIDs, err = readInt64s(r, base+rid.DataOffsets[0], int(n), name); err != nil {
+		return nil, err
+	}
+	for i, l := range s.Labels {
+		if l < -1 || l >= int64(len(m.LabelNames)) {
+			return nil, bad("row %d: label %d out of range [-1, %d) of the manifest's label names", i, l, len(m.LabelNames))
+		}
+	}
+	if s.Features, err = readFloats(r, base+fea.DataOffsets[0], int(n*d), dtype, name); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// readChunk is the number of bytes read at a time when decoding tensors.
+const readChunk = 1 << 20
+
+func readInt64s(r io.ReaderAt, off int64, n int, name string) ([]int64, error) {
+	out := make([]int64, n)
+	buf := make([]byte, min(8*n, readChunk))
+	for i := 0; i < n; {
+		k := min(n-i, len(buf)/8)
+		b := buf[:8*k]
+		if _, err := r.ReadAt(b, off+8*int64(i)); err != nil {
+			return nil, fmt.Errorf("features: reading %s: %w", name, err)
+		}
+		for j := range k {
+			out[i+j] = int64(binary.LittleEndian.Uint64(b[8*j:]))
+		}
+		i += k
+	}
+	return out, nil
+}
+
+func readFloats(r io.ReaderAt, off int64, n int, dtype Dtype, name string) ([]float32, error) {
+	_, es := dtype.safetensors()
+	out := make([]float32, n)
+	buf := make([]byte, min(es*n, readChunk))
+	for i := 0; i < n; {
+		k := min(n-i, len(buf)/es)
+		b := buf[:es*k]
+		if _, err := r.ReadAt(b, off+int64(es)*int64(i)); err != nil {
+			return nil, fmt.Errorf("features: reading %s: %w", name, err)
+		}
+		if dtype == Float16 {
+			for j := range k {
+				out[i+j] = float16ToFloat32(binary.LittleEndian.Uint16(b[2*j:]))
+			}
+		} else {
+			for j := range k {
+				out[i+j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
+			}
+		}
+		i += k
+	}
+	return out, nil
+}

@@ -1,0 +1,446 @@
+package onnx
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/headstart-ml/headstart/onnx/onnxpb"
+)
+
+// Model is a decoded ONNX model, for reading and editing its graph. Its
+// methods edit Proto in place; callers may read and edit Proto directly as
+// well. A Model is not safe for concurrent use.
+type Model struct {
+	// Proto is the whole model, weights included.
+	Proto *onnxpb.ModelProto
+}
+
+// LoadModel reads and decodes the ONNX model at path. A file that is not an
+// ONNX model gives an error wrapping ErrNotONNX that names path.
+func LoadModel(path string) (*Model, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: %w", err)
+	}
+	return parseModel(data, path)
+}
+
+// ParseModel decodes an ONNX model held in memory. Data that is not an ONNX
+// model gives an error wrapping ErrNotONNX. The Model does not retain data.
+func ParseModel(data []byte) (*Model, error) {
+	return parseModel(data, "model data")
+}
+
+func parseModel(data []byte, what string) (*Model, error) {
+	if _, err := summarizeBytes(data, what); err != nil {
+		return nil, err
+	}
+	var mp onnxpb.ModelProto
+	if err := proto.Unmarshal(data, &mp); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrNotONNX, what, err)
+	}
+	return &Model{Proto: &mp}, nil
+}
+
+// Marshal encodes the model, for NewSessionFromBytes or for writing to a
+// file.
+func (m *Model) Marshal() ([]byte, error) {
+	b, err := proto.Marshal(m.Proto)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: encoding model: %w", err)
+	}
+	return b, nil
+}
+
+// Inputs describes the graph's inputs that are not initialisers, as
+// Describe does.
+func (m *Model) Inputs() []TensorInfo {
+	g := m.Proto.GetGraph()
+	inits := m.initializers()
+	var out []TensorInfo
+	for _, vi := range g.GetInput() {
+		if inits[vi.GetName()] != nil {
+			continue
+		}
+		info, _ := tensorInfo(vi)
+		out = append(out, info)
+	}
+	return out
+}
+
+// Outputs describes the graph's outputs.
+func (m *Model) Outputs() []TensorInfo {
+	var out []TensorInfo
+	for _, vi := range m.Proto.GetGraph().GetOutput() {
+		info, _ := tensorInfo(vi)
+		out = append(out, info)
+	}
+	return out
+}
+
+func (m *Model) initializers() map[string]*onnxpb.TensorProto {
+	g := m.Proto.GetGraph()
+	inits := make(map[string]*onnxpb.TensorProto, len(g.GetInitializer()))
+	for _, t := range g.GetInitializer() {
+		inits[t.GetName()] = t
+	}
+	return inits
+}
+
+// Node-name patterns of HuggingFace BERT-family encoders exported by
+// torch.onnx (optimum, sentence-transformers): the exporter names each node
+// after the module path, so the LayerNorm that closes the embeddings is
+// "/embeddings/LayerNorm/..." and the one that closes encoder block i is
+// "/encoder/layer.i/output/LayerNorm/..." (possibly under a prefix such as
+// "/bert"). Dynamic quantisation keeps these names.
+var (
+	embeddingsLNPattern = regexp.MustCompile(`(?:^|/)embeddings/LayerNorm/`)
+	layerLNPattern      = regexp.MustCompile(`(?:^|/)encoder/layer\.(\d+)/output/LayerNorm/`)
+)
+
+const (
+	embeddingsLNName = "*/embeddings/LayerNorm/*"
+	layerLNName      = "*/encoder/layer.N/output/LayerNorm/*"
+)
+
+// quantizationOps are nodes that quantisation tools insert after a tensor
+// and name after it; they are not part of the LayerNorm they follow.
+var quantizationOps = map[string]bool{
+	"DynamicQuantizeLinear": true,
+	"QuantizeLinear":        true,
+	"DequantizeLinear":      true,
+}
+
+// encoderLayout is what HiddenStates finds in a BERT-family graph.
+type encoderLayout struct {
+	hidden       []string // hidden-state tensors, embeddings first
+	embeddingsLN []*onnxpb.NodeProto
+}
+
+func (m *Model) encoderLayout() (*encoderLayout, error) {
+	g := m.Proto.GetGraph()
+	var emb []*onnxpb.NodeProto
+	layers := make(map[int][]*onnxpb.NodeProto)
+	for _, n := range g.GetNode() {
+		if quantizationOps[n.GetOpType()] {
+			continue
+		}
+		name := n.GetName()
+		if sm := layerLNPattern.FindStringSubmatch(name); sm != nil {
+			i, err := strconv.Atoi(sm[1])
+			if err != nil {
+				return nil, fmt.Errorf("%w: node %q: layer index %q", ErrUnsupportedGraph, name, sm[1])
+			}
+			layers[i] = append(layers[i], n)
+		} else if embeddingsLNPattern.MatchString(name) {
+			emb = append(emb, n)
+		}
+	}
+	if len(emb) == 0 {
+		return nil, fmt.Errorf("%w: no nodes named %s (the embeddings LayerNorm of a BERT-family encoder exported by torch.onnx)",
+			ErrUnsupportedGraph, embeddingsLNName)
+	}
+	if len(layers) == 0 {
+		return nil, fmt.Errorf("%w: no nodes named %s (the output LayerNorm of each BERT-family encoder block)",
+			ErrUnsupportedGraph, layerLNName)
+	}
+	idx := make([]int, 0, len(layers))
+	for i := range layers {
+		idx = append(idx, i)
+	}
+	slices.Sort(idx)
+	for want, got := range idx {
+		if got != want {
+			return nil, fmt.Errorf("%w: no nodes named */encoder/layer.%d/output/LayerNorm/*; found layers %s",
+				ErrUnsupportedGraph, want, joinInts(idx))
+		}
+	}
+
+	consumers := make(map[string][]*onnxpb.NodeProto)
+	for _, n := range g.GetNode() {
+		for _, in := range n.GetInput() {
+			if in != "" {
+				consumers[in] = append(consumers[in], n)
+			}
+		}
+	}
+	graphOut := make(map[string]bool)
+	for _, o := range g.GetOutput() {
+		graphOut[o.GetName()] = true
+	}
+	l := &encoderLayout{embeddingsLN: emb}
+	t, err := subgraphOutput(emb, consumers, graphOut, "embeddings LayerNorm")
+	if err != nil {
+		return nil, err
+	}
+	l.hidden = append(l.hidden, t)
+	for _, i := range idx {
+		t, err := subgraphOutput(layers[i], consumers, graphOut, fmt.Sprintf("encoder layer %d output LayerNorm", i))
+		if err != nil {
+			return nil, err
+		}
+		l.hidden = append(l.hidden, t)
+	}
+	return l, nil
+}
+
+// subgraphOutput returns the one tensor that the nodes compute for the rest
+// of the graph: produced by one of them, not consumed by any of them, and
+// consumed by another node or a graph output.
+func subgraphOutput(nodes []*onnxpb.NodeProto, consumers map[string][]*onnxpb.NodeProto, graphOut map[string]bool, what string) (string, error) {
+	inside := make(map[*onnxpb.NodeProto]bool, len(nodes))
+	for _, n := range nodes {
+		inside[n] = true
+	}
+	var outs []string
+	for _, n := range nodes {
+		for _, t := range n.GetOutput() {
+			if t == "" {
+				continue
+			}
+			usedInside, usedOutside := false, graphOut[t]
+			for _, c := range consumers[t] {
+				if inside[c] {
+					usedInside = true
+				} else {
+					usedOutside = true
+				}
+			}
+			if usedOutside && !usedInside {
+				outs = append(outs, t)
+			}
+		}
+	}
+	if len(outs) != 1 {
+		return "", fmt.Errorf("%w: %s (nodes %s...) has %d output tensors %q, want exactly 1",
+			ErrUnsupportedGraph, what, nodes[0].GetName(), len(outs), outs)
+	}
+	return outs[0], nil
+}
+
+// HiddenStates returns the names of the tensors that hold the hidden states
+// of a BERT-family encoder, in the order of HuggingFace's
+// output_hidden_states: index 0 is the embeddings output (after the
+// embeddings LayerNorm), index i the output of encoder block i-1, and the
+// last the output of the last block (usually the graph output
+// last_hidden_state). Each is float32 [batch, sequence, hidden].
+//
+// The tensors are found by the node names torch.onnx gives HuggingFace
+// modules (see the patterns */embeddings/LayerNorm/* and
+// */encoder/layer.N/output/LayerNorm/*), in float and dynamically quantised
+// exports. A graph without them, with a gap in the layer numbers, or whose
+// LayerNorm does not end in one tensor, gives an error wrapping
+// ErrUnsupportedGraph that names what was not found.
+func (m *Model) HiddenStates() ([]string, error) {
+	l, err := m.encoderLayout()
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(l.hidden), nil
+}
+
+// NumLayers returns the number of encoder blocks: len(HiddenStates())-1.
+func (m *Model) NumLayers() (int, error) {
+	l, err := m.encoderLayout()
+	if err != nil {
+		return 0, err
+	}
+	return len(l.hidden) - 1, nil
+}
+
+// HiddenSize returns the width of the hidden states: the last dimension of
+// the last hidden state when it is a graph output with a fixed size, else
+// the length of the embeddings LayerNorm weight.
+func (m *Model) HiddenSize() (int, error) {
+	l, err := m.encoderLayout()
+	if err != nil {
+		return 0, err
+	}
+	return m.hiddenSize(l)
+}
+
+func (m *Model) hiddenSize(l *encoderLayout) (int, error) {
+	last := l.hidden[len(l.hidden)-1]
+	for _, o := range m.Proto.GetGraph().GetOutput() {
+		if o.GetName() != last {
+			continue
+		}
+		info, _ := tensorInfo(o)
+		if n := len(info.Shape); n > 0 && info.Shape[n-1] > 0 {
+			return int(info.Shape[n-1]), nil
+		}
+	}
+	inits := m.initializers()
+	for _, n := range l.embeddingsLN {
+		if n.GetOpType() != "Mul" {
+			continue
+		}
+		for _, in := range n.GetInput() {
+			if t := inits[in]; t != nil && len(t.GetDims()) == 1 && t.GetDims()[0] > 0 {
+				return int(t.GetDims()[0]), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("%w: cannot tell the hidden size: %s is not a graph output with a fixed last dimension, and no embeddings LayerNorm Mul has a 1-D weight",
+		ErrUnsupportedGraph, last)
+}
+
+// ExposeOutputs makes the named tensors graph outputs, appended after the
+// existing outputs in the order given, so that a session can return them.
+// Names that already are outputs, or repeat, are skipped: calling it again is
+// harmless. Each name must be produced by a node; otherwise nothing is
+// changed and the error lists the names not found.
+//
+// Hidden states (see HiddenStates) are declared float32 [batch, sequence,
+// hidden], with the symbolic dimension names of the existing last hidden
+// state output (or of the first 2-D input, or batch_size and
+// sequence_length). Other tensors take their type from the graph's
+// value_info, or are declared float32 of unknown shape.
+func (m *Model) ExposeOutputs(names ...string) error {
+	g := m.Proto.GetGraph()
+	produced := make(map[string]bool)
+	for _, n := range g.GetNode() {
+		for _, t := range n.GetOutput() {
+			produced[t] = true
+		}
+	}
+	isOutput := make(map[string]bool)
+	for _, o := range g.GetOutput() {
+		isOutput[o.GetName()] = true
+	}
+	var missing, add []string
+	for _, name := range names {
+		switch {
+		case !produced[name]:
+			missing = append(missing, strconv.Quote(name))
+		case !isOutput[name]:
+			isOutput[name] = true
+			add = append(add, name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("onnx: cannot expose %s: not produced by any node of the graph", strings.Join(missing, ", "))
+	}
+	if len(add) == 0 {
+		return nil
+	}
+
+	hiddenType := m.hiddenStateType()
+	valueInfo := make(map[string]*onnxpb.ValueInfoProto)
+	for _, vi := range g.GetValueInfo() {
+		valueInfo[vi.GetName()] = vi
+	}
+	for _, name := range add {
+		vi := &onnxpb.ValueInfoProto{Name: proto.String(name)}
+		switch {
+		case hiddenType[name] != nil:
+			vi.Type = proto.Clone(hiddenType[name]).(*onnxpb.TypeProto)
+		case valueInfo[name].GetType() != nil:
+			vi.Type = proto.Clone(valueInfo[name].GetType()).(*onnxpb.TypeProto)
+		default:
+			vi.Type = tensorType(onnxpb.TensorProto_FLOAT, nil)
+		}
+		g.Output = append(g.Output, vi)
+	}
+	return nil
+}
+
+// hiddenStateType maps each hidden-state tensor to its declared type,
+// float32 [batch, sequence, hidden]; it is empty if the graph is not a
+// recognised encoder.
+func (m *Model) hiddenStateType() map[string]*onnxpb.TypeProto {
+	l, err := m.encoderLayout()
+	if err != nil {
+		return nil
+	}
+	hidden, err := m.hiddenSize(l)
+	if err != nil {
+		return nil
+	}
+	batch := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "batch_size"}}
+	seq := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "sequence_length"}}
+	g := m.Proto.GetGraph()
+	last := l.hidden[len(l.hidden)-1]
+	found := false
+	for _, o := range g.GetOutput() {
+		if d := o.GetType().GetTensorType().GetShape().GetDim(); o.GetName() == last && len(d) == 3 {
+			batch, seq, found = d[0], d[1], true
+			break
+		}
+	}
+	if !found {
+		for _, in := range g.GetInput() {
+			if d := in.GetType().GetTensorType().GetShape().GetDim(); len(d) == 2 {
+				batch, seq = d[0], d[1]
+				break
+			}
+		}
+	}
+	size := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: int64(hidden)}}
+	types := make(map[string]*onnxpb.TypeProto, len(l.hidden))
+	for _, name := range l.hidden {
+		types[name] = tensorType(onnxpb.TensorProto_FLOAT, []*onnxpb.TensorShapeProto_Dimension{batch, seq, size})
+	}
+	return types
+}
+
+// tensorType returns a tensor TypeProto; nil dims means unknown shape. The
+// dims are cloned.
+func tensorType(elem onnxpb.TensorProto_DataType, dims []*onnxpb.TensorShapeProto_Dimension) *onnxpb.TypeProto {
+	tt := &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(int32(elem))}
+	if dims != nil {
+		tt.Shape = &onnxpb.TensorShapeProto{}
+		for _, d := range dims {
+			tt.Shape.Dim = append(tt.Shape.Dim, proto.Clone(d).(*onnxpb.TensorShapeProto_Dimension))
+		}
+	}
+	return &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: tt}}
+}
+
+// ResolveLayers turns layer indices into hidden-state indices in
+// [0, numHidden): a non-negative index is taken as it is, a negative one
+// counts from the end (-1 is the last block's output, numHidden-1). Order is
+// kept. An index out of range, or two indices naming the same hidden state,
+// give an error that lists the valid range, for example
+//
+//	layer -9 out of range; model has 7 hidden states: 0..6 or -7..-1
+func ResolveLayers(spec []int, numHidden int) ([]int, error) {
+	if numHidden <= 0 {
+		return nil, fmt.Errorf("onnx: model has %d hidden states", numHidden)
+	}
+	valid := fmt.Sprintf("model has %d hidden states: 0..%d or %d..-1", numHidden, numHidden-1, -numHidden)
+	if len(spec) == 0 {
+		return nil, fmt.Errorf("onnx: no layers given; %s", valid)
+	}
+	out := make([]int, len(spec))
+	from := make(map[int]int, len(spec)) // resolved index -> position in spec
+	for i, s := range spec {
+		r := s
+		if s < 0 {
+			r = numHidden + s
+		}
+		if r < 0 || r >= numHidden {
+			return nil, fmt.Errorf("onnx: layer %d out of range; %s", s, valid)
+		}
+		if j, dup := from[r]; dup {
+			return nil, fmt.Errorf("onnx: layers %d and %d both name hidden state %d; %s", spec[j], s, r, valid)
+		}
+		from[r] = i
+		out[i] = r
+	}
+	return out, nil
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,226 @@
+package tokenize
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+)
+
+// DefaultMaxLen is the truncation length used when neither Options.MaxLen nor
+// tokenizer.json sets one (BERT's position embeddings).
+const DefaultMaxLen = 512
+
+// Options configures Load. The zero value is valid.
+type Options struct {
+	// MaxLen is the longest encoding in tokens, special tokens included.
+	// Longer texts keep their first MaxLen-2 tokens between [CLS] and [SEP]
+	// (tokenizers' LongestFirst strategy, direction Right, stride 0, which is
+	// what one sequence gets). It should not exceed the model's position
+	// embeddings (max_position_embeddings).
+	// Default (0): the truncation max_length of tokenizer.json, else
+	// DefaultMaxLen (512).
+	MaxLen int
+}
+
+// Encoding is one text's model inputs, unpadded: every slice has the same
+// length, at most the tokenizer's MaxLen.
+type Encoding struct {
+	IDs     []int64 // input_ids: [CLS] word pieces [SEP]
+	TypeIDs []int64 // token_type_ids: the template's type ids (all 0 for BERT)
+	Mask    []int64 // attention_mask: all 1; padding is the batcher's business
+
+	// NumTokens is the length the encoding would have without truncation,
+	// special tokens included; Truncated reports NumTokens > len(IDs).
+	NumTokens int
+	Truncated bool
+}
+
+// Tokenizer turns text into the int64 inputs of a BERT-family model, as
+// HuggingFace tokenizers does with the same tokenizer.json. It is safe for
+// concurrent use.
+type Tokenizer struct {
+	p      *pipeline
+	path   string
+	sha256 string
+	maxLen int
+	padID  int64
+	pool   sync.Pool // *scratch
+}
+
+// Load reads a tokenizer.json. The file's own padding is ignored (batches are
+// padded by the caller, to their own longest row, with PadID) and its
+// truncation is replaced by opts.MaxLen. Load fails with ErrUnsupported when
+// the file describes a pipeline other than BERT WordPiece (see the package
+// comment), with ErrFormat when it is malformed; errors name the path.
+func Load(path string, opts Options) (*Tokenizer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenize: load %s: %w", path, err)
+	}
+	p, fc, err := parseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("tokenize: load %s: %w", path, err)
+	}
+	sum := sha256.Sum256(data)
+	t := &Tokenizer{p: p, path: path, sha256: hex.EncodeToString(sum[:])}
+
+	switch {
+	case opts.MaxLen < 0:
+		return nil, fmt.Errorf("tokenize: load %s: %w: MaxLen %d is negative", path, ErrOption, opts.MaxLen)
+	case opts.MaxLen > 0:
+		t.maxLen = opts.MaxLen
+	case fc.Truncation != nil && fc.Truncation.MaxLength > 0:
+		t.maxLen = fc.Truncation.MaxLength
+	default:
+		t.maxLen = DefaultMaxLen
+	}
+	if n := p.numAdded(); t.maxLen < n {
+		return nil, fmt.Errorf("tokenize: load %s: %w: MaxLen %d is below the %d special tokens the template adds", path, ErrOption, t.maxLen, n)
+	}
+
+	// Pad id: padding.pad_id of the file, else the id of its pad token or "[PAD]".
+	switch {
+	case fc.Padding != nil && fc.Padding.PadID != nil:
+		t.padID = int64(*fc.Padding.PadID)
+	default:
+		tok := "[PAD]"
+		if fc.Padding != nil && fc.Padding.PadToken != "" {
+			tok = fc.Padding.PadToken
+		}
+		id, ok := p.vocab[tok]
+		if !ok {
+			return nil, fmt.Errorf("tokenize: load %s: %w: no padding.pad_id and no %q token", path, ErrFormat, tok)
+		}
+		t.padID = int64(id)
+	}
+	t.pool.New = func() any { return new(scratch) }
+	return t, nil
+}
+
+// SHA256 returns the hex sha256 of the tokenizer.json bytes, to record with
+// features computed from its encodings.
+func (t *Tokenizer) SHA256() string { return t.sha256 }
+
+// Path returns the file the tokenizer was loaded from.
+func (t *Tokenizer) Path() string { return t.path }
+
+// MaxLen returns the truncation length in tokens, special tokens included.
+func (t *Tokenizer) MaxLen() int { return t.maxLen }
+
+// PadID returns the input id to pad input_ids with.
+func (t *Tokenizer) PadID() int64 { return t.padID }
+
+// Encode tokenizes text. Text that is not valid UTF-8 gives an error wrapping
+// ErrInvalidUTF8 (the caller names the row). Empty text gives [CLS] [SEP].
+func (t *Tokenizer) Encode(text string) (Encoding, error) {
+	var e Encoding
+	err := t.EncodeInto(&e, text)
+	return e, err
+}
+
+// EncodeInto is Encode writing into dst, whose slices are reused when large
+// enough: with a dst kept across calls, encoding allocates nothing. On error
+// dst is left with empty slices.
+func (t *Tokenizer) EncodeInto(dst *Encoding, text string) error {
+	dst.IDs, dst.TypeIDs, dst.Mask = dst.IDs[:0], dst.TypeIDs[:0], dst.Mask[:0]
+	dst.NumTokens, dst.Truncated = 0, false
+	if !utf8.ValidString(text) {
+		return fmt.Errorf("%w at byte %d", ErrInvalidUTF8, invalidAt(text))
+	}
+	s := t.pool.Get().(*scratch)
+	defer t.pool.Put(s)
+	p := t.p
+	p.encode(s, text)
+
+	added := p.numAdded()
+	ids := s.ids
+	dst.NumTokens = len(ids) + added
+	if keep := t.maxLen - added; len(ids) > keep {
+		ids = ids[:keep]
+		dst.Truncated = true
+	}
+	n := len(ids) + added
+	dst.IDs = slices.Grow(dst.IDs, n)
+	dst.TypeIDs = slices.Grow(dst.TypeIDs, n)
+	dst.Mask = slices.Grow(dst.Mask, n)
+	appendPiece := func(ids []int32, typeID int64) {
+		for _, id := range ids {
+			dst.IDs = append(dst.IDs, int64(id))
+			dst.TypeIDs = append(dst.TypeIDs, typeID)
+			dst.Mask = append(dst.Mask, 1)
+		}
+	}
+	for _, tp := range p.prefix {
+		appendPiece(tp.ids, tp.typeID)
+	}
+	appendPiece(ids, p.seqTypeID)
+	for _, tp := range p.suffix {
+		appendPiece(tp.ids, tp.typeID)
+	}
+	return nil
+}
+
+// EncodeAll encodes texts on workers goroutines (0 or less: GOMAXPROCS) and
+// returns their encodings in order. It stops at the first text that fails and
+// returns an error naming its index (the lowest failing index when several
+// fail at once).
+func (t *Tokenizer) EncodeAll(texts []string, workers int) ([]Encoding, error) {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	const chunk = 64
+	workers = max(1, min(workers, (len(texts)+chunk-1)/chunk))
+	out := make([]Encoding, len(texts))
+	var (
+		next   atomic.Int64
+		failed atomic.Bool
+		mu     sync.Mutex
+		errAt  = len(texts)
+		err    error
+		wg     sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for !failed.Load() {
+				lo := int(next.Add(chunk)) - chunk
+				if lo >= len(texts) {
+					return
+				}
+				for i := lo; i < min(lo+chunk, len(texts)); i++ {
+					if e := t.EncodeInto(&out[i], texts[i]); e != nil {
+						mu.Lock()
+						if i < errAt {
+							errAt, err = i, fmt.Errorf("text %d: %w", i, e)
+						}
+						mu.Unlock()
+						failed.Store(true)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// invalidAt returns the byte offset of the first invalid UTF-8 sequence in s.
+func invalidAt(s string) int {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(s)
+}
