@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/headstart-ml/headstart/features"
@@ -151,8 +149,8 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		if err != nil {
 			return sum, err
 		}
-		return sum, fmt.Errorf("%w: %s: row %d (and %d more) has an empty %q; fix the data or pass --allow-empty to embed it as [CLS] [SEP]",
-			ErrEmptyText, opts.Data, row+1, scan.EmptyTexts-1, textCol(opts.Reader))
+		return sum, fmt.Errorf("%w: %s: row %d (0-based, as in row_ids; %d more after it) has an empty %q; fix the data or pass --allow-empty to embed it as [CLS] [SEP]",
+			ErrEmptyText, opts.Data, row, scan.EmptyTexts-1, textCol(opts.Reader))
 	}
 	if scan.Rows == 0 {
 		return sum, fmt.Errorf("%w: %s has no data rows", ErrBadOption, opts.Data)
@@ -249,7 +247,7 @@ func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelInd
 				row := r.Row()
 				e, err := enc.Tokenizer().Encode(row.Text)
 				if err != nil {
-					c.err = fmt.Errorf("%s: row %d: %w", opts.Data, row.Index+1, err)
+					c.err = fmt.Errorf("%s: row %d: %w", opts.Data, row.Index, err)
 					break
 				}
 				if e.Truncated {
@@ -335,10 +333,8 @@ func firstEmptyRow(path string, ro features.ReaderOptions) (int64, error) {
 	}
 	defer r.Close()
 	for r.Next() {
-		if strings.TrimSpace(r.Row().Text) == "" || r.Row().Text == "" {
-			if r.Row().Text == "" {
-				return r.Row().Index, nil
-			}
+		if r.Row().Text == "" {
+			return r.Row().Index, nil
 		}
 	}
 	return -1, r.Err()
@@ -357,5 +353,3 @@ func labelCol(o features.ReaderOptions) string {
 	}
 	return o.LabelCol
 }
-
-var _ = os.Stderr

@@ -1,0 +1,300 @@
+package tokenize
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/headstart-ml/headstart/internal/cache"
+)
+
+// refVersion is the tokenizers release the reference must come from: the one
+// tables.go was generated from and scripts/requirements-test.txt pins.
+const refVersion = tablesVersion
+
+// parityMaxLens are the truncation lengths the parity test checks.
+var parityMaxLens = []int{128, 512}
+
+// requireFile fails the test when an artifact is missing (skips under -short).
+func requireFile(t testing.TB, path, how string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		if testing.Short() {
+			t.Skipf("%v (-short)", err)
+		}
+		t.Fatalf("%v; run %s", err, how)
+	}
+}
+
+func venvPython(t testing.TB) string {
+	p := cache.VenvPython()
+	requireFile(t, p, "scripts/setup.sh venv")
+	return p
+}
+
+func modelTokenizer(t testing.TB, model string) string {
+	p := filepath.Join(cache.ModelDir(model), "tokenizer.json")
+	requireFile(t, p, "scripts/setup.sh model "+model)
+	return p
+}
+
+// dataDir is where the SST-2 and Banking77 CSVs are: $HEADSTART_DATA, else the
+// shared/data folder beside the clone (what make test sets).
+func dataDir() string {
+	if d := os.Getenv("HEADSTART_DATA"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "..", "shared", "data")
+}
+
+type refHeader struct {
+	Format          string `json:"format"`
+	Tokenizers      string `json:"tokenizers"`
+	TokenizerSHA256 string `json:"tokenizer_sha256"`
+	MaxLengths      []int  `json:"max_lengths"`
+	Count           int    `json:"count"`
+}
+
+type refRecord struct {
+	N    int                `json:"n"`
+	IDs  map[string][]int64 `json:"ids"`
+	Mask map[string][]int64 `json:"mask"`
+	Type map[string][]int64 `json:"type"`
+}
+
+// reference runs scripts/ref_tokenize.py on the corpus and reads its output.
+func reference(t *testing.T, python, tokPath string, corpus []corpusText) (refHeader, []refRecord) {
+	t.Helper()
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "corpus.jsonl"), filepath.Join(dir, "ref.jsonl")
+	f, err := os.Create(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for _, c := range corpus {
+		if err := enc.Encode(map[string]string{"text": c.text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	args := []string{filepath.Join("..", "scripts", "ref_tokenize.py"), "--tokenizer", tokPath, "--input", in, "--out", out}
+	for _, m := range parityMaxLens {
+		args = append(args, "--max-len", strconv.Itoa(m))
+	}
+	start := time.Now()
+	cmd := exec.Command(python, args...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", python, strings.Join(args, " "), err, b)
+	}
+	t.Logf("reference for %d texts in %v", len(corpus), time.Since(start).Round(time.Millisecond))
+
+	rf, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	dec := json.NewDecoder(bufio.NewReaderSize(rf, 1<<20))
+	var hdr refHeader
+	if err := dec.Decode(&hdr); err != nil {
+		t.Fatalf("%s: header: %v", out, err)
+	}
+	if hdr.Format != "headstart-ref-tokenize/1" || hdr.Count != len(corpus) {
+		t.Fatalf("%s: header %+v; want format headstart-ref-tokenize/1 and %d texts", out, hdr, len(corpus))
+	}
+	if hdr.Tokenizers != refVersion {
+		t.Fatalf("reference made with tokenizers %s; want %s (scripts/requirements-test.txt, tables.go)", hdr.Tokenizers, refVersion)
+	}
+	recs := make([]refRecord, len(corpus))
+	for i := range recs {
+		if err := dec.Decode(&recs[i]); err != nil {
+			t.Fatalf("%s: record %d: %v", out, i, err)
+		}
+	}
+	return hdr, recs
+}
+
+// checkParity encodes the corpus with the Go tokenizer at each max length and
+// requires ids, masks, type ids and untruncated lengths equal to the reference.
+func checkParity(t *testing.T, tokPath string, corpus []corpusText, hdr refHeader, recs []refRecord) {
+	t.Helper()
+	texts := make([]string, len(corpus))
+	for i, c := range corpus {
+		texts[i] = c.text
+	}
+	for _, maxLen := range parityMaxLens {
+		tok, err := Load(tokPath, Options{MaxLen: maxLen})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok.SHA256() != hdr.TokenizerSHA256 {
+			t.Fatalf("sha256 %s; the reference read %s", tok.SHA256(), hdr.TokenizerSHA256)
+		}
+		encs, err := tok.EncodeAll(texts, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := strconv.Itoa(maxLen)
+		var bad, truncated int
+		for i, e := range encs {
+			r := recs[i]
+			if e.Truncated {
+				truncated++
+			}
+			field, got, want := "", []int64(nil), []int64(nil)
+			switch {
+			case !slices.Equal(e.IDs, r.IDs[key]):
+				field, got, want = "ids", e.IDs, r.IDs[key]
+			case !slices.Equal(e.Mask, r.Mask[key]):
+				field, got, want = "attention mask", e.Mask, r.Mask[key]
+			case !slices.Equal(e.TypeIDs, r.Type[key]):
+				field, got, want = "type ids", e.TypeIDs, r.Type[key]
+			case e.NumTokens != r.N || e.Truncated != (r.N > maxLen):
+				field = fmt.Sprintf("NumTokens %d Truncated %v; want %d", e.NumTokens, e.Truncated, r.N)
+			default:
+				continue
+			}
+			bad++
+			if bad <= 5 {
+				t.Errorf("max_len %d, text %d (%s) %s differ:\n  text %s\n%s", maxLen, i, corpus[i].kind, field, clip(corpus[i].text), idDiff(got, want))
+			}
+		}
+		t.Logf("max_len %d: %d texts (%d truncated), %d mismatches", maxLen, len(encs), truncated, bad)
+		if bad > 0 {
+			t.Errorf("max_len %d: %d of %d texts differ from tokenizers %s", maxLen, bad, len(encs), hdr.Tokenizers)
+		}
+	}
+}
+
+// clip quotes s, shortened to about 300 bytes.
+func clip(s string) string {
+	if len(s) > 300 {
+		r := []rune(s)
+		if len(r) > 150 {
+			return fmt.Sprintf("%+q... (%d runes)", string(r[:150]), len(r))
+		}
+	}
+	return fmt.Sprintf("%+q", s)
+}
+
+// idDiff shows both id lists around their first difference.
+func idDiff(got, want []int64) string {
+	if got == nil && want == nil {
+		return ""
+	}
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	lo := max(0, i-8)
+	win := func(s []int64) string {
+		hi := min(len(s), i+24)
+		if lo > hi {
+			return "[]"
+		}
+		pre := ""
+		if lo > 0 {
+			pre = "... "
+		}
+		return fmt.Sprintf("%s%v (len %d)", pre, s[lo:hi], len(s))
+	}
+	return fmt.Sprintf("  first difference at %d\n  go: %s\n  hf: %s", i, win(got), win(want))
+}
+
+// TestParity compares the default model's tokenizer with tokenizers on the
+// whole corpus at max_len 128 and 512.
+func TestParity(t *testing.T) {
+	python := venvPython(t)
+	tokPath := modelTokenizer(t, "all-minilm-l6-v2")
+	corpus := buildCorpus(t, dataDir())
+	if len(corpus) < 5000 {
+		t.Fatalf("corpus has %d texts; want at least 5000", len(corpus))
+	}
+	hdr, recs := reference(t, python, tokPath, corpus)
+	checkParity(t, tokPath, corpus, hdr, recs)
+}
+
+// TestParityVariants checks other BertNormalizer and post-processor settings
+// (cased, accents kept, everything off), written over the default model's
+// tokenizer.json, on every other text of the corpus.
+func TestParityVariants(t *testing.T) {
+	python := venvPython(t)
+	base := modelTokenizer(t, "all-minilm-l6-v2")
+	full := buildCorpus(t, dataDir())
+	var corpus []corpusText
+	for i, c := range full {
+		if i%2 == 0 || strings.HasPrefix(c.kind, "sweep") {
+			corpus = append(corpus, c)
+		}
+	}
+	raw, err := os.ReadFile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []struct {
+		name       string
+		normalizer string
+		post       string
+	}{
+		{"cased", `{"type":"BertNormalizer","clean_text":true,"handle_chinese_chars":true,"strip_accents":null,"lowercase":false}`,
+			`{"type":"BertProcessing","sep":["[SEP]",102],"cls":["[CLS]",101]}`},
+		{"lowercase-keep-accents", `{"type":"BertNormalizer","clean_text":true,"handle_chinese_chars":true,"strip_accents":false,"lowercase":true}`, ""},
+		{"strip-accents-cased", `{"type":"BertNormalizer","clean_text":true,"handle_chinese_chars":true,"strip_accents":true,"lowercase":false}`, ""},
+		{"all-off", `{"type":"BertNormalizer","clean_text":false,"handle_chinese_chars":false,"strip_accents":false,"lowercase":false}`, ""},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			var doc map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &doc); err != nil {
+				t.Fatal(err)
+			}
+			doc["normalizer"] = json.RawMessage(v.normalizer)
+			if v.post != "" {
+				doc["post_processor"] = json.RawMessage(v.post)
+			}
+			b, err := json.Marshal(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "tokenizer.json")
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			hdr, recs := reference(t, python, path, corpus)
+			checkParity(t, path, corpus, hdr, recs)
+		})
+	}
+}
+
+// TestParityE5 checks e5-small-v2-q's tokenizer.json (also uncased BERT) on a
+// sample, when that optional model has been pulled.
+func TestParityE5(t *testing.T) {
+	python := venvPython(t)
+	path := filepath.Join(cache.ModelDir("e5-small-v2-q"), "tokenizer.json")
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("optional model not pulled (scripts/setup.sh model e5-small-v2-q): %v", err)
+	}
+	full := buildCorpus(t, dataDir())
+	var corpus []corpusText
+	for i, c := range full {
+		if i%4 == 0 {
+			corpus = append(corpus, c)
+		}
+	}
+	hdr, recs := reference(t, python, path, corpus)
+	checkParity(t, path, corpus, hdr, recs)
+}
