@@ -70,7 +70,7 @@ func CheckpointKey(m Manifest, extra ...string) string {
 // disagree with ErrCorruptCheckpoint; both are left in place.
 func OpenCheckpoint(out, key string, d int, resume bool) (*Checkpoint, error) {
 	if d < 1 {
-		return nil, fmt.Errorf("features: checkpoint for %s: %d features per row; want >= 1", out, d)
+		return nil, fmt.Errorf("checkpoint for %s: %d features per row; want >= 1", out, d)
 	}
 	c := &Checkpoint{dataPath: out + ".partial", metaPath: out + ".partial.json"}
 	want := checkpointMeta{Version: checkpointVersion, Key: key, Dim: d}
@@ -80,7 +80,7 @@ func OpenCheckpoint(out, key string, d int, resume bool) (*Checkpoint, error) {
 		case errors.Is(err, os.ErrNotExist):
 			// Nothing to resume: start afresh.
 		case err != nil:
-			return nil, fmt.Errorf("features: %w", err)
+			return nil, err
 		default:
 			if err := c.reopen(b, want); err != nil {
 				return nil, err
@@ -90,11 +90,11 @@ func OpenCheckpoint(out, key string, d int, resume bool) (*Checkpoint, error) {
 	}
 	// Drop the sidecar first, so that a crash below cannot pair it with new data.
 	if err := os.Remove(c.metaPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("features: removing old checkpoint: %w", err)
+		return nil, fmt.Errorf("removing old checkpoint: %w", err)
 	}
 	f, err := os.OpenFile(c.dataPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("features: creating checkpoint: %w", err)
+		return nil, fmt.Errorf("creating checkpoint: %w", err)
 	}
 	c.f, c.meta = f, want
 	if err := c.writeMeta(); err != nil {
@@ -107,21 +107,21 @@ func OpenCheckpoint(out, key string, d int, resume bool) (*Checkpoint, error) {
 func (c *Checkpoint) reopen(b []byte, want checkpointMeta) error {
 	var m checkpointMeta
 	if err := json.Unmarshal(b, &m); err != nil || m.Version != checkpointVersion {
-		return errorf(ErrCorruptCheckpoint, "features: checkpoint %s is unreadable (%v); remove it or run without --resume", c.metaPath, err)
+		return errorf(ErrCorruptCheckpoint, "checkpoint %s is unreadable (%v); remove it or run without --resume", c.metaPath, err)
 	}
 	if m.Key != want.Key || m.Dim != want.Dim {
-		return errorf(ErrCheckpointMismatch, "features: checkpoint %s was made with different options; remove it or run without --resume", c.dataPath)
+		return errorf(ErrCheckpointMismatch, "checkpoint %s was made with different options; remove it or run without --resume", c.dataPath)
 	}
 	if m.Rows < 0 || m.Bytes != m.Rows*c.rowBytes(m.Dim) {
-		return errorf(ErrCorruptCheckpoint, "features: checkpoint %s: %d rows but %d bytes recorded; remove it or run without --resume", c.metaPath, m.Rows, m.Bytes)
+		return errorf(ErrCorruptCheckpoint, "checkpoint %s: %d rows but %d bytes recorded; remove it or run without --resume", c.metaPath, m.Rows, m.Bytes)
 	}
 	f, err := os.OpenFile(c.dataPath, os.O_RDWR, 0)
 	if err != nil {
-		return errorf(ErrCorruptCheckpoint, "features: checkpoint data missing (%w); remove %s or run without --resume", err, c.metaPath)
+		return errorf(ErrCorruptCheckpoint, "checkpoint data missing (%w); remove %s or run without --resume", err, c.metaPath)
 	}
 	st, err := f.Stat()
 	if err == nil && st.Size() < m.Bytes {
-		err = errorf(ErrCorruptCheckpoint, "features: checkpoint %s holds %d bytes, less than the %d recorded; remove it or run without --resume", c.dataPath, st.Size(), m.Bytes)
+		err = errorf(ErrCorruptCheckpoint, "checkpoint %s holds %d bytes, less than the %d recorded; remove it or run without --resume", c.dataPath, st.Size(), m.Bytes)
 	}
 	if err == nil && st.Size() > m.Bytes {
 		// A chunk that was being written when the run stopped.
@@ -130,7 +130,7 @@ func (c *Checkpoint) reopen(b []byte, want checkpointMeta) error {
 		}
 	}
 	if err != nil {
-		return errors.Join(fmt.Errorf("features: reopening checkpoint: %w", err), f.Close())
+		return errors.Join(fmt.Errorf("reopening checkpoint: %w", err), f.Close())
 	}
 	c.f, c.meta = f, m
 	return nil
@@ -154,7 +154,7 @@ func (c *Checkpoint) Append(features []float32, labels, rowIDs []int64) error {
 		return c.err
 	}
 	if c.f == nil {
-		return fmt.Errorf("features: checkpoint %s: Append after Close", c.dataPath)
+		return fmt.Errorf("checkpoint %s: Append after Close", c.dataPath)
 	}
 	rb := int(c.rowBytes(d))
 	c.buf = resize(c.buf, k*rb)
@@ -167,11 +167,11 @@ func (c *Checkpoint) Append(features []float32, labels, rowIDs []int64) error {
 		binary.LittleEndian.PutUint64(b[4*d+8:], uint64(rowIDs[i]))
 	}
 	if _, err := c.f.WriteAt(c.buf, c.meta.Bytes); err != nil {
-		c.err = fmt.Errorf("features: writing checkpoint %s: %w", c.dataPath, err)
+		c.err = fmt.Errorf("writing checkpoint %s: %w", c.dataPath, err)
 		return c.err
 	}
 	if err := c.f.Sync(); err != nil {
-		c.err = fmt.Errorf("features: writing checkpoint %s: %w", c.dataPath, err)
+		c.err = fmt.Errorf("writing checkpoint %s: %w", c.dataPath, err)
 		return c.err
 	}
 	c.meta.Rows += int64(k)
@@ -203,7 +203,7 @@ func (c *Checkpoint) writeMeta() error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("features: writing checkpoint %s: %w", c.metaPath, err)
+		return fmt.Errorf("writing checkpoint %s: %w", c.metaPath, err)
 	}
 	syncDir(filepath.Dir(c.metaPath))
 	return nil
@@ -228,11 +228,11 @@ func (c *Checkpoint) finish(w *Writer) error {
 		return c.err
 	}
 	if c.f == nil {
-		return fmt.Errorf("features: checkpoint %s: Finish after Close", c.dataPath)
+		return fmt.Errorf("checkpoint %s: Finish after Close", c.dataPath)
 	}
 	d := c.meta.Dim
 	if w.d != d {
-		return fmt.Errorf("features: checkpoint %s has %d features per row, the store %s %d", c.dataPath, d, w.path, w.d)
+		return fmt.Errorf("checkpoint %s has %d features per row, the store %s %d", c.dataPath, d, w.path, w.d)
 	}
 	rb := int(c.rowBytes(d))
 	buf := make([]byte, finishChunk*rb)
@@ -246,7 +246,7 @@ func (c *Checkpoint) finish(w *Writer) error {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return fmt.Errorf("features: reading checkpoint %s: %w", c.dataPath, err)
+			return fmt.Errorf("reading checkpoint %s: %w", c.dataPath, err)
 		}
 		for i := range k {
 			r := b[i*rb : (i+1)*rb]
@@ -272,7 +272,7 @@ func (c *Checkpoint) Close() error {
 	err := c.f.Close()
 	c.f = nil
 	if err != nil {
-		return fmt.Errorf("features: closing checkpoint %s: %w", c.dataPath, err)
+		return fmt.Errorf("closing checkpoint %s: %w", c.dataPath, err)
 	}
 	return nil
 }
@@ -282,7 +282,7 @@ func (c *Checkpoint) Remove() error {
 	err := c.Close()
 	for _, p := range []string{c.metaPath, c.dataPath} {
 		if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			err = errors.Join(err, fmt.Errorf("features: removing checkpoint: %w", rerr))
+			err = errors.Join(err, fmt.Errorf("removing checkpoint: %w", rerr))
 		}
 	}
 	return err

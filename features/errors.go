@@ -5,8 +5,11 @@ import (
 	"fmt"
 )
 
-// Sentinel errors. Errors returned by this package wrap one of these (test with errors.Is)
-// and carry a message that names the file and the row, line or column concerned.
+// Sentinel errors. Errors about data, stores and checkpoints wrap one of these (test with
+// errors.Is); their messages start with the file concerned, not with the package name,
+// and name the line, row, column or tensor (data.csv: line 3 (row 1): ...). Errors from
+// the operating system (a missing file, a full disk) are returned as they come, wrapped
+// with what was being done.
 var (
 	// ErrUnknownFormat: a dataset format that is not csv, tsv or jsonl, or a path whose
 	// extension does not tell.

@@ -185,7 +185,7 @@ func Open(path string, opts ReaderOptions) (*Reader, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("features: %w", err)
+		return nil, err
 	}
 	r, err := newReader(f, path, opts)
 	if err != nil {
@@ -369,7 +369,7 @@ func (r *Reader) Close() error {
 	c := r.closer
 	r.closer = nil
 	if err := c.Close(); err != nil {
-		return fmt.Errorf("features: closing %s: %w", r.name, err)
+		return fmt.Errorf("closing %s: %w", r.name, err)
 	}
 	return nil
 }
@@ -390,7 +390,7 @@ func (r *Reader) nextCSV() error {
 func (r *Reader) csvError(err error, rec []string) error {
 	var pe *csv.ParseError
 	if !errors.As(err, &pe) {
-		return fmt.Errorf("features: reading %s: %w", r.name, err)
+		return fmt.Errorf("reading %s: %w", r.name, err)
 	}
 	if errors.Is(pe.Err, csv.ErrFieldCount) {
 		return errorf(ErrMalformedRow, "%s: line %d (row %d): %d fields, want %d (columns: %s)",
@@ -481,7 +481,7 @@ func (r *Reader) nextLine() ([]byte, error) {
 			line = buf
 		}
 		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("features: reading %s: %w", r.name, err)
+			return nil, fmt.Errorf("reading %s: %w", r.name, err)
 		}
 		if len(line) == 0 && err == io.EOF {
 			return nil, nil
@@ -626,7 +626,7 @@ type Summary struct {
 // scanned (it could not be read again afterwards).
 func Scan(path string, opts ReaderOptions) (s Summary, err error) {
 	if path == "-" {
-		return s, errors.New("features: cannot scan standard input ahead of reading it; save it to a file first")
+		return s, errors.New("cannot scan standard input ahead of reading it; save it to a file first")
 	}
 	if opts.Format == FormatAuto {
 		if opts.Format, err = FormatOf(path); err != nil {
@@ -635,11 +635,11 @@ func Scan(path string, opts ReaderOptions) (s Summary, err error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return s, fmt.Errorf("features: %w", err)
+		return s, err
 	}
 	defer func() {
 		if cerr := f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("features: closing %s: %w", path, cerr)
+			err = fmt.Errorf("closing %s: %w", path, cerr)
 		}
 	}()
 	h := sha256.New()
@@ -669,7 +669,7 @@ func Scan(path string, opts ReaderOptions) (s Summary, err error) {
 	}
 	// Hash what the reader did not need (after a Limit).
 	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return s, fmt.Errorf("features: reading %s: %w", path, err)
+		return s, fmt.Errorf("reading %s: %w", path, err)
 	}
 	SortLabels(s.Labels)
 	s.SHA256 = hex.EncodeToString(h.Sum(nil))

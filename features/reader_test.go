@@ -29,8 +29,10 @@ func readAll(name, data string, opts ReaderOptions) ([]Row, []string, error) {
 }
 
 // lab and unl build expected rows.
-func lab(i int64, text, label string) Row { return Row{Index: i, Text: text, Label: label, HasLabel: true} }
-func unl(i int64, text string) Row        { return Row{Index: i, Text: text} }
+func lab(i int64, text, label string) Row {
+	return Row{Index: i, Text: text, Label: label, HasLabel: true}
+}
+func unl(i int64, text string) Row { return Row{Index: i, Text: text} }
 
 func TestReader(t *testing.T) {
 	for _, tc := range []struct {
@@ -409,4 +411,27 @@ func BenchmarkReadCSV(b *testing.B) {
 			}
 		})
 	}
+}
+
+func ExampleNewReader() {
+	data := "text,label\n\"Hello, world\",greeting\nno label here,\n"
+	r, err := NewReader(strings.NewReader(data), "data.csv", ReaderOptions{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer r.Close()
+	for r.Next() {
+		row := r.Row()
+		fmt.Printf("%d %q %q %v\n", row.Index, row.Text, row.Label, row.HasLabel)
+	}
+	if err := r.Err(); err != nil {
+		fmt.Println(err)
+	}
+	_, err = NewReader(strings.NewReader(data), "data.csv", ReaderOptions{TextCol: "txt"})
+	fmt.Println(err)
+	// Output:
+	// 0 "Hello, world" "greeting" true
+	// 1 "no label here" "" false
+	// column "txt" not found in data.csv; columns: text, label
 }

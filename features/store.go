@@ -152,11 +152,11 @@ type layout struct {
 func makeLayout(m *Manifest, n, d int, dtype Dtype) (layout, error) {
 	mj, err := json.Marshal(m)
 	if err != nil {
-		return layout{}, fmt.Errorf("features: encoding the manifest: %w", err)
+		return layout{}, fmt.Errorf("encoding the manifest: %w", err)
 	}
 	meta, err := json.Marshal(map[string]string{MetadataKey: string(mj)})
 	if err != nil {
-		return layout{}, fmt.Errorf("features: encoding the manifest: %w", err)
+		return layout{}, fmt.Errorf("encoding the manifest: %w", err)
 	}
 	name, es := dtype.safetensors()
 	N, D := int64(n), int64(d)
@@ -206,10 +206,10 @@ type Writer struct {
 // The header is written at once; the rows follow through WriteRows; Close finishes it.
 func NewWriter(path string, m Manifest, n, d int, dtype Dtype) (*Writer, error) {
 	if n < 0 || d < 1 {
-		return nil, fmt.Errorf("features: store %s: %d rows of %d features; want rows >= 0, features >= 1", path, n, d)
+		return nil, fmt.Errorf("store %s: %d rows of %d features; want rows >= 0, features >= 1", path, n, d)
 	}
 	if dtype != Float32 && dtype != Float16 {
-		return nil, errorf(ErrUnknownDtype, "features: store %s: dtype %v unknown; want one of f32, f16", path, dtype)
+		return nil, errorf(ErrUnknownDtype, "store %s: dtype %v unknown; want one of f32, f16", path, dtype)
 	}
 	if m.FormatVersion == 0 {
 		m.FormatVersion = FormatVersion
@@ -225,11 +225,11 @@ func NewWriter(path string, m Manifest, n, d int, dtype Dtype) (*Writer, error) 
 	}
 	f, err := os.CreateTemp(dir, base+".tmp-*")
 	if err != nil {
-		return nil, fmt.Errorf("features: creating store %s: %w", path, err)
+		return nil, fmt.Errorf("creating store %s: %w", path, err)
 	}
 	w := &Writer{path: path, tmp: f.Name(), f: f, lay: lay, n: n, d: d, dtype: dtype, labels: len(m.LabelNames)}
 	if _, err := f.WriteAt(lay.header, 0); err != nil {
-		return nil, errors.Join(fmt.Errorf("features: writing store %s: %w", path, err), w.Abort())
+		return nil, errors.Join(fmt.Errorf("writing store %s: %w", path, err), w.Abort())
 	}
 	return w, nil
 }
@@ -247,15 +247,15 @@ func (w *Writer) WriteRows(features []float32, labels, rowIDs []int64) error {
 		return w.err
 	}
 	if w.done {
-		return fmt.Errorf("features: store %s: WriteRows after Close", w.path)
+		return fmt.Errorf("store %s: WriteRows after Close", w.path)
 	}
 	if w.rows+k > w.n {
-		w.err = errorf(ErrRowCount, "features: store %s: %d rows written, more than the %d it was created for", w.path, w.rows+k, w.n)
+		w.err = errorf(ErrRowCount, "store %s: %d rows written, more than the %d it was created for", w.path, w.rows+k, w.n)
 		return w.err
 	}
 	for i, l := range labels {
 		if l < -1 || l >= int64(w.labels) {
-			w.err = errorf(ErrBadLabel, "features: store %s: row %d: label %d out of range [-1, %d)", w.path, w.rows+i, l, w.labels)
+			w.err = errorf(ErrBadLabel, "store %s: row %d: label %d out of range [-1, %d)", w.path, w.rows+i, l, w.labels)
 			return w.err
 		}
 	}
@@ -283,7 +283,7 @@ func (w *Writer) WriteRows(features []float32, labels, rowIDs []int64) error {
 
 func (w *Writer) writeAt(b []byte, off int64) error {
 	if _, err := w.f.WriteAt(b, off); err != nil {
-		w.err = fmt.Errorf("features: writing store %s: %w", w.path, err)
+		w.err = fmt.Errorf("writing store %s: %w", w.path, err)
 		return w.err
 	}
 	return nil
@@ -300,7 +300,7 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	if w.err == nil && w.rows != w.n {
-		w.err = errorf(ErrRowCount, "features: store %s: %d rows written, want %d", w.path, w.rows, w.n)
+		w.err = errorf(ErrRowCount, "store %s: %d rows written, want %d", w.path, w.rows, w.n)
 	}
 	if w.err != nil {
 		return errors.Join(w.err, w.Abort())
@@ -317,7 +317,7 @@ func (w *Writer) Close() error {
 		err = os.Rename(w.tmp, w.path)
 	}
 	if err != nil {
-		return errors.Join(fmt.Errorf("features: finishing store %s: %w", w.path, err), os.Remove(w.tmp))
+		return errors.Join(fmt.Errorf("finishing store %s: %w", w.path, err), os.Remove(w.tmp))
 	}
 	syncDir(filepath.Dir(w.path))
 	return nil
@@ -339,7 +339,7 @@ func (w *Writer) Abort() error {
 		err = errors.Join(err, rerr)
 	}
 	if err != nil {
-		return fmt.Errorf("features: abandoning store %s: %w", w.path, err)
+		return fmt.Errorf("abandoning store %s: %w", w.path, err)
 	}
 	return nil
 }
@@ -459,16 +459,16 @@ func (s *Store) Row(i int) []float32 { return s.Features[i*s.D : (i+1)*s.D] }
 func OpenStore(path string) (s *Store, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("features: %w", err)
+		return nil, err
 	}
 	defer func() {
 		if cerr := f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("features: closing %s: %w", path, cerr)
+			err = fmt.Errorf("closing %s: %w", path, cerr)
 		}
 	}()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("features: %w", err)
+		return nil, err
 	}
 	return decodeStore(f, st.Size(), path)
 }
@@ -482,14 +482,14 @@ var dtypeSizes = map[string]int64{
 // decodeStore reads a store of size bytes from r; name is used in errors.
 func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 	bad := func(format string, args ...any) error {
-		return errorf(ErrCorruptStore, "features: %s: "+format, append([]any{name}, args...)...)
+		return errorf(ErrCorruptStore, "%s: "+format, append([]any{name}, args...)...)
 	}
 	if size < 8 {
 		return nil, bad("%d bytes, too short for a safetensors file", size)
 	}
 	var pre [8]byte
 	if _, err := r.ReadAt(pre[:], 0); err != nil {
-		return nil, fmt.Errorf("features: reading %s: %w", name, err)
+		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	hlen := binary.LittleEndian.Uint64(pre[:])
 	if hlen > maxHeader || hlen > uint64(size-8) {
@@ -497,7 +497,7 @@ func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 	}
 	hdr := make([]byte, hlen)
 	if _, err := r.ReadAt(hdr, 8); err != nil {
-		return nil, fmt.Errorf("features: reading %s: %w", name, err)
+		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	if len(hdr) == 0 || hdr[0] != '{' {
 		return nil, bad("header does not start with '{': not a safetensors file")
@@ -583,7 +583,7 @@ func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 		return nil, bad("want tensors features, labels and row_ids; have %s", strings.Join(slices.Sorted(maps.Keys(tensors)), ", "))
 	}
 	if len(fea.Shape) != 2 || (fea.Dtype != "F32" && fea.Dtype != "F16") {
-		return nil, bad("features: want a 2-D F32 or F16 tensor, have %s %v", fea.Dtype, fea.Shape)
+		return nil, bad("tensor \"features\": want a 2-D F32 or F16 tensor, have %s %v", fea.Dtype, fea.Shape)
 	}
 	n, d := fea.Shape[0], fea.Shape[1]
 	for _, t := range []struct {
@@ -602,7 +602,7 @@ func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 		return nil, bad("manifest dtype %q but features are %s", m.Dtype, fea.Dtype)
 	}
 	if n > 0 && d == 0 {
-		return nil, bad("features: shape %v has no columns", fea.Shape)
+		return nil, bad("tensor \"features\": shape %v has no columns", fea.Shape)
 	}
 
 	s := &Store{Manifest: m, N: int(n), D: int(d)}
@@ -635,7 +635,7 @@ func readInt64s(r io.ReaderAt, off int64, n int, name string) ([]int64, error) {
 		k := min(n-i, len(buf)/8)
 		b := buf[:8*k]
 		if _, err := r.ReadAt(b, off+8*int64(i)); err != nil {
-			return nil, fmt.Errorf("features: reading %s: %w", name, err)
+			return nil, fmt.Errorf("reading %s: %w", name, err)
 		}
 		for j := range k {
 			out[i+j] = int64(binary.LittleEndian.Uint64(b[8*j:]))
@@ -653,7 +653,7 @@ func readFloats(r io.ReaderAt, off int64, n int, dtype Dtype, name string) ([]fl
 		k := min(n-i, len(buf)/es)
 		b := buf[:es*k]
 		if _, err := r.ReadAt(b, off+int64(es)*int64(i)); err != nil {
-			return nil, fmt.Errorf("features: reading %s: %w", name, err)
+			return nil, fmt.Errorf("reading %s: %w", name, err)
 		}
 		if dtype == Float16 {
 			for j := range k {

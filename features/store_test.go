@@ -196,7 +196,10 @@ func TestSafetensorsPython(t *testing.T) {
 			runScript(t, "ref_store.py", path, dir, filepath.Join(dir, "src.f32"))
 
 			var info struct {
-				Tensors  map[string]struct{ Dtype string; Shape []int }
+				Tensors map[string]struct {
+					Dtype string
+					Shape []int
+				}
 				Metadata map[string]string
 			}
 			b, err := os.ReadFile(filepath.Join(dir, "info.json"))
@@ -376,18 +379,18 @@ func TestOpenStoreCorrupt(t *testing.T) {
 	valid := goldenStore(t)
 	dir := t.TempDir()
 	cases := map[string][]byte{
-		"empty":                  {},
-		"huge header length":     append(binary.LittleEndian.AppendUint64(nil, 1<<62), valid[8:]...),
-		"header longer than file": append(binary.LittleEndian.AppendUint64(nil, uint64(len(valid))), valid[8:]...),
-		"extra byte at the end":   append(slices.Clone(valid), 0),
-		"not JSON":                corruptHeader(valid, func(h string) string { return "{not json" + h[9:] }),
-		"not an object":           corruptHeader(valid, func(h string) string { return "[" + h[1:] }),
-		"no manifest":             corruptHeader(valid, func(h string) string { return strings.Replace(h, `"headstart"`, `"other"`, 1) }),
-		"manifest not JSON":       corruptHeader(valid, func(h string) string { return strings.Replace(h, `{\"format_version`, `{{\"format_version`, 1) }),
-		"future version":          corruptHeader(valid, func(h string) string { return strings.Replace(h, `\"format_version\":1`, `\"format_version\":9`, 1) }),
-		"labels wrong dtype":      corruptHeader(valid, func(h string) string { return strings.Replace(h, `"I64"`, `"F64"`, 1) }),
-		"unknown dtype":           corruptHeader(valid, func(h string) string { return strings.Replace(h, `"F32"`, `"Q7"`, 1) }),
-		"manifest dtype disagrees": corruptHeader(valid, func(h string) string { return strings.Replace(h, `\"dtype\":\"f32\"`, `\"dtype\":\"f16\"`, 1) }),
+		"empty":                        {},
+		"huge header length":           append(binary.LittleEndian.AppendUint64(nil, 1<<62), valid[8:]...),
+		"header longer than file":      append(binary.LittleEndian.AppendUint64(nil, uint64(len(valid))), valid[8:]...),
+		"extra byte at the end":        append(slices.Clone(valid), 0),
+		"not JSON":                     corruptHeader(valid, func(h string) string { return "{not json" + h[9:] }),
+		"not an object":                corruptHeader(valid, func(h string) string { return "[" + h[1:] }),
+		"no manifest":                  corruptHeader(valid, func(h string) string { return strings.Replace(h, `"headstart"`, `"other"`, 1) }),
+		"manifest not JSON":            corruptHeader(valid, func(h string) string { return strings.Replace(h, `{\"format_version`, `{{\"format_version`, 1) }),
+		"future version":               corruptHeader(valid, func(h string) string { return strings.Replace(h, `\"format_version\":1`, `\"format_version\":9`, 1) }),
+		"labels wrong dtype":           corruptHeader(valid, func(h string) string { return strings.Replace(h, `"I64"`, `"F64"`, 1) }),
+		"unknown dtype":                corruptHeader(valid, func(h string) string { return strings.Replace(h, `"F32"`, `"Q7"`, 1) }),
+		"manifest dtype disagrees":     corruptHeader(valid, func(h string) string { return strings.Replace(h, `\"dtype\":\"f32\"`, `\"dtype\":\"f16\"`, 1) }),
 		"shape disagrees with offsets": corruptHeader(valid, func(h string) string { return strings.Replace(h, `"shape":[3,2]`, `"shape":[3,3]`, 1) }),
 		"negative shape":               corruptHeader(valid, func(h string) string { return strings.Replace(h, `"shape":[3,2]`, `"shape":[-3,-2]`, 1) }),
 		"overflowing shape": corruptHeader(valid, func(h string) string {

@@ -470,7 +470,7 @@ func createSession(create createFunc, in, out []string, opts SessionOptions, p P
 	}
 	sess, err = create(o, in, out)
 	if err != nil && p.Kind == ProviderCUDA {
-		return nil, fmt.Errorf("%w: cuda:%d: %v", ErrCUDAUnavailable, p.Device, err)
+		return nil, cudaError(p.Device, err)
 	}
 	return sess, err
 }
@@ -479,12 +479,11 @@ func createSession(create createFunc, in, out []string, opts SessionOptions, p P
 var cudaLibs = []string{"libonnxruntime_providers_shared.so", "libonnxruntime_providers_cuda.so"}
 
 // appendCUDA enables the CUDA provider on device in o. On failure the error
-// wraps ErrCUDAUnavailable and names the provider libraries missing next to
-// the runtime library, if any.
+// wraps ErrCUDAUnavailable (see cudaError).
 func appendCUDA(o *ort.SessionOptions, device int) (err error) {
 	cu, err := ort.NewCUDAProviderOptions()
 	if err != nil {
-		return fmt.Errorf("%w: cuda:%d: %v", ErrCUDAUnavailable, device, err)
+		return cudaError(device, err)
 	}
 	defer func() {
 		if derr := cu.Destroy(); derr != nil {
@@ -492,23 +491,30 @@ func appendCUDA(o *ort.SessionOptions, device int) (err error) {
 		}
 	}()
 	if err := cu.Update(map[string]string{"device_id": strconv.Itoa(device)}); err != nil {
-		return fmt.Errorf("%w: cuda:%d: setting device: %v", ErrCUDAUnavailable, device, err)
+		return cudaError(device, err)
 	}
 	if err := o.AppendExecutionProviderCUDA(cu); err != nil {
-		dir := filepath.Dir(LibraryPath())
-		var missing []string
-		for _, lib := range cudaLibs {
-			if _, serr := os.Stat(filepath.Join(dir, lib)); serr != nil {
-				missing = append(missing, lib)
-			}
-		}
-		if len(missing) > 0 {
-			return fmt.Errorf("%w: cuda:%d: %s not found in %s (the CPU build of onnxruntime has no CUDA provider; put the onnxruntime-gpu %s provider libraries there): %v",
-				ErrCUDAUnavailable, device, strings.Join(missing, " and "), dir, Version(), err)
-		}
-		return fmt.Errorf("%w: cuda:%d: %v", ErrCUDAUnavailable, device, err)
+		return cudaError(device, err)
 	}
 	return nil
+}
+
+// cudaError wraps ErrCUDAUnavailable around what onnxruntime said, naming
+// the provider libraries missing next to the runtime library, if any: the
+// usual cause (the CPU build of onnxruntime ships neither).
+func cudaError(device int, err error) error {
+	dir := filepath.Dir(LibraryPath())
+	var missing []string
+	for _, lib := range cudaLibs {
+		if _, serr := os.Stat(filepath.Join(dir, lib)); serr != nil {
+			missing = append(missing, lib)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: cuda:%d: %s not found in %s (put the provider libraries of onnxruntime-gpu %s there): %v",
+			ErrCUDAUnavailable, device, strings.Join(missing, " and "), dir, Version(), err)
+	}
+	return fmt.Errorf("%w: cuda:%d: %v", ErrCUDAUnavailable, device, err)
 }
 
 // Inputs describes the inputs Run feeds, in Run's order.

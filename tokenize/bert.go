@@ -297,7 +297,7 @@ func (p *pipeline) words(s *scratch, b []byte) {
 			var r rune
 			r, size = utf8.DecodeRune(b[i:])
 			space = unicode.Is(hfPreSpace, r)
-			punct = !space && unicode.Is(unicode.P, r)
+			punct = !space && unicode.Is(hfPunct, r)
 		}
 		if space || punct {
 			if start >= 0 {

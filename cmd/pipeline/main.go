@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -36,7 +37,7 @@ func (e usageError) Unwrap() error { return e.err }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "pipeline",
 		Usage:   "frozen-backbone feature extraction and heads (headstart)",
 		Version: version,
@@ -48,6 +49,16 @@ func newApp() *cli.App {
 		},
 		OnUsageError:   func(c *cli.Context, err error, isSubcommand bool) error { return usageError{err} },
 		ExitErrHandler: func(c *cli.Context, err error) {},
+	}
+	markUsageErrors(app.Commands)
+	return app
+}
+
+// markUsageErrors makes flag parsing errors of every command usage errors (exit code 2).
+func markUsageErrors(cmds []*cli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+		markUsageErrors(c.Subcommands)
 	}
 }
 
@@ -67,7 +78,7 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "Required flag"):
 		return exitUsage
 	default:
 		return exitError

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/headstart-ml/headstart/models"
+)
+
+var pipelineBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pipeline-test")
+	if err != nil {
+		panic(err)
+	}
+	pipelineBin = filepath.Join(dir, "pipeline")
+	if out, err := exec.Command("go", "build", "-o", pipelineBin, ".").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func sharedData(t *testing.T, rel string) string {
+	t.Helper()
+	dir := os.Getenv("HEADSTART_DATA")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "data")
+	}
+	p, _ := filepath.Abs(filepath.Join(dir, rel))
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("dataset %s missing (set HEADSTART_DATA): %v", rel, err)
+	}
+	return p
+}
+
+func requireModel(t *testing.T) {
+	t.Helper()
+	if _, err := models.Resolve(models.Default); err != nil {
+		t.Fatalf("run `make setup` first: %v", err)
+	}
+}
+
+// run runs the pipeline binary and returns its exit code, stdout and stderr.
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(pipelineBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+func TestExitCodesAndMessages(t *testing.T) {
+	requireModel(t)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.csv")
+	os.WriteFile(good, []byte("text,label\nhello,a\n"), 0o644)
+	out := filepath.Join(dir, "o.safetensors")
+	cases := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"help", []string{"extract", "--help"}, 0, ""},
+		{"unknown pooling", []string{"extract", "--data", good, "--out", out, "--pooling", "avg"}, 2, "want one of mean, cls, max, last"},
+		{"bad layers", []string{"extract", "--data", good, "--out", out, "--layers", "-1,x"}, 2, "not an integer"},
+		{"unknown provider", []string{"extract", "--data", good, "--out", out, "--provider", "tpu"}, 2, "cpu"},
+		{"unknown flag", []string{"extract", "--data", good, "--out", out, "--bogus"}, 2, "bogus"},
+		{"missing data", []string{"extract", "--data", filepath.Join(dir, "none.csv"), "--out", out}, 1, "none.csv"},
+		{"missing label column", []string{"extract", "--data", good, "--out", out, "--label-col", "intent"}, 1, "intent"},
+		{"layer out of range", []string{"extract", "--data", good, "--out", out, "--layers", "7"}, 1, "out of range"},
+		{"unknown model", []string{"extract", "--data", good, "--out", out, "--model", "gpt-9"}, 1, "all-minilm-l6-v2"},
+		{"models pull unknown", []string{"models", "pull", "gpt-9"}, 2, "known models"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := run(t, c.args...)
+			if code != c.code {
+				t.Fatalf("exit %d; want %d\n%s", code, c.code, stderr)
+			}
+			if !strings.Contains(stderr, c.msg) {
+				t.Fatalf("stderr %q; want it to mention %q", stderr, c.msg)
+			}
+			if c.code != 0 {
+				if _, err := os.Stat(out); err == nil {
+					t.Fatal("output written by a failing run")
+				}
+			}
+		})
+	}
+}
+
+// TestKillAndResume kills a running extract with SIGKILL once its checkpoint holds some
+// rows, resumes it, and checks the result equals an uninterrupted run byte for byte.
+func TestKillAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the model")
+	}
+	requireModel(t)
+	data := sharedData(t, "sst2/dev.csv")
+	dir := t.TempDir()
+	common := []string{"extract", "--data", data, "--limit", "640", "--chunk-rows", "64", "--batch-size", "16", "--threads", "1"}
+	full := filepath.Join(dir, "full.safetensors")
+	if code, _, stderr := run(t, append(common, "--out", full)...); code != 0 {
+		t.Fatalf("uninterrupted run: exit %d\n%s", code, stderr)
+	}
+
+	out := filepath.Join(dir, "killed.safetensors")
+	cmd := exec.Command(pipelineBin, append(common, "--out", out)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if b, err := os.ReadFile(out + ".partial.json"); err == nil && !bytes.Contains(b, []byte(`"rows":0`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no checkpoint within 60 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a killed run left a final output file")
+	}
+	code, _, stderr := run(t, append(common, "--out", out, "--resume")...)
+	if code != 0 {
+		t.Fatalf("resume: exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "resumed") {
+		t.Fatalf("resume summary %q", stderr)
+	}
+	a, _ := os.ReadFile(full)
+	b, _ := os.ReadFile(out)
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Fatalf("resumed output differs from the uninterrupted run (%d vs %d bytes)", len(b), len(a))
+	}
+}
+
+// TestDiskFull runs extract with a file-size limit so writing fails midway: a clear error,
+// exit 1, and no final output.
+func TestDiskFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the model")
+	}
+	requireModel(t)
+	data := sharedData(t, "sst2/dev.csv")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "o.safetensors")
+	cmd := exec.Command("bash", "-c", `ulimit -f 64; exec "$0" "$@"`, pipelineBin, "extract", "--data", data, "--out", out, "--chunk-rows", "128")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("err %v; want exit 1\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "file too large") {
+		t.Fatalf("stderr %q; want the write error", stderr.String())
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("final output exists after a failed write")
+	}
+}
