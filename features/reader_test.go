@@ -353,9 +353,13 @@ func TestSortLabels(t *testing.T) {
 
 // TestScanSST2 reads the shared SST-2 dev split (872 rows, two labels).
 func TestScanSST2(t *testing.T) {
-	path := "/work/shared/data/sst2/dev.csv"
+	dir := os.Getenv("HEADSTART_DATA")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "data")
+	}
+	path := filepath.Join(dir, "sst2", "dev.csv")
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("shared dataset not present: %v", err)
+		t.Fatalf("shared dataset missing (set HEADSTART_DATA to the folder holding sst2/): %v", err)
 	}
 	s, err := Scan(path, ReaderOptions{RequireLabel: true})
 	if err != nil {

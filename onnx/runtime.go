@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,10 +154,10 @@ type Provider struct {
 }
 
 // providerChoices lists what ParseProvider accepts, for error messages.
-const providerChoices = "cpu, cuda, cuda:N, auto"
+const providerChoices = "cpu, cuda, cuda:N, auto, auto:N"
 
-// ParseProvider parses "cpu", "cuda" (device 0), "cuda:N" or "auto"
-// (case-insensitive).
+// ParseProvider parses "cpu", "cuda" (device 0), "cuda:N", "auto" or
+// "auto:N" (case-insensitive).
 func ParseProvider(s string) (Provider, error) {
 	v := strings.ToLower(strings.TrimSpace(s))
 	switch v {
@@ -167,12 +168,14 @@ func ParseProvider(s string) (Provider, error) {
 	case "auto":
 		return Provider{Kind: ProviderAuto}, nil
 	}
-	if dev, ok := strings.CutPrefix(v, "cuda:"); ok {
-		n, err := strconv.Atoi(dev)
-		if err != nil || n < 0 {
-			return Provider{}, fmt.Errorf("onnx: provider %q: device %q is not a non-negative integer; want one of %s", s, dev, providerChoices)
+	for prefix, kind := range map[string]ProviderKind{"cuda:": ProviderCUDA, "auto:": ProviderAuto} {
+		if dev, ok := strings.CutPrefix(v, prefix); ok {
+			n, err := strconv.Atoi(dev)
+			if err != nil || n < 0 {
+				return Provider{}, fmt.Errorf("onnx: provider %q: device %q is not a non-negative integer; want one of %s", s, dev, providerChoices)
+			}
+			return Provider{Kind: kind, Device: n}, nil
 		}
-		return Provider{Kind: ProviderCUDA, Device: n}, nil
 	}
 	return Provider{}, fmt.Errorf("onnx: provider %q unknown; want one of %s", s, providerChoices)
 }
@@ -273,12 +276,20 @@ type Session struct {
 	inputs   []TensorInfo
 	outputs  []TensorInfo
 	inDims   [][]string // symbolic dimension names per input, for Run's checks
+	outDims  [][]string // symbolic dimension names per output
 	provider Provider
 	fallback error
+
+	// direct is true while Run lets onnxruntime write outputs straight
+	// into dst: every output's shape follows from the inputs' (fixed sizes,
+	// or symbolic names that the inputs carry). It turns false for good if
+	// a run with those shapes fails and one without them succeeds.
+	direct bool
 
 	// Scratch reused by Run.
 	inVals  []ort.Value
 	outVals []ort.Value
+	sym     map[string]int64 // symbolic dimension sizes of this run
 }
 
 // NewSessionFromFile opens the model at path. inputNames and outputNames
@@ -339,9 +350,14 @@ func newSession(sum *modelSummary, what string, create createFunc, inputNames, o
 	for _, i := range inIdx {
 		s.inDims = append(s.inDims, sum.inDims[i])
 	}
-	if s.outputs, _, err = selectInfos("output", what, sum.outputs, outputNames, DTypeFloat32); err != nil {
+	var outIdx []int
+	if s.outputs, outIdx, err = selectInfos("output", what, sum.outputs, outputNames, DTypeFloat32); err != nil {
 		return nil, err
 	}
+	for _, i := range outIdx {
+		s.outDims = append(s.outDims, sum.outDims[i])
+	}
+	s.direct = s.outputShapesKnown()
 	if opts.IntraOpThreads < 0 || opts.InterOpThreads < 0 {
 		return nil, fmt.Errorf("onnx: thread counts must be >= 0 (0 = runtime default), got intra-op %d, inter-op %d",
 			opts.IntraOpThreads, opts.InterOpThreads)
@@ -378,6 +394,7 @@ func newSession(sum *modelSummary, what string, create createFunc, inputNames, o
 	}
 	s.inVals = make([]ort.Value, len(s.inputs))
 	s.outVals = make([]ort.Value, len(s.outputs))
+	s.sym = make(map[string]int64)
 	return s, nil
 }
 
@@ -535,8 +552,15 @@ func (s *Session) Fallback() error { return s.fallback }
 // Run feeds inputs (one per input name given at creation, in that order) to
 // the model and returns the outputs (one per output name, in that order) in
 // dst, which it reuses: dst is resized to the number of outputs, and each
-// dst[i].Data and dst[i].Shape keeps its backing array when large enough.
-// dst may be nil. inputs are not modified and not retained.
+// dst[i].Data and dst[i].Shape keeps its backing array when large enough
+// (the dst[i].Data must not overlap). dst may be nil. inputs are not
+// modified and not retained.
+//
+// When the declared output shapes follow from the input shapes (as
+// [batch_size, sequence_length, 384] follows from input_ids), onnxruntime
+// writes straight into dst, and a Run with buffers large enough allocates
+// only a few small bookkeeping values. Otherwise onnxruntime allocates the
+// outputs and Run copies them into dst.
 //
 // Each input's shape must have the declared rank, match the declared fixed
 // dimensions, and agree with the other inputs on dimensions that share a
@@ -549,19 +573,13 @@ func (s *Session) Run(dst []Float32Tensor, inputs []Int64Tensor) (_ []Float32Ten
 	if err := s.checkInputs(inputs); err != nil {
 		return dst, err
 	}
-	clear(s.inVals)
-	clear(s.outVals)
+	if cap(dst) >= len(s.outputs) {
+		dst = dst[:len(s.outputs)]
+	} else {
+		dst = append(dst[:cap(dst)], make([]Float32Tensor, len(s.outputs)-cap(dst))...)
+	}
 	defer func() {
-		for _, vals := range [][]ort.Value{s.inVals, s.outVals} {
-			for i, v := range vals {
-				if v != nil {
-					if derr := v.Destroy(); derr != nil {
-						err = errors.Join(err, fmt.Errorf("onnx: releasing tensor: %w", derr))
-					}
-					vals[i] = nil
-				}
-			}
-		}
+		err = errors.Join(err, s.release())
 	}()
 	for i, in := range inputs {
 		t, err := ort.NewTensor(ort.Shape(in.Shape), in.Data)
@@ -570,34 +588,149 @@ func (s *Session) Run(dst []Float32Tensor, inputs []Int64Tensor) (_ []Float32Ten
 		}
 		s.inVals[i] = t
 	}
-	if err := s.sess.Run(s.inVals, s.outVals); err != nil {
-		return dst, fmt.Errorf("onnx: run: %w", err)
+	if s.direct && s.bindOutputs(dst) {
+		directErr := s.sess.Run(s.inVals, s.outVals)
+		if directErr == nil {
+			return dst, nil
+		}
+		// Perhaps the declared output shapes are wrong: try again with
+		// outputs onnxruntime allocates.
+		if err := s.releaseOutputs(); err != nil {
+			return dst, err
+		}
+		if err := s.runAllocated(dst); err != nil {
+			return dst, fmt.Errorf("onnx: run: %w", directErr)
+		}
+		s.direct = false
+		return dst, nil
 	}
-	if cap(dst) >= len(s.outputs) {
-		dst = dst[:len(s.outputs)]
-	} else {
-		dst = append(dst[:cap(dst)], make([]Float32Tensor, len(s.outputs)-cap(dst))...)
+	return dst, s.runAllocated(dst)
+}
+
+// runAllocated runs with outputs that onnxruntime allocates, and copies them
+// into dst.
+func (s *Session) runAllocated(dst []Float32Tensor) error {
+	if err := s.sess.Run(s.inVals, s.outVals); err != nil {
+		return fmt.Errorf("onnx: run: %w", err)
 	}
 	for i, v := range s.outVals {
 		t, ok := v.(*ort.Tensor[float32])
 		if !ok {
-			return dst, fmt.Errorf("onnx: output %q: got %T, want a float32 tensor", s.outputs[i].Name, v)
+			return fmt.Errorf("onnx: output %q: got %T, want a float32 tensor", s.outputs[i].Name, v)
 		}
 		dst[i].Shape = append(dst[i].Shape[:0], t.GetShape()...)
 		dst[i].Data = append(dst[i].Data[:0], t.GetData()...)
 	}
-	return dst, nil
+	return nil
 }
 
+// outputShapesKnown reports whether every output's shape follows from the
+// input shapes.
+func (s *Session) outputShapesKnown() bool {
+	inSym := make(map[string]bool)
+	for _, dims := range s.inDims {
+		for _, d := range dims {
+			if d != "" {
+				inSym[d] = true
+			}
+		}
+	}
+	for i, o := range s.outputs {
+		if len(o.Shape) == 0 { // unknown rank, or a scalar
+			return false
+		}
+		for d, size := range o.Shape {
+			if size < 0 && !inSym[s.outDims[i][d]] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// bindOutputs sizes dst for this run's output shapes (from s.sym) and wraps
+// each dst[i].Data in an onnxruntime tensor in s.outVals. It returns false,
+// binding nothing, if a shape is empty.
+func (s *Session) bindOutputs(dst []Float32Tensor) bool {
+	for i, o := range s.outputs {
+		n := int64(1)
+		for d, size := range o.Shape {
+			if size < 0 {
+				size = s.sym[s.outDims[i][d]]
+			}
+			n *= size
+		}
+		if n <= 0 {
+			return false
+		}
+	}
+	for i, o := range s.outputs {
+		shape := dst[i].Shape[:0]
+		n := int64(1)
+		for d, size := range o.Shape {
+			if size < 0 {
+				size = s.sym[s.outDims[i][d]]
+			}
+			shape = append(shape, size)
+			n *= size
+		}
+		dst[i].Shape = shape
+		if int64(cap(dst[i].Data)) < n {
+			dst[i].Data = make([]float32, n)
+		}
+		dst[i].Data = dst[i].Data[:n]
+		t, err := ort.NewTensor(ort.Shape(shape), dst[i].Data)
+		if err != nil {
+			s.releaseOutputs()
+			return false
+		}
+		s.outVals[i] = t
+	}
+	return true
+}
+
+// release destroys this run's onnxruntime values.
+func (s *Session) release() error {
+	var errs []error
+	for i, v := range s.inVals {
+		if v != nil {
+			if err := v.Destroy(); err != nil {
+				errs = append(errs, fmt.Errorf("onnx: releasing input tensor: %w", err))
+			}
+			s.inVals[i] = nil
+		}
+	}
+	return errors.Join(append(errs, s.releaseOutputs())...)
+}
+
+func (s *Session) releaseOutputs() error {
+	var errs []error
+	for i, v := range s.outVals {
+		if v != nil {
+			if err := v.Destroy(); err != nil {
+				errs = append(errs, fmt.Errorf("onnx: releasing output tensor: %w", err))
+			}
+			s.outVals[i] = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkInputs validates the inputs against the declared shapes and records
+// the sizes of symbolic dimensions in s.sym.
 func (s *Session) checkInputs(inputs []Int64Tensor) error {
 	if len(inputs) != len(s.inputs) {
 		return fmt.Errorf("onnx: Run got %d inputs, want %d (%s)", len(inputs), len(s.inputs), namesOf(s.inputs))
 	}
-	type seenDim struct {
-		input, dim int
-		size       int64
+	clear(s.sym)
+	symFrom := func(name string) string { // the first input with this symbolic dimension
+		for i, dims := range s.inDims {
+			if slices.Contains(dims, name) {
+				return s.inputs[i].Name
+			}
+		}
+		return ""
 	}
-	sym := make(map[string]seenDim)
 	for i, in := range inputs {
 		info := s.inputs[i]
 		if len(in.Shape) == 0 {
@@ -617,12 +750,11 @@ func (s *Session) checkInputs(inputs []Int64Tensor) error {
 					info.Name, in.Shape, d, size, info.Shape[d], info.Shape)
 			}
 			if dims := s.inDims[i]; dims != nil && dims[d] != "" {
-				if prev, ok := sym[dims[d]]; ok && prev.size != size {
+				if prev, ok := s.sym[dims[d]]; ok && prev != size {
 					return fmt.Errorf("onnx: input %q: shape %v: dimension %d (%s) is %d, but input %q has %s = %d",
-						info.Name, in.Shape, d, dims[d], size, s.inputs[prev.input].Name, dims[d], prev.size)
-				} else if !ok {
-					sym[dims[d]] = seenDim{i, d, size}
+						info.Name, in.Shape, d, dims[d], size, symFrom(dims[d]), dims[d], prev)
 				}
+				s.sym[dims[d]] = size
 			}
 			if n > (1<<62)/size {
 				return fmt.Errorf("onnx: input %q: shape %v is too large", info.Name, in.Shape)

@@ -2,14 +2,17 @@ package onnx
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/headstart-ml/headstart/internal/cache"
+	"github.com/headstart-ml/headstart/onnx/onnxpb"
 )
 
 func TestFindLibrary(t *testing.T) {
@@ -118,6 +121,8 @@ func TestParseProvider(t *testing.T) {
 		{"cuda:0", Provider{Kind: ProviderCUDA}, "cuda:0", true},
 		{"CUDA:3", Provider{Kind: ProviderCUDA, Device: 3}, "cuda:3", true},
 		{"auto", Provider{Kind: ProviderAuto}, "auto", true},
+		{"auto:0", Provider{Kind: ProviderAuto}, "auto", true},
+		{"auto:2", Provider{Kind: ProviderAuto, Device: 2}, "auto:2", true},
 		{"", Provider{}, "", false},
 		{"gpu", Provider{}, "", false},
 		{"cuda:", Provider{}, "", false},
@@ -128,7 +133,7 @@ func TestParseProvider(t *testing.T) {
 	for _, tt := range tests {
 		got, err := ParseProvider(tt.in)
 		if !tt.ok {
-			if err == nil || !strings.Contains(err.Error(), "want one of cpu, cuda, cuda:N, auto") || !strings.Contains(err.Error(), tt.in) {
+			if err == nil || !strings.Contains(err.Error(), "want one of cpu, cuda, cuda:N, auto, auto:N") || !strings.Contains(err.Error(), tt.in) {
 				t.Errorf("ParseProvider(%q) = %v, %v; want an error naming the input and listing the choices", tt.in, got, err)
 			}
 			continue
@@ -233,29 +238,116 @@ func TestSessionSynthetic(t *testing.T) {
 }
 
 // TestRunReusesDst checks that Run writes into the caller's buffers when
-// they are large enough.
+// they are large enough, both when onnxruntime writes outputs in place
+// (declared output shape known from the inputs) and when it allocates them
+// (last dimension declared symbolic, "hidden").
 func TestRunReusesDst(t *testing.T) {
 	requireRuntime(t)
-	s := synth{layers: 1, hidden: 4, vocab: 10}
-	sess, err := NewSessionFromBytes(s.bytes(t), nil, nil, SessionOptions{})
+	for _, fixed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fixedHidden=%v", fixed), func(t *testing.T) {
+			s := synth{layers: 1, hidden: 4, vocab: 10, fixedHidden: fixed}
+			sess, err := NewSessionFromBytes(s.bytes(t), nil, nil, SessionOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sess.Close()
+			if sess.direct != fixed {
+				t.Errorf("direct = %v, want %v", sess.direct, fixed)
+			}
+			ids, mask := synthBatch(s, 2, 3)
+			buf := make([]float32, 0, 100)
+			dst := make([]Float32Tensor, 1, 4)
+			dst[0].Data = buf
+			got, err := sess.Run(dst, []Int64Tensor{ids, mask})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if &got[0] != &dst[0] || &got[0].Data[0] != &buf[:1][0] {
+				t.Error("Run did not reuse dst and its Data")
+			}
+			want := s.want(ids.Data, mask.Data)
+			if !slices.Equal(got[0].Shape, []int64{2, 3, 4}) || !slices.Equal(got[0].Data, want[1]) {
+				t.Errorf("output %v %v, want [2 3 4] %v", got[0].Shape, got[0].Data, want[1])
+			}
+		})
+	}
+}
+
+// TestRunWrongDeclaredShape: a model whose declared output shape is wrong
+// still runs (through outputs onnxruntime allocates), and Run stops
+// preallocating.
+func TestRunWrongDeclaredShape(t *testing.T) {
+	requireRuntime(t)
+	s := synth{layers: 1, hidden: 4, vocab: 10, fixedHidden: true}
+	p := s.build()
+	p.Graph.Output[0] = valueInfo("last_hidden_state", onnxpb.TensorProto_FLOAT, "batch_size", "sequence_length", int64(5))
+	data, err := (&Model{Proto: p}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := NewSessionFromBytes(data, nil, nil, SessionOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sess.Close()
 	ids, mask := synthBatch(s, 2, 3)
-	buf := make([]float32, 0, 100)
-	dst := make([]Float32Tensor, 1, 4)
-	dst[0].Data = buf
-	got, err := sess.Run(dst, []Int64Tensor{ids, mask})
+	for range 2 {
+		out, err := sess.Run(nil, []Int64Tensor{ids, mask})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := s.want(ids.Data, mask.Data)
+		if !slices.Equal(out[0].Shape, []int64{2, 3, 4}) || !slices.Equal(out[0].Data, want[1]) {
+			t.Errorf("output %v %v, want [2 3 4] %v", out[0].Shape, out[0].Data, want[1])
+		}
+		if sess.direct {
+			t.Error("Run still preallocates after the declared shape proved wrong")
+		}
+	}
+}
+
+// TestRunAllocations: with outputs written in place, the bytes a Run
+// allocates do not grow with the batch.
+func TestRunAllocations(t *testing.T) {
+	requireRuntime(t)
+	s := synth{layers: 2, hidden: 64, vocab: 10, fixedHidden: true}
+	m, err := ParseModel(s.bytes(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if &got[0] != &dst[0] || &got[0].Data[0] != &buf[:1][0] {
-		t.Error("Run did not reuse dst and its Data")
+	hs, _ := m.HiddenStates()
+	if err := m.ExposeOutputs(hs...); err != nil {
+		t.Fatal(err)
 	}
-	if len(got[0].Data) != 2*3*4 {
-		t.Errorf("len(Data) = %d, want 24", len(got[0].Data))
+	data, _ := m.Marshal()
+	sess, err := NewSessionFromBytes(data, nil, hs, SessionOptions{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer sess.Close()
+	ids, mask := synthBatch(s, 8, 64)
+	in := []Int64Tensor{ids, mask}
+	dst, err := sess.Run(nil, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outBytes := 3 * 8 * 64 * 64 * 4
+	const runs = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		if dst, err = sess.Run(dst, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	perRun := (after.TotalAlloc - before.TotalAlloc) / runs
+	// A few hundred bytes of bookkeeping (tensor wrappers, C name arrays)
+	// per run; the outputs alone are 393 KB.
+	if perRun > 8<<10 {
+		t.Errorf("Run allocates %d bytes per call (outputs are %d bytes); want < 8 KiB", perRun, outBytes)
+	}
+	t.Logf("%d bytes allocated per Run, outputs %d bytes", perRun, outBytes)
 }
 
 func TestRunValidation(t *testing.T) {
@@ -390,14 +482,17 @@ func TestCUDAUnavailable(t *testing.T) {
 	}
 }
 
-// TestNotONNX feeds files that are not ONNX models to every entry point.
-func TestNotONNX(t *testing.T) {
-	requireRuntime(t)
-	dir := t.TempDir()
+// notONNXCases returns files that are not ONNX models, by name. The
+// truncated real model is included when the model is present (required
+// unless -short).
+func notONNXCases(t *testing.T) map[string][]byte {
 	good := synth{layers: 1, hidden: 4, vocab: 10}.bytes(t)
 	noNodes := synth{layers: 1, hidden: 4, vocab: 10}.build()
 	noNodes.Graph.Node = nil
-	noNodesData, _ := (&Model{Proto: noNodes}).Marshal()
+	noNodesData, err := (&Model{Proto: noNodes}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := map[string][]byte{
 		"text.onnx":      []byte("hello world\nthis is not a model\n"),
 		"empty.onnx":     nil,
@@ -406,61 +501,83 @@ func TestNotONNX(t *testing.T) {
 		"json.onnx":      []byte(`{"ir_version": 8, "graph": {}}`),
 		"nonodes.onnx":   noNodesData,
 	}
-	if p := filepath.Join(cache.ModelDir(defaultModel), "model.onnx"); !testing.Short() {
+	p := filepath.Join(cache.ModelDir(defaultModel), "model.onnx")
+	if _, err := os.Stat(p); err == nil || !testing.Short() {
 		f, err := os.Open(requireModel(t, defaultModel))
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer f.Close()
 		head := make([]byte, 1<<20)
 		if _, err := f.ReadAt(head, 0); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
-		f.Close()
 		cases["real-truncated.onnx"] = head
 	}
-	for name, data := range cases {
+	return cases
+}
+
+func checkNotONNX(t *testing.T, fn string, err error, want string) {
+	t.Helper()
+	if !errors.Is(err, ErrNotONNX) || !strings.Contains(err.Error(), want) {
+		t.Errorf("%s: error = %v; want ErrNotONNX naming %q", fn, err, want)
+	}
+}
+
+// TestNotONNX feeds files that are not ONNX models to the entry points that
+// do not need the runtime.
+func TestNotONNX(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range notONNXCases(t) {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		t.Run(name, func(t *testing.T) {
-			check := func(fn string, err error, want string) {
-				t.Helper()
-				if !errors.Is(err, ErrNotONNX) || !strings.Contains(err.Error(), want) {
-					t.Errorf("%s: error = %v; want ErrNotONNX naming %q", fn, err, want)
-				}
-			}
 			_, _, err := Describe(path)
-			check("Describe", err, path)
+			checkNotONNX(t, "Describe", err, path)
+			t.Log(err)
 			_, err = LoadModel(path)
-			check("LoadModel", err, path)
-			sess, err := NewSessionFromFile(path, nil, nil, SessionOptions{})
-			if err == nil {
-				sess.Close()
-			}
-			check("NewSessionFromFile", err, path)
+			checkNotONNX(t, "LoadModel", err, path)
 			_, _, err = DescribeBytes(data)
-			check("DescribeBytes", err, "model data")
+			checkNotONNX(t, "DescribeBytes", err, "model data")
 			_, err = ParseModel(data)
-			check("ParseModel", err, "model data")
-			sess, err = NewSessionFromBytes(data, nil, nil, SessionOptions{})
-			if err == nil {
-				sess.Close()
-			}
-			check("NewSessionFromBytes", err, "model data")
-			t.Logf("%v", err)
+			checkNotONNX(t, "ParseModel", err, "model data")
 		})
 	}
 	_, _, err := Describe(dir)
-	if !errors.Is(err, ErrNotONNX) {
-		t.Errorf("Describe(directory) = %v; want ErrNotONNX", err)
-	}
+	checkNotONNX(t, "Describe(directory)", err, dir)
 	_, _, err = Describe(filepath.Join(dir, "absent.onnx"))
 	if err == nil || errors.Is(err, ErrNotONNX) || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Describe(absent) = %v; want a not-exist error", err)
 	}
-	// And the good model passes the same check.
-	if _, _, err := DescribeBytes(good); err != nil {
+	// And a good model passes the same check.
+	if _, _, err := DescribeBytes(synth{layers: 1, hidden: 4, vocab: 10}.bytes(t)); err != nil {
 		t.Errorf("DescribeBytes(synthetic model) = %v", err)
+	}
+}
+
+// TestNotONNXSession: sessions refuse the same files before onnxruntime
+// sees them.
+func TestNotONNXSession(t *testing.T) {
+	requireRuntime(t)
+	dir := t.TempDir()
+	for name, data := range notONNXCases(t) {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(name, func(t *testing.T) {
+			sess, err := NewSessionFromFile(path, nil, nil, SessionOptions{})
+			if err == nil {
+				sess.Close()
+			}
+			checkNotONNX(t, "NewSessionFromFile", err, path)
+			sess, err = NewSessionFromBytes(data, nil, nil, SessionOptions{})
+			if err == nil {
+				sess.Close()
+			}
+			checkNotONNX(t, "NewSessionFromBytes", err, "model data")
+		})
 	}
 }

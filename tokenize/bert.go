@@ -53,6 +53,7 @@ type scratch struct {
 	nfd  []byte  // NFD of the segment before marks are dropped
 	word []byte  // continuing-subword prefix + candidate piece
 	next []int   // next occurrence of each added token
+	iter norm.Iter
 }
 
 // ASCII classes, built from the generated tables so that the fast path agrees
@@ -213,7 +214,7 @@ func (p *pipeline) normalize(s *scratch, seg string) []byte {
 	}
 
 	// Pass 2: NFD, drop non-spacing marks, then lowercase.
-	s.nfd = appendNFD(s.nfd[:0], out)
+	s.nfd = appendNFD(s.nfd[:0], out, &s.iter)
 	out = out[:0]
 	for b := s.nfd; len(b) > 0; {
 		r, size := rune(b[0]), 1
@@ -235,8 +236,16 @@ func (p *pipeline) normalize(s *scratch, seg string) []byte {
 }
 
 // appendNFD appends the NFD of src to dst, leaving the nfdKeep code points as
-// they are.
-func appendNFD(dst, src []byte) []byte {
+// they are. it is reused across calls (norm.NFD.Append allocates on every
+// call; an Iter does not).
+func appendNFD(dst, src []byte, it *norm.Iter) []byte {
+	nfd := func(dst, src []byte) []byte {
+		it.Init(norm.NFD, src)
+		for !it.Done() {
+			dst = append(dst, it.Next()...)
+		}
+		return dst
+	}
 	for {
 		cut, keep := -1, rune(0)
 		for _, k := range nfdKeep {
@@ -247,9 +256,9 @@ func appendNFD(dst, src []byte) []byte {
 			}
 		}
 		if cut < 0 {
-			return norm.NFD.Append(dst, src...)
+			return nfd(dst, src)
 		}
-		dst = norm.NFD.Append(dst, src[:cut]...)
+		dst = nfd(dst, src[:cut])
 		dst = utf8.AppendRune(dst, keep)
 		src = src[cut+utf8.RuneLen(keep):]
 	}

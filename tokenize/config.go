@@ -113,9 +113,12 @@ func parseConfig(data []byte) (*pipeline, *fileConfig, error) {
 		if bn.Type != "BertNormalizer" {
 			return nil, nil, fmt.Errorf("%w: normalizer type %q; want BertNormalizer or null", ErrUnsupported, bn.Type)
 		}
-		for name, v := range map[string]*bool{"clean_text": bn.CleanText, "handle_chinese_chars": bn.HandleChineseChars, "lowercase": bn.Lowercase} {
-			if v == nil {
-				return nil, nil, fmt.Errorf("%w: BertNormalizer lacks %s", ErrFormat, name)
+		for _, f := range []struct {
+			name string
+			v    *bool
+		}{{"clean_text", bn.CleanText}, {"handle_chinese_chars", bn.HandleChineseChars}, {"lowercase", bn.Lowercase}} {
+			if f.v == nil {
+				return nil, nil, fmt.Errorf("%w: BertNormalizer lacks %s", ErrFormat, f.name)
 			}
 		}
 		p.norm = normalizerFlags{clean: *bn.CleanText, chinese: *bn.HandleChineseChars, lower: *bn.Lowercase}

@@ -187,6 +187,12 @@ func buildCorpus(t testing.TB, dataDir string) []corpusText {
 			add(fmt.Sprintf("long-%d", n), b.String())
 		}
 	}
+	// Around the truncation lengths: "hello" is one token, so k words make
+	// k+2 tokens.
+	for _, k := range []int{124, 125, 126, 127, 128, 129, 508, 509, 510, 511, 512, 513} {
+		add(fmt.Sprintf("long-boundary-%d", k), strings.TrimSpace(strings.Repeat("hello ", k)))
+		add(fmt.Sprintf("long-boundary-sep-%d", k), strings.Repeat("a[SEP]", k/2))
+	}
 	add("long-word", strings.Repeat("abc", 3400))
 	add("long-cjk", strings.Repeat("我爱自然语言处理", 1250))
 	add("long-sep", strings.Repeat("[SEP]", 2000))
@@ -242,6 +248,9 @@ func readTexts(t testing.TB, path string) []string {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
+		if testing.Short() {
+			t.Skipf("%v (-short)", err)
+		}
 		t.Fatalf("%v (the datasets live in $HEADSTART_DATA, which make test sets to ../shared/data)", err)
 	}
 	defer f.Close()

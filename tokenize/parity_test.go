@@ -225,6 +225,12 @@ func TestParity(t *testing.T) {
 	if len(corpus) < 5000 {
 		t.Fatalf("corpus has %d texts; want at least 5000", len(corpus))
 	}
+	kinds := map[string]int{}
+	for _, c := range corpus {
+		k, _, _ := strings.Cut(c.kind, "-")
+		kinds[k]++
+	}
+	t.Logf("corpus: %d texts by kind %v", len(corpus), kinds)
 	hdr, recs := reference(t, python, tokPath, corpus)
 	checkParity(t, tokPath, corpus, hdr, recs)
 }
@@ -233,6 +239,9 @@ func TestParity(t *testing.T) {
 // (cased, accents kept, everything off), written over the default model's
 // tokenizer.json, on every other text of the corpus.
 func TestParityVariants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("extended parity check (-short)")
+	}
 	python := venvPython(t)
 	base := modelTokenizer(t, "all-minilm-l6-v2")
 	full := buildCorpus(t, dataDir())
@@ -297,4 +306,29 @@ func TestParityE5(t *testing.T) {
 	}
 	hdr, recs := reference(t, python, path, corpus)
 	checkParity(t, path, corpus, hdr, recs)
+}
+
+// TestTablesUpToDate regenerates tables.go from the reference venv's
+// tokenizers and requires the committed file to be identical.
+func TestTablesUpToDate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("probes every code point with tokenizers, about 5 s (-short)")
+	}
+	python := venvPython(t)
+	out := filepath.Join(t.TempDir(), "tables.go")
+	cmd := exec.Command(python, filepath.Join("..", "scripts", "gen_tokenize_tables.py"), "--out", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gen_tokenize_tables.py: %v\n%s", err, b)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("tables.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("tables.go differs from what scripts/gen_tokenize_tables.py generates now; regenerate it")
+	}
 }

@@ -61,18 +61,18 @@ type Tokenizer struct {
 func Load(path string, opts Options) (*Tokenizer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("tokenize: load %s: %w", path, err)
+		return nil, fmt.Errorf("tokenize: %w", err) // names the path
 	}
 	p, fc, err := parseConfig(data)
 	if err != nil {
-		return nil, fmt.Errorf("tokenize: load %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	sum := sha256.Sum256(data)
 	t := &Tokenizer{p: p, path: path, sha256: hex.EncodeToString(sum[:])}
 
 	switch {
 	case opts.MaxLen < 0:
-		return nil, fmt.Errorf("tokenize: load %s: %w: MaxLen %d is negative", path, ErrOption, opts.MaxLen)
+		return nil, fmt.Errorf("%s: %w: MaxLen %d is negative", path, ErrOption, opts.MaxLen)
 	case opts.MaxLen > 0:
 		t.maxLen = opts.MaxLen
 	case fc.Truncation != nil && fc.Truncation.MaxLength > 0:
@@ -81,7 +81,7 @@ func Load(path string, opts Options) (*Tokenizer, error) {
 		t.maxLen = DefaultMaxLen
 	}
 	if n := p.numAdded(); t.maxLen < n {
-		return nil, fmt.Errorf("tokenize: load %s: %w: MaxLen %d is below the %d special tokens the template adds", path, ErrOption, t.maxLen, n)
+		return nil, fmt.Errorf("%s: %w: MaxLen %d is below the %d special tokens the template adds", path, ErrOption, t.maxLen, n)
 	}
 
 	// Pad id: padding.pad_id of the file, else the id of its pad token or "[PAD]".
@@ -95,7 +95,7 @@ func Load(path string, opts Options) (*Tokenizer, error) {
 		}
 		id, ok := p.vocab[tok]
 		if !ok {
-			return nil, fmt.Errorf("tokenize: load %s: %w: no padding.pad_id and no %q token", path, ErrFormat, tok)
+			return nil, fmt.Errorf("%s: %w: no padding.pad_id and no %q token", path, ErrFormat, tok)
 		}
 		t.padID = int64(id)
 	}
@@ -167,14 +167,15 @@ func (t *Tokenizer) EncodeInto(dst *Encoding, text string) error {
 }
 
 // EncodeAll encodes texts on workers goroutines (0 or less: GOMAXPROCS) and
-// returns their encodings in order. It stops at the first text that fails and
-// returns an error naming its index (the lowest failing index when several
-// fail at once).
+// returns their encodings in order. The encodings' slices are carved out of a
+// few large blocks (capacity limited to their length, so appending to one
+// copies it). EncodeAll stops at the first text that fails and returns an
+// error naming its index (the lowest failing index when several fail at once).
 func (t *Tokenizer) EncodeAll(texts []string, workers int) ([]Encoding, error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	const chunk = 64
+	const chunk = 64 // texts a worker takes at a time
 	workers = max(1, min(workers, (len(texts)+chunk-1)/chunk))
 	out := make([]Encoding, len(texts))
 	var (
@@ -187,13 +188,23 @@ func (t *Tokenizer) EncodeAll(texts []string, workers int) ([]Encoding, error) {
 	)
 	for range workers {
 		wg.Go(func() {
+			var tmp Encoding
+			var slab []int64
+			carve := func(src []int64) []int64 {
+				if cap(slab)-len(slab) < len(src) {
+					slab = make([]int64, 0, max(16<<10, len(src)))
+				}
+				n := len(slab)
+				slab = append(slab, src...)
+				return slab[n:len(slab):len(slab)]
+			}
 			for !failed.Load() {
 				lo := int(next.Add(chunk)) - chunk
 				if lo >= len(texts) {
 					return
 				}
 				for i := lo; i < min(lo+chunk, len(texts)); i++ {
-					if e := t.EncodeInto(&out[i], texts[i]); e != nil {
+					if e := t.EncodeInto(&tmp, texts[i]); e != nil {
 						mu.Lock()
 						if i < errAt {
 							errAt, err = i, fmt.Errorf("text %d: %w", i, e)
@@ -201,6 +212,10 @@ func (t *Tokenizer) EncodeAll(texts []string, workers int) ([]Encoding, error) {
 						mu.Unlock()
 						failed.Store(true)
 						return
+					}
+					out[i] = Encoding{
+						IDs: carve(tmp.IDs), TypeIDs: carve(tmp.TypeIDs), Mask: carve(tmp.Mask),
+						NumTokens: tmp.NumTokens, Truncated: tmp.Truncated,
 					}
 				}
 			}

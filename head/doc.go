@@ -1,0 +1,83 @@
+// Package head trains, stores and evaluates classifier heads on fixed features: the
+// pooled embeddings of a feature store (package features). One forward pass of the
+// frozen backbone can feed any number of heads.
+//
+// # Heads
+//
+// A Head is a small feed-forward network applied to a feature row x (length D):
+//
+//	x' = (x - Mean) / Std                  optional standardisation (fitted on the training rows)
+//	h  = GELU(W1 x' + b1) ...              hidden layers (MLP only)
+//	z  = W h + b                           logits
+//	p  = softmax(z) | sigmoid(z) | [1-σ(z), σ(z)]
+//
+// Two kinds are trained: an L2-regularised logistic regression (FitLogReg; no hidden
+// layer) and a multi-layer perceptron (FitMLP; one or two GELU hidden layers, dropout,
+// AdamW, early stopping). Fit dispatches on Options.Kind.
+//
+// # Logistic regression: the objective
+//
+// FitLogReg minimises exactly the objective of scikit-learn's
+// LogisticRegression(solver="lbfgs", penalty="l2", C=C, fit_intercept=True) (version
+// 1.9.1, sklearn/linear_model/_logistic.py and _linear_loss.py: LinearModelLoss with
+// l2_reg_strength = 1/(C·Σs)). With K >= 3 classes it is the multinomial
+// ("symmetric", K weight vectors, none held at zero) loss
+//
+//	L(W, b) = 1/S · Σ_i s_i · ( log Σ_k exp(z_ik) − z_i,y_i )  +  1/(2·C·S) · ‖W‖²_F
+//	z_ik    = w_k · x_i + b_k,      S = Σ_i s_i
+//
+// and with K = 2 it is scikit-learn's binary loss with a single weight vector w and the
+// second class as the positive one:
+//
+//	L(w, b) = 1/S · Σ_i s_i · ( log(1 + exp(z_i)) − t_i z_i )  +  1/(2·C·S) · ‖w‖²
+//	z_i     = w · x_i + b,      t_i = 1 if y_i is the second class, else 0
+//
+// The intercepts are not penalised. The sample weights s_i are 1, or with
+// ClassWeight Balanced s_i = n / (K · n_{y_i}) (scikit-learn's class_weight="balanced"),
+// in which case S = n as well. Multi-label targets (a row may carry several labels) are
+// fitted one-vs-rest: K independent binary problems of the second form, as
+// OneVsRestClassifier(LogisticRegression(...)); probabilities are independent sigmoids.
+//
+// # Logistic regression: the solver
+//
+// scikit-learn minimises L with scipy.optimize.minimize(method="L-BFGS-B") and options
+// maxiter=max_iter, maxls=50, gtol=tol, ftol=64·ε (maxcor 10). The package has its own
+// port of that unconstrained L-BFGS-B iteration rather than gonum's optimize.LBFGS,
+// because gonum's stopping rules and line search differ in ways that change the iterate
+// sklearn returns at its default tol=1e-4, max_iter=100 (it stops on a 2-norm gradient
+// threshold, its Moré–Thuente search reports a small bracket as a failure where MINPACK's
+// dcsrch accepts the step, and it never skips an update). The port keeps
+//
+//   - 10 correction pairs, the initial inverse Hessian (sᵀy/yᵀy)·I, and the update skipped
+//     when sᵀy <= ε·(−gᵀd)·step;
+//   - the first step min(1/‖d‖₂, 1e10), then a unit first trial;
+//   - MINPACK-2 dcsrch with ftol=1e-3, gtol=0.9, xtol=0.1, at most 50 trials, warnings
+//     accepted as the step; a failed search restarts from steepest descent (or stops
+//     when the memory is already empty);
+//   - the stopping tests, in scipy's order: max |∂L/∂θ| <= tol, then
+//     (f_old − f)/max(|f_old|, |f|, 1) <= 64·ε, and at most MaxIter iterations.
+//
+// The loss is computed in float64 (as scikit-learn does for float32 inputs, whose
+// products are promoted to float64); the products X·Wᵀ and Gᵀ·X go through gonum's
+// blas64, so installing a faster implementation with blas64.Use speeds fitting up.
+//
+// With AutoC, C is chosen like LogisticRegressionCV(Cs=10, cv=5, scoring="accuracy"):
+// stratified k-fold cross-validation (folds drawn with the seed) over a log grid, the C
+// with the best mean accuracy (the smallest on a tie), then a refit on all rows. Unlike
+// LogisticRegressionCV, each fit starts from zero (no warm start along the path) and the
+// refit starts from zero too.
+//
+// # Files
+//
+// Save and Load read and write a head as a safetensors file whose metadata records the
+// kind, the class names, the settings, a training summary, the fingerprint of the
+// features it was trained on, and a SHA-256 checksum; see Save for the layout. A head
+// refuses features of another backbone or extraction setting (Check, CheckStore).
+//
+// # Metrics
+//
+// Evaluate and NewReport compute accuracy, macro and weighted F1, per-class precision,
+// recall and F1, log-loss, expected calibration error and the confusion matrix; the
+// Report marshals to JSON, WriteTable prints it for people, PlotConfusion draws the
+// confusion matrix as a PNG.
+package head

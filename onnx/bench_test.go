@@ -1,0 +1,64 @@
+package onnx
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkRun runs all-MiniLM-L6-v2 on random token ids, per batch shape,
+// returning last_hidden_state (plain) or all 7 hidden states (exposed).
+func BenchmarkRun(b *testing.B) {
+	requireRuntime(b)
+	path := requireModel(b, defaultModel)
+	m, err := LoadModel(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs, err := m.HiddenStates()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.ExposeOutputs(hs...); err != nil {
+		b.Fatal(err)
+	}
+	exposed, err := m.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, variant := range []string{"plain", "exposed"} {
+		var sess *Session
+		if variant == "plain" {
+			sess, err = NewSessionFromFile(path, nil, nil, SessionOptions{})
+		} else {
+			sess, err = NewSessionFromBytes(exposed, nil, hs, SessionOptions{})
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, bt := range [][2]int{{1, 16}, {8, 64}, {32, 128}} {
+			b.Run(fmt.Sprintf("%s/batch=%d/seq=%d", variant, bt[0], bt[1]), func(b *testing.B) {
+				rng := rand.New(rand.NewPCG(1, 2))
+				n := bt[0] * bt[1]
+				shape := []int64{int64(bt[0]), int64(bt[1])}
+				ids, mask, types := make([]int64, n), make([]int64, n), make([]int64, n)
+				for i := range ids {
+					ids[i] = 1000 + rng.Int64N(29000)
+					mask[i] = 1
+				}
+				in := []Int64Tensor{{shape, ids}, {shape, mask}, {shape, types}}
+				var dst []Float32Tensor
+				b.ReportAllocs()
+				for b.Loop() {
+					if dst, err = sess.Run(dst, in); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+			})
+		}
+		if err := sess.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
