@@ -97,9 +97,11 @@ func TestExtractParityWithPythonReference(t *testing.T) {
 					t.Fatalf("row_ids[%d] = %d; rows must come back in input order", i, id)
 				}
 			}
-			if d := maxAbsDiff(st.Features, want); !(d < parityTol) {
+			d := maxAbsDiff(st.Features, want)
+			if !(d < parityTol) {
 				t.Fatalf("max abs diff vs Python onnxruntime reference = %g; want < %g", d, parityTol)
 			}
+			t.Logf("%s: 872 x %d, max abs diff vs Python onnxruntime %g", c.key, st.D, d)
 			if st.Manifest.Pooling != c.pooling || st.Manifest.Normalize != c.normalize {
 				t.Fatalf("manifest %+v", st.Manifest)
 			}

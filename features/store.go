@@ -96,7 +96,8 @@ type Manifest struct {
 	Tool          string   `json:"tool"` // name and version of the program, e.g. "headstart 0.1.0"
 	Backbone      Backbone `json:"backbone"`
 	Pooling       string   `json:"pooling"` // Pooling.String()
-	// Layers lists the pooled layers (0-based block indices), concatenated in this
+	// Layers lists the pooled hidden states (HuggingFace output_hidden_states indices:
+	// 0 = embeddings output, i = output of encoder block i-1), concatenated in this
 	// order; empty means the model's output.
 	Layers    []int   `json:"layers"`
 	Normalize bool    `json:"normalize"` // rows are L2-normalised
