@@ -6,7 +6,7 @@ CACHE ?= $(or $(HEADSTART_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/headstar
 DATA ?= $(or $(HEADSTART_DATA),$(abspath ..)/shared/data)
 export HEADSTART_DATA := $(DATA)
 
-.PHONY: all setup build test test-short demo bench-extract vet fmt clean
+.PHONY: all setup build test demo bench-extract shard-proof vet clean
 
 all: build
 
@@ -36,3 +36,7 @@ bench-extract: setup build
 
 clean:
 	rm -rf bin out
+
+## shard-proof: 4 concurrent shard processes + merge == a single run (and after a kill -9 + --resume)
+shard-proof: setup build
+	scripts/shard_proof.sh

@@ -56,6 +56,10 @@ type ExtractOptions struct {
 	Dtype features.Dtype
 	// Resume continues from the checkpoint of an interrupted run with the same options.
 	Resume bool
+	// Shard, when Count > 0, restricts the run to the rows whose 0-based row number r has
+	// r mod Count == Index; the store records the shard, and features.Merge joins the
+	// shards into the store a single run would have written.
+	Shard features.Shard
 
 	// Runtime settings: RuntimeLib is the onnxruntime shared library (default: see
 	// onnx.FindLibrary); Session the threads, optimisation level and provider.
@@ -119,6 +123,8 @@ func (o *ExtractOptions) setDefaults() error {
 		return fmt.Errorf("%w: max-len %d must be at least 2 ([CLS] and [SEP])", ErrBadOption, o.MaxLen)
 	case o.BatchSize < 1:
 		return fmt.Errorf("%w: batch-size %d must be at least 1", ErrBadOption, o.BatchSize)
+	case o.Shard.Count < 0 || (o.Shard.Count > 0 && (o.Shard.Index < 0 || o.Shard.Index >= o.Shard.Count)):
+		return fmt.Errorf("%w: shard %d/%d: want 0 <= index < count", ErrBadOption, o.Shard.Index, o.Shard.Count)
 	case o.ChunkRows < o.BatchSize:
 		return fmt.Errorf("%w: chunk rows %d smaller than batch size %d", ErrBadOption, o.ChunkRows, o.BatchSize)
 	}
@@ -155,6 +161,15 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	if scan.Rows == 0 {
 		return sum, fmt.Errorf("%w: %s has no data rows", ErrBadOption, opts.Data)
 	}
+	rows := scan.Rows
+	var shard *features.Shard
+	if opts.Shard.Count > 0 {
+		shard = &features.Shard{Index: opts.Shard.Index, Count: opts.Shard.Count}
+		rows = shardRows(scan.Rows, *shard)
+		if rows == 0 {
+			return sum, fmt.Errorf("%w: shard %d/%d of %s holds no rows (%d rows in all)", ErrBadOption, shard.Index, shard.Count, opts.Data, scan.Rows)
+		}
+	}
 
 	enc, err := NewEncoder(paths, EncoderOptions{
 		RuntimeLib: opts.RuntimeLib, Session: opts.Session, MaxLen: opts.MaxLen,
@@ -177,6 +192,7 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		MaxLen:     opts.MaxLen,
 		Dtype:      opts.Dtype.String(),
 		LabelNames: scan.Labels,
+		Shard:      shard,
 		Dataset: features.Dataset{
 			Path: absData, SHA256: scan.SHA256, Rows: scan.Rows,
 			TextCol: textCol(opts.Reader), LabelCol: labelCol(opts.Reader), Limit: opts.Reader.Limit,
@@ -191,7 +207,7 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	done := int(ck.Rows())
 	sum.Resumed = done
 	if opts.Progress != nil {
-		opts.Progress.Start(int(scan.Rows), done)
+		opts.Progress.Start(int(rows), done)
 	}
 
 	labelIndex := make(map[string]int64, len(scan.Labels))
@@ -202,7 +218,7 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		return sum, err
 	}
 
-	w, err := features.NewWriter(opts.Out, man, int(scan.Rows), enc.Dim(), opts.Dtype)
+	w, err := features.NewWriter(opts.Out, man, int(rows), enc.Dim(), opts.Dtype)
 	if err != nil {
 		return sum, err
 	}
@@ -210,7 +226,7 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		return sum, errors.Join(err, w.Abort())
 	}
 	sum.Out = opts.Out
-	sum.Rows = int(scan.Rows)
+	sum.Rows = int(rows)
 	sum.Elapsed = time.Since(start)
 	return sum, nil
 }
@@ -239,12 +255,19 @@ func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelInd
 	chunks := make(chan chunk, 1)
 	go func() {
 		defer close(chunks)
-		for i := 0; i < skip && r.Next(); i++ {
+		inShard := func(i int64) bool { return opts.Shard.Count == 0 || int(i%int64(opts.Shard.Count)) == opts.Shard.Index }
+		for i := 0; i < skip && r.Next(); {
+			if inShard(r.Row().Index) {
+				i++
+			}
 		}
 		for {
 			c := chunk{}
 			for len(c.rowIDs) < opts.ChunkRows && r.Next() {
 				row := r.Row()
+				if !inShard(row.Index) {
+					continue
+				}
 				e, err := enc.Tokenizer().Encode(row.Text)
 				if err != nil {
 					c.err = fmt.Errorf("%s: row %d: %w", opts.Data, row.Index, err)
@@ -352,4 +375,14 @@ func labelCol(o features.ReaderOptions) string {
 		return "label"
 	}
 	return o.LabelCol
+}
+
+// shardRows counts the row numbers r in [0, n) with r mod s.Count == s.Index.
+func shardRows(n int64, s features.Shard) int64 {
+	c := int64(s.Count)
+	k := n / c
+	if n%c > int64(s.Index) {
+		k++
+	}
+	return k
 }

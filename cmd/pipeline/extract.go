@@ -25,6 +25,7 @@ type extractOptions struct {
 	ChunkRows, Limit               int
 	Provider, OptLevel, RuntimeLib string
 	JSON                           bool
+	Shard                          string
 }
 
 func newExtractCommand() *cli.Command {
@@ -56,6 +57,7 @@ func newExtractCommand() *cli.Command {
 			&cli.BoolFlag{Name: "allow-empty", Usage: "embed empty texts as [CLS] [SEP] instead of refusing them"},
 			&cli.StringFlag{Name: "ort-lib", EnvVars: []string{"HEADSTART_ORT_LIB"}, Usage: "onnxruntime shared library (default: the setup cache)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
+			&cli.StringFlag{Name: "shard", Usage: "process only shard `I/N` (rows r with r mod N = I); auto or auto/N reads the index from JOB_COMPLETION_INDEX (Kubernetes) or SLURM_ARRAY_TASK_ID (Slurm); join shards with `features merge`"},
 		},
 		Action: func(c *cli.Context) error {
 			return runExtract(c.Context, extractOptions{
@@ -66,7 +68,7 @@ func newExtractCommand() *cli.Command {
 				MaxLen: c.Int("max-len"), BatchSize: c.Int("batch-size"), Threads: c.Int("threads"),
 				ChunkRows: c.Int("chunk-rows"), Limit: c.Int("limit"),
 				Provider: c.String("provider"), OptLevel: c.String("opt-level"), RuntimeLib: c.String("ort-lib"),
-				JSON: c.Bool("json"),
+				JSON: c.Bool("json"), Shard: c.String("shard"),
 			}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
@@ -115,6 +117,9 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 	lo.Normalize, lo.Resume, lo.AllowEmpty = o.Normalize, o.Resume, o.AllowEmpty
 	lo.MaxLen, lo.BatchSize, lo.ChunkRows = o.MaxLen, o.BatchSize, o.ChunkRows
 	lo.RuntimeLib = o.RuntimeLib
+	if lo.Shard, err = parseShard(o.Shard, nil); err != nil {
+		return lo, err
+	}
 	return lo, nil
 }
 

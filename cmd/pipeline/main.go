@@ -46,6 +46,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			newExtractCommand(),
 			newModelsCommand(),
+			newFeaturesCommand(),
 		},
 		OnUsageError:   func(c *cli.Context, err error, isSubcommand bool) error { return usageError{err} },
 		ExitErrHandler: func(c *cli.Context, err error) {},

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/headstart-ml/headstart/features"
+)
+
+func newFeaturesCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "features",
+		Usage: "inspect and merge feature stores",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "merge",
+				Usage:     "join the shard stores of a sharded extract into the store a single run would write",
+				ArgsUsage: "SHARD.safetensors ...",
+				Flags:     []cli.Flag{&cli.StringFlag{Name: "out", Required: true, Usage: "merged `FILE.safetensors`"}},
+				Action: func(c *cli.Context) error {
+					if c.NArg() == 0 {
+						return usagef("features merge: name the shard files")
+					}
+					return runFeaturesMerge(c.String("out"), c.Args().Slice(), c.App.ErrWriter)
+				},
+			},
+			{
+				Name:      "info",
+				Usage:     "print a store's size and manifest as JSON",
+				ArgsUsage: "FILE.safetensors",
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return usagef("features info: name one store")
+					}
+					return runFeaturesInfo(c.Args().First(), c.App.Writer)
+				},
+			},
+		},
+	}
+}
+
+func runFeaturesMerge(out string, shards []string, log io.Writer) error {
+	if err := features.Merge(out, shards); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "features merge: %d shards -> %s\n", len(shards), out)
+	return nil
+}
+
+func runFeaturesInfo(path string, w io.Writer) error {
+	s, err := features.OpenStore(path)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{"rows": s.N, "dim": s.D, "manifest": s.Manifest})
+}
