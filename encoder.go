@@ -14,7 +14,8 @@ import (
 
 // EncoderOptions configure NewEncoder. The zero value is valid.
 type EncoderOptions struct {
-	// RuntimeLib is the onnxruntime shared library; default onnx.FindLibrary("").
+	// RuntimeLib is the onnxruntime shared library; default
+	// onnx.FindLibraryFor("", Session.Provider), or the runtime already loaded.
 	RuntimeLib string
 	// Session holds threads, optimisation level and provider. Default: CPU, all cores.
 	Session onnx.SessionOptions
@@ -59,9 +60,13 @@ func NewEncoder(p models.Paths, opts EncoderOptions) (_ *Encoder, err error) {
 	if len(opts.Layers) == 0 {
 		opts.Layers = []int{-1}
 	}
-	lib, err := onnx.FindLibrary(opts.RuntimeLib)
-	if err != nil {
-		return nil, err
+	// The runtime is process-wide: the first encoder picks it (the CUDA build when its
+	// provider may use CUDA and the build is in the cache), later ones reuse it.
+	lib := ""
+	if opts.RuntimeLib != "" || onnx.LibraryPath() == "" {
+		if lib, err = onnx.FindLibraryFor(opts.RuntimeLib, opts.Session.Provider); err != nil {
+			return nil, err
+		}
 	}
 	if err := onnx.Init(lib); err != nil {
 		return nil, err
@@ -157,6 +162,10 @@ func (e *Encoder) Backbone() features.Backbone { return e.backbone }
 // Provider names the execution provider the session runs on.
 func (e *Encoder) Provider() string { return e.sess.Provider().String() }
 
+// Fallback says why an encoder asked for provider auto runs on the CPU (an
+// error wrapping onnx.ErrCUDAUnavailable); nil when it did not fall back.
+func (e *Encoder) Fallback() error { return e.sess.Fallback() }
+
 // Close releases the session.
 func (e *Encoder) Close() error { return e.sess.Close() }
 
@@ -180,6 +189,25 @@ func (e *Encoder) Embed(texts []string) ([]float32, error) {
 // encodeBatch pads encs into one batch, runs the backbone and pools. The returned slice
 // (len(encs) x Dim()) is reused by the next call. padded is B*T.
 func (e *Encoder) encodeBatch(encs []tokenize.Encoding) (vecs []float32, padded int, err error) {
+	if err := e.forward(encs); err != nil {
+		return nil, 0, err
+	}
+	B, T := e.batch.B, e.batch.T
+	d := e.Dim()
+	if cap(e.vecs) < B*d {
+		e.vecs = make([]float32, B*d)
+	}
+	e.vecs = e.vecs[:B*d]
+	features.PoolLayers(e.vecs, e.views, e.batch.AttentionMask, B, T, e.hidden, e.opts.Pooling)
+	if e.opts.Normalize {
+		features.NormalizeRows(e.vecs, d)
+	}
+	return e.vecs, B * T, nil
+}
+
+// forward pads encs into e.batch and runs the backbone; afterwards e.views[i] holds the
+// (B,T,C) hidden states of e.layers[i], valid until the next call.
+func (e *Encoder) forward(encs []tokenize.Encoding) error {
 	ids := make([][]int64, len(encs))
 	types := make([][]int64, len(encs))
 	for i := range encs {
@@ -201,25 +229,17 @@ func (e *Encoder) encodeBatch(encs []tokenize.Encoding) (vecs []float32, padded 
 		}
 		e.ins = append(e.ins, onnx.Int64Tensor{Shape: shape, Data: data})
 	}
+	var err error
 	e.outs, err = e.sess.Run(e.outs, e.ins)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
 	C := e.hidden
 	for i, o := range e.layerOut {
 		if got := e.outs[o].Shape; len(got) != 3 || got[0] != int64(B) || got[1] != int64(T) || got[2] != int64(C) {
-			return nil, 0, fmt.Errorf("headstart: backbone output %d has shape %v; want [%d %d %d]", o, got, B, T, C)
+			return fmt.Errorf("headstart: backbone output %d has shape %v; want [%d %d %d]", o, got, B, T, C)
 		}
 		e.views[i] = e.outs[o].Data
 	}
-	d := e.Dim()
-	if cap(e.vecs) < B*d {
-		e.vecs = make([]float32, B*d)
-	}
-	e.vecs = e.vecs[:B*d]
-	features.PoolLayers(e.vecs, e.views, e.batch.AttentionMask, B, T, C, e.opts.Pooling)
-	if e.opts.Normalize {
-		features.NormalizeRows(e.vecs, d)
-	}
-	return e.vecs, B * T, nil
+	return nil
 }

@@ -264,9 +264,7 @@ func stratifiedHoldout(strata []int, nStrata int, frac float64, rng *rand.Rand) 
 		if h == 0 && len(rows) >= 2 {
 			h = 1
 		}
-		if h >= len(rows) {
-			h = len(rows) - 1
-		}
+		h = min(h, max(len(rows)-1, 0))
 		held = append(held, rows[:h]...)
 		train = append(train, rows[h:]...)
 	}

@@ -57,9 +57,13 @@
 //   - the stopping tests, in scipy's order: max |∂L/∂θ| <= tol, then
 //     (f_old − f)/max(|f_old|, |f|, 1) <= 64·ε, and at most MaxIter iterations.
 //
-// The loss is computed in float64 (as scikit-learn does for float32 inputs, whose
-// products are promoted to float64); the products X·Wᵀ and Gᵀ·X go through gonum's
-// blas64, so installing a faster implementation with blas64.Use speeds fitting up.
+// The objective is computed in float64. (scikit-learn computes it in the features'
+// dtype: on a float32 store scipy hands it float32 parameters and the products, loss
+// and gradient are float32, so its fits drift from the float64 path by float32
+// rounding; on float64 features it takes the same iterations as this package. The
+// parity tests check both.) The products X·Wᵀ and Gᵀ·X run on an AVX2/FMA kernel of
+// this package, or on gonum's blas64 (see gemm.go), so installing a faster
+// implementation with blas64.Use speeds fitting up on any CPU.
 //
 // With AutoC, C is chosen like LogisticRegressionCV(Cs=10, cv=5, scoring="accuracy"):
 // stratified k-fold cross-validation (folds drawn with the seed) over a log grid, the C

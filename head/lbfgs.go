@@ -41,10 +41,10 @@ const (
 type stopReason int
 
 const (
-	stopGradient  stopReason = iota // max|g| <= gtol
-	stopRelReduce                   // relative reduction of f <= ftol
-	stopMaxIter                     // maxIter iterations done
-	stopLineSearch                  // the line search failed with an empty memory
+	stopGradient   stopReason = iota // max|g| <= gtol
+	stopRelReduce                    // relative reduction of f <= ftol
+	stopMaxIter                      // maxIter iterations done
+	stopLineSearch                   // the line search failed with an empty memory
 )
 
 func (r stopReason) String() string {
@@ -216,15 +216,15 @@ func minimize(x []float64, fg lossGrad, s lbfgsSettings, progress func(iter int,
 // ftol=1e-3, gtol=0.9, xtol=0.1, and also ends (accepting the current step) on its
 // warnings: rounding errors, xtol satisfied, step at its bounds.
 type dcsrch struct {
-	brackt             bool
-	stage              int
+	brackt              bool
+	stage               int
 	ginit, gtest, finit float64
-	width, width1      float64
-	stx, fx, gx        float64
-	sty, fy, gy        float64
-	stmin, stmax       float64
-	stpmin, stpmax     float64
-	stp                float64
+	width, width1       float64
+	stx, fx, gx         float64
+	sty, fy, gy         float64
+	stmin, stmax        float64
+	stpmin, stpmax      float64
+	stp                 float64
 }
 
 const (

@@ -1,0 +1,85 @@
+package head
+
+import (
+	"fmt"
+	"testing"
+)
+
+// BenchmarkFitLogReg fits scikit-learn's default logistic regression (C=1, tol=1e-4,
+// max_iter=100) on synthetic embeddings of Banking77's shape and smaller ones.
+func BenchmarkFitLogReg(b *testing.B) {
+	for _, sz := range []struct{ n, d, k int }{{1000, 384, 10}, {2000, 384, 77}, {10000, 384, 77}} {
+		d := synthetic(sz.n, sz.d, sz.k, 1.5, false, 1)
+		b.Run(fmt.Sprintf("n=%d/d=%d/k=%d", sz.n, sz.d, sz.k), func(b *testing.B) {
+			var iters int
+			for b.Loop() {
+				h, err := FitLogReg(d, LogRegSettings{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				iters = h.Summary.Iterations
+			}
+			b.ReportMetric(float64(iters), "iterations")
+		})
+	}
+}
+
+// BenchmarkLossGrad is one evaluation of the multinomial objective and its gradient.
+func BenchmarkLossGrad(b *testing.B) {
+	for _, sz := range []struct{ n, d, k int }{{2000, 384, 77}, {10000, 384, 77}} {
+		d := synthetic(sz.n, sz.d, sz.k, 1.5, false, 1)
+		x := designMatrix(d.X, d.N, d.D, nil, nil, true)
+		p := newLinProblem(x, d.N, d.D, true, d.Labels, nil, sz.k, Uniform, 1, 0)
+		p.threads = 2
+		theta := make([]float64, sz.k*(sz.d+1))
+		for i := range theta {
+			theta[i] = float64(i%7) * 1e-3
+		}
+		grad := make([]float64, len(theta))
+		b.Run(fmt.Sprintf("n=%d/d=%d/k=%d", sz.n, sz.d, sz.k), func(b *testing.B) {
+			for b.Loop() {
+				p.lossGrad(grad, theta)
+			}
+			b.ReportMetric(4*float64(sz.n*(sz.d+1)*sz.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+func BenchmarkGemm(b *testing.B) {
+	const m, n, k = 2000, 77, 385
+	rng := newRNG(1)
+	a, w, c := randSlice(rng, m*k), randSlice(rng, n*k), make([]float64, m*n)
+	for _, impl := range []string{"kernel", "blas64"} {
+		b.Run(impl, func(b *testing.B) {
+			gemmForceBLAS = impl == "blas64"
+			defer func() { gemmForceBLAS = false }()
+			for b.Loop() {
+				gemm(false, true, m, n, k, a, k, w, k, 0, c, n, 1)
+			}
+			b.ReportMetric(2*m*n*k*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+func BenchmarkPredict(b *testing.B) {
+	d := synthetic(4000, 384, 77, 1.5, false, 1)
+	h, err := FitLogReg(d, LogRegSettings{MaxIter: 5})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := make([]float32, d.N*77)
+	for b.Loop() {
+		h.Predict(dst, d.X, d.N)
+	}
+	b.ReportMetric(float64(d.N)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkFitMLP trains one epoch-bounded MLP on Banking77-shaped data.
+func BenchmarkFitMLP(b *testing.B) {
+	d := synthetic(2000, 384, 77, 1.5, false, 1)
+	for b.Loop() {
+		if _, err := FitMLP(d, nil, MLPSettings{MaxEpochs: 3}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,367 @@
+package head
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// A head file is a safetensors file (https://github.com/huggingface/safetensors) that
+// safetensors.numpy.load_file reads:
+//
+//	8 bytes   N, little-endian uint64: the header's length
+//	N bytes   JSON header, padded with spaces so that 8+N is a multiple of 8:
+//	          {"__metadata__":{"headstart_head":"<metadata JSON>",
+//	                           "headstart_head_sha256":"<hex SHA-256>"},
+//	           "<tensor>":{"dtype":"F64","shape":[...],"data_offsets":[b,e]}, ...}
+//	data      the tensors, little-endian float64, in the order listed below, no gaps
+//
+// Tensors: "mean" and "std" [D] when the head standardises its input, then for each
+// layer i (0-based) "layers.<i>.weight" [out, in] and "layers.<i>.bias" [out]. The
+// metadata JSON (fileMeta) holds the format version, the kind, the output, the class
+// names, the input dimension, the feature fingerprint, each layer's shape and
+// activation, the training settings and the training summary. The checksum is the
+// SHA-256 of the metadata JSON's bytes followed by the data bytes, so any change to
+// the metadata or the weights is detected. The file has no timestamp: saving the same
+// head twice gives the same bytes.
+
+// FileVersion is the version of the head file format written by Save. Load reads
+// versions 1 to FileVersion.
+const FileVersion = 1
+
+// Metadata keys in the safetensors __metadata__ map.
+const (
+	MetaKey     = "headstart_head"
+	MetaHashKey = "headstart_head_sha256"
+)
+
+// fileMeta is the head's description stored in the file.
+type fileMeta struct {
+	FormatVersion  int             `json:"format_version"`
+	Kind           Kind            `json:"kind"`
+	Output         Output          `json:"output"`
+	Classes        []string        `json:"classes"`
+	MultiLabel     bool            `json:"multi_label"`
+	Dim            int             `json:"dim"`
+	Fingerprint    Fingerprint     `json:"fingerprint"`
+	Standardize    bool            `json:"standardize"`
+	Layers         []layerMeta     `json:"layers"`
+	LogRegSettings *LogRegSettings `json:"logreg_settings,omitempty"`
+	MLPSettings    *MLPSettings    `json:"mlp_settings,omitempty"`
+	Summary        Summary         `json:"summary"`
+}
+
+type layerMeta struct {
+	Out        int        `json:"out"`
+	In         int        `json:"in"`
+	Activation Activation `json:"activation"`
+}
+
+type tensorEntry struct {
+	Dtype       string   `json:"dtype"`
+	Shape       []int64  `json:"shape"`
+	DataOffsets [2]int64 `json:"data_offsets"`
+}
+
+type namedTensor struct {
+	name  string
+	shape []int64
+	data  []float64
+}
+
+func (h *Head) tensors() []namedTensor {
+	var ts []namedTensor
+	if h.Mean != nil {
+		ts = append(ts, namedTensor{"mean", []int64{int64(h.Dim)}, h.Mean}, namedTensor{"std", []int64{int64(h.Dim)}, h.Std})
+	}
+	for i, l := range h.Layers {
+		ts = append(ts,
+			namedTensor{fmt.Sprintf("layers.%d.weight", i), []int64{int64(l.Out), int64(l.In)}, l.W},
+			namedTensor{fmt.Sprintf("layers.%d.bias", i), []int64{int64(l.Out)}, l.B})
+	}
+	return ts
+}
+
+// Encode returns the head file's bytes.
+func (h *Head) Encode() ([]byte, error) {
+	meta := fileMeta{
+		FormatVersion: FileVersion, Kind: h.Kind, Output: h.Output, Classes: h.Classes, MultiLabel: h.MultiLabel,
+		Dim: h.Dim, Fingerprint: h.Fingerprint, Standardize: h.Mean != nil,
+		LogRegSettings: h.LogRegSettings, MLPSettings: h.MLPSettings, Summary: h.Summary,
+	}
+	for _, l := range h.Layers {
+		meta.Layers = append(meta.Layers, layerMeta{l.Out, l.In, l.Act})
+	}
+	if err := meta.check(); err != nil {
+		return nil, fmt.Errorf("head: encoding: %w", err)
+	}
+	mj, err := json.Marshal(meta)
+	if err != nil {
+		return nil, fmt.Errorf("head: encoding the metadata: %w", err)
+	}
+	ts := h.tensors()
+	var data []byte
+	entries := make([]string, len(ts))
+	for i, t := range ts {
+		b := len(data)
+		for _, v := range t.data {
+			data = binary.LittleEndian.AppendUint64(data, math.Float64bits(v))
+		}
+		e, _ := json.Marshal(tensorEntry{"F64", t.shape, [2]int64{int64(b), int64(len(data))}})
+		entries[i] = fmt.Sprintf("%q:%s", t.name, e)
+	}
+	sum := sha256.New()
+	sum.Write(mj)
+	sum.Write(data)
+	md, err := json.Marshal(map[string]string{MetaKey: string(mj), MetaHashKey: hex.EncodeToString(sum.Sum(nil))})
+	if err != nil {
+		return nil, fmt.Errorf("head: encoding the metadata: %w", err)
+	}
+	var hdr bytes.Buffer
+	hdr.WriteString(`{"__metadata__":`)
+	hdr.Write(md)
+	for _, e := range entries {
+		hdr.WriteByte(',')
+		hdr.WriteString(e)
+	}
+	hdr.WriteByte('}')
+	for (8+hdr.Len())%8 != 0 {
+		hdr.WriteByte(' ')
+	}
+	out := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+hdr.Len()+len(data)), uint64(hdr.Len()))
+	out = append(out, hdr.Bytes()...)
+	return append(out, data...), nil
+}
+
+// Save writes the head to path atomically: into a temporary file in the same directory,
+// flushed, then renamed over path. On error path is left as it was.
+func (h *Head) Save(path string) error {
+	b, err := h.Encode()
+	if err != nil {
+		return err
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("head: saving %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	err = errors.Join(err, f.Close())
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("head: saving %s: %w", path, err), os.Remove(tmp))
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // best effort: flush the rename
+		d.Close()
+	}
+	return nil
+}
+
+// maxHeadHeader bounds the header length Load accepts.
+const maxHeadHeader = 100_000_000
+
+// Load reads and verifies a head file written by Save: its structure, its checksum
+// (ErrCorruptHead on any mismatch, naming the file) and its version (ErrVersion).
+func Load(path string) (*Head, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("head: %w", err)
+	}
+	h, err := Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("head file %s: %w", path, err)
+	}
+	return h, nil
+}
+
+// Decode parses a head file's bytes (see Load).
+func Decode(b []byte) (*Head, error) {
+	bad := func(format string, args ...any) error {
+		return errorf(ErrCorruptHead, format, args...)
+	}
+	if len(b) < 8 {
+		return nil, bad("%d bytes, too short for a head file", len(b))
+	}
+	hlen := binary.LittleEndian.Uint64(b)
+	if hlen > maxHeadHeader || hlen > uint64(len(b)-8) {
+		return nil, bad("header length %d does not fit the file (%d bytes): truncated, or not a safetensors file", hlen, len(b))
+	}
+	hdr, data := b[8:8+hlen], b[8+hlen:]
+	var entries map[string]json.RawMessage
+	if err := json.Unmarshal(hdr, &entries); err != nil {
+		return nil, bad("header is not valid JSON: %v", err)
+	}
+	var md map[string]string
+	if err := json.Unmarshal(entries["__metadata__"], &md); err != nil {
+		return nil, bad("__metadata__ is missing or not a map of strings: not a headstart head file")
+	}
+	delete(entries, "__metadata__")
+	mj, ok := md[MetaKey]
+	if !ok {
+		return nil, bad("no %q in __metadata__: not a headstart head file", MetaKey)
+	}
+	sum := sha256.New()
+	io.WriteString(sum, mj)
+	sum.Write(data)
+	if got := hex.EncodeToString(sum.Sum(nil)); got != md[MetaHashKey] {
+		return nil, bad("checksum mismatch (stored %q, computed %s): the file was corrupted or edited", md[MetaHashKey], got)
+	}
+	var meta fileMeta
+	dec := json.NewDecoder(strings.NewReader(mj))
+	if err := dec.Decode(&meta); err != nil {
+		return nil, bad("metadata: %v", err)
+	}
+	if meta.FormatVersion < 1 {
+		return nil, bad("format version %d", meta.FormatVersion)
+	}
+	if meta.FormatVersion > FileVersion {
+		return nil, errorf(ErrVersion, "head file format version %d; this program reads versions 1 to %d (upgrade headstart)", meta.FormatVersion, FileVersion)
+	}
+	if err := meta.check(); err != nil {
+		return nil, bad("%v", err)
+	}
+
+	h := &Head{
+		Kind: meta.Kind, Output: meta.Output, Classes: meta.Classes, MultiLabel: meta.MultiLabel, Dim: meta.Dim,
+		Fingerprint: meta.Fingerprint, LogRegSettings: meta.LogRegSettings, MLPSettings: meta.MLPSettings, Summary: meta.Summary,
+	}
+	var want []namedTensor
+	if meta.Standardize {
+		want = append(want, namedTensor{"mean", []int64{int64(meta.Dim)}, nil}, namedTensor{"std", []int64{int64(meta.Dim)}, nil})
+	}
+	for i, l := range meta.Layers {
+		want = append(want,
+			namedTensor{fmt.Sprintf("layers.%d.weight", i), []int64{int64(l.Out), int64(l.In)}, nil},
+			namedTensor{fmt.Sprintf("layers.%d.bias", i), []int64{int64(l.Out)}, nil})
+	}
+	if len(entries) != len(want) {
+		names := slices.Sorted(func(yield func(string) bool) {
+			for k := range entries {
+				if !yield(k) {
+					return
+				}
+			}
+		})
+		return nil, bad("%d tensors (%s); the metadata describes %d", len(entries), strings.Join(names, ", "), len(want))
+	}
+	var at int64
+	for i := range want {
+		t := &want[i]
+		raw, ok := entries[t.name]
+		if !ok {
+			return nil, bad("tensor %q missing", t.name)
+		}
+		var e tensorEntry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, bad("tensor %q: %v", t.name, err)
+		}
+		if e.Dtype != "F64" || !slices.Equal(e.Shape, t.shape) {
+			return nil, bad("tensor %q is %s %v; want F64 %v", t.name, e.Dtype, e.Shape, t.shape)
+		}
+		n := int64(1)
+		for _, s := range t.shape {
+			n *= s
+		}
+		if e.DataOffsets[0] != at || e.DataOffsets[1] != at+8*n {
+			return nil, bad("tensor %q at data offsets %v; want [%d, %d]", t.name, e.DataOffsets, at, at+8*n)
+		}
+		t.data = make([]float64, n)
+		for j := range t.data {
+			t.data[j] = math.Float64frombits(binary.LittleEndian.Uint64(data[at+8*int64(j):]))
+			if math.IsNaN(t.data[j]) || math.IsInf(t.data[j], 0) {
+				return nil, bad("tensor %q holds %v", t.name, t.data[j])
+			}
+		}
+		at += 8 * n
+	}
+	if at != int64(len(data)) {
+		return nil, bad("tensors describe %d data bytes but the file holds %d", at, len(data))
+	}
+	i := 0
+	if meta.Standardize {
+		h.Mean, h.Std = want[0].data, want[1].data
+		for j, s := range h.Std {
+			if !(s > 0) {
+				return nil, bad("std[%d] = %v; want positive", j, s)
+			}
+		}
+		i = 2
+	}
+	for _, l := range meta.Layers {
+		h.Layers = append(h.Layers, Dense{Out: l.Out, In: l.In, Act: l.Activation, W: want[i].data, B: want[i+1].data})
+		i += 2
+	}
+	return h, nil
+}
+
+// check validates the metadata's consistency: layer shapes chain from Dim to the
+// outputs the classes and output kind need.
+func (m *fileMeta) check() error {
+	k := len(m.Classes)
+	switch {
+	case m.Kind != LogReg && m.Kind != MLP:
+		return fmt.Errorf("kind %v unknown", m.Kind)
+	case k < 1:
+		return errors.New("no classes")
+	case m.Dim < 1:
+		return fmt.Errorf("dimension %d", m.Dim)
+	case len(m.Layers) == 0:
+		return errors.New("no layers")
+	}
+	seen := make(map[string]bool, k)
+	for _, c := range m.Classes {
+		if seen[c] {
+			return fmt.Errorf("class %q listed twice", c)
+		}
+		seen[c] = true
+	}
+	in := m.Dim
+	for i, l := range m.Layers {
+		if l.In != in || l.Out < 1 {
+			return fmt.Errorf("layer %d is %d -> %d; want %d inputs", i, l.In, l.Out, in)
+		}
+		if l.Activation != Identity && l.Activation != GELU {
+			return fmt.Errorf("layer %d: activation %v unknown", i, l.Activation)
+		}
+		in = l.Out
+	}
+	want := k
+	switch m.Output {
+	case Binary:
+		want = 1
+		if k != 2 {
+			return fmt.Errorf("binary output with %d classes", k)
+		}
+	case Softmax, Sigmoid:
+	default:
+		return fmt.Errorf("output %v unknown", m.Output)
+	}
+	if in != want {
+		return fmt.Errorf("last layer has %d outputs; %s output with %d classes needs %s", in, m.Output, k, strconv.Itoa(want))
+	}
+	return nil
+}

@@ -1,0 +1,12 @@
+package head
+
+import "golang.org/x/sys/cpu"
+
+// haveKernel reports whether kern6x8 can run (AVX2 and FMA).
+var haveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// kern6x8 computes C += A·B for a 6×k panel A packed depth by depth (a[6p+i]), a k×8
+// panel B packed depth by depth (b[8p+j]), and C 6×8 with row stride ldc (elements).
+//
+//go:noescape
+func kern6x8(k int, a, b, c *float64, ldc int)

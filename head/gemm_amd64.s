@@ -1,0 +1,90 @@
+#include "textflag.h"
+
+// One depth step: broadcast the 6 values of A's column and multiply-add them with
+// B's 8-value row into the 12 accumulators Y0..Y11 (row i in Y(2i), Y(2i+1)).
+#define STEP(aoff, boff) \
+	VMOVUPD boff(DI), Y12; \
+	VMOVUPD boff+32(DI), Y13; \
+	VBROADCASTSD aoff(SI), Y14; \
+	VFMADD231PD Y12, Y14, Y0; \
+	VFMADD231PD Y13, Y14, Y1; \
+	VBROADCASTSD aoff+8(SI), Y14; \
+	VFMADD231PD Y12, Y14, Y2; \
+	VFMADD231PD Y13, Y14, Y3; \
+	VBROADCASTSD aoff+16(SI), Y14; \
+	VFMADD231PD Y12, Y14, Y4; \
+	VFMADD231PD Y13, Y14, Y5; \
+	VBROADCASTSD aoff+24(SI), Y14; \
+	VFMADD231PD Y12, Y14, Y6; \
+	VFMADD231PD Y13, Y14, Y7; \
+	VBROADCASTSD aoff+32(SI), Y14; \
+	VFMADD231PD Y12, Y14, Y8; \
+	VFMADD231PD Y13, Y14, Y9; \
+	VBROADCASTSD aoff+40(SI), Y14; \
+	VFMADD231PD Y12, Y14, Y10; \
+	VFMADD231PD Y13, Y14, Y11
+
+// Add one accumulator row pair to C's row at DX, then step DX to the next row.
+#define STORE(r0, r1) \
+	VADDPD (DX), r0, r0; \
+	VMOVUPD r0, (DX); \
+	VADDPD 32(DX), r1, r1; \
+	VMOVUPD r1, 32(DX); \
+	ADDQ R8, DX
+
+// func kern6x8(k int, a, b, c *float64, ldc int)
+TEXT ·kern6x8(SB), NOSPLIT, $0-40
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $3, R8
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	VXORPD Y8, Y8, Y8
+	VXORPD Y9, Y9, Y9
+	VXORPD Y10, Y10, Y10
+	VXORPD Y11, Y11, Y11
+	MOVQ CX, R9
+	SHRQ $2, R9
+	ANDQ $3, CX
+	TESTQ R9, R9
+	JEQ tail
+
+loop4:
+	STEP(0, 0)
+	STEP(48, 64)
+	STEP(96, 128)
+	STEP(144, 192)
+	ADDQ $192, SI
+	ADDQ $256, DI
+	DECQ R9
+	JNZ loop4
+
+tail:
+	TESTQ CX, CX
+	JEQ store
+
+loop1:
+	STEP(0, 0)
+	ADDQ $48, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ loop1
+
+store:
+	STORE(Y0, Y1)
+	STORE(Y2, Y3)
+	STORE(Y4, Y5)
+	STORE(Y6, Y7)
+	STORE(Y8, Y9)
+	STORE(Y10, Y11)
+	VZEROUPPER
+	RET

@@ -1,0 +1,609 @@
+package head
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/floats"
+)
+
+// ClassWeight is how training rows are weighted by class.
+type ClassWeight int
+
+const (
+	// Uniform weighs every row 1 (scikit-learn's class_weight=None).
+	Uniform ClassWeight = iota
+	// Balanced weighs a row of class c by n/(K·n_c), so that every class weighs the same
+	// in total (scikit-learn's class_weight="balanced").
+	Balanced
+)
+
+// String returns the weighting's name: none or balanced (what ParseClassWeight accepts).
+func (w ClassWeight) String() string {
+	switch w {
+	case Uniform:
+		return "none"
+	case Balanced:
+		return "balanced"
+	}
+	return fmt.Sprintf("ClassWeight(%d)", int(w))
+}
+
+// ParseClassWeight parses a class weighting: none (or empty) or balanced.
+func ParseClassWeight(s string) (ClassWeight, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "none", "uniform":
+		return Uniform, nil
+	case "balanced":
+		return Balanced, nil
+	}
+	return Uniform, errorf(ErrBadSetting, "head: class weight %q unknown; want one of none, balanced", s)
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (w ClassWeight) MarshalText() ([]byte, error) { return []byte(w.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (w *ClassWeight) UnmarshalText(b []byte) error {
+	v, err := ParseClassWeight(string(b))
+	*w = v
+	return err
+}
+
+// ParseC parses a --C flag: a positive number, or "auto" for cross-validation. C <= 0,
+// NaN or infinity is an error wrapping ErrBadSetting.
+func ParseC(s string) (c float64, auto bool, err error) {
+	s = strings.TrimSpace(s)
+	if strings.EqualFold(s, "auto") {
+		return 0, true, nil
+	}
+	c, err = strconv.ParseFloat(s, 64)
+	if err != nil || !(c > 0) || math.IsInf(c, 0) {
+		return 0, false, errorf(ErrBadSetting, "head: C %q: want a positive number (the inverse regularisation strength) or auto", s)
+	}
+	return c, false, nil
+}
+
+// LogRegSettings configure FitLogReg. The zero value is valid: C=1, tol=1e-4,
+// max_iter=100, an intercept, uniform class weights, raw features (scikit-learn's
+// LogisticRegression defaults).
+type LogRegSettings struct {
+	// C is the inverse of the L2 regularisation strength (scikit-learn's C). Default 1
+	// when 0; negative, NaN or infinite values are an error (ErrBadSetting).
+	C float64 `json:"C"`
+	// AutoC chooses C by stratified k-fold cross-validation over Cs (best mean
+	// accuracy, the smallest C on a tie) and refits on all rows with it; C is ignored.
+	AutoC bool `json:"auto_c,omitempty"`
+	// Cs is the grid for AutoC. Default 10 values spaced evenly in log from 1e-4 to 1e4
+	// (LogisticRegressionCV's Cs=10).
+	Cs []float64 `json:"cs,omitempty"`
+	// Folds is the number of cross-validation folds for AutoC. Default 5.
+	Folds int `json:"folds,omitempty"`
+	// Tol stops the solver when max |∂L/∂θ| <= Tol (scipy's gtol). Default 1e-4.
+	Tol float64 `json:"tol"`
+	// MaxIter bounds the solver's iterations. Default 100.
+	MaxIter int `json:"max_iter"`
+	// NoIntercept fits without intercepts (fit_intercept=False).
+	NoIntercept bool `json:"no_intercept,omitempty"`
+	// ClassWeight weighs rows by class. Default Uniform.
+	ClassWeight ClassWeight `json:"class_weight"`
+	// Standardize scales each feature to zero mean and unit variance on the training
+	// rows; the head stores the mean and deviation and applies them when predicting.
+	Standardize bool `json:"standardize"`
+	// Seed draws the cross-validation folds. Default 0 (a fixed seed).
+	Seed uint64 `json:"seed"`
+	// Threads bounds the goroutines computing the loss (and the labels fitted at once
+	// one-vs-rest). Default runtime.GOMAXPROCS(0). The matrix products use the blas64
+	// implementation's own parallelism. The result does not depend on Threads.
+	Threads int `json:"-"`
+	// Progress, when set, is called after every solver iteration, from one goroutine
+	// at a time.
+	Progress func(Progress) `json:"-"`
+}
+
+// Progress reports one iteration (logistic regression) or epoch (MLP) of training.
+type Progress struct {
+	// Stage says which fit: "fit", "cv C=0.01 fold 2/5", "label NAME" (one-vs-rest),
+	// "train" (MLP).
+	Stage string
+	Iter  int     // iteration or epoch, from 1
+	Loss  float64 // objective (logreg) or mean training loss of the epoch (MLP)
+	// GradMax is max |∂L/∂θ| (logreg).
+	GradMax float64
+	// ValidLoss and ValidAccuracy are measured on the validation rows (MLP).
+	ValidLoss, ValidAccuracy float64
+}
+
+func (s *LogRegSettings) setDefaults() error {
+	if s.C == 0 {
+		s.C = 1
+	}
+	if !(s.C > 0) || math.IsInf(s.C, 0) {
+		return errorf(ErrBadSetting, "head: C = %v; want a positive number (the inverse regularisation strength)", s.C)
+	}
+	if s.AutoC {
+		if len(s.Cs) == 0 {
+			s.Cs = LogSpace(-4, 4, 10)
+		}
+		for _, c := range s.Cs {
+			if !(c > 0) || math.IsInf(c, 0) {
+				return errorf(ErrBadSetting, "head: C grid value %v; want positive numbers", c)
+			}
+		}
+		if s.Folds == 0 {
+			s.Folds = 5
+		}
+		if s.Folds < 2 {
+			return errorf(ErrBadSetting, "head: %d folds; want at least 2", s.Folds)
+		}
+	}
+	if s.Tol == 0 {
+		s.Tol = 1e-4
+	}
+	if !(s.Tol > 0) {
+		return errorf(ErrBadSetting, "head: tol = %v; want a positive number", s.Tol)
+	}
+	if s.MaxIter == 0 {
+		s.MaxIter = 100
+	}
+	if s.MaxIter < 0 {
+		return errorf(ErrBadSetting, "head: max_iter = %d; want a positive number", s.MaxIter)
+	}
+	if s.ClassWeight != Uniform && s.ClassWeight != Balanced {
+		return errorf(ErrBadSetting, "head: class weight %v unknown; want one of none, balanced", s.ClassWeight)
+	}
+	if s.Threads <= 0 {
+		s.Threads = runtime.GOMAXPROCS(0)
+	}
+	return nil
+}
+
+// LogSpace returns n values spaced evenly on a log scale from 10^lo to 10^hi, as
+// numpy.logspace(lo, hi, n).
+func LogSpace(lo, hi float64, n int) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		e := lo
+		if n > 1 {
+			e = lo + (hi-lo)*float64(i)/float64(n-1)
+		}
+		v[i] = math.Pow(10, e)
+	}
+	return v
+}
+
+// FitLogReg fits a logistic regression to d (see the package documentation for the
+// objective and the solver): multinomial for three classes or more, scikit-learn's
+// binary model for two, one-vs-rest for multi-label data. d is not modified.
+func FitLogReg(d Dataset, s LogRegSettings) (*Head, error) {
+	start := time.Now()
+	if err := s.setDefaults(); err != nil {
+		return nil, err
+	}
+	if err := d.validate(); err != nil {
+		return nil, err
+	}
+	var cv []CVScore
+	if s.AutoC {
+		var err error
+		if s.C, cv, err = crossValidateC(&d, &s); err != nil {
+			return nil, err
+		}
+	}
+	h, sum := fitLinear(&d, &s, s.C, "fit")
+	sum.CV = cv
+	sum.Elapsed = time.Since(start)
+	h.Summary = sum
+	settings := s
+	settings.Threads, settings.Progress = 0, nil // as saved
+	h.LogRegSettings = &settings
+	return h, nil
+}
+
+// crossValidateC scores every C of the grid by stratified k-fold accuracy.
+func crossValidateC(d *Dataset, s *LogRegSettings) (float64, []CVScore, error) {
+	strata, ns := d.strata()
+	fold := stratifiedFolds(strata, ns, s.Folds, newRNG(s.Seed))
+	type split struct{ train, test Dataset }
+	splits := make([]split, s.Folds)
+	for f := range s.Folds {
+		tr, te := splitFold(fold, f)
+		if len(te) == 0 || len(tr) == 0 {
+			return 0, nil, errorf(ErrBadSetting, "head: %d folds for %d rows: fold %d is empty; use fewer folds", s.Folds, d.N, f+1)
+		}
+		splits[f] = split{d.subset(tr), d.subset(te)}
+	}
+	scores := make([]CVScore, len(s.Cs))
+	best := 0
+	for ci, c := range s.Cs {
+		sc := CVScore{C: c, Folds: make([]float64, s.Folds)}
+		for f, sp := range splits {
+			h, _ := fitLinear(&sp.train, s, c, fmt.Sprintf("cv C=%.3g fold %d/%d", c, f+1, s.Folds))
+			sc.Folds[f] = h.accuracy(&sp.test)
+			sc.Accuracy += sc.Folds[f] / float64(s.Folds)
+		}
+		scores[ci] = sc
+		if sc.Accuracy > scores[best].Accuracy {
+			best = ci
+		}
+	}
+	return s.Cs[best], scores, nil
+}
+
+// accuracy scores h on d (whose classes are h's): the fraction of rows whose predicted
+// class is right, or for multi-label data whose predicted label set is exactly right.
+func (h *Head) accuracy(d *Dataset) float64 {
+	right := 0
+	if d.Y != nil {
+		k := len(h.Classes)
+		sets := make([]bool, d.N*k)
+		h.PredictSets(sets, d.X, d.N, 0.5)
+		for i := range d.N {
+			ok := true
+			for c := range k {
+				ok = ok && sets[i*k+c] == (d.Y[i*k+c] == 1)
+			}
+			if ok {
+				right++
+			}
+		}
+	} else {
+		pred := make([]int, d.N)
+		h.PredictLabels(pred, d.X, d.N)
+		for i, p := range pred {
+			if p == d.Labels[i] {
+				right++
+			}
+		}
+	}
+	return float64(right) / float64(d.N)
+}
+
+// fitLinear fits the linear model with the given C on d (validated or a CV split) and
+// returns the head, without settings, and its summary.
+func fitLinear(d *Dataset, s *LogRegSettings, C float64, stage string) (*Head, Summary) {
+	k := len(d.Classes)
+	h := &Head{Kind: LogReg, Classes: slices.Clone(d.Classes), MultiLabel: d.Y != nil, Dim: d.D, Fingerprint: d.Fingerprint}
+	var mean, std []float64
+	if s.Standardize {
+		mean, std = standardizer(d.X, d.N, d.D)
+		h.Mean, h.Std = mean, std
+	}
+	x := designMatrix(d.X, d.N, d.D, mean, std, !s.NoIntercept)
+	sum := Summary{Rows: d.N, Classes: k, C: C}
+	var progressMu sync.Mutex
+	report := func(stage string) func(int, float64, float64) {
+		if s.Progress == nil {
+			return nil
+		}
+		return func(it int, f, g float64) {
+			progressMu.Lock()
+			defer progressMu.Unlock()
+			s.Progress(Progress{Stage: stage, Iter: it, Loss: f, GradMax: g, ValidLoss: math.NaN(), ValidAccuracy: math.NaN()})
+		}
+	}
+
+	switch {
+	case d.Y != nil:
+		// One-vs-rest: K binary problems, fitted Threads at a time. Each problem runs
+		// its loss on one goroutine.
+		h.Output = Sigmoid
+		layer := Dense{Out: k, In: d.D, W: make([]float64, k*d.D), B: make([]float64, k)}
+		results := make([]lbfgsResult, k)
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range min(s.Threads, k) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for c := range next {
+					t := make([]float64, d.N)
+					for i := range d.N {
+						t[i] = float64(d.Y[i*k+c])
+					}
+					p := newLinProblem(x, d.N, d.D, !s.NoIntercept, nil, t, 1, s.ClassWeight, C, 1)
+					theta := make([]float64, p.d1)
+					results[c] = minimize(theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage+" label "+d.Classes[c]))
+					p.unpack(layer.W[c*d.D:(c+1)*d.D], layer.B[c:c+1], theta)
+				}
+			}()
+		}
+		for c := range k {
+			next <- c
+		}
+		close(next)
+		wg.Wait()
+		sum.Converged = true
+		for _, r := range results {
+			sum.Iterations = max(sum.Iterations, r.iter)
+			sum.Evaluations += r.evals
+			sum.Converged = sum.Converged && r.stop.converged()
+			sum.Loss += r.f
+			sum.GradMax = max(sum.GradMax, r.gmax)
+			if !r.stop.converged() || sum.Stop == "" {
+				sum.Stop = r.stop.String()
+			}
+		}
+		h.Layers = []Dense{layer}
+	case k == 2:
+		h.Output = Binary
+		t := make([]float64, d.N)
+		for i, l := range d.Labels {
+			t[i] = float64(l)
+		}
+		p := newLinProblem(x, d.N, d.D, !s.NoIntercept, nil, t, 2, s.ClassWeight, C, s.Threads)
+		theta := make([]float64, p.d1)
+		r := minimize(theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage))
+		layer := Dense{Out: 1, In: d.D, W: make([]float64, d.D), B: make([]float64, 1)}
+		p.unpack(layer.W, layer.B, theta)
+		h.Layers = []Dense{layer}
+		sum.setSolver(r)
+	default:
+		h.Output = Softmax
+		p := newLinProblem(x, d.N, d.D, !s.NoIntercept, d.Labels, nil, k, s.ClassWeight, C, s.Threads)
+		theta := make([]float64, k*p.d1)
+		r := minimize(theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage))
+		layer := Dense{Out: k, In: d.D, W: make([]float64, k*d.D), B: make([]float64, k)}
+		p.unpack(layer.W, layer.B, theta)
+		h.Layers = []Dense{layer}
+		sum.setSolver(r)
+	}
+	return h, sum
+}
+
+func (s *Summary) setSolver(r lbfgsResult) {
+	s.Iterations, s.Evaluations, s.Converged, s.Stop, s.Loss, s.GradMax =
+		r.iter, r.evals, r.stop.converged(), r.stop.String(), r.f, r.gmax
+}
+
+// designMatrix returns the (n, d+1) float64 matrix of the rows of x, standardised when
+// mean is not nil, with a last column of ones when intercept is set ((n,d) without).
+func designMatrix(x []float32, n, d int, mean, std []float64, intercept bool) []float64 {
+	d1 := d
+	if intercept {
+		d1++
+	}
+	m := make([]float64, n*d1)
+	for i := range n {
+		row := m[i*d1 : (i+1)*d1]
+		for j, v := range x[i*d : (i+1)*d] {
+			row[j] = float64(v)
+		}
+		if mean != nil {
+			for j := range d {
+				row[j] = (row[j] - mean[j]) / std[j]
+			}
+		}
+		if intercept {
+			row[d] = 1
+		}
+	}
+	return m
+}
+
+// linProblem is scikit-learn's logistic regression objective (LinearModelLoss with
+// HalfMultinomialLoss or HalfBinomialLoss) on a design matrix whose last column is the
+// intercept's 1 (when fitted). The parameters θ are (k, d1) row-major: row c is class
+// c's weights followed by its intercept; k = 1 for the binary model.
+type linProblem struct {
+	n, d, d1, k int           // rows, features, columns (d+1 with the intercept), outputs
+	x           []float64     // (n,d1), shared, read only
+	y           []int         // (n) classes (multinomial)
+	t           []float64     // (n) 0/1 targets (binary)
+	sw          []float64     // (n) sample weights s_i / S; nil when all are 1 (then 1/n)
+	l2          float64       // 1/(C·S)
+	xa, xb      *packedMatrix // x packed as gemm's left and right factor (nil: use x)
+	z           []float64     // (n,k) scratch: logits, then pointwise gradients
+	partial     []float64     // per-chunk loss sums
+	gpart       []float64     // per-chunk gradients (binary), (chunks, d1)
+	threads     int
+}
+
+// lossChunk is the number of rows per unit of parallel work in the loss. The loss sums
+// chunk by chunk in a fixed order, so the result does not depend on the thread count.
+const lossChunk = 512
+
+// newLinProblem sets up the objective. classes is the number of classes for the
+// weighting (2 for binary problems).
+func newLinProblem(x []float64, n, d int, intercept bool, y []int, t []float64, classes int, cw ClassWeight, C float64, threads int) *linProblem {
+	p := &linProblem{n: n, d: d, d1: d, k: classes, x: x, y: y, t: t, threads: threads}
+	if intercept {
+		p.d1++
+	}
+	if t != nil {
+		p.k = 1
+	}
+	S := float64(n)
+	if cw == Balanced {
+		// n / (K · n_c), K counting the classes present (compute_class_weight).
+		counts := make([]float64, classes)
+		for i := range n {
+			counts[p.class(i)]++
+		}
+		present := 0
+		for _, c := range counts {
+			if c > 0 {
+				present++
+			}
+		}
+		p.sw = make([]float64, n)
+		S = 0
+		for i := range n {
+			p.sw[i] = float64(n) / (float64(present) * counts[p.class(i)])
+			S += p.sw[i]
+		}
+		for i := range p.sw {
+			p.sw[i] /= S
+		}
+	}
+	p.l2 = 1 / (C * S)
+	if p.k > 1 {
+		// X is the same in every evaluation: pack it once for both products.
+		p.xa = packMatrix(true, false, x, p.d1, n, p.d1)
+		p.xb = packMatrix(false, false, x, p.d1, p.d1, n)
+	}
+	p.z = make([]float64, n*p.k)
+	p.partial = make([]float64, (n+lossChunk-1)/lossChunk)
+	if p.k == 1 {
+		p.gpart = make([]float64, len(p.partial)*p.d1)
+	}
+	return p
+}
+
+func (p *linProblem) class(i int) int {
+	if p.t != nil {
+		return int(p.t[i])
+	}
+	return p.y[i]
+}
+
+// unpack copies θ into a layer's weights (k,d) and biases (k).
+func (p *linProblem) unpack(w, b, theta []float64) {
+	for c := range p.k {
+		copy(w[c*p.d:(c+1)*p.d], theta[c*p.d1:c*p.d1+p.d])
+		if p.d1 > p.d {
+			b[c] = theta[c*p.d1+p.d]
+		}
+	}
+}
+
+// lossGrad returns L(θ) and writes ∇L(θ) to grad:
+//
+//	Z = X·Θᵀ                       (n,k)
+//	G_ic = s_i/S · (p_ic − [y_i=c])  multinomial, p = softmax(Z_i)
+//	G_i  = s_i/S · (σ(Z_i) − t_i)    binary
+//	∇L = Gᵀ·X + l2·Θ (the intercept column not penalised)   (k,d1)
+func (p *linProblem) lossGrad(grad, theta []float64) float64 {
+	n, k, d1 := p.n, p.k, p.d1
+	var loss float64
+	if k == 1 {
+		// Matrix-vector products, chunk by chunk: each chunk's rows give its logits,
+		// loss and gradient share, summed in chunk order.
+		parallelChunks(len(p.partial), p.threads, func(c int) {
+			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
+			Xc := blas64.General{Rows: hi - lo, Cols: d1, Stride: d1, Data: p.x[lo*d1 : hi*d1]}
+			blas64.Gemv(blas.NoTrans, 1, Xc, blas64.Vector{N: d1, Inc: 1, Data: theta}, 0, blas64.Vector{N: hi - lo, Inc: 1, Data: p.z[lo:hi]})
+			p.partial[c] = p.pointwise(lo, hi)
+			blas64.Gemv(blas.Trans, 1, Xc, blas64.Vector{N: hi - lo, Inc: 1, Data: p.z[lo:hi]}, 0, blas64.Vector{N: d1, Inc: 1, Data: p.gpart[c*d1 : (c+1)*d1]})
+		})
+		clear(grad[:d1])
+		for c, v := range p.partial {
+			loss += v
+			floats.Add(grad[:d1], p.gpart[c*d1:(c+1)*d1])
+		}
+	} else {
+		gemmOp(operand{data: p.x, ld: d1, packed: p.xa}, operand{trans: true, data: theta, ld: d1}, n, k, d1, 0, p.z, k, p.threads)
+		parallelChunks(len(p.partial), p.threads, func(c int) {
+			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
+			p.partial[c] = p.pointwise(lo, hi)
+		})
+		for _, v := range p.partial {
+			loss += v
+		}
+		gemmOp(operand{trans: true, data: p.z, ld: k}, operand{data: p.x, ld: d1, packed: p.xb}, k, d1, n, 0, grad, d1, p.threads)
+	}
+	var pen float64
+	for c := range k {
+		w := theta[c*d1 : c*d1+p.d]
+		g := grad[c*d1 : c*d1+p.d]
+		for j, v := range w {
+			pen += v * v
+			g[j] += p.l2 * v
+		}
+	}
+	return loss + 0.5*p.l2*pen
+}
+
+// pointwise turns rows [lo,hi) of p.z from logits into the pointwise gradients and
+// returns their weighted loss sum, divided by S.
+func (p *linProblem) pointwise(lo, hi int) float64 {
+	var loss float64
+	inv := 1 / float64(p.n)
+	if p.k == 1 {
+		for i := lo; i < hi; i++ {
+			z, t := p.z[i], p.t[i]
+			// log(1+e^z) − t·z, and σ(z) − t.
+			var l float64
+			if z > 0 {
+				l = z + math.Log1p(math.Exp(-z)) - t*z
+			} else {
+				l = math.Log1p(math.Exp(z)) - t*z
+			}
+			w := inv
+			if p.sw != nil {
+				w = p.sw[i]
+			}
+			loss += w * l
+			p.z[i] = w * (sigmoid(z) - t)
+		}
+		return loss
+	}
+	k := p.k
+	for i := lo; i < hi; i++ {
+		z := p.z[i*k : (i+1)*k]
+		m := z[0]
+		for _, v := range z[1:] {
+			if v > m {
+				m = v
+			}
+		}
+		y := p.y[i]
+		zy := z[y] - m
+		var s float64
+		for c, v := range z {
+			e := math.Exp(v - m)
+			z[c] = e
+			s += e
+		}
+		w := inv
+		if p.sw != nil {
+			w = p.sw[i]
+		}
+		// loss = log Σ_c exp(z_c) − z_y = log s + m − z_y.
+		loss += w * (math.Log(s) - zy)
+		ws := w / s
+		for c := range z {
+			z[c] *= ws
+		}
+		z[y] -= w
+	}
+	return loss
+}
+
+// parallelChunks calls fn(c) for c in [0, n) on up to threads goroutines.
+func parallelChunks(n, threads int, fn func(c int)) {
+	if threads <= 1 || n <= 1 {
+		for c := range n {
+			fn(c)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	next := 0
+	for range min(threads, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				c := next
+				next++
+				mu.Unlock()
+				if c >= n {
+					return
+				}
+				fn(c)
+			}
+		}()
+	}
+	wg.Wait()
+}
