@@ -1,0 +1,151 @@
+package headstart
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/models"
+	"github.com/headstart-ml/headstart/tokenize"
+)
+
+// ErrHeadMismatch reports heads that cannot share one backbone forward pass.
+var ErrHeadMismatch = errors.New("headstart: heads do not share a backbone configuration")
+
+// Classifier applies several heads to texts with one backbone forward pass per batch:
+// the hidden states every head needs are exposed together, and each head pools its own
+// layers its own way. It is not safe for concurrent use.
+type Classifier struct {
+	enc   *Encoder
+	heads []*head.Head
+	sel   [][]int // per head: positions in enc.layers of the head's layers
+	pools []features.Pooling
+	views [][]float32
+	x     []float32
+}
+
+// Prediction is one head's answer for one text.
+type Prediction struct {
+	Label string    // the most probable class (single-label heads)
+	Probs []float32 // one probability per class, in the head's class order
+}
+
+// NewClassifier opens the backbone at p for the given heads. Every head must have been
+// trained on features of this backbone and tokenizer (checked by sha256), and all must
+// use the same max_len; each may pool different layers differently.
+// opts.Layers, Pooling, Normalize and MaxLen are taken from the heads.
+func NewClassifier(p models.Paths, heads []*head.Head, opts EncoderOptions) (*Classifier, error) {
+	if len(heads) == 0 {
+		return nil, fmt.Errorf("%w: no heads given", ErrHeadMismatch)
+	}
+	maxLen := heads[0].Fingerprint.MaxLen
+	var union []int
+	for i, h := range heads {
+		fp := h.Fingerprint
+		if fp.MaxLen != maxLen {
+			return nil, fmt.Errorf("%w: head %d was trained with max_len %d, head 0 with %d", ErrHeadMismatch, i, fp.MaxLen, maxLen)
+		}
+		if len(fp.Layers) == 0 {
+			return nil, fmt.Errorf("%w: head %d records no layers (not trained on a feature store?)", ErrHeadMismatch, i)
+		}
+		for _, l := range fp.Layers {
+			if !slices.Contains(union, l) {
+				union = append(union, l)
+			}
+		}
+	}
+	slices.Sort(union)
+	opts.Layers, opts.MaxLen, opts.Normalize, opts.Pooling = union, maxLen, false, features.PoolMean
+	enc, err := NewEncoder(p, opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Classifier{enc: enc, heads: heads}
+	for i, h := range heads {
+		fp := h.Fingerprint
+		pool, err := features.ParsePooling(fp.Pooling)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("head %d: %w", i, err), enc.Close())
+		}
+		m := features.Manifest{Backbone: enc.Backbone(), Pooling: fp.Pooling, Layers: fp.Layers, Normalize: fp.Normalize, MaxLen: maxLen}
+		if err := h.Check(m); err != nil {
+			return nil, errors.Join(fmt.Errorf("head %d does not fit backbone %s: %w", i, p.Model, err), enc.Close())
+		}
+		sel := make([]int, len(fp.Layers))
+		for j, l := range fp.Layers {
+			sel[j] = slices.Index(enc.layers, l)
+		}
+		if h.Dim != len(sel)*enc.hidden {
+			return nil, errors.Join(fmt.Errorf("%w: head %d expects %d features; its layers give %d", ErrHeadMismatch, i, h.Dim, len(sel)*enc.hidden), enc.Close())
+		}
+		c.sel = append(c.sel, sel)
+		c.pools = append(c.pools, pool)
+	}
+	return c, nil
+}
+
+// Encoder returns the classifier's encoder (its tokenizer, provider, backbone).
+func (c *Classifier) Encoder() *Encoder { return c.enc }
+
+// Heads returns the heads, in the order predictions are returned.
+func (c *Classifier) Heads() []*head.Head { return c.heads }
+
+// Close releases the backbone session.
+func (c *Classifier) Close() error { return c.enc.Close() }
+
+// Classify returns, for every head, one prediction per text: out[h][i].
+func (c *Classifier) Classify(texts []string) ([][]Prediction, error) {
+	encs := make([]tokenize.Encoding, len(texts))
+	for i, t := range texts {
+		var err error
+		if encs[i], err = c.enc.tok.Encode(t); err != nil {
+			return nil, fmt.Errorf("text %d: %w", i, err)
+		}
+	}
+	return c.ClassifyEncoded(encs)
+}
+
+// ClassifyEncoded is Classify on tokenized texts, run as one batch.
+func (c *Classifier) ClassifyEncoded(encs []tokenize.Encoding) ([][]Prediction, error) {
+	out := make([][]Prediction, len(c.heads))
+	if len(encs) == 0 {
+		return out, nil
+	}
+	if err := c.enc.forward(encs); err != nil {
+		return nil, err
+	}
+	B, T, C := c.enc.batch.B, c.enc.batch.T, c.enc.hidden
+	for h, hd := range c.heads {
+		d := len(c.sel[h]) * C
+		c.views = c.views[:0]
+		for _, j := range c.sel[h] {
+			c.views = append(c.views, c.enc.views[j])
+		}
+		if cap(c.x) < B*d {
+			c.x = make([]float32, B*d)
+		}
+		x := c.x[:B*d]
+		features.PoolLayers(x, c.views, c.enc.batch.AttentionMask, B, T, C, c.pools[h])
+		if hd.Fingerprint.Normalize {
+			features.NormalizeRows(x, d)
+		}
+		k := len(hd.Classes)
+		probs := make([]float32, B*k)
+		hd.Predict(probs, x, B)
+		preds := make([]Prediction, B)
+		for i := range preds {
+			p := probs[i*k : (i+1)*k : (i+1)*k]
+			best := 0
+			for j := range p {
+				if p[j] > p[best] {
+					best = j
+				}
+			}
+			preds[i] = Prediction{Label: hd.Classes[best], Probs: p}
+		}
+		out[h] = preds
+	}
+	return out, nil
+}

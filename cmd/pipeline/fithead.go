@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/head"
+)
+
+type fitHeadOptions struct {
+	Train, Valid, Out string
+	Kind, C           string
+	MaxIter           int
+	Tol               float64
+	ClassWeight       string
+	Standardize       bool
+	Seed              uint64
+	Threads           int
+	Hidden            string
+	Dropout, LR, WD   float64
+	Epochs, Patience  int
+	BatchSize         int
+	JSON              bool
+}
+
+func newFitHeadCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "fit-head",
+		Usage: "train a head (logistic regression or MLP) on a feature store",
+		Description: "logreg minimises scikit-learn's LogisticRegression(lbfgs, l2) objective with the same C, tol and\n" +
+			"max_iter semantics; --C auto picks C by stratified 5-fold cross-validation over 1e-4..1e4.\n" +
+			"mlp trains 1-2 GELU hidden layers with AdamW and early stopping on --valid (or 10% held out).\n" +
+			"The head file records the fingerprint of the training features (backbone, pooling, layers, ...).",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "train", Required: true, Usage: "training `FEATURES.safetensors` (from extract)"},
+			&cli.StringFlag{Name: "valid", Usage: "validation `FEATURES.safetensors` (MLP early stopping; reported for logreg)"},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "head `FILE` to write"},
+			&cli.StringFlag{Name: "head", Value: "logreg", Usage: "logreg | mlp"},
+			&cli.StringFlag{Name: "C", Value: "1.0", Usage: "inverse L2 strength (> 0), or auto (cross-validated)"},
+			&cli.IntFlag{Name: "max-iter", Value: 100, Usage: "logreg solver iterations"},
+			&cli.Float64Flag{Name: "tol", Value: 1e-4, Usage: "logreg: stop when max |gradient| <= tol"},
+			&cli.StringFlag{Name: "class-weight", Value: "none", Usage: "none | balanced"},
+			&cli.BoolFlag{Name: "standardize", Usage: "scale features to zero mean, unit variance (stored in the head)"},
+			&cli.Uint64Flag{Name: "seed", Usage: "seed for CV folds, MLP init, batches, dropout"},
+			&cli.IntFlag{Name: "threads", Usage: "worker threads (0 = all cores); results do not depend on it"},
+			&cli.StringFlag{Name: "hidden", Value: "256", Usage: "mlp: hidden widths, one or two, e.g. 512,256"},
+			&cli.Float64Flag{Name: "dropout", Usage: "mlp: dropout probability"},
+			&cli.Float64Flag{Name: "lr", Value: 1e-3, Usage: "mlp: AdamW learning rate"},
+			&cli.Float64Flag{Name: "weight-decay", Value: 0.01, Usage: "mlp: AdamW weight decay"},
+			&cli.IntFlag{Name: "epochs", Value: 100, Usage: "mlp: maximum epochs"},
+			&cli.IntFlag{Name: "patience", Value: 10, Usage: "mlp: epochs without validation improvement before stopping"},
+			&cli.IntFlag{Name: "batch-size", Value: 64, Usage: "mlp: rows per update"},
+			&cli.BoolFlag{Name: "json", Usage: "print the training summary as JSON on stdout"},
+		},
+		Action: func(c *cli.Context) error {
+			return runFitHead(c.Context, fitHeadOptions{
+				Train: c.String("train"), Valid: c.String("valid"), Out: c.String("out"),
+				Kind: c.String("head"), C: c.String("C"), MaxIter: c.Int("max-iter"), Tol: c.Float64("tol"),
+				ClassWeight: c.String("class-weight"), Standardize: c.Bool("standardize"), Seed: c.Uint64("seed"),
+				Threads: c.Int("threads"), Hidden: c.String("hidden"), Dropout: c.Float64("dropout"),
+				LR: c.Float64("lr"), WD: c.Float64("weight-decay"), Epochs: c.Int("epochs"),
+				Patience: c.Int("patience"), BatchSize: c.Int("batch-size"), JSON: c.Bool("json"),
+			}, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+func (o fitHeadOptions) settings(progress func(head.Progress)) (head.Options, error) {
+	var ho head.Options
+	var err error
+	if ho.Kind, err = head.ParseKind(o.Kind); err != nil {
+		return ho, usageError{err}
+	}
+	cw, err := head.ParseClassWeight(o.ClassWeight)
+	if err != nil {
+		return ho, usageError{err}
+	}
+	if o.Threads < 0 {
+		return ho, usagef("--threads %d: want 0 (all cores) or more", o.Threads)
+	}
+	switch ho.Kind {
+	case head.LogReg:
+		c, auto, err := head.ParseC(o.C)
+		if err != nil {
+			return ho, usageError{err}
+		}
+		if o.MaxIter < 1 {
+			return ho, usagef("--max-iter %d: want at least 1", o.MaxIter)
+		}
+		if !(o.Tol > 0) {
+			return ho, usagef("--tol %g: want > 0", o.Tol)
+		}
+		ho.LogReg = head.LogRegSettings{C: c, AutoC: auto, Tol: o.Tol, MaxIter: o.MaxIter, ClassWeight: cw,
+			Standardize: o.Standardize, Seed: o.Seed, Threads: o.Threads, Progress: progress}
+	case head.MLP:
+		var hidden []int
+		for _, f := range strings.Split(o.Hidden, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return ho, usagef("--hidden %q: want one or two positive widths, e.g. 256 or 512,256", o.Hidden)
+			}
+			hidden = append(hidden, n)
+		}
+		ho.MLP = head.MLPSettings{Hidden: hidden, Dropout: o.Dropout, LearningRate: o.LR, WeightDecay: o.WD,
+			BatchSize: o.BatchSize, MaxEpochs: o.Epochs, Patience: o.Patience, ClassWeight: cw,
+			Standardize: o.Standardize, Seed: o.Seed, Threads: o.Threads, Progress: progress}
+	}
+	return ho, nil
+}
+
+// loadDataset opens a feature store as a labelled dataset.
+func loadDataset(path string) (*features.Store, head.Dataset, error) {
+	st, err := features.OpenStore(path)
+	if err != nil {
+		return nil, head.Dataset{}, err
+	}
+	d, err := head.FromStore(st, path)
+	return st, d, err
+}
+
+func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer) error {
+	tty := isTerminal(stderr)
+	progress := func(p head.Progress) {
+		line := fmt.Sprintf("fit-head: %s iter %d loss %.6g", p.Stage, p.Iter, p.Loss)
+		if p.GradMax > 0 {
+			line += fmt.Sprintf(" max|grad| %.3g", p.GradMax)
+		}
+		if p.ValidLoss > 0 {
+			line += fmt.Sprintf(" valid loss %.4g acc %.4f", p.ValidLoss, p.ValidAccuracy)
+		}
+		if tty {
+			fmt.Fprintf(stderr, "\r\033[K%s", line)
+		} else {
+			fmt.Fprintln(stderr, line)
+		}
+	}
+	ho, err := o.settings(progress)
+	if err != nil {
+		return err
+	}
+	_, train, err := loadDataset(o.Train)
+	if err != nil {
+		return err
+	}
+	var valid *head.Dataset
+	if o.Valid != "" {
+		_, v, err := loadDataset(o.Valid)
+		if err != nil {
+			return err
+		}
+		if err := train.Fingerprint.Compare(v.Fingerprint); err != nil {
+			return fmt.Errorf("--valid %s was extracted differently from --train %s: %w", o.Valid, o.Train, err)
+		}
+		valid = &v
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h, err := head.Fit(train, valid, ho)
+	if tty {
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return err
+	}
+	if err := h.Save(o.Out); err != nil {
+		return err
+	}
+	s := h.Summary
+	if o.JSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"out": o.Out, "head": h.Kind.String(), "classes": len(h.Classes),
+			"dim": h.Dim, "summary": s, "seconds": s.Elapsed.Seconds()})
+	}
+	fmt.Fprintf(stderr, "fit-head: %s on %d rows x %d features, %d classes -> %s (%.2fs", h.Kind, s.Rows, h.Dim, len(h.Classes), o.Out, s.Elapsed.Seconds())
+	if h.Kind == head.LogReg {
+		fmt.Fprintf(stderr, "; C=%g, %d iterations, converged=%v)\n", s.C, s.Iterations, s.Converged)
+	} else {
+		fmt.Fprintf(stderr, "; %d epochs, best %d, valid accuracy %.4f)\n", s.Epochs, s.BestEpoch, s.ValidAccuracy)
+	}
+	return nil
+}

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/headstart-ml/headstart"
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/models"
+	"github.com/headstart-ml/headstart/onnx"
+	"github.com/headstart-ml/headstart/tokenize"
+)
+
+type predictOptions struct {
+	Model, Data, Out, Format, TextCol string
+	Heads                             []string
+	BatchSize, Threads, Limit         int
+	Provider, RuntimeLib              string
+	AllowEmpty                        bool
+}
+
+func newPredictCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "predict",
+		Usage: "classify texts with one or more heads (one backbone forward pass feeds them all)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Value: "all-minilm-l6-v2", Usage: "registry `NAME` or DIR (the backbone the heads were trained on)"},
+			&cli.StringSliceFlag{Name: "head", Required: true, Usage: "head `FILE`; repeat for several heads"},
+			&cli.StringFlag{Name: "data", Required: true, Usage: "texts: `FILE` (.csv, .tsv, .jsonl) or - for CSV on stdin"},
+			&cli.StringFlag{Name: "text-col", Value: "text", Usage: "column (or JSON key) holding the text"},
+			&cli.StringFlag{Name: "out", Value: "-", Usage: "`FILE` (.csv or .jsonl) or - for stdout"},
+			&cli.StringFlag{Name: "format", Usage: "csv | jsonl (default: from --out's extension, csv for stdout)"},
+			&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "texts per forward pass"},
+			&cli.IntFlag{Name: "threads", Usage: "onnxruntime intra-op threads (0 = one per core)"},
+			&cli.IntFlag{Name: "limit", Usage: "read at most N rows (0 = all)"},
+			&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "cpu | cuda[:DEVICE] | auto"},
+			&cli.BoolFlag{Name: "allow-empty", Usage: "classify empty texts instead of refusing them"},
+			&cli.StringFlag{Name: "ort-lib", EnvVars: []string{"HEADSTART_ORT_LIB"}, Usage: "onnxruntime shared library"},
+		},
+		Action: func(c *cli.Context) error {
+			return runPredict(c.Context, predictOptions{
+				Model: c.String("model"), Heads: c.StringSlice("head"), Data: c.String("data"), Out: c.String("out"),
+				Format: c.String("format"), TextCol: c.String("text-col"), BatchSize: c.Int("batch-size"),
+				Threads: c.Int("threads"), Limit: c.Int("limit"), Provider: c.String("provider"),
+				RuntimeLib: c.String("ort-lib"), AllowEmpty: c.Bool("allow-empty"),
+			}, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+// headNames names each head by its file's base name, made unique.
+func headNames(paths []string) []string {
+	names := make([]string, len(paths))
+	seen := map[string]int{}
+	for i, p := range paths {
+		n := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
+		if seen[n]++; seen[n] > 1 {
+			n += "_" + strconv.Itoa(i)
+		}
+		names[i] = n
+	}
+	return names
+}
+
+func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer) (err error) {
+	format := o.Format
+	if format == "" {
+		format = "csv"
+		if strings.HasSuffix(o.Out, ".jsonl") || strings.HasSuffix(o.Out, ".ndjson") {
+			format = "jsonl"
+		}
+	}
+	if format != "csv" && format != "jsonl" {
+		return usagef("--format %q unknown; want one of csv, jsonl", format)
+	}
+	if o.BatchSize < 1 {
+		return usagef("--batch-size %d: want at least 1", o.BatchSize)
+	}
+	provider, err := onnx.ParseProvider(o.Provider)
+	if err != nil {
+		return usageError{err}
+	}
+	heads := make([]*head.Head, len(o.Heads))
+	for i, p := range o.Heads {
+		if heads[i], err = head.Load(p); err != nil {
+			return err
+		}
+	}
+	paths, err := models.Resolve(o.Model)
+	if err != nil {
+		return err
+	}
+	clf, err := headstart.NewClassifier(paths, heads, headstart.EncoderOptions{
+		RuntimeLib: o.RuntimeLib, Session: onnx.SessionOptions{IntraOpThreads: o.Threads, Provider: provider}})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, clf.Close()) }()
+
+	r, err := features.Open(o.Data, features.ReaderOptions{TextCol: o.TextCol, Limit: o.Limit})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+
+	// Output: stdout, or a temporary file renamed into place when everything succeeded.
+	var w io.Writer = stdout
+	var tmp *os.File
+	if o.Out != "-" {
+		if tmp, err = os.CreateTemp(filepath.Dir(o.Out), "."+filepath.Base(o.Out)+".tmp-*"); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				tmp.Close()
+				os.Remove(tmp.Name())
+			}
+		}()
+		w = tmp
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	names := headNames(o.Heads)
+	out := newPredictionWriter(bw, format, names, heads)
+	if err := out.header(); err != nil {
+		return err
+	}
+
+	const window = 1024
+	var rows []features.Row
+	var encs []tokenize.Encoding
+	flush := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		lengths := make([]int, len(encs))
+		for i, e := range encs {
+			lengths[i] = len(e.IDs)
+		}
+		preds := make([][]headstart.Prediction, len(heads))
+		for h := range preds {
+			preds[h] = make([]headstart.Prediction, len(rows))
+		}
+		for _, b := range features.Buckets(lengths, o.BatchSize) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			batch := make([]tokenize.Encoding, len(b))
+			for i, j := range b {
+				batch[i] = encs[j]
+			}
+			ps, err := clf.ClassifyEncoded(batch)
+			if err != nil {
+				return err
+			}
+			for h := range ps {
+				for i, j := range b {
+					preds[h][j] = ps[h][i]
+				}
+			}
+		}
+		for i, row := range rows {
+			if err := out.row(row, preds, i); err != nil {
+				return err
+			}
+		}
+		rows, encs = rows[:0], encs[:0]
+		return nil
+	}
+	n := 0
+	for r.Next() {
+		row := r.Row()
+		if row.Text == "" && !o.AllowEmpty {
+			return fmt.Errorf("%w: %s: row %d has an empty text; pass --allow-empty to classify it as [CLS] [SEP]", headstart.ErrEmptyText, o.Data, row.Index)
+		}
+		e, err := clf.Encoder().Tokenizer().Encode(row.Text)
+		if err != nil {
+			return fmt.Errorf("%s: row %d: %w", o.Data, row.Index, err)
+		}
+		rows, encs = append(rows, row), append(encs, e)
+		n++
+		if len(rows) == window {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := r.Err(); err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if tmp != nil {
+		if err := tmp.Sync(); err != nil {
+			return err
+		}
+		if err := tmp.Close(); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp.Name(), o.Out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "predict: %d rows x %d heads -> %s\n", n, len(heads), o.Out)
+	}
+	return nil
+}
+
+type predictionWriter struct {
+	w      *bufio.Writer
+	csv    *csv.Writer
+	format string
+	names  []string
+	heads  []*head.Head
+}
+
+func newPredictionWriter(w *bufio.Writer, format string, names []string, heads []*head.Head) *predictionWriter {
+	p := &predictionWriter{w: w, format: format, names: names, heads: heads}
+	if format == "csv" {
+		p.csv = csv.NewWriter(w)
+	}
+	return p
+}
+
+// header writes the CSV header: row, text, then per head NAME.label and NAME.p.CLASS.
+func (p *predictionWriter) header() error {
+	if p.csv == nil {
+		return nil
+	}
+	cols := []string{"row", "text"}
+	for h, hd := range p.heads {
+		cols = append(cols, p.names[h]+".label")
+		for _, c := range hd.Classes {
+			cols = append(cols, p.names[h]+".p."+c)
+		}
+	}
+	return p.csv.Write(cols)
+}
+
+func (p *predictionWriter) row(row features.Row, preds [][]headstart.Prediction, i int) error {
+	if p.csv != nil {
+		rec := []string{strconv.FormatInt(row.Index, 10), row.Text}
+		for h := range p.heads {
+			pr := preds[h][i]
+			rec = append(rec, pr.Label)
+			for _, v := range pr.Probs {
+				rec = append(rec, strconv.FormatFloat(float64(v), 'g', -1, 32))
+			}
+		}
+		if err := p.csv.Write(rec); err != nil {
+			return err
+		}
+		p.csv.Flush()
+		return p.csv.Error()
+	}
+	type headOut struct {
+		Label string             `json:"label"`
+		Probs map[string]float32 `json:"probs"`
+	}
+	obj := struct {
+		Row   int64              `json:"row"`
+		Text  string             `json:"text"`
+		Heads map[string]headOut `json:"heads"`
+	}{Row: row.Index, Text: row.Text, Heads: map[string]headOut{}}
+	for h, hd := range p.heads {
+		pr := preds[h][i]
+		probs := make(map[string]float32, len(hd.Classes))
+		for k, c := range hd.Classes {
+			probs[c] = pr.Probs[k]
+		}
+		obj.Heads[p.names[h]] = headOut{Label: pr.Label, Probs: probs}
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	_, err = p.w.Write(append(b, '\n'))
+	return err
+}
