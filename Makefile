@@ -6,13 +6,21 @@ CACHE ?= $(or $(HEADSTART_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/headstar
 DATA ?= $(or $(HEADSTART_DATA),$(abspath ..)/shared/data)
 export HEADSTART_DATA := $(DATA)
 
-.PHONY: all setup build test demo bench-extract shard-proof vet clean
+.PHONY: all setup setup-gpu gpu-prepare build test demo bench-extract shard-proof vet clean
 
 all: build
 
 ## setup: fetch onnxruntime, the default model and the Python reference venv into $(CACHE)
 setup:
 	scripts/setup.sh all
+
+## setup-gpu: opt-in, never part of setup/test/CI: onnxruntime 1.24.1 CUDA build + CUDA 12.8/cuDNN 9.10 (1.8 GB)
+setup-gpu:
+	scripts/setup.sh gpu
+
+## gpu-prepare: pack .gpu/ for scripts/gpu_check.sh on an offline GPU machine (see README, GPU)
+gpu-prepare: setup
+	scripts/gpu_prepare.sh
 
 build:
 	$(GO) build -o $(BIN) ./cmd/pipeline
@@ -36,6 +44,10 @@ bench-extract: setup build
 
 clean:
 	rm -rf bin out
+
+## bench-heads: fit-head vs scikit-learn on the full Banking77 train features (see BENCHMARKS.md)
+bench-heads: setup build
+	scripts/bench_heads.sh
 
 ## shard-proof: 4 concurrent shard processes + merge == a single run (and after a kill -9 + --resume)
 shard-proof: setup build

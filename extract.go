@@ -88,6 +88,8 @@ type ExtractSummary struct {
 	Provider  string
 	Elapsed   time.Duration // wall time of this run
 	RunTime   time.Duration // time inside onnxruntime's Run
+	// Fallback says why provider auto ran on the CPU ("" when it did not fall back).
+	Fallback string
 }
 
 // PaddingEfficiency is real tokens over computed token positions.
@@ -180,6 +182,9 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	}
 	defer func() { err = errors.Join(err, enc.Close()) }()
 	sum.Provider = enc.Provider()
+	if err := enc.Fallback(); err != nil {
+		sum.Fallback = err.Error()
+	}
 	sum.Dim = enc.Dim()
 
 	absData, _ := filepath.Abs(opts.Data)

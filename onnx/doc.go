@@ -9,10 +9,22 @@
 // # Runtime
 //
 // FindLibrary locates the onnxruntime shared library (an explicit path, then
-// $HEADSTART_ORT_LIB, then the cache that scripts/setup.sh runtime fills).
-// Init loads it. A Session runs one model on the CPU or CUDA execution
-// provider (SessionOptions); its Run method feeds int64 tensors (token ids,
-// attention masks) and returns float32 tensors in caller-owned buffers.
+// $HEADSTART_ORT_LIB, then the cache that scripts/setup.sh runtime fills);
+// FindLibraryFor prefers the CUDA build that scripts/setup.sh gpu fetches
+// (GPULibrary) when a session will ask for CUDA. Init loads it. A Session
+// runs one model on the CPU or CUDA execution provider (SessionOptions); its
+// Run method feeds int64 tensors (token ids, attention masks) and returns
+// float32 tensors in caller-owned buffers.
+//
+// # CUDA
+//
+// The first CUDA session loads, by absolute path and dependencies first, the
+// CUDA and cuDNN libraries that the provider library needs from the cuda
+// directory beside the runtime (the dynamic loader reads $LD_LIBRARY_PATH
+// only at process start, so setting it later would not help), then the
+// driver (libcuda.so.1). What cannot be loaded is named in an error wrapping
+// ErrCUDAUnavailable; ProviderAuto then runs on the CPU and Session.Fallback
+// says why.
 //
 // # Global state
 //

@@ -33,7 +33,8 @@ const setupHint = "run scripts/setup.sh runtime (or make setup)"
 // The first place that is set decides: a path given explicitly or in the
 // environment that does not exist is an error, not a reason to look further.
 // The error wraps ErrNoRuntime, names the places tried and says how to fetch
-// the library.
+// the library. FindLibraryFor picks the CUDA build instead when a session
+// will ask for CUDA.
 func FindLibrary(explicit string) (string, error) {
 	var tried []string
 	check := func(what, path string) (string, error) {
@@ -135,10 +136,12 @@ const (
 	// ProviderCPU is onnxruntime's default CPU provider (MLAS). The zero
 	// value.
 	ProviderCPU ProviderKind = iota
-	// ProviderCUDA is the CUDA provider on one GPU. It needs
-	// libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so
-	// (from the onnxruntime-gpu build) next to the runtime library, and the
-	// CUDA and cuDNN libraries they link against.
+	// ProviderCUDA is the CUDA provider on one GPU. It needs the CUDA build
+	// of onnxruntime (libonnxruntime_providers_shared.so and
+	// libonnxruntime_providers_cuda.so next to the runtime library; see
+	// FindLibraryFor and GPULibrary), the CUDA and cuDNN libraries they link
+	// against (in the cuda directory beside them, or on the system loader's
+	// path), and the NVIDIA driver (libcuda.so.1).
 	ProviderCUDA
 	// ProviderAuto tries CUDA and falls back to CPU when CUDA is
 	// unavailable; Session.Provider reports the choice.
@@ -492,12 +495,12 @@ func createSession(create createFunc, in, out []string, opts SessionOptions, p P
 	return sess, err
 }
 
-// CUDA provider libraries that must sit next to the runtime library.
-var cudaLibs = []string{"libonnxruntime_providers_shared.so", "libonnxruntime_providers_cuda.so"}
-
 // appendCUDA enables the CUDA provider on device in o. On failure the error
-// wraps ErrCUDAUnavailable (see cudaError).
+// wraps ErrCUDAUnavailable and names what is missing (see loadCUDA).
 func appendCUDA(o *ort.SessionOptions, device int) (err error) {
+	if err := ensureCUDA(device); err != nil {
+		return err
+	}
 	cu, err := ort.NewCUDAProviderOptions()
 	if err != nil {
 		return cudaError(device, err)
@@ -516,22 +519,10 @@ func appendCUDA(o *ort.SessionOptions, device int) (err error) {
 	return nil
 }
 
-// cudaError wraps ErrCUDAUnavailable around what onnxruntime said, naming
-// the provider libraries missing next to the runtime library, if any: the
-// usual cause (the CPU build of onnxruntime ships neither).
+// cudaError wraps ErrCUDAUnavailable around what onnxruntime said once the
+// libraries loaded (ensureCUDA has named anything missing before).
 func cudaError(device int, err error) error {
-	dir := filepath.Dir(LibraryPath())
-	var missing []string
-	for _, lib := range cudaLibs {
-		if _, serr := os.Stat(filepath.Join(dir, lib)); serr != nil {
-			missing = append(missing, lib)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("%w: cuda:%d: %s not found in %s (put the provider libraries of onnxruntime-gpu %s there): %v",
-			ErrCUDAUnavailable, device, strings.Join(missing, " and "), dir, Version(), err)
-	}
-	return fmt.Errorf("%w: cuda:%d: %v", ErrCUDAUnavailable, device, err)
+	return fmt.Errorf("%w: device %d, onnxruntime %s at %s: %v", ErrCUDAUnavailable, device, Version(), LibraryPath(), err)
 }
 
 // Inputs describes the inputs Run feeds, in Run's order.

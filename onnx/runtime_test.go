@@ -441,24 +441,59 @@ func TestNewSessionErrors(t *testing.T) {
 	sess.Close()
 }
 
-// TestCUDAUnavailable asks for CUDA from the CPU build of onnxruntime: an
-// error wrapping ErrCUDAUnavailable that names the missing library, not a
-// crash; and "auto" falls back to the CPU.
+// TestCUDAUnavailable asks for CUDA from the CPU build of onnxruntime (the
+// one the tests load): an error wrapping ErrCUDAUnavailable that names the
+// missing provider library and says how to fetch the CUDA build, not a
+// crash; and "auto" falls back to the CPU, saying why.
 func TestCUDAUnavailable(t *testing.T) {
 	requireRuntime(t)
-	if _, err := os.Stat(filepath.Join(filepath.Dir(LibraryPath()), "libonnxruntime_providers_cuda.so")); err == nil {
-		t.Skip("the CUDA provider library is installed next to the runtime; this test needs the CPU build")
+	dir := filepath.Dir(LibraryPath())
+	if _, err := os.Stat(filepath.Join(dir, "libonnxruntime_providers_cuda.so")); err == nil {
+		t.Fatalf("%s holds the CUDA provider library: the CPU runtime directory must not (scripts/setup.sh gpu puts the CUDA build in %s)", dir, filepath.Dir(GPULibrary()))
 	}
+
+	// The message, with and without the CUDA build in the cache.
+	tests := []struct {
+		name     string
+		gpuBuild bool
+		errHas   []string
+	}{
+		{"not fetched", false, []string{"libonnxruntime_providers_cuda.so not found in " + dir, "not the CUDA build", "scripts/setup.sh gpu", "$HEADSTART_ORT_LIB"}},
+		{"fetched, but the CPU build is loaded", true, []string{"libonnxruntime_providers_cuda.so not found in " + dir, "only once"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("HEADSTART_CACHE", t.TempDir())
+			if tt.gpuBuild {
+				if err := os.MkdirAll(filepath.Dir(GPULibrary()), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(GPULibrary(), []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := loadCUDA(dir)
+			if err == nil {
+				t.Fatal("loadCUDA succeeded on the CPU build")
+			}
+			for _, s := range tt.errHas {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not mention %q", err, s)
+				}
+			}
+		})
+	}
+
 	s := synth{layers: 1, hidden: 4, vocab: 10}
 	data := s.bytes(t)
 	for _, p := range []Provider{{Kind: ProviderCUDA}, {Kind: ProviderCUDA, Device: 1}} {
 		sess, err := NewSessionFromBytes(data, nil, nil, SessionOptions{Provider: p})
 		if err == nil {
 			sess.Close()
-			t.Fatalf("%v: session opened on a machine without CUDA", p)
+			t.Fatalf("%v: session opened on the CPU build", p)
 		}
-		if !errors.Is(err, ErrCUDAUnavailable) || !strings.Contains(err.Error(), "libonnxruntime_providers_cuda.so") {
-			t.Errorf("%v: error = %v; want ErrCUDAUnavailable naming libonnxruntime_providers_cuda.so", p, err)
+		if !errors.Is(err, ErrCUDAUnavailable) || !strings.Contains(err.Error(), "libonnxruntime_providers_cuda.so") || !strings.Contains(err.Error(), p.String()) {
+			t.Errorf("%v: error = %v; want ErrCUDAUnavailable naming %v and libonnxruntime_providers_cuda.so", p, err, p)
 		}
 		t.Logf("%v: %v", p, err)
 	}
@@ -468,8 +503,9 @@ func TestCUDAUnavailable(t *testing.T) {
 		t.Fatalf("auto: %v", err)
 	}
 	defer sess.Close()
-	if sess.Provider() != (Provider{Kind: ProviderCPU}) || !errors.Is(sess.Fallback(), ErrCUDAUnavailable) {
-		t.Errorf("auto: Provider() = %v, Fallback() = %v; want cpu and an ErrCUDAUnavailable", sess.Provider(), sess.Fallback())
+	if sess.Provider() != (Provider{Kind: ProviderCPU}) || !errors.Is(sess.Fallback(), ErrCUDAUnavailable) ||
+		!strings.Contains(sess.Fallback().Error(), "libonnxruntime_providers_cuda.so") {
+		t.Errorf("auto: Provider() = %v, Fallback() = %v; want cpu and an ErrCUDAUnavailable naming the provider library", sess.Provider(), sess.Fallback())
 	}
 	ids, mask := synthBatch(s, 1, 2)
 	out, err := sess.Run(nil, []Int64Tensor{ids, mask})

@@ -135,10 +135,17 @@ func runExtract(ctx context.Context, o extractOptions, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	if lo.Session.Provider.Kind == onnx.ProviderAuto {
+		if sum.Fallback != "" {
+			fmt.Fprintf(stderr, "extract: --provider %s: CUDA unavailable, running on %s: %s\n", o.Provider, sum.Provider, sum.Fallback)
+		} else {
+			fmt.Fprintf(stderr, "extract: --provider %s: CUDA loaded, running on %s\n", o.Provider, sum.Provider)
+		}
+	}
 	if o.JSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{
 			"out": sum.Out, "rows": sum.Rows, "resumed": sum.Resumed, "dim": sum.Dim, "truncated": sum.Truncated,
-			"provider": sum.Provider, "seconds": sum.Elapsed.Seconds(), "run_seconds": sum.RunTime.Seconds(),
+			"provider": sum.Provider, "provider_fallback": sum.Fallback, "seconds": sum.Elapsed.Seconds(), "run_seconds": sum.RunTime.Seconds(),
 			"rows_per_s":   float64(sum.Rows-sum.Resumed) / sum.Elapsed.Seconds(),
 			"run_fraction": sum.RunTime.Seconds() / sum.Elapsed.Seconds(), "padding_efficiency": sum.PaddingEfficiency(),
 			"tokens": sum.Tokens,
