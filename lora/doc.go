@@ -1,0 +1,77 @@
+// Package lora trains the top of a frozen encoder natively: one BERT
+// (post-LayerNorm) encoder block in float32, forward and backward side by
+// side, with optional LoRA adapters on its dense layers (Hu et al. 2021,
+// "LoRA: Low-Rank Adaptation of Large Language Models", as HuggingFace PEFT
+// implements it).
+//
+// # The block
+//
+// Block computes what HuggingFace transformers' BertLayer computes, on the
+// hidden states x of a batch of sequences, each sequence attending to its
+// own tokens only:
+//
+//	q, k, v = x·Wqᵀ + bq, x·Wkᵀ + bk, x·Wvᵀ + bv          split into H heads of width d = C/H
+//	ctx_h   = softmax(q_h·k_hᵀ / √d) · v_h                 per sequence and head; ctx (T,C)
+//	h       = LN₁(ctx·Woᵀ + bo + x)                        attention.output
+//	u       = h·Wiᵀ + bi                                   intermediate.dense, (T,I)
+//	y       = LN₂(GELU(u)·Wdᵀ + bd + h)                    output
+//
+// with LN the LayerNorm over the C features (biased variance, ε inside the
+// square root) and GELU the exact 0.5·u·(1 + erf(u/√2)). BERT masks padding
+// by adding (1 − m)·min_float32 to the scores of padded keys (the
+// all-MiniLM-L6-v2 export; older ones add −10000); in float32 that gives them
+// exactly zero weight, which is what attending over the sequence's own
+// tokens gives, so the block equals onnxruntime's output on every real token
+// (tested on blocks 0 and 5 of all-MiniLM-L6-v2: within 5e-6, the bound being
+// 1e-4). The package takes plain weights (Weights); onnx.Model.BlockWeights
+// reads them from an exported graph, and this package never imports the
+// runtime.
+//
+// Activations are (N,C) row-major matrices of N token slots; Rows says where
+// each sequence lies, packed back to back or padded to a common length.
+// Internally the block packs the tokens, so padding costs nothing but a copy.
+//
+// # Forward and backward
+//
+// Forward caches what Backward needs; Backward takes the gradient of a loss
+// with respect to the block's output and accumulates (+=) the gradients of
+// the trainable parameters and of the input; ZeroGrad clears the parameter
+// gradients (llm.c's convention). Every backward is checked against central
+// finite differences in float64: Block is generic over float32 and float64,
+// the same code instantiated twice.
+//
+// # Matrix products
+//
+// Every matrix product goes through gonum's BLAS interface (blas32 for
+// float32, blas64 for float64), so a faster implementation, such as
+// OpenBLAS through gonum.org/v1/netlib installed with blas32.Use, speeds the
+// block up without changing it. The pure Go default works everywhere.
+//
+// # LoRA
+//
+// With Settings.LoRA.Rank r > 0, each targeted dense layer y = x·Wᵀ + b
+// becomes
+//
+//	y = x·Wᵀ + b + (α/r) · dropout(x)·Aᵀ·Bᵀ,    A (r,In), B (Out,r)
+//
+// as PEFT's lora.Linear: A is drawn Kaiming-uniform (bound 1/√In), B starts
+// at zero, so the adapted block starts equal to the frozen one. The base
+// weights are frozen; only A and B train. MergedWeights folds the adapters
+// back, W' = W + (α/r)·B·A, for export.
+package lora
+
+import "errors"
+
+// Sentinel errors. Errors returned by this package wrap one of these and
+// name the setting or weight concerned.
+var (
+	// ErrBadWeights means weights whose shapes do not form a block: a
+	// projection that is not C → C, a feed-forward pair that does not
+	// agree, a LayerNorm of the wrong width, a hidden size that the heads
+	// do not divide.
+	ErrBadWeights = errors.New("lora: bad block weights")
+	// ErrBadSetting means an invalid setting: a rank larger than a
+	// targeted layer's dimensions, a dropout outside [0, 1), an unknown
+	// target.
+	ErrBadSetting = errors.New("lora: invalid setting")
+)

@@ -1,0 +1,47 @@
+package lora
+
+import (
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// Float is the element type of a block: float32 for training and inference,
+// float64 for gradient checks (the same code, instantiated twice).
+type Float interface {
+	float32 | float64
+}
+
+// gemm computes C = alpha·op(A)·op(B) + beta·C, row-major, with op(A) (m,k)
+// and op(B) (k,n); tA (tB) means A (B) is stored transposed, (k,m) ((n,k)).
+// Every matrix product of the package goes through here, to the BLAS
+// implementation installed in gonum's blas32 (float32) or blas64 (float64):
+// gonum's pure Go one by default, or a cgo BLAS (OpenBLAS through
+// gonum.org/v1/netlib) installed with blas32.Use.
+func gemm[F Float](tA, tB bool, m, n, k int, alpha F, a []F, lda int, b []F, ldb int, beta F, c []F, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	ta, tb := blas.NoTrans, blas.NoTrans
+	if tA {
+		ta = blas.Trans
+	}
+	if tB {
+		tb = blas.Trans
+	}
+	switch a := any(a).(type) {
+	case []float32:
+		blas32.Implementation().Sgemm(ta, tb, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+	case []float64:
+		blas64.Implementation().Dgemm(ta, tb, m, n, k, float64(alpha), a, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
+	}
+}
+
+// grow returns buf resized to n elements, reallocating only when its
+// capacity is too small. The contents are not preserved or cleared.
+func grow[F Float](buf []F, n int) []F {
+	if cap(buf) < n {
+		return make([]F, n)
+	}
+	return buf[:n]
+}
