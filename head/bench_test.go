@@ -6,21 +6,31 @@ import (
 )
 
 // BenchmarkFitLogReg fits scikit-learn's default logistic regression (C=1, tol=1e-4,
-// max_iter=100) on synthetic embeddings of Banking77's shape and smaller ones.
+// max_iter=100) on synthetic embeddings of Banking77's shape and smaller ones, in both
+// precisions, on one thread and on GOMAXPROCS.
 func BenchmarkFitLogReg(b *testing.B) {
 	for _, sz := range []struct{ n, d, k int }{{1000, 384, 10}, {2000, 384, 77}, {10000, 384, 77}} {
 		d := synthetic(sz.n, sz.d, sz.k, 1.5, false, 1)
-		b.Run(fmt.Sprintf("n=%d/d=%d/k=%d", sz.n, sz.d, sz.k), func(b *testing.B) {
-			var iters int
-			for b.Loop() {
-				h, err := FitLogReg(d, LogRegSettings{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				iters = h.Summary.Iterations
+		for _, run := range []struct {
+			prec    Precision
+			threads int
+		}{{Float32, 1}, {Float64, 1}, {Float32, 0}, {Float64, 0}} {
+			name := fmt.Sprintf("n=%d/d=%d/k=%d/%v/threads=%d", sz.n, sz.d, sz.k, run.prec, run.threads)
+			if run.threads == 0 {
+				name = fmt.Sprintf("n=%d/d=%d/k=%d/%v/threads=max", sz.n, sz.d, sz.k, run.prec)
 			}
-			b.ReportMetric(float64(iters), "iterations")
-		})
+			b.Run(name, func(b *testing.B) {
+				var iters int
+				for b.Loop() {
+					h, err := FitLogReg(d, LogRegSettings{Precision: run.prec, Threads: run.threads})
+					if err != nil {
+						b.Fatal(err)
+					}
+					iters = h.Summary.Iterations
+				}
+				b.ReportMetric(float64(iters), "iterations")
+			})
+		}
 	}
 }
 
@@ -28,31 +38,41 @@ func BenchmarkFitLogReg(b *testing.B) {
 func BenchmarkLossGrad(b *testing.B) {
 	for _, sz := range []struct{ n, d, k int }{{2000, 384, 77}, {10000, 384, 77}} {
 		d := synthetic(sz.n, sz.d, sz.k, 1.5, false, 1)
-		x := designMatrix(d.X, d.N, d.D, nil, nil, true)
-		p := newLinProblem(x, d.N, d.D, true, d.Labels, nil, sz.k, Uniform, 1, 0)
-		p.threads = 2
 		theta := make([]float64, sz.k*(sz.d+1))
 		for i := range theta {
 			theta[i] = float64(i%7) * 1e-3
 		}
 		grad := make([]float64, len(theta))
-		b.Run(fmt.Sprintf("n=%d/d=%d/k=%d", sz.n, sz.d, sz.k), func(b *testing.B) {
-			for b.Loop() {
-				p.lossGrad(grad, theta)
+		for _, prec := range []Precision{Float32, Float64} {
+			var p *linProblem
+			if prec == Float32 {
+				p = newLinProblem(nil, designMatrix32(d.X, d.N, d.D, nil, nil, true), d.N, d.D, true, d.Labels, nil, sz.k, Uniform, 1, 1)
+			} else {
+				p = newLinProblem(designMatrix(d.X, d.N, d.D, nil, nil, true), nil, d.N, d.D, true, d.Labels, nil, sz.k, Uniform, 1, 1)
 			}
-			b.ReportMetric(4*float64(sz.n*(sz.d+1)*sz.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-		})
+			b.Run(fmt.Sprintf("n=%d/d=%d/k=%d/%v/threads=1", sz.n, sz.d, sz.k, prec), func(b *testing.B) {
+				for b.Loop() {
+					p.lossGrad(grad, theta)
+				}
+				b.ReportMetric(4*float64(sz.n*(sz.d+1)*sz.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
 	}
 }
 
 func BenchmarkGemm(b *testing.B) {
+	b.Run("float64", benchmarkGemm[float64])
+	b.Run("float32", benchmarkGemm[float32])
+}
+
+func benchmarkGemm[T float](b *testing.B) {
 	const m, n, k = 2000, 77, 385
 	rng := newRNG(1)
-	a, w, c := randSlice(rng, m*k), randSlice(rng, n*k), make([]float64, m*n)
-	for _, impl := range []string{"kernel", "blas64"} {
+	a, w, c := randSliceOf[T](rng, m*k), randSliceOf[T](rng, n*k), make([]T, m*n)
+	for _, impl := range []string{"kernel", "blas"} {
 		b.Run(impl, func(b *testing.B) {
-			gemmForceBLAS = impl == "blas64"
-			defer func() { gemmForceBLAS = false }()
+			noAssembly = impl == "blas"
+			defer func() { noAssembly = false }()
 			for b.Loop() {
 				gemm(false, true, m, n, k, a, k, w, k, 0, c, n, 1)
 			}

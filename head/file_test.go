@@ -36,7 +36,7 @@ func testHeads(t *testing.T) map[string]*Head {
 	if heads["softmax standardised"], err = FitLogReg(d, LogRegSettings{Standardize: true, ClassWeight: Balanced}); err != nil {
 		t.Fatal(err)
 	}
-	if heads["binary"], err = FitLogReg(bin, LogRegSettings{C: 0.5}); err != nil {
+	if heads["binary"], err = FitLogReg(bin, LogRegSettings{C: 0.5, Precision: Float64}); err != nil {
 		t.Fatal(err)
 	}
 	if heads["one-vs-rest"], err = FitLogReg(ml, LogRegSettings{}); err != nil {

@@ -2,7 +2,8 @@ package head
 
 import "golang.org/x/sys/cpu"
 
-// haveKernel reports whether kern6x8 can run (AVX2 and FMA).
+// haveKernel reports whether the assembly kernels (kern6x8, kern6x16, softmaxRow32)
+// can run: AVX2 and FMA.
 var haveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
 // kern6x8 computes C += A·B for a 6×k panel A packed depth by depth (a[6p+i]), a k×8
@@ -10,3 +11,8 @@ var haveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 //
 //go:noescape
 func kern6x8(k int, a, b, c *float64, ldc int)
+
+// kern6x16 is kern6x8 in float32 with a k×16 panel B (b[16p+j]) and C 6×16.
+//
+//go:noescape
+func kern6x16(k int, a, b, c *float32, ldc int)

@@ -88,3 +88,91 @@ store:
 	STORE(Y10, Y11)
 	VZEROUPPER
 	RET
+
+// The float32 kernel: one depth step broadcasts the 6 values of A's column and
+// multiply-adds them with B's 16-value row (two registers of 8) into Y0..Y11.
+#define STEP32(aoff, boff) \
+	VMOVUPS boff(DI), Y12; \
+	VMOVUPS boff+32(DI), Y13; \
+	VBROADCASTSS aoff(SI), Y14; \
+	VFMADD231PS Y12, Y14, Y0; \
+	VFMADD231PS Y13, Y14, Y1; \
+	VBROADCASTSS aoff+4(SI), Y14; \
+	VFMADD231PS Y12, Y14, Y2; \
+	VFMADD231PS Y13, Y14, Y3; \
+	VBROADCASTSS aoff+8(SI), Y14; \
+	VFMADD231PS Y12, Y14, Y4; \
+	VFMADD231PS Y13, Y14, Y5; \
+	VBROADCASTSS aoff+12(SI), Y14; \
+	VFMADD231PS Y12, Y14, Y6; \
+	VFMADD231PS Y13, Y14, Y7; \
+	VBROADCASTSS aoff+16(SI), Y14; \
+	VFMADD231PS Y12, Y14, Y8; \
+	VFMADD231PS Y13, Y14, Y9; \
+	VBROADCASTSS aoff+20(SI), Y14; \
+	VFMADD231PS Y12, Y14, Y10; \
+	VFMADD231PS Y13, Y14, Y11
+
+#define STORE32(r0, r1) \
+	VADDPS (DX), r0, r0; \
+	VMOVUPS r0, (DX); \
+	VADDPS 32(DX), r1, r1; \
+	VMOVUPS r1, 32(DX); \
+	ADDQ R8, DX
+
+// func kern6x16(k int, a, b, c *float32, ldc int)
+TEXT ·kern6x16(SB), NOSPLIT, $0-40
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	MOVQ CX, R9
+	SHRQ $2, R9
+	ANDQ $3, CX
+	TESTQ R9, R9
+	JEQ tail32
+
+loop32x4:
+	STEP32(0, 0)
+	STEP32(24, 64)
+	STEP32(48, 128)
+	STEP32(72, 192)
+	ADDQ $96, SI
+	ADDQ $256, DI
+	DECQ R9
+	JNZ loop32x4
+
+tail32:
+	TESTQ CX, CX
+	JEQ store32
+
+loop32x1:
+	STEP32(0, 0)
+	ADDQ $24, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ loop32x1
+
+store32:
+	STORE32(Y0, Y1)
+	STORE32(Y2, Y3)
+	STORE32(Y4, Y5)
+	STORE32(Y6, Y7)
+	STORE32(Y8, Y9)
+	STORE32(Y10, Y11)
+	VZEROUPPER
+	RET

@@ -13,17 +13,36 @@ import (
 // few k·ε at most.
 const gemmTol = 1e-13
 
+// gemmTol32 bounds |gemm − exact| relative to Σ_p |a_ip·b_pj| + |c_ij| per term summed
+// in float32: the standard bound for a sum of k+1 terms is (k+1)·u with u = 2⁻²⁴ the
+// unit roundoff (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., §3.1);
+// the reference sums in float64, exactly enough.
+const gemmTol32 = 0x1p-24
+
 func TestGemm(t *testing.T) {
+	for _, fallback := range []bool{false, true} {
+		name := "kernel"
+		if fallback {
+			name = "blas"
+		}
+		noAssembly = fallback
+		t.Run(name+"/float64", func(t *testing.T) { testGemm[float64](t, func(k int) float64 { return gemmTol }) })
+		t.Run(name+"/float32", func(t *testing.T) { testGemm[float32](t, func(k int) float64 { return float64(k+1) * gemmTol32 }) })
+		noAssembly = false
+	}
+}
+
+func testGemm[T float](t *testing.T, tolFor func(k int) float64) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	// The shapes cover partial tiles (m mod 6, n mod 8), several blocks along every
-	// dimension (m > gemmMC, n > gemmNC, k > gemmKC) and empty products; the large one
-	// runs with every transposition and thread count but one beta, to keep the naive
-	// reference fast.
+	// The shapes cover partial tiles (m mod 6, n mod 8 or 16), several blocks along
+	// every dimension (m > gemmMC, n > gemmNC, k > gemmKC) and empty products; the large
+	// one runs with every transposition and thread count but one beta, to keep the
+	// naive reference fast.
 	shapes := []struct {
 		m, n, k int
 		all     bool // every beta and thread count
 	}{
-		{1, 1, 1, true}, {6, 8, 4, true}, {7, 9, 5, true}, {13, 3, 300, true}, {5, 300, 1, true}, {0, 3, 3, true}, {3, 3, 0, true},
+		{1, 1, 1, true}, {6, 8, 4, true}, {6, 16, 4, true}, {7, 9, 5, true}, {7, 17, 5, true}, {13, 3, 300, true}, {5, 300, 1, true}, {0, 3, 3, true}, {3, 3, 0, true},
 		{80, 260, 270, false},
 	}
 	for _, sh := range shapes {
@@ -46,21 +65,24 @@ func TestGemm(t *testing.T) {
 						if tB {
 							ldb, br = k+2, n
 						}
-						a := randSlice(rng, ar*lda)
-						b := randSlice(rng, br*ldb)
-						c := randSlice(rng, max(m, 1)*ldc)
-						want := append([]float64(nil), c...)
+						a := randSliceOf[T](rng, ar*lda)
+						b := randSliceOf[T](rng, br*ldb)
+						c := randSliceOf[T](rng, max(m, 1)*ldc)
+						want := make([]float64, len(c))
+						for i, v := range c {
+							want[i] = float64(v)
+						}
 						at := func(i, p int) float64 {
 							if tA {
-								return a[p*lda+i]
+								return float64(a[p*lda+i])
 							}
-							return a[i*lda+p]
+							return float64(a[i*lda+p])
 						}
 						bt := func(p, j int) float64 {
 							if tB {
-								return b[j*ldb+p]
+								return float64(b[j*ldb+p])
 							}
-							return b[p*ldb+j]
+							return float64(b[p*ldb+j])
 						}
 						scale := make([]float64, len(c))
 						for i := range m {
@@ -70,16 +92,16 @@ func TestGemm(t *testing.T) {
 									s += at(i, p) * bt(p, j)
 									abs += abs64(at(i, p) * bt(p, j))
 								}
+								scale[i*ldc+j] = abs + 1 + beta*abs64(want[i*ldc+j])
 								want[i*ldc+j] = beta*want[i*ldc+j] + s
-								scale[i*ldc+j] = abs + 1
 							}
 						}
-						c0 := append([]float64(nil), c...)
+						c0 := append([]T(nil), c...)
 						gemm(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc, threads)
 						// Operands packed ahead of time give the same bits.
 						if pa, pb := packMatrix(true, tA, a, lda, m, k), packMatrix(false, tB, b, ldb, n, k); pa != nil && m > 0 && n > 0 {
-							cp := append([]float64(nil), c0...)
-							gemmOp(operand{packed: pa}, operand{packed: pb}, m, n, k, beta, cp, ldc, threads)
+							cp := append([]T(nil), c0...)
+							gemmOp(operand[T]{packed: pa}, operand[T]{packed: pb}, m, n, k, beta, cp, ldc, threads)
 							for i := range cp {
 								if cp[i] != c[i] {
 									t.Fatalf("%s: packed operands: C[%d] = %v, unpacked %v", name, i, cp[i], c[i])
@@ -88,8 +110,8 @@ func TestGemm(t *testing.T) {
 						}
 						for i := range m {
 							for j := range ldc {
-								g, w := c[i*ldc+j], want[i*ldc+j]
-								tol := gemmTol * scale[i*ldc+j]
+								g, w := float64(c[i*ldc+j]), want[i*ldc+j]
+								tol := tolFor(k) * scale[i*ldc+j]
 								if j >= n {
 									tol = 0 // outside C: untouched
 								}
@@ -105,19 +127,35 @@ func TestGemm(t *testing.T) {
 	}
 }
 
-// TestGemmThreadInvariance checks that the thread count does not change a single bit.
+// TestGemmThreadInvariance checks that the thread count does not change a single bit,
+// for both ways of splitting C (along m and along n).
 func TestGemmThreadInvariance(t *testing.T) {
+	t.Run("float64", testGemmThreadInvariance[float64])
+	t.Run("float32", testGemmThreadInvariance[float32])
+}
+
+func testGemmThreadInvariance[T float](t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	m, n, k := 501, 77, 385
-	a, b := randSlice(rng, m*k), randSlice(rng, n*k)
-	c1, c4 := make([]float64, m*n), make([]float64, m*n)
-	gemm(false, true, m, n, k, a, k, b, k, 0, c1, n, 1)
-	gemm(false, true, m, n, k, a, k, b, k, 0, c4, n, 4)
-	for i := range c1 {
-		if c1[i] != c4[i] {
-			t.Fatalf("C[%d]: 1 thread %v, 4 threads %v", i, c1[i], c4[i])
+	for _, sh := range []struct{ m, n, k int }{{501, 77, 385}, {77, 385, 501}} {
+		m, n, k := sh.m, sh.n, sh.k
+		a, b := randSliceOf[T](rng, m*k), randSliceOf[T](rng, n*k)
+		c1, c4 := make([]T, m*n), make([]T, m*n)
+		gemm(false, true, m, n, k, a, k, b, k, 0, c1, n, 1)
+		gemm(false, true, m, n, k, a, k, b, k, 0, c4, n, 4)
+		for i := range c1 {
+			if c1[i] != c4[i] {
+				t.Fatalf("%dx%dx%d: C[%d]: 1 thread %v, 4 threads %v", m, n, k, i, c1[i], c4[i])
+			}
 		}
 	}
+}
+
+func randSliceOf[T float](rng *rand.Rand, n int) []T {
+	s := make([]T, n)
+	for i := range s {
+		s[i] = T(rng.NormFloat64())
+	}
+	return s
 }
 
 func randSlice(rng *rand.Rand, n int) []float64 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/floats"
 )
@@ -72,9 +73,61 @@ func ParseC(s string) (c float64, auto bool, err error) {
 	return c, false, nil
 }
 
+// Precision is the floating-point type in which FitLogReg computes the data-heavy part
+// of the objective: the logits X·Θᵀ, the softmax (or sigmoid) and the gradient's
+// product Gᵀ·X. The solver's state (parameters, L-BFGS history, line search) is float64
+// either way.
+type Precision int
+
+const (
+	// Float32 computes them in float32, at the parameters rounded to float32, as
+	// scikit-learn does on float32 features: scipy's L-BFGS-B hands the objective
+	// parameters of the features' dtype, and the products run in float32 BLAS. The
+	// loss and the gradient are accumulated in float64 from float32 terms. About twice
+	// as fast as Float64; the fit differs from the Float64 one by float32 rounding
+	// amplified by the solver (like scikit-learn's fits on float32 and float64 data).
+	Float32 Precision = iota
+	// Float64 computes the objective in float64: scikit-learn's fit on features cast
+	// to float64.
+	Float64
+)
+
+// String returns the precision's name: float32 or float64 (what ParsePrecision
+// accepts).
+func (p Precision) String() string {
+	switch p {
+	case Float32:
+		return "float32"
+	case Float64:
+		return "float64"
+	}
+	return fmt.Sprintf("Precision(%d)", int(p))
+}
+
+// ParsePrecision parses a precision: float32 (or empty) or float64.
+func ParsePrecision(s string) (Precision, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "float32":
+		return Float32, nil
+	case "float64":
+		return Float64, nil
+	}
+	return Float32, errorf(ErrBadSetting, "head: precision %q unknown; want one of float32, float64", s)
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (p Precision) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (p *Precision) UnmarshalText(b []byte) error {
+	v, err := ParsePrecision(string(b))
+	*p = v
+	return err
+}
+
 // LogRegSettings configure FitLogReg. The zero value is valid: C=1, tol=1e-4,
-// max_iter=100, an intercept, uniform class weights, raw features (scikit-learn's
-// LogisticRegression defaults).
+// max_iter=100, an intercept, uniform class weights, raw features, float32 products
+// (scikit-learn's LogisticRegression defaults on float32 features).
 type LogRegSettings struct {
 	// C is the inverse of the L2 regularisation strength (scikit-learn's C). Default 1
 	// when 0; negative, NaN or infinite values are an error (ErrBadSetting).
@@ -98,11 +151,16 @@ type LogRegSettings struct {
 	// Standardize scales each feature to zero mean and unit variance on the training
 	// rows; the head stores the mean and deviation and applies them when predicting.
 	Standardize bool `json:"standardize"`
+	// Precision is the floating-point type of the objective's products and softmax.
+	// Default Float32, what scikit-learn does on float32 features (a feature store's);
+	// Float64 matches scikit-learn on features cast to float64.
+	Precision Precision `json:"precision"`
 	// Seed draws the cross-validation folds. Default 0 (a fixed seed).
 	Seed uint64 `json:"seed"`
 	// Threads bounds the goroutines computing the loss (and the labels fitted at once
-	// one-vs-rest). Default runtime.GOMAXPROCS(0). The matrix products use the blas64
-	// implementation's own parallelism. The result does not depend on Threads.
+	// one-vs-rest) and the matrix products. Default runtime.GOMAXPROCS(0). (A BLAS
+	// installed with blas64.Use or blas32.Use runs the products on its own threads.)
+	// The result does not depend on Threads.
 	Threads int `json:"-"`
 	// Progress, when set, is called after every solver iteration, from one goroutine
 	// at a time.
@@ -159,6 +217,9 @@ func (s *LogRegSettings) setDefaults() error {
 	}
 	if s.ClassWeight != Uniform && s.ClassWeight != Balanced {
 		return errorf(ErrBadSetting, "head: class weight %v unknown; want one of none, balanced", s.ClassWeight)
+	}
+	if s.Precision != Float32 && s.Precision != Float64 {
+		return errorf(ErrBadSetting, "head: precision %v unknown; want one of float32, float64", s.Precision)
 	}
 	if s.Threads <= 0 {
 		s.Threads = runtime.GOMAXPROCS(0)
@@ -277,7 +338,13 @@ func fitLinear(d *Dataset, s *LogRegSettings, C float64, stage string) (*Head, S
 		mean, std = standardizer(d.X, d.N, d.D)
 		h.Mean, h.Std = mean, std
 	}
-	x := designMatrix(d.X, d.N, d.D, mean, std, !s.NoIntercept)
+	var x []float64
+	var x32 []float32
+	if s.Precision == Float32 {
+		x32 = designMatrix32(d.X, d.N, d.D, mean, std, !s.NoIntercept)
+	} else {
+		x = designMatrix(d.X, d.N, d.D, mean, std, !s.NoIntercept)
+	}
 	sum := Summary{Rows: d.N, Classes: k, C: C}
 	var progressMu sync.Mutex
 	report := func(stage string) func(int, float64, float64) {
@@ -309,7 +376,7 @@ func fitLinear(d *Dataset, s *LogRegSettings, C float64, stage string) (*Head, S
 					for i := range d.N {
 						t[i] = float64(d.Y[i*k+c])
 					}
-					p := newLinProblem(x, d.N, d.D, !s.NoIntercept, nil, t, 1, s.ClassWeight, C, 1)
+					p := newLinProblem(x, x32, d.N, d.D, !s.NoIntercept, nil, t, 1, s.ClassWeight, C, 1)
 					theta := make([]float64, p.d1)
 					results[c] = minimize(theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage+" label "+d.Classes[c]))
 					p.unpack(layer.W[c*d.D:(c+1)*d.D], layer.B[c:c+1], theta)
@@ -339,7 +406,7 @@ func fitLinear(d *Dataset, s *LogRegSettings, C float64, stage string) (*Head, S
 		for i, l := range d.Labels {
 			t[i] = float64(l)
 		}
-		p := newLinProblem(x, d.N, d.D, !s.NoIntercept, nil, t, 2, s.ClassWeight, C, s.Threads)
+		p := newLinProblem(x, x32, d.N, d.D, !s.NoIntercept, nil, t, 2, s.ClassWeight, C, s.Threads)
 		theta := make([]float64, p.d1)
 		r := minimize(theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage))
 		layer := Dense{Out: 1, In: d.D, W: make([]float64, d.D), B: make([]float64, 1)}
@@ -348,7 +415,7 @@ func fitLinear(d *Dataset, s *LogRegSettings, C float64, stage string) (*Head, S
 		sum.setSolver(r)
 	default:
 		h.Output = Softmax
-		p := newLinProblem(x, d.N, d.D, !s.NoIntercept, d.Labels, nil, k, s.ClassWeight, C, s.Threads)
+		p := newLinProblem(x, x32, d.N, d.D, !s.NoIntercept, d.Labels, nil, k, s.ClassWeight, C, s.Threads)
 		theta := make([]float64, k*p.d1)
 		r := minimize(theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage))
 		layer := Dense{Out: k, In: d.D, W: make([]float64, k*d.D), B: make([]float64, k)}
@@ -389,32 +456,69 @@ func designMatrix(x []float32, n, d int, mean, std []float64, intercept bool) []
 	return m
 }
 
+// designMatrix32 is designMatrix in float32 (standardised in float64, then rounded).
+func designMatrix32(x []float32, n, d int, mean, std []float64, intercept bool) []float32 {
+	d1 := d
+	if intercept {
+		d1++
+	}
+	m := make([]float32, n*d1)
+	for i := range n {
+		row := m[i*d1 : (i+1)*d1]
+		copy(row, x[i*d:(i+1)*d])
+		if mean != nil {
+			for j := range d {
+				row[j] = float32((float64(row[j]) - mean[j]) / std[j])
+			}
+		}
+		if intercept {
+			row[d] = 1
+		}
+	}
+	return m
+}
+
 // linProblem is scikit-learn's logistic regression objective (LinearModelLoss with
 // HalfMultinomialLoss or HalfBinomialLoss) on a design matrix whose last column is the
 // intercept's 1 (when fitted). The parameters θ are (k, d1) row-major: row c is class
-// c's weights followed by its intercept; k = 1 for the binary model.
+// c's weights followed by its intercept; k = 1 for the binary model. The design matrix
+// is float64 (x) or float32 (x32, Precision Float32); the fields of the other
+// precision are nil.
 type linProblem struct {
-	n, d, d1, k int           // rows, features, columns (d+1 with the intercept), outputs
-	x           []float64     // (n,d1), shared, read only
-	y           []int         // (n) classes (multinomial)
-	t           []float64     // (n) 0/1 targets (binary)
-	sw          []float64     // (n) sample weights s_i / S; nil when all are 1 (then 1/n)
-	l2          float64       // 1/(C·S)
-	xa, xb      *packedMatrix // x packed as gemm's left and right factor (nil: use x)
-	z           []float64     // (n,k) scratch: logits, then pointwise gradients
-	partial     []float64     // per-chunk loss sums
-	gpart       []float64     // per-chunk gradients (binary), (chunks, d1)
+	n, d, d1, k int       // rows, features, columns (d+1 with the intercept), outputs
+	y           []int     // (n) classes (multinomial)
+	t           []float64 // (n) 0/1 targets (binary)
+	sw          []float64 // (n) sample weights s_i / S; nil when all are 1 (then 1/n)
+	l2          float64   // 1/(C·S)
+	partial     []float64 // per-chunk loss sums
+	gpart       []float64 // per-chunk gradients (binary), (chunks, d1)
 	threads     int
+
+	// float64
+	x      []float64              // (n,d1), shared, read only
+	xa, xb *packedMatrix[float64] // x packed as gemm's left and right factor (nil: use x)
+	z      []float64              // (n,k) scratch: logits, then pointwise gradients
+
+	// float32
+	x32        []float32              // (n,d1), shared, read only
+	xa32, xb32 *packedMatrix[float32] // x32 packed as gemm's left and right factor
+	z32        []float32              // (n,k) scratch: logits, then pointwise gradients
+	theta32    []float32              // (k,d1) θ rounded to float32
+	grad32     []float32              // (k,d1) Gᵀ·X (multinomial); per-chunk (chunks,d1) (binary)
 }
 
 // lossChunk is the number of rows per unit of parallel work in the loss. The loss sums
 // chunk by chunk in a fixed order, so the result does not depend on the thread count.
 const lossChunk = 512
 
-// newLinProblem sets up the objective. classes is the number of classes for the
-// weighting (2 for binary problems).
-func newLinProblem(x []float64, n, d int, intercept bool, y []int, t []float64, classes int, cw ClassWeight, C float64, threads int) *linProblem {
-	p := &linProblem{n: n, d: d, d1: d, k: classes, x: x, y: y, t: t, threads: threads}
+// newLinProblem sets up the objective on the design matrix x (float64) or x32
+// (float32), whichever is not nil. classes is the number of classes for the weighting
+// (2 for binary problems).
+func newLinProblem(x []float64, x32 []float32, n, d int, intercept bool, y []int, t []float64, classes int, cw ClassWeight, C float64, threads int) *linProblem {
+	p := &linProblem{n: n, d: d, d1: d, k: classes, x: x, x32: x32, y: y, t: t, threads: threads}
+	if (x == nil) == (x32 == nil) {
+		panic("head: newLinProblem: want exactly one design matrix")
+	}
 	if intercept {
 		p.d1++
 	}
@@ -445,16 +549,28 @@ func newLinProblem(x []float64, n, d int, intercept bool, y []int, t []float64, 
 		}
 	}
 	p.l2 = 1 / (C * S)
-	if p.k > 1 {
-		// X is the same in every evaluation: pack it once for both products.
-		p.xa = packMatrix(true, false, x, p.d1, n, p.d1)
-		p.xb = packMatrix(false, false, x, p.d1, p.d1, n)
-	}
-	p.z = make([]float64, n*p.k)
 	p.partial = make([]float64, (n+lossChunk-1)/lossChunk)
 	if p.k == 1 {
 		p.gpart = make([]float64, len(p.partial)*p.d1)
 	}
+	if x32 != nil {
+		// X is the same in every evaluation: pack it once for both products.
+		if p.k > 1 {
+			p.xa32 = packMatrix(true, false, x32, p.d1, n, p.d1)
+			p.xb32 = packMatrix(false, false, x32, p.d1, p.d1, n)
+			p.grad32 = make([]float32, p.k*p.d1)
+		} else {
+			p.grad32 = make([]float32, len(p.partial)*p.d1)
+		}
+		p.z32 = make([]float32, n*p.k)
+		p.theta32 = make([]float32, p.k*p.d1)
+		return p
+	}
+	if p.k > 1 {
+		p.xa = packMatrix(true, false, x, p.d1, n, p.d1)
+		p.xb = packMatrix(false, false, x, p.d1, p.d1, n)
+	}
+	p.z = make([]float64, n*p.k)
 	return p
 }
 
@@ -475,13 +591,27 @@ func (p *linProblem) unpack(w, b, theta []float64) {
 	}
 }
 
+// weight returns row i's weight s_i/S.
+func (p *linProblem) weight(i int) float64 {
+	if p.sw != nil {
+		return p.sw[i]
+	}
+	return 1 / float64(p.n)
+}
+
 // lossGrad returns L(θ) and writes ∇L(θ) to grad:
 //
 //	Z = X·Θᵀ                       (n,k)
 //	G_ic = s_i/S · (p_ic − [y_i=c])  multinomial, p = softmax(Z_i)
 //	G_i  = s_i/S · (σ(Z_i) − t_i)    binary
 //	∇L = Gᵀ·X + l2·Θ (the intercept column not penalised)   (k,d1)
+//
+// In float32 (x32 set) Θ is first rounded to float32, as scipy hands it to
+// scikit-learn; Z, G and Gᵀ·X are float32, the loss and penalty sums float64.
 func (p *linProblem) lossGrad(grad, theta []float64) float64 {
+	if p.x32 != nil {
+		return p.lossGrad32(grad, theta)
+	}
 	n, k, d1 := p.n, p.k, p.d1
 	var loss float64
 	if k == 1 {
@@ -500,7 +630,7 @@ func (p *linProblem) lossGrad(grad, theta []float64) float64 {
 			floats.Add(grad[:d1], p.gpart[c*d1:(c+1)*d1])
 		}
 	} else {
-		gemmOp(operand{data: p.x, ld: d1, packed: p.xa}, operand{trans: true, data: theta, ld: d1}, n, k, d1, 0, p.z, k, p.threads)
+		gemmOp(operand[float64]{data: p.x, ld: d1, packed: p.xa}, operand[float64]{trans: true, data: theta, ld: d1}, n, k, d1, 0, p.z, k, p.threads)
 		parallelChunks(len(p.partial), p.threads, func(c int) {
 			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
 			p.partial[c] = p.pointwise(lo, hi)
@@ -508,41 +638,86 @@ func (p *linProblem) lossGrad(grad, theta []float64) float64 {
 		for _, v := range p.partial {
 			loss += v
 		}
-		gemmOp(operand{trans: true, data: p.z, ld: k}, operand{data: p.x, ld: d1, packed: p.xb}, k, d1, n, 0, grad, d1, p.threads)
+		gemmOp(operand[float64]{trans: true, data: p.z, ld: k}, operand[float64]{data: p.x, ld: d1, packed: p.xb}, k, d1, n, 0, grad, d1, p.threads)
 	}
+	return loss + penalty(p, grad, theta)
+}
+
+// penalty adds l2·Θ to grad (not the intercepts) and returns l2/2·‖W‖²_F, in float64.
+func penalty[T float](p *linProblem, grad []float64, theta []T) float64 {
 	var pen float64
-	for c := range k {
-		w := theta[c*d1 : c*d1+p.d]
-		g := grad[c*d1 : c*d1+p.d]
+	for c := range p.k {
+		w := theta[c*p.d1 : c*p.d1+p.d]
+		g := grad[c*p.d1 : c*p.d1+p.d]
 		for j, v := range w {
+			v := float64(v)
 			pen += v * v
 			g[j] += p.l2 * v
 		}
 	}
-	return loss + 0.5*p.l2*pen
+	return 0.5 * p.l2 * pen
+}
+
+// lossGrad32 is lossGrad in float32.
+func (p *linProblem) lossGrad32(grad, theta []float64) float64 {
+	n, k, d1 := p.n, p.k, p.d1
+	for i, v := range theta[:k*d1] {
+		p.theta32[i] = float32(v)
+	}
+	var loss float64
+	if k == 1 {
+		parallelChunks(len(p.partial), p.threads, func(c int) {
+			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
+			Xc := blas32.General{Rows: hi - lo, Cols: d1, Stride: d1, Data: p.x32[lo*d1 : hi*d1]}
+			blas32.Gemv(blas.NoTrans, 1, Xc, blas32.Vector{N: d1, Inc: 1, Data: p.theta32}, 0, blas32.Vector{N: hi - lo, Inc: 1, Data: p.z32[lo:hi]})
+			p.partial[c] = p.pointwise32(lo, hi)
+			blas32.Gemv(blas.Trans, 1, Xc, blas32.Vector{N: hi - lo, Inc: 1, Data: p.z32[lo:hi]}, 0, blas32.Vector{N: d1, Inc: 1, Data: p.grad32[c*d1 : (c+1)*d1]})
+		})
+		clear(grad[:d1])
+		for c, v := range p.partial {
+			loss += v
+			for j, g := range p.grad32[c*d1 : (c+1)*d1] {
+				grad[j] += float64(g)
+			}
+		}
+	} else {
+		gemmOp(operand[float32]{data: p.x32, ld: d1, packed: p.xa32}, operand[float32]{trans: true, data: p.theta32, ld: d1}, n, k, d1, 0, p.z32, k, p.threads)
+		parallelChunks(len(p.partial), p.threads, func(c int) {
+			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
+			p.partial[c] = p.pointwise32(lo, hi)
+		})
+		for _, v := range p.partial {
+			loss += v
+		}
+		gemmOp(operand[float32]{trans: true, data: p.z32, ld: k}, operand[float32]{data: p.x32, ld: d1, packed: p.xb32}, k, d1, n, 0, p.grad32, d1, p.threads)
+		for i, g := range p.grad32 {
+			grad[i] = float64(g)
+		}
+	}
+	// The penalty at the float32 parameters, where the rest was evaluated.
+	return loss + penalty(p, grad, p.theta32)
+}
+
+// binaryLoss returns the binary loss log(1+e^z) − t·z and its derivative σ(z) − t.
+func binaryLoss(z, t float64) (l, g float64) {
+	if z > 0 {
+		l = z + math.Log1p(math.Exp(-z)) - t*z
+	} else {
+		l = math.Log1p(math.Exp(z)) - t*z
+	}
+	return l, sigmoid(z) - t
 }
 
 // pointwise turns rows [lo,hi) of p.z from logits into the pointwise gradients and
 // returns their weighted loss sum, divided by S.
 func (p *linProblem) pointwise(lo, hi int) float64 {
 	var loss float64
-	inv := 1 / float64(p.n)
 	if p.k == 1 {
 		for i := lo; i < hi; i++ {
-			z, t := p.z[i], p.t[i]
-			// log(1+e^z) − t·z, and σ(z) − t.
-			var l float64
-			if z > 0 {
-				l = z + math.Log1p(math.Exp(-z)) - t*z
-			} else {
-				l = math.Log1p(math.Exp(z)) - t*z
-			}
-			w := inv
-			if p.sw != nil {
-				w = p.sw[i]
-			}
+			w := p.weight(i)
+			l, g := binaryLoss(p.z[i], p.t[i])
 			loss += w * l
-			p.z[i] = w * (sigmoid(z) - t)
+			p.z[i] = w * g
 		}
 		return loss
 	}
@@ -563,10 +738,7 @@ func (p *linProblem) pointwise(lo, hi int) float64 {
 			z[c] = e
 			s += e
 		}
-		w := inv
-		if p.sw != nil {
-			w = p.sw[i]
-		}
+		w := p.weight(i)
 		// loss = log Σ_c exp(z_c) − z_y = log s + m − z_y.
 		loss += w * (math.Log(s) - zy)
 		ws := w / s
@@ -574,6 +746,33 @@ func (p *linProblem) pointwise(lo, hi int) float64 {
 			z[c] *= ws
 		}
 		z[y] -= w
+	}
+	return loss
+}
+
+// pointwise32 is pointwise on p.z32: the loss terms are computed in float64 from the
+// float32 logits and summed in float64; the pointwise gradients are float32.
+func (p *linProblem) pointwise32(lo, hi int) float64 {
+	var loss float64
+	if p.k == 1 {
+		for i := lo; i < hi; i++ {
+			w := p.weight(i)
+			l, g := binaryLoss(float64(p.z32[i]), p.t[i])
+			loss += w * l
+			p.z32[i] = float32(w * g)
+		}
+		return loss
+	}
+	k := p.k
+	for i := lo; i < hi; i++ {
+		z := p.z32[i*k : (i+1)*k]
+		y := p.y[i]
+		zy := z[y]
+		w := p.weight(i)
+		m, s := softmaxRow32(z, w)
+		// loss = log Σ_c exp(z_c) − z_y = log s + m − z_y.
+		loss += w * (math.Log(s) + float64(m) - float64(zy))
+		z[y] -= float32(w)
 	}
 	return loss
 }

@@ -32,10 +32,15 @@ const (
 	// computes in float64 (features cast): the solvers take the same path and differ
 	// by rounding only (the issue asks for 1e-3 at a tight tolerance; measured ~1e-7).
 	coefTightTol = 1e-3
-	// coefDefaultTol is the bound against scikit-learn on the float32 store at its
-	// defaults (tol=1e-4): there scikit-learn evaluates the objective in float32, so
-	// the two paths drift apart by float32 rounding before the early stop.
-	coefDefaultTol = 1e-2
+	// coef32Tol and iter32Tol bound the float32 objective (the default Precision)
+	// against scikit-learn's on the float32 store: both compute in float32, but with
+	// other summation orders (OpenBLAS's sgemm against this package's kernel) and
+	// scikit-learn sums the loss in float32, so the paths part by float32 rounding
+	// amplified by the solver. Measured: the same iterations, 6e-6 relative on the
+	// sample (2e-5 on all of Banking77 train, as far as scikit-learn's own float32
+	// and float64 fits are apart); the issue's 1e-3 holds with room.
+	coef32Tol = 1e-3
+	iter32Tol = 2
 	// probTol bounds |p_go − p_numpy| for a head file read by numpy: Predict rounds
 	// probabilities to float32 (ε = 6e-8); the float64 computations agree to ~1e-15.
 	probTol = 1e-6
@@ -228,24 +233,26 @@ func TestParityLogReg(t *testing.T) {
 	writeSubset(t, fullTest, imbTest, three, nil)
 
 	tight := []string{"--tol", "1e-8", "--max-iter", "10000", "--dtype", "float64", "--no-proba"}
+	f64 := head.Float64
 	for _, tc := range []struct {
 		name        string
 		train, test string
 		s           head.LogRegSettings
 		args        []string
 		coefTol     float64
-		sameIters   bool // the solver must take scikit-learn's path iteration for iteration
+		iterTol     int // |iterations − scikit-learn's| allowed
 	}{
 		// What users run: scikit-learn's defaults on the float32 store, where scipy and
-		// scikit-learn evaluate the objective in float32.
-		{"77 classes default float32", trainPath, testPath, head.LogRegSettings{}, nil, coefDefaultTol, false},
-		// The same objective computed in float64 on both sides.
-		{"77 classes default float64", trainPath, testPath, head.LogRegSettings{}, []string{"--dtype", "float64", "--no-proba"}, coefTightTol, true},
-		{"77 classes tight", trainPath, testPath, head.LogRegSettings{Tol: 1e-8, MaxIter: 10000}, tight, coefTightTol, true},
-		{"binary tight C=0.5", binTrain, binTest, head.LogRegSettings{C: 0.5, Tol: 1e-8, MaxIter: 10000},
-			append([]string{"--C", "0.5"}, tight...), coefTightTol, true},
-		{"imbalanced balanced tight C=10", imbTrain, imbTest, head.LogRegSettings{C: 10, Tol: 1e-8, MaxIter: 10000, ClassWeight: head.Balanced},
-			append([]string{"--C", "10", "--class-weight", "balanced"}, tight...), coefTightTol, true},
+		// scikit-learn evaluate the objective in float32, as the default Precision does.
+		{"77 classes default float32", trainPath, testPath, head.LogRegSettings{}, nil, coef32Tol, iter32Tol},
+		{"binary default float32", binTrain, binTest, head.LogRegSettings{}, []string{"--no-proba"}, coef32Tol, iter32Tol},
+		// The same objective computed in float64 on both sides: the same path.
+		{"77 classes default float64", trainPath, testPath, head.LogRegSettings{Precision: f64}, []string{"--dtype", "float64", "--no-proba"}, coefTightTol, 1},
+		{"77 classes tight", trainPath, testPath, head.LogRegSettings{Tol: 1e-8, MaxIter: 10000, Precision: f64}, tight, coefTightTol, 1},
+		{"binary tight C=0.5", binTrain, binTest, head.LogRegSettings{C: 0.5, Tol: 1e-8, MaxIter: 10000, Precision: f64},
+			append([]string{"--C", "0.5"}, tight...), coefTightTol, 1},
+		{"imbalanced balanced tight C=10", imbTrain, imbTest, head.LogRegSettings{C: 10, Tol: 1e-8, MaxIter: 10000, ClassWeight: head.Balanced, Precision: f64},
+			append([]string{"--C", "10", "--class-weight", "balanced"}, tight...), coefTightTol, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			train, test := openData(t, tc.train), openData(t, tc.test)
@@ -272,8 +279,8 @@ func TestParityLogReg(t *testing.T) {
 				t.Errorf("coefficients differ by %.3g relative > %g", rel, tc.coefTol)
 			}
 			// Rounding differences (summation order) may shift one line search by the end.
-			if d := h.Summary.Iterations - ref.NIter; tc.sameIters && (d < -1 || d > 1) {
-				t.Errorf("%d iterations, scikit-learn %d", h.Summary.Iterations, ref.NIter)
+			if d := h.Summary.Iterations - ref.NIter; d < -tc.iterTol || d > tc.iterTol {
+				t.Errorf("%d iterations, scikit-learn %d: more than %d apart", h.Summary.Iterations, ref.NIter, tc.iterTol)
 			}
 			if len(ref.Coef) != h.Layers[0].Out {
 				t.Errorf("scikit-learn has %d coefficient rows, the head %d", len(ref.Coef), h.Layers[0].Out)

@@ -4,8 +4,9 @@
 Fits scikit-learn's LogisticRegression (solver lbfgs, L2) on a headstart feature store
 (safetensors: features F32 [N, D], labels I64 [N]) and, optionally, scores a test store.
 With float32 features (the default, as stored) scipy's L-BFGS-B evaluates the objective
-at float32 parameters and scikit-learn computes it in float32; --dtype float64 casts the
-features so that the same objective is computed in float64 (what headstart does).
+at float32 parameters and scikit-learn computes it in float32 (as headstart's default
+Precision float32 does); --dtype float64 casts the features so that the same objective is
+computed in float64 (headstart's Precision float64, the same path iteration for iteration).
 Writes one JSON object:
 
   {"versions": {...}, "settings": {...}, "classes": [label indices],

@@ -23,6 +23,7 @@ type fitHeadOptions struct {
 	Standardize       bool
 	Seed              uint64
 	Threads           int
+	Precision         string
 	Hidden            string
 	Dropout, LR, WD   float64
 	Epochs, Patience  int
@@ -50,6 +51,7 @@ func newFitHeadCommand() *cli.Command {
 			&cli.BoolFlag{Name: "standardize", Usage: "scale features to zero mean, unit variance (stored in the head)"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed for CV folds, MLP init, batches, dropout"},
 			&cli.IntFlag{Name: "threads", Usage: "worker threads (0 = all cores); results do not depend on it"},
+			&cli.StringFlag{Name: "precision", Value: "float32", Usage: "logreg: float32 | float64, the type the loss and gradient are computed in (float32: as scikit-learn on float32 features)"},
 			&cli.StringFlag{Name: "hidden", Value: "256", Usage: "mlp: hidden widths, one or two, e.g. 512,256"},
 			&cli.Float64Flag{Name: "dropout", Usage: "mlp: dropout probability"},
 			&cli.Float64Flag{Name: "lr", Value: 1e-3, Usage: "mlp: AdamW learning rate"},
@@ -64,7 +66,7 @@ func newFitHeadCommand() *cli.Command {
 				Train: c.String("train"), Valid: c.String("valid"), Out: c.String("out"),
 				Kind: c.String("head"), C: c.String("C"), MaxIter: c.Int("max-iter"), Tol: c.Float64("tol"),
 				ClassWeight: c.String("class-weight"), Standardize: c.Bool("standardize"), Seed: c.Uint64("seed"),
-				Threads: c.Int("threads"), Hidden: c.String("hidden"), Dropout: c.Float64("dropout"),
+				Threads: c.Int("threads"), Precision: c.String("precision"), Hidden: c.String("hidden"), Dropout: c.Float64("dropout"),
 				LR: c.Float64("lr"), WD: c.Float64("weight-decay"), Epochs: c.Int("epochs"),
 				Patience: c.Int("patience"), BatchSize: c.Int("batch-size"), JSON: c.Bool("json"),
 			}, c.App.Writer, c.App.ErrWriter)
@@ -97,8 +99,12 @@ func (o fitHeadOptions) settings(progress func(head.Progress)) (head.Options, er
 		if !(o.Tol > 0) {
 			return ho, usagef("--tol %g: want > 0", o.Tol)
 		}
+		prec, err := head.ParsePrecision(o.Precision)
+		if err != nil {
+			return ho, usageError{fmt.Errorf("--precision: %w", err)}
+		}
 		ho.LogReg = head.LogRegSettings{C: c, AutoC: auto, Tol: o.Tol, MaxIter: o.MaxIter, ClassWeight: cw,
-			Standardize: o.Standardize, Seed: o.Seed, Threads: o.Threads, Progress: progress}
+			Precision: prec, Standardize: o.Standardize, Seed: o.Seed, Threads: o.Threads, Progress: progress}
 	case head.MLP:
 		var hidden []int
 		for _, f := range strings.Split(o.Hidden, ",") {
