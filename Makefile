@@ -6,7 +6,7 @@ CACHE ?= $(or $(HEADSTART_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/headstar
 DATA ?= $(or $(HEADSTART_DATA),$(abspath ..)/shared/data)
 export HEADSTART_DATA := $(DATA)
 
-.PHONY: all setup setup-gpu gpu-prepare build test demo bench-extract shard-proof vet clean
+.PHONY: all setup setup-gpu gpu-prepare build test demo bench-extract shard-proof vet clean load-test fuzz-serve
 
 all: build
 
@@ -52,3 +52,12 @@ bench-heads: setup build
 ## shard-proof: 4 concurrent shard processes + merge == a single run (and after a kill -9 + --resume)
 shard-proof: setup build
 	scripts/shard_proof.sh
+
+## load-test: `pipeline serve` under wrk on loopback: throughput, p50/p99 at concurrency 1/8/32, micro-batching
+## on vs off, zero errors, RSS over a soak (LOAD_SOAK seconds, default 300; see scripts/load_test.sh)
+load-test: setup build
+	scripts/load_test.sh
+
+## fuzz-serve: fuzz the HTTP request decoding (FUZZTIME, default 30s)
+fuzz-serve:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(or $(FUZZTIME),30s) ./serve

@@ -37,6 +37,12 @@ type Prediction struct {
 // use the same max_len; each may pool different layers differently.
 // opts.Layers, Pooling, Normalize and MaxLen are taken from the heads.
 func NewClassifier(p models.Paths, heads []*head.Head, opts EncoderOptions) (*Classifier, error) {
+	return newClassifier(p, heads, opts, nil)
+}
+
+// newClassifier is NewClassifier whose encoder also exposes the hidden states extra
+// names (see newEncoder), for a caller that pools embeddings from the same forward.
+func newClassifier(p models.Paths, heads []*head.Head, opts EncoderOptions, extra []int) (*Classifier, error) {
 	if len(heads) == 0 {
 		return nil, fmt.Errorf("%w: no heads given", ErrHeadMismatch)
 	}
@@ -58,7 +64,7 @@ func NewClassifier(p models.Paths, heads []*head.Head, opts EncoderOptions) (*Cl
 	}
 	slices.Sort(union)
 	opts.Layers, opts.MaxLen, opts.Normalize, opts.Pooling = union, maxLen, false, features.PoolMean
-	enc, err := NewEncoder(p, opts)
+	enc, err := newEncoder(p, opts, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +122,13 @@ func (c *Classifier) ClassifyEncoded(encs []tokenize.Encoding) ([][]Prediction, 
 	if err := c.enc.forward(encs); err != nil {
 		return nil, err
 	}
+	return c.predict(), nil
+}
+
+// predict applies every head to the hidden states of the last forward: out[h][i].
+// The Probs of one head share one fresh array (not reused by later calls).
+func (c *Classifier) predict() [][]Prediction {
+	out := make([][]Prediction, len(c.heads))
 	B, T, C := c.enc.batch.B, c.enc.batch.T, c.enc.hidden
 	for h, hd := range c.heads {
 		d := len(c.sel[h]) * C
@@ -147,5 +160,5 @@ func (c *Classifier) ClassifyEncoded(encs []tokenize.Encoding) ([][]Prediction, 
 		}
 		out[h] = preds
 	}
-	return out, nil
+	return out
 }

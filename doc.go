@@ -7,6 +7,17 @@
 // hidden states, and writes a safetensors feature store atomically, checkpointing as it
 // goes so that an interrupted run resumes to a byte-identical file.
 //
+// Model serves texts from a Go program: Open loads a backbone and any heads into a pool
+// of sessions, and Embed and Classify are safe to call from any number of goroutines
+// (with OpenOptions.Batching, concurrent calls share forwards). Classifying with a head
+// file trained by `pipeline fit-head` takes three lines:
+//
+//	m, err := headstart.Open(ctx, headstart.OpenOptions{Heads: []string{"intent.safetensors"}})
+//	defer m.Close()
+//	results, err := m.Classify(ctx, []string{"I lost my card"}) // results[0].Predictions[0].Label
+//
+// Package serve puts a Model behind HTTP (`pipeline serve`).
+//
 // The packages below do the parts: onnx (the runtime and graph editing; the only cgo),
 // tokenize, features (readers, batching, pooling, the store), models (registry and cache).
 package headstart

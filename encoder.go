@@ -39,6 +39,11 @@ type Encoder struct {
 	opts     EncoderOptions
 	backbone features.Backbone
 
+	// layers[:nreq] are the layers asked for (Dim, Layers, Embed); layers[nreq:] are
+	// extra hidden states exposed for a caller that pools its own (see newEncoder).
+	nreq   int
+	states int // hidden states the model has (embeddings output + blocks)
+
 	// Reused per batch.
 	batch    features.Batch
 	outs     []onnx.Float32Tensor
@@ -53,7 +58,14 @@ var feedable = []string{"input_ids", "attention_mask", "token_type_ids"}
 
 // NewEncoder loads the tokenizer and opens a session on the backbone, exposing the hidden
 // states that opts.Layers names.
-func NewEncoder(p models.Paths, opts EncoderOptions) (_ *Encoder, err error) {
+func NewEncoder(p models.Paths, opts EncoderOptions) (*Encoder, error) {
+	return newEncoder(p, opts, nil)
+}
+
+// newEncoder is NewEncoder that also exposes the hidden states extra names (indexed like
+// opts.Layers, negative from the end; duplicates of opts.Layers allowed). They are
+// appended to e.layers after the requested ones and are not part of Dim or Embed.
+func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, err error) {
 	if opts.MaxLen == 0 {
 		opts.MaxLen = 128
 	}
@@ -103,6 +115,16 @@ func NewEncoder(p models.Paths, opts EncoderOptions) (_ *Encoder, err error) {
 	if e.layers, err = onnx.ResolveLayers(opts.Layers, len(states)); err != nil {
 		return nil, err
 	}
+	e.nreq, e.states = len(e.layers), len(states)
+	for _, x := range extra {
+		r, err := onnx.ResolveLayers([]int{x}, len(states))
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(e.layers, r[0]) {
+			e.layers = append(e.layers, r[0])
+		}
+	}
 	var names []string
 	for _, l := range e.layers {
 		if !slices.Contains(names, states[l]) {
@@ -151,10 +173,10 @@ func NewEncoder(p models.Paths, opts EncoderOptions) (_ *Encoder, err error) {
 func (e *Encoder) Tokenizer() *tokenize.Tokenizer { return e.tok }
 
 // Dim is the length of one pooled vector: hidden size times the number of layers.
-func (e *Encoder) Dim() int { return e.hidden * len(e.layers) }
+func (e *Encoder) Dim() int { return e.hidden * e.nreq }
 
 // Layers returns the resolved hidden-state indices (0 = embeddings output).
-func (e *Encoder) Layers() []int { return slices.Clone(e.layers) }
+func (e *Encoder) Layers() []int { return slices.Clone(e.layers[:e.nreq]) }
 
 // Backbone identifies the model and tokenizer files (sha256).
 func (e *Encoder) Backbone() features.Backbone { return e.backbone }
@@ -198,7 +220,7 @@ func (e *Encoder) encodeBatch(encs []tokenize.Encoding) (vecs []float32, padded 
 		e.vecs = make([]float32, B*d)
 	}
 	e.vecs = e.vecs[:B*d]
-	features.PoolLayers(e.vecs, e.views, e.batch.AttentionMask, B, T, e.hidden, e.opts.Pooling)
+	features.PoolLayers(e.vecs, e.views[:e.nreq], e.batch.AttentionMask, B, T, e.hidden, e.opts.Pooling)
 	if e.opts.Normalize {
 		features.NormalizeRows(e.vecs, d)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/models"
 )
 
@@ -68,4 +69,98 @@ func ExampleExtract() {
 	fmt.Println(sum.Rows, "rows of", st.D, "features; labels", st.Manifest.LabelNames, st.Labels)
 	// Output:
 	// 2 rows of 384 features; labels [neg pos] [1 0]
+}
+
+// Classify with a head file from any number of goroutines: Open, Classify, Close.
+// (The head is trained here on a few sentences, as `pipeline extract` and
+// `pipeline fit-head` would.)
+func ExampleOpen() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	headFile := filepath.Join(dir, "sentiment.safetensors")
+	if err := fitSentimentHead(headFile); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	ctx := context.Background()
+	m, err := headstart.Open(ctx, headstart.OpenOptions{Heads: []string{headFile}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer m.Close()
+	res, err := m.Classify(ctx, []string{"A wonderful, moving film.", "Dull, slow and far too long."})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, r := range res {
+		fmt.Println(m.HeadNames()[0], r.Predictions[0].Label)
+	}
+	// Output:
+	// sentiment pos
+	// sentiment neg
+}
+
+// Embed texts concurrently with two sessions and micro-batching: concurrent calls share
+// forwards, and each text's embedding is what it would be alone.
+func ExampleModel_Embed() {
+	ctx := context.Background()
+	m, err := headstart.Open(ctx, headstart.OpenOptions{Normalize: true, Sessions: 2, Batching: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer m.Close()
+	v, err := m.Embed(ctx, []string{"How do I top up my card?", "Can I add money with a card?", "The film was dull."})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("dim", m.Dim())
+	fmt.Println("related pair more similar:", cosine(v[0], v[1]) > cosine(v[0], v[2]))
+	// Output:
+	// dim 384
+	// related pair more similar: true
+}
+
+// fitSentimentHead trains a two-class head on a few sentences and saves it to path.
+func fitSentimentHead(path string) error {
+	dir := filepath.Dir(path)
+	data := filepath.Join(dir, "train.csv")
+	err := os.WriteFile(data, []byte(`text,label
+I loved this film,pos
+A delightful and moving story,pos
+Brilliant acting and a great script,pos
+One of the best films of the year,pos
+Warm and funny and beautifully shot,pos
+An absolute joy to watch,pos
+I hated this film,neg
+A boring and tedious story,neg
+Terrible acting and a weak script,neg
+One of the worst films of the year,neg
+Cold and humourless and badly shot,neg
+An absolute chore to sit through,neg
+`), 0o644)
+	if err != nil {
+		return err
+	}
+	store := filepath.Join(dir, "train.safetensors")
+	if _, err := headstart.Extract(context.Background(), headstart.ExtractOptions{Data: data, Out: store}); err != nil {
+		return err
+	}
+	st, err := features.OpenStore(store)
+	if err != nil {
+		return err
+	}
+	ds, err := head.FromStore(st, store)
+	if err != nil {
+		return err
+	}
+	h, err := head.Fit(ds, nil, head.Options{})
+	if err != nil {
+		return err
+	}
+	return h.Save(path)
 }

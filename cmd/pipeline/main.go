@@ -51,6 +51,8 @@ func newApp() *cli.App {
 			newEvalCommand(),
 			newPredictCommand(),
 			newExportCommand(),
+			newServeCommand(),
+			newExperimentCommand(),
 		},
 		OnUsageError:   func(c *cli.Context, err error, isSubcommand bool) error { return usageError{err} },
 		ExitErrHandler: func(c *cli.Context, err error) {},

@@ -1,0 +1,566 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/headstart-ml/headstart"
+	"github.com/headstart-ml/headstart/experiment"
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/models"
+	"github.com/headstart-ml/headstart/onnx"
+)
+
+type experimentOptions struct {
+	Model                string
+	Train, Test, Valid   string
+	TextCol, LabelCol    string
+	Out                  string
+	Strategies, Shots    string
+	Seeds                int
+	ShotsCap             bool
+	Protocol             string
+	SamplesPerLabel      int
+	Experiments          int
+	Pooling              string
+	MaxLen               int
+	Normalize            bool
+	BatchSize, Threads   int
+	Provider, RuntimeLib string
+	Precision            string
+	Command              string // the command line, recorded in the results
+	// explicit lists the extraction flags given on the command line (pooling, max-len,
+	// normalize): under --protocol mteb they override the model's pipeline.
+	explicit []string
+	// gridOnlyFlags lists the grid flags given on the command line, refused under
+	// --protocol mteb.
+	gridOnlyFlags []string
+}
+
+func newExperimentCommand() *cli.Command {
+	var valid []string
+	for _, s := range experiment.Strategies() {
+		valid = append(valid, fmt.Sprintf("  %-15s %s", s.Name, s.About))
+	}
+	return &cli.Command{
+		Name:  "experiment",
+		Usage: "compare strategies over training-set sizes and seeds on one frozen forward pass, or run the MTEB protocol",
+		Description: "Extracts the features every strategy needs once per split (cached in OUT/features and reused\n" +
+			"on a rerun), then for each strategy × shots (rows per class, stratified, seeded) × seed fits a\n" +
+			"head and scores it on --test. Finished cells are kept in OUT/cells, so an interrupted run\n" +
+			"continues where it stopped. Writes OUT/results.{csv,json,md}, OUT/accuracy_vs_size.png and\n" +
+			"OUT/accuracy_vs_params.png. Strategies:\n" + strings.Join(valid, "\n") + "\n" +
+			"  (planned, not implemented yet: " + strings.Join(experiment.Planned, ", ") + ")\n\n" +
+			"--protocol mteb runs MTEB's classification protocol instead: per experiment, the training\n" +
+			"rows are shuffled by a fresh numpy RandomState(42) (reproduced bit for bit; MTEB 1.x reseeds\n" +
+			"it in every experiment, and the shuffled order carries over from one experiment to the next)\n" +
+			"and the first --samples-per-label rows of each label kept; a logistic\n" +
+			"regression (C=1, max_iter=100) is fitted and scored by test accuracy; the mean of\n" +
+			"--experiments experiments is reported. The features are extracted the way the model's\n" +
+			"sentence-transformers pipeline embeds (all-MiniLM-L6-v2: mean pooling, L2-normalised, 256 tokens).",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Value: models.Default, Usage: "registry `NAME` or a DIR holding model.onnx and tokenizer.json"},
+			&cli.StringFlag{Name: "train", Required: true, Usage: "labelled training `FILE` (.csv, .tsv, .jsonl)"},
+			&cli.StringFlag{Name: "test", Required: true, Usage: "labelled test `FILE`"},
+			&cli.StringFlag{Name: "valid", Usage: "labelled validation `FILE` for the MLP's early stopping (default: 10% of each class held out of the training draw)"},
+			&cli.StringFlag{Name: "text-col", Value: "text", Usage: "column (or JSON key) holding the text"},
+			&cli.StringFlag{Name: "label-col", Value: "label", Usage: "column holding the label"},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "output `DIR` (features cache, cells, results, plots)"},
+			&cli.StringFlag{Name: "strategies", Value: "logreg,mlp,concat4-logreg", Usage: "comma-separated strategies (see above)"},
+			&cli.StringFlag{Name: "shots", Value: "8,16,64,all", Usage: "training rows per class, comma-separated; all = every row"},
+			&cli.IntFlag{Name: "seeds", Value: 3, Usage: "seeds per cell (training-row draws and head initialisation)"},
+			&cli.BoolFlag{Name: "shots-cap", Usage: "take every row of a class smaller than the shot count instead of failing"},
+			&cli.StringFlag{Name: "protocol", Value: "grid", Usage: "grid | mteb"},
+			&cli.IntFlag{Name: "samples-per-label", Value: 8, Usage: "mteb: training rows kept per label"},
+			&cli.IntFlag{Name: "experiments", Value: 10, Usage: "mteb: experiments averaged"},
+			&cli.StringFlag{Name: "pooling", Value: "mean", Usage: "mean | cls | max | last (mteb: the model's sentence-transformers pooling)"},
+			&cli.IntFlag{Name: "max-len", Value: 128, Usage: "truncate texts to this many tokens (mteb: the model's max_seq_length)"},
+			&cli.BoolFlag{Name: "normalize", Usage: "L2-normalise the pooled features (mteb: as the model's pipeline does)"},
+			&cli.StringFlag{Name: "precision", Value: "float32", Usage: "logistic regressions compute their objective in float32 (as scikit-learn on float32 embeddings) or float64"},
+			&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "texts per forward pass"},
+			&cli.IntFlag{Name: "threads", Usage: "onnxruntime and head threads (0 = one per core); results do not depend on it"},
+			&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "cpu | cuda[:DEVICE] | auto"},
+			&cli.StringFlag{Name: "ort-lib", EnvVars: []string{"HEADSTART_ORT_LIB"}, Usage: "onnxruntime shared library (default: the setup cache)"},
+		},
+		Action: func(c *cli.Context) error {
+			o := experimentOptions{
+				Model: c.String("model"), Train: c.String("train"), Test: c.String("test"), Valid: c.String("valid"),
+				TextCol: c.String("text-col"), LabelCol: c.String("label-col"), Out: c.String("out"),
+				Strategies: c.String("strategies"), Shots: c.String("shots"), Seeds: c.Int("seeds"), ShotsCap: c.Bool("shots-cap"),
+				Protocol: c.String("protocol"), SamplesPerLabel: c.Int("samples-per-label"), Experiments: c.Int("experiments"),
+				Pooling: c.String("pooling"), MaxLen: c.Int("max-len"), Normalize: c.Bool("normalize"),
+				BatchSize: c.Int("batch-size"), Threads: c.Int("threads"), Provider: c.String("provider"), RuntimeLib: c.String("ort-lib"),
+				Precision: c.String("precision"),
+				Command:   commandLine(os.Args),
+			}
+			for _, f := range []string{"pooling", "max-len", "normalize"} {
+				if c.IsSet(f) {
+					o.explicit = append(o.explicit, f)
+				}
+			}
+			for _, f := range []string{"strategies", "shots", "seeds", "shots-cap", "valid"} {
+				if c.IsSet(f) {
+					o.gridOnlyFlags = append(o.gridOnlyFlags, "--"+f)
+				}
+			}
+			return runExperiment(c.Context, o, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+// commandLine quotes args for a shell where needed.
+func commandLine(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	out := []string{"pipeline"}
+	safe := regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
+	for _, a := range args[1:] {
+		if !safe.MatchString(a) {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " ")
+}
+
+// featureConfig is one extraction setting of the backbone.
+type featureConfig struct {
+	paths     models.Paths
+	pooling   features.Pooling
+	layers    []int // negative, from the last block
+	normalize bool
+	maxLen    int
+}
+
+// tag names the config in cache file names.
+func (f featureConfig) tag() string {
+	var ls []string
+	for _, l := range f.layers {
+		ls = append(ls, strconv.Itoa(l))
+	}
+	name := regexp.MustCompile(`[^A-Za-z0-9._-]+`).ReplaceAllString(f.paths.Name, "_")
+	t := fmt.Sprintf("%s_%s_L%s_len%d", name, f.pooling, strings.Join(ls, ","), f.maxLen)
+	if f.normalize {
+		t += "_norm"
+	}
+	return t
+}
+
+// labelCounts reads the labels of a data file: the classes (sorted as extract sorts
+// them) and each one's row count. Every row must have a label.
+func labelCounts(path string, ro features.ReaderOptions) ([]string, []int, error) {
+	ro.RequireLabel = true
+	r, err := features.Open(path, ro)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
+	counts := map[string]int{}
+	for r.Next() {
+		row := r.Row()
+		if !row.HasLabel {
+			return nil, nil, fmt.Errorf("%s: row %d (0-based) has no label; every row of --train, --test and --valid needs one", path, row.Index)
+		}
+		counts[row.Label]++
+	}
+	if err := r.Err(); err != nil {
+		return nil, nil, err
+	}
+	if len(counts) == 0 {
+		return nil, nil, fmt.Errorf("%s has no data rows", path)
+	}
+	var classes []string
+	for l := range counts {
+		classes = append(classes, l)
+	}
+	features.SortLabels(classes)
+	n := make([]int, len(classes))
+	for i, c := range classes {
+		n[i] = counts[c]
+	}
+	return classes, n, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, bufio.NewReader(f)); err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// splitFeatures is the feature store of one split.
+type splitFeatures struct {
+	name, data, store string
+	reused            bool
+	seconds           float64
+}
+
+// ensureStore extracts data into the cached store of cfg unless a store made from the
+// same file with the same settings is there already.
+func ensureStore(ctx context.Context, o *experimentOptions, cfg featureConfig, sf *splitFeatures, stderr io.Writer) error {
+	ro := features.ReaderOptions{TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: true}
+	sha, err := fileSHA256(sf.data)
+	if err != nil {
+		return err
+	}
+	if st, err := features.OpenStore(sf.store); err == nil {
+		m := st.Manifest
+		pinned := cfg.paths.Manifest.Files["model"].SHA256
+		if m.Dataset.SHA256 == sha && m.Dataset.TextCol == o.TextCol && m.Dataset.LabelCol == o.LabelCol &&
+			m.Backbone.Name == cfg.paths.Name && (pinned == "" || pinned == m.Backbone.SHA256) &&
+			m.Pooling == cfg.pooling.String() && m.Normalize == cfg.normalize && m.MaxLen == cfg.maxLen &&
+			len(m.Layers) == len(cfg.layers) && m.Shard == nil {
+			sf.reused = true
+			// The extraction time of the run that made it, when recorded.
+			if b, err := os.ReadFile(sf.store + ".seconds"); err == nil {
+				sf.seconds, _ = strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+			}
+			fmt.Fprintf(stderr, "experiment: %s features: reusing %s\n", sf.name, sf.store)
+			return nil
+		}
+	}
+	lo := headstart.ExtractOptions{
+		Model: o.Model, Data: sf.data, Reader: ro, Out: sf.store,
+		Pooling: cfg.pooling, Layers: cfg.layers, Normalize: cfg.normalize, MaxLen: cfg.maxLen,
+		BatchSize: o.BatchSize, Resume: true, RuntimeLib: o.RuntimeLib,
+	}
+	lo.Session.IntraOpThreads = o.Threads
+	var perr error
+	if lo.Session.Provider, perr = onnx.ParseProvider(o.Provider); perr != nil {
+		return usageError{perr}
+	}
+	p := newProgress(stderr, "extract "+sf.name, "rows")
+	lo.Progress = p
+	sum, err := headstart.Extract(ctx, lo)
+	if errors.Is(err, features.ErrCheckpointMismatch) {
+		// A checkpoint of an earlier version of the file or settings: start afresh.
+		lo.Resume = false
+		sum, err = headstart.Extract(ctx, lo)
+	}
+	p.Finish()
+	if err != nil {
+		return fmt.Errorf("extracting --%s %s: %w", sf.name, sf.data, err)
+	}
+	sf.seconds = sum.Elapsed.Seconds()
+	if err := os.WriteFile(sf.store+".seconds", []byte(strconv.FormatFloat(sf.seconds, 'f', 1, 64)+"\n"), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "experiment: %s features: %d rows (%d resumed) -> %s [%d dims, %s] in %.1fs\n",
+		sf.name, sum.Rows, sum.Resumed, sf.store, sum.Dim, sum.Provider, sum.Elapsed.Seconds())
+	return nil
+}
+
+// loadSplit opens a split's store as a data set.
+func loadSplit(sf *splitFeatures) (head.Dataset, error) {
+	st, err := features.OpenStore(sf.store)
+	if err != nil {
+		return head.Dataset{}, err
+	}
+	return head.FromStore(st, sf.store)
+}
+
+func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.Writer) error {
+	start := time.Now()
+	switch {
+	case o.Protocol != "grid" && o.Protocol != "mteb":
+		return usagef("--protocol %q unknown; want one of grid, mteb", o.Protocol)
+	case o.Threads < 0:
+		return usagef("--threads %d: want 0 (one per core) or more", o.Threads)
+	case o.BatchSize < 1:
+		return usagef("--batch-size %d: want at least 1", o.BatchSize)
+	}
+	pooling, err := features.ParsePooling(o.Pooling)
+	if err != nil {
+		return usageError{err}
+	}
+	if _, err := onnx.ParseProvider(o.Provider); err != nil {
+		return usageError{err}
+	}
+	precision, err := head.ParsePrecision(o.Precision)
+	if err != nil {
+		return usageError{err}
+	}
+	paths, err := models.Resolve(o.Model)
+	if err != nil {
+		return err
+	}
+	ro := features.ReaderOptions{TextCol: o.TextCol, LabelCol: o.LabelCol}
+
+	// Validate everything that can be validated before any compute is spent.
+	var grid experiment.Grid
+	cfg := featureConfig{paths: paths, pooling: pooling, normalize: o.Normalize, maxLen: o.MaxLen, layers: []int{-1}}
+	mteb := experiment.MTEBSettings{SamplesPerLabel: o.SamplesPerLabel, Experiments: o.Experiments, Precision: precision, Threads: o.Threads}
+	if o.Protocol == "mteb" {
+		if len(o.gridOnlyFlags) > 0 {
+			return usagef("%s: not used by --protocol mteb (it fits one logistic regression per experiment on the undersampled training split)", strings.Join(o.gridOnlyFlags, ", "))
+		}
+		if o.SamplesPerLabel < 1 || o.Experiments < 1 {
+			return usagef("--samples-per-label %d, --experiments %d: want at least 1 each", o.SamplesPerLabel, o.Experiments)
+		}
+		// The model's sentence-transformers pipeline, unless overridden.
+		m := paths.Manifest
+		if !slices.Contains(o.explicit, "pooling") {
+			cfg.pooling = features.PoolMean
+			if m.Pooling != "" {
+				if cfg.pooling, err = features.ParsePooling(m.Pooling); err != nil {
+					return fmt.Errorf("model %s: manifest pooling: %w", paths.Name, err)
+				}
+			}
+		}
+		if !slices.Contains(o.explicit, "normalize") {
+			cfg.normalize = m.Name == "" || m.Normalize
+		}
+		if !slices.Contains(o.explicit, "max-len") {
+			cfg.maxLen = 256
+			if m.MaxLen > 0 {
+				cfg.maxLen = m.MaxLen
+			}
+		}
+	} else {
+		if o.MaxLen < 2 {
+			return usagef("--max-len %d: want at least 2", o.MaxLen)
+		}
+		strategies, err := experiment.ParseStrategies(o.Strategies)
+		if err != nil {
+			return usageError{err}
+		}
+		shots, err := experiment.ParseShots(o.Shots)
+		if err != nil {
+			return usageError{err}
+		}
+		if o.Seeds < 1 {
+			return usagef("--seeds %d: want at least 1", o.Seeds)
+		}
+		for i := range strategies {
+			if strategies[i].Head.Kind == head.LogReg {
+				strategies[i].Head.LogReg.Precision = precision
+			}
+		}
+		grid = experiment.Grid{Strategies: strategies, Shots: shots, Seeds: o.Seeds, CapShots: o.ShotsCap,
+			Dir: filepath.Join(o.Out, "cells"), Threads: o.Threads}
+		cfg.layers = experiment.Layers(strategies)
+	}
+	classes, counts, err := labelCounts(o.Train, ro)
+	if err != nil {
+		return err
+	}
+	splits := []*splitFeatures{{name: "train", data: o.Train}, {name: "test", data: o.Test}}
+	if o.Valid != "" {
+		splits = append(splits, &splitFeatures{name: "valid", data: o.Valid})
+	}
+	for _, sf := range splits[1:] {
+		have, _, err := labelCounts(sf.data, ro)
+		if err != nil {
+			return err
+		}
+		if err := experiment.UnseenLabels(classes, have, "--"+sf.name+" "+sf.data, o.Train); err != nil {
+			return err
+		}
+	}
+	if o.Protocol == "grid" {
+		if err := grid.Check(classes, counts, o.Valid != ""); err != nil {
+			return err
+		}
+	}
+
+	// Extract (or reuse) the features of every split.
+	if err := os.MkdirAll(filepath.Join(o.Out, "features"), 0o755); err != nil {
+		return err
+	}
+	for _, sf := range splits {
+		sf.store = filepath.Join(o.Out, "features", sf.name+"_"+cfg.tag()+".safetensors")
+		if err := ensureStore(ctx, &o, cfg, sf, stderr); err != nil {
+			return err
+		}
+	}
+	var sets []head.Dataset
+	for _, sf := range splits {
+		d, err := loadSplit(sf)
+		if err != nil {
+			return err
+		}
+		sets = append(sets, d)
+	}
+	extracted := time.Now()
+
+	settings := map[string]string{
+		"model":      fmt.Sprintf("%s (sha256 %s)", paths.Name, sets[0].Fingerprint.BackboneSHA256),
+		"features":   fmt.Sprintf("pooling %s, layers %v (resolved %v), normalize %v, max_len %d", cfg.pooling, cfg.layers, sets[0].Fingerprint.Layers, cfg.normalize, cfg.maxLen),
+		"machine":    machine(),
+		"go":         runtime.Version(),
+		"train":      fmt.Sprintf("%s (%d rows, %d classes)", o.Train, sets[0].N, len(sets[0].Classes)),
+		"test":       fmt.Sprintf("%s (%d rows)", o.Test, sets[1].N),
+		"extraction": extractionNote(splits, extracted.Sub(start)),
+	}
+	if o.Valid != "" {
+		settings["valid"] = fmt.Sprintf("%s (%d rows; the MLP stops early on it)", o.Valid, sets[2].N)
+	}
+
+	if o.Protocol == "mteb" {
+		mteb.Progress = func(x experiment.MTEBExperiment) {
+			fmt.Fprintf(stderr, "experiment: mteb [%d/%d] %d rows: accuracy %.4f (%d iterations, %.2fs)\n",
+				x.Index, mteb.Experiments, x.TrainRows, x.Accuracy, x.Iterations, x.TrainSeconds)
+		}
+		r, err := experiment.RunMTEB(ctx, sets[0], sets[1], mteb)
+		if err != nil {
+			return err
+		}
+		settings["protocol"] = fmt.Sprintf("MTEB classification: %d experiments, %d samples per label, numpy RandomState(%d) reseeded per experiment, LogisticRegression(C=1, max_iter=100) in %s",
+			r.Settings.Experiments, r.Settings.SamplesPerLabel, r.Settings.Seed, r.Settings.Precision)
+		settings["wall time"] = fmt.Sprintf("%.1fs (fits %.1fs)", time.Since(start).Seconds(), r.TrainSeconds)
+		if err := r.WriteFiles(o.Out, "MTEB classification protocol: "+dataName(o.Train), o.Command, settings); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "mteb: accuracy %.2f (mean of %d experiments, std %.2f), macro-F1 %.2f; %s\n",
+			100*r.Accuracy, len(r.Experiments), 100*r.AccuracyStd, 100*r.MacroF1, filepath.Join(o.Out, "results.md"))
+		return nil
+	}
+
+	keyParts := []string{cfg.tag()}
+	for _, d := range sets {
+		keyParts = append(keyParts, d.Fingerprint.BackboneSHA256, d.Fingerprint.TokenizerSHA256)
+	}
+	for _, sf := range splits {
+		st, err := features.OpenStore(sf.store)
+		if err != nil {
+			return err
+		}
+		keyParts = append(keyParts, sf.name+"="+st.Manifest.Dataset.SHA256)
+	}
+	grid.Key = strings.Join(keyParts, "|")
+	data := &experiment.Data{Layers: cfg.layers, Train: sets[0], Test: sets[1]}
+	if o.Valid != "" {
+		data.Valid = &sets[2]
+	}
+	reused := 0
+	grid.Progress = func(e experiment.Event) {
+		c := e.Cell
+		pos := fmt.Sprintf("experiment: [%d/%d] %s shots=%s seed=%d:", e.Index, e.Total, c.Strategy, experiment.ShotsName(c.Shots), c.Seed)
+		if e.Reused {
+			reused++
+			fmt.Fprintf(stderr, "%s done earlier (accuracy %.4f)\n", pos, c.Accuracy)
+			return
+		}
+		if c.Copied {
+			fmt.Fprintf(stderr, "%s accuracy %.4f, seed 0's result (every row and a deterministic head: the seed changes nothing)\n", pos, c.Accuracy)
+			return
+		}
+		eta := "done"
+		if e.Index < e.Total {
+			eta = "ETA " + e.ETA.Round(time.Second).String()
+		}
+		fmt.Fprintf(stderr, "%s accuracy %.4f macro-F1 %.4f (%d rows, %d params, %.2fs); %s\n",
+			pos, c.Accuracy, c.MacroF1, c.TrainRows, c.Params, c.TrainSeconds, eta)
+	}
+	cells, err := experiment.Run(ctx, grid, data)
+	if err != nil {
+		return err
+	}
+	res := experiment.Results{Command: o.Command, Settings: settings, Strategies: grid.Strategies,
+		Summary: experiment.Summarize(cells), Cells: cells}
+	var fit float64
+	for _, c := range cells {
+		fit += c.TrainSeconds
+	}
+	settings["grid"] = fmt.Sprintf("%d cells (%d reused from %s), seeds %d, shots-cap %v", len(cells), reused, grid.Dir, grid.Seeds, grid.CapShots)
+	if grid.CapShots {
+		var capped []string
+		for _, n := range grid.Shots {
+			k := 0
+			for _, m := range counts {
+				if n != experiment.All && m < n {
+					k++
+				}
+			}
+			if k > 0 {
+				capped = append(capped, fmt.Sprintf("%d shots: %d of %d classes are smaller and were used whole", n, k, len(counts)))
+			}
+		}
+		if len(capped) > 0 {
+			settings["capped"] = strings.Join(capped, "; ")
+		}
+	}
+	settings["wall time"] = fmt.Sprintf("%.1fs in this run (extraction %.1fs, grid %.1fs); fits of all cells %.1fs",
+		time.Since(start).Seconds(), extracted.Sub(start).Seconds(), time.Since(extracted).Seconds(), fit)
+	name := dataName(o.Train)
+	if err := res.WriteFiles(o.Out, "Experiment: "+name); err != nil {
+		return err
+	}
+	if err := experiment.PlotSize(filepath.Join(o.Out, "accuracy_vs_size.png"), "Accuracy vs training-set size: "+name, res.Summary); err != nil {
+		return err
+	}
+	if err := experiment.PlotParams(filepath.Join(o.Out, "accuracy_vs_params.png"), "Accuracy vs trainable parameters: "+name, res.Summary); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%-16s %6s %10s %18s %18s %10s\n", "strategy", "shots", "rows", "accuracy", "macro-F1", "params")
+	for _, s := range res.Summary {
+		fmt.Fprintf(stdout, "%-16s %6s %10.0f %9.4f ± %.4f %9.4f ± %.4f %10d\n", s.Strategy, experiment.ShotsName(s.Shots), s.TrainRows,
+			s.AccuracyMean, s.AccuracyStd, s.MacroF1Mean, s.MacroF1Std, s.Params)
+	}
+	fmt.Fprintf(stderr, "experiment: %d cells (%d reused) -> %s\n", len(cells), reused, filepath.Join(o.Out, "results.md"))
+	return nil
+}
+
+// dataName names a data file for titles: its directory and name, e.g. banking77/train.csv.
+func dataName(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	return filepath.Join(filepath.Base(filepath.Dir(abs)), filepath.Base(abs))
+}
+
+// extractionNote says how each split's features were obtained.
+func extractionNote(splits []*splitFeatures, total time.Duration) string {
+	var parts []string
+	for _, sf := range splits {
+		switch {
+		case sf.reused && sf.seconds > 0:
+			parts = append(parts, fmt.Sprintf("%s reused (extracted earlier in %.1fs)", sf.name, sf.seconds))
+		case sf.reused:
+			parts = append(parts, sf.name+" reused")
+		default:
+			parts = append(parts, fmt.Sprintf("%s %.1fs", sf.name, sf.seconds))
+		}
+	}
+	return strings.Join(parts, ", ") + fmt.Sprintf("; %.1fs with the label pre-pass", total.Seconds())
+}
+
+// machine describes the computer: CPU model, cores, OS.
+func machine() string {
+	cpu := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				if _, v, ok := strings.Cut(line, ":"); ok {
+					cpu = strings.TrimSpace(v)
+				}
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores, %s/%s", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+}

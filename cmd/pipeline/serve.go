@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/headstart-ml/headstart"
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/onnx"
+	"github.com/headstart-ml/headstart/serve"
+)
+
+type serveOptions struct {
+	Model, Addr, Provider, RuntimeLib, Pooling, Layers string
+	Heads                                              []string
+	Sessions, Threads, MaxLen, MaxBatch                int
+	MaxTexts, MaxTextBytes                             int
+	MaxBody                                            int64
+	MaxWait, ShutdownTimeout                           time.Duration
+	NoBatching, Normalize, AllowEmpty                  bool
+
+	// ready, when set, is told the address the server listens on (tests).
+	ready func(addr string)
+}
+
+func newServeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "answer embed and classify requests over HTTP (JSON), merging concurrent requests into shared forwards",
+		Description: "Endpoints: POST /v1/embed and POST /v1/classify with {\"texts\": [...]}, GET /healthz,\n" +
+			"GET /metrics (Prometheus). Binds to 127.0.0.1 unless --addr names another host.\n" +
+			"SIGINT/SIGTERM stop accepting, let requests in flight finish (--shutdown-timeout) and exit 0.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Value: "all-minilm-l6-v2", Usage: "registry `NAME` or DIR (the backbone the heads were trained on)"},
+			&cli.StringSliceFlag{Name: "head", Usage: "head `FILE` for /v1/classify; repeat for several heads (one backbone forward feeds them all)"},
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", Usage: "`HOST:PORT` to listen on (port 0: any free port)"},
+			&cli.IntFlag{Name: "sessions", Value: 1, Usage: "backbone sessions (forwards run at once; each holds a copy of the weights)"},
+			&cli.IntFlag{Name: "threads", Usage: "onnxruntime intra-op threads per session (0 = one per core, divided among sessions)"},
+			&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "cpu | cuda[:DEVICE] | auto"},
+			&cli.StringFlag{Name: "ort-lib", EnvVars: []string{"HEADSTART_ORT_LIB"}, Usage: "onnxruntime shared library"},
+			&cli.IntFlag{Name: "max-len", Usage: "truncate texts to this many tokens (default: the heads' max_len, else 128)"},
+			&cli.StringFlag{Name: "pooling", Value: "mean", Usage: "/v1/embed pooling: mean | cls | max | last"},
+			&cli.StringFlag{Name: "layers", Value: "-1", Usage: "/v1/embed hidden states, comma-separated and concatenated"},
+			&cli.BoolFlag{Name: "normalize", Usage: "/v1/embed: L2-normalise each vector"},
+			&cli.IntFlag{Name: "max-batch", Value: 32, Usage: "most texts per backbone forward"},
+			&cli.DurationFlag{Name: "max-wait", Value: 5 * time.Millisecond, Usage: "how long a forward with room waits for requests on their way"},
+			&cli.BoolFlag{Name: "no-batching", Usage: "run each request in forwards of its own (no micro-batching)"},
+			&cli.Int64Flag{Name: "max-body", Value: 1 << 20, Usage: "largest request body in bytes"},
+			&cli.IntFlag{Name: "max-texts", Value: 256, Usage: "most texts per request"},
+			&cli.IntFlag{Name: "max-text-bytes", Value: 16 << 10, Usage: "longest text in bytes (longer than --max-len tokens is truncated and reported)"},
+			&cli.BoolFlag{Name: "allow-empty", Usage: "accept empty texts (as [CLS] [SEP])"},
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long to wait for requests in flight on SIGINT/SIGTERM"},
+		},
+		Action: func(c *cli.Context) error {
+			return runServe(c.Context, serveOptions{
+				Model: c.String("model"), Heads: c.StringSlice("head"), Addr: c.String("addr"),
+				Sessions: c.Int("sessions"), Threads: c.Int("threads"), Provider: c.String("provider"),
+				RuntimeLib: c.String("ort-lib"), MaxLen: c.Int("max-len"), Pooling: c.String("pooling"),
+				Layers: c.String("layers"), Normalize: c.Bool("normalize"), MaxBatch: c.Int("max-batch"),
+				MaxWait: c.Duration("max-wait"), NoBatching: c.Bool("no-batching"), MaxBody: c.Int64("max-body"),
+				MaxTexts: c.Int("max-texts"), MaxTextBytes: c.Int("max-text-bytes"), AllowEmpty: c.Bool("allow-empty"),
+				ShutdownTimeout: c.Duration("shutdown-timeout"),
+			}, c.App.ErrWriter)
+		},
+	}
+}
+
+func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error) {
+	switch {
+	case o.Sessions < 1:
+		return usagef("--sessions %d: want at least 1", o.Sessions)
+	case o.Threads < 0:
+		return usagef("--threads %d: want 0 (one per core) or more", o.Threads)
+	case o.MaxBatch < 1:
+		return usagef("--max-batch %d: want at least 1", o.MaxBatch)
+	case o.MaxWait < 0:
+		return usagef("--max-wait %v: want 0 or more", o.MaxWait)
+	case o.MaxBody < 1 || o.MaxTexts < 1 || o.MaxTextBytes < 1:
+		return usagef("--max-body %d, --max-texts %d, --max-text-bytes %d: want each at least 1", o.MaxBody, o.MaxTexts, o.MaxTextBytes)
+	case o.MaxLen != 0 && o.MaxLen < 2:
+		return usagef("--max-len %d: want at least 2 ([CLS] and [SEP])", o.MaxLen)
+	}
+	provider, err := onnx.ParseProvider(o.Provider)
+	if err != nil {
+		return usageError{err}
+	}
+	pooling, err := features.ParsePooling(o.Pooling)
+	if err != nil {
+		return usageError{err}
+	}
+	layers, err := parseLayers(o.Layers)
+	if err != nil {
+		return err
+	}
+	host, _, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		return usagef("--addr %q: %v; want HOST:PORT such as 127.0.0.1:8080", o.Addr, err)
+	}
+
+	metrics := serve.NewMetrics()
+	m, err := headstart.Open(ctx, headstart.OpenOptions{
+		Model: o.Model, Heads: o.Heads, Sessions: o.Sessions, Threads: o.Threads, Provider: provider,
+		RuntimeLib: o.RuntimeLib, MaxLen: o.MaxLen, Pooling: pooling, Layers: layers, Normalize: o.Normalize,
+		AllowEmpty: o.AllowEmpty, MaxBatch: o.MaxBatch, Batching: !o.NoBatching, MaxWait: o.MaxWait,
+		OnBatch: metrics.ObserveBatch,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, m.Close()) }()
+
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		fmt.Fprintf(stderr, "serve: warning: listening on %s, reachable from other machines; the API has no authentication\n", addr)
+	}
+	batching := fmt.Sprintf("micro-batching up to %d texts, max wait %v", o.MaxBatch, o.MaxWait)
+	if o.NoBatching {
+		batching = "no micro-batching"
+	}
+	fmt.Fprintf(stderr, "serve: listening on http://%s (model %s, %d heads, %d sessions on %s, %s)\n",
+		addr, m.Backbone().Name, len(m.HeadNames()), m.Sessions(), m.Provider(), batching)
+	if o.ready != nil {
+		o.ready(addr)
+	}
+	srv := serve.New(m, serve.Options{
+		Limits:          serve.Limits{MaxBodyBytes: o.MaxBody, MaxTexts: o.MaxTexts, MaxTextBytes: o.MaxTextBytes, AllowEmpty: o.AllowEmpty},
+		Metrics:         metrics,
+		ShutdownTimeout: o.ShutdownTimeout,
+		ErrorLog:        log.New(stderr, "serve: ", log.LstdFlags),
+	})
+	if err := srv.Serve(ctx, ln); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "serve: stopped")
+	return nil
+}

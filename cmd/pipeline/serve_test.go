@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeBinary starts `pipeline serve` on a free loopback port, embeds, and stops it
+// with SIGTERM: exit code 0 after a graceful shutdown.
+func TestServeBinary(t *testing.T) {
+	requireModel(t)
+	cmd := exec.Command(pipelineBin, "serve", "--addr", "127.0.0.1:0", "--threads", "1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	addr := make(chan string, 1)
+	var log strings.Builder
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			log.WriteString(line + "\n")
+			if _, rest, ok := strings.Cut(line, "listening on http://"); ok {
+				addr <- strings.Fields(rest)[0]
+			}
+		}
+	}()
+	var url string
+	select {
+	case a := <-addr:
+		url = "http://" + a
+	case <-time.After(60 * time.Second):
+		t.Fatal("serve did not report its address")
+	}
+	if !strings.HasPrefix(url, "http://127.0.0.1:") {
+		t.Fatalf("listening on %s; want loopback", url)
+	}
+	resp, err := http.Post(url+"/v1/embed", "application/json", strings.NewReader(`{"texts": ["hello", "world"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Embeddings [][]float32 }
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || len(got.Embeddings) != 2 || len(got.Embeddings[0]) != 384 {
+		t.Fatalf("embed: %d, %v", resp.StatusCode, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-logDone
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "serve: stopped") {
+		t.Fatalf("stderr:\n%s", log.String())
+	}
+}
+
+// TestRunServe runs the command in-process with a head; cancelling its context stops it.
+func TestRunServe(t *testing.T) {
+	requireModel(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runServe(ctx, serveOptions{
+			Model: "all-minilm-l6-v2", Addr: "127.0.0.1:0", Sessions: 1, Threads: 1, Provider: "cpu",
+			Pooling: "mean", Layers: "-1", MaxBatch: 8, MaxWait: time.Millisecond, MaxBody: 1 << 20,
+			MaxTexts: 16, MaxTextBytes: 1000, ShutdownTimeout: 5 * time.Second,
+			ready: func(a string) { ready <- a },
+		}, io.Discard)
+	}()
+	var url string
+	select {
+	case a := <-ready:
+		url = "http://" + a
+	case err := <-done:
+		t.Fatal(err)
+	}
+	for path, want := range map[string]int{"/healthz": 200, "/metrics": 200, "/v1/classify": 405, "/nope": 404} {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d; want %d", path, resp.StatusCode, want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServeUsage(t *testing.T) {
+	requireModel(t)
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"serve", "--max-batch", "0"}, exitUsage, "--max-batch"},
+		{[]string{"serve", "--addr", "8080"}, exitUsage, "--addr"},
+		{[]string{"serve", "--pooling", "avg"}, exitUsage, "pooling"},
+		{[]string{"serve", "--max-wait", "soon"}, exitUsage, "max-wait"},
+		{[]string{"serve", "--head", filepath.Join(t.TempDir(), "none.safetensors")}, exitError, "none.safetensors"},
+	} {
+		code, _, stderr := run(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.msg) {
+			t.Errorf("%v: exit %d, %q; want %d and %q", c.args, code, stderr, c.code, c.msg)
+		}
+	}
+}

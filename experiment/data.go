@@ -1,0 +1,129 @@
+package experiment
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/headstart-ml/headstart/head"
+)
+
+// Data holds the labelled features of one extraction: the training and test splits and
+// optionally a validation split, whose columns are the pooled hidden states of Layers
+// concatenated in that order, the same number of columns each. Use head.FromStore to
+// make the data sets of feature stores. Data is not modified by this package.
+type Data struct {
+	// Layers are the hidden states of the column blocks, as negative indices from the
+	// last block (see Strategy.Layers).
+	Layers []int
+	Train  head.Dataset
+	Test   head.Dataset
+	Valid  *head.Dataset // nil: the MLP holds out part of its training rows
+}
+
+// check verifies that the splits fit together and that the test and validation
+// labels occur in the training data.
+func (d *Data) check() error {
+	if len(d.Layers) == 0 || d.Train.D%len(d.Layers) != 0 {
+		return fmt.Errorf("%w: training features %s have %d columns, not a multiple of the %d layers %v", ErrData, d.Train.Name, d.Train.D, len(d.Layers), d.Layers)
+	}
+	splits := []*head.Dataset{&d.Test}
+	if d.Valid != nil {
+		splits = append(splits, d.Valid)
+	}
+	for _, s := range splits {
+		if s.D != d.Train.D {
+			return fmt.Errorf("%w: features %s have %d columns; the training features %s have %d", ErrData, s.Name, s.D, d.Train.Name, d.Train.D)
+		}
+		if err := d.Train.Fingerprint.Compare(s.Fingerprint); err != nil {
+			return fmt.Errorf("%w: features %s were extracted differently from %s: %w", ErrData, s.Name, d.Train.Name, err)
+		}
+		if err := UnseenLabels(d.Train.Classes, s.Classes, s.Name, d.Train.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UnseenLabels returns an error wrapping ErrUnseenLabel that lists the labels of have
+// (of the data named name) missing from train (of the data named trainName), or nil.
+func UnseenLabels(train, have []string, name, trainName string) error {
+	var unseen []string
+	for _, c := range have {
+		if !slices.Contains(train, c) {
+			unseen = append(unseen, fmt.Sprintf("%q", c))
+		}
+	}
+	if len(unseen) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s has %d label(s) that the training data %s lacks: %s; a head cannot predict a class it was not trained on",
+		ErrUnseenLabel, name, len(unseen), trainName, strings.Join(unseen, ", "))
+}
+
+// view returns ds restricted to the column blocks of layers (each one of d.Layers), in
+// that order; ds itself when that is every block in order. The fingerprint's layers
+// follow.
+func (d *Data) view(ds *head.Dataset, layers []int) (head.Dataset, error) {
+	if slices.Equal(layers, d.Layers) {
+		return *ds, nil
+	}
+	block := ds.D / len(d.Layers)
+	pos := make([]int, len(layers))
+	for i, l := range layers {
+		pos[i] = slices.Index(d.Layers, l)
+		if pos[i] < 0 {
+			return head.Dataset{}, fmt.Errorf("%w: layer %d is not among the extracted layers %v", ErrData, l, d.Layers)
+		}
+	}
+	v := *ds
+	v.D = block * len(layers)
+	v.X = make([]float32, ds.N*v.D)
+	for r := range ds.N {
+		src := ds.X[r*ds.D : (r+1)*ds.D]
+		dst := v.X[r*v.D : (r+1)*v.D]
+		for i, p := range pos {
+			copy(dst[i*block:(i+1)*block], src[p*block:(p+1)*block])
+		}
+	}
+	fp := ds.Fingerprint
+	if len(fp.Layers) == len(d.Layers) {
+		fp.Layers = make([]int, len(pos))
+		for i, p := range pos {
+			fp.Layers[i] = ds.Fingerprint.Layers[p]
+		}
+	}
+	if fp.Dim != 0 {
+		fp.Dim = v.D
+	}
+	v.Fingerprint = fp
+	return v, nil
+}
+
+// subset returns the rows of ds (copied), in the order given.
+func subset(ds *head.Dataset, rows []int) head.Dataset {
+	s := *ds
+	s.N = len(rows)
+	s.X = make([]float32, len(rows)*ds.D)
+	s.Labels = make([]int, len(rows))
+	if ds.RowIDs != nil {
+		s.RowIDs = make([]int64, len(rows))
+	}
+	for r, i := range rows {
+		copy(s.X[r*ds.D:(r+1)*ds.D], ds.X[i*ds.D:(i+1)*ds.D])
+		s.Labels[r] = ds.Labels[i]
+		if ds.RowIDs != nil {
+			s.RowIDs[r] = ds.RowIDs[i]
+		}
+	}
+	return s
+}
+
+// classCounts counts the rows of each class.
+func classCounts(labels []int, classes int) []int {
+	counts := make([]int, classes)
+	for _, l := range labels {
+		counts[l]++
+	}
+	return counts
+}

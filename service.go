@@ -1,0 +1,745 @@
+package headstart
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/models"
+	"github.com/headstart-ml/headstart/onnx"
+	"github.com/headstart-ml/headstart/tokenize"
+)
+
+// Errors of the Model API (besides ErrBadOption, ErrEmptyText, ErrHeadMismatch and the
+// errors of the packages it loads from).
+var (
+	// ErrClosed: a call on a Model after Close.
+	ErrClosed = errors.New("headstart: model is closed")
+	// ErrNoHeads: Classify on a Model opened without heads.
+	ErrNoHeads = errors.New("headstart: model has no heads")
+)
+
+// TextError reports a text that cannot be encoded: empty (ErrEmptyText) or not valid
+// UTF-8 (tokenize.ErrInvalidUTF8). Index is the text's position in the call.
+type TextError struct {
+	Index int
+	Err   error
+}
+
+func (e *TextError) Error() string { return "text " + strconv.Itoa(e.Index) + ": " + e.Err.Error() }
+func (e *TextError) Unwrap() error { return e.Err }
+
+// OpenOptions configure Open. The zero value is valid: the default backbone, no heads,
+// one session, mean pooling of the last layer, no micro-batching.
+type OpenOptions struct {
+	// Model is a registry name (see models.List) or a directory holding model.onnx and
+	// tokenizer.json. Default models.Default.
+	Model string
+	// Heads are head files (head.Load) to classify with; LoadedHeads are heads already
+	// in memory, which follow the files. Every head must have been trained on features
+	// of this backbone, and all with the same max_len. Without heads Classify returns
+	// ErrNoHeads.
+	Heads       []string
+	LoadedHeads []*head.Head
+	// HeadNames name the heads in results, files first. Default: a file's base name
+	// without extension, "head<i>" for a loaded head, made unique with "_<i>".
+	HeadNames []string
+
+	// Sessions is the number of backbone sessions, each a copy of the weights running
+	// one forward at a time. Default 1.
+	Sessions int
+	// Threads is the number of onnxruntime intra-op threads per session. Default: with
+	// one session, onnxruntime's choice (one per physical core); with several,
+	// runtime.NumCPU()/Sessions, at least 1.
+	Threads int
+	// Provider is the execution provider. Default CPU.
+	Provider onnx.Provider
+	// RuntimeLib is the onnxruntime shared library. Default: see onnx.FindLibraryFor.
+	RuntimeLib string
+
+	// MaxLen truncates texts (tokens, specials included). Default: the heads' max_len,
+	// else 128. With heads, any other value is an error (ErrHeadMismatch).
+	MaxLen int
+	// Pooling, Layers and Normalize are how Embed pools (see ExtractOptions); with heads
+	// they apply to Embed only: each head pools as it was trained. Defaults: mean,
+	// {-1}, false.
+	Pooling   features.Pooling
+	Layers    []int
+	Normalize bool
+	// AllowEmpty embeds empty texts as [CLS] [SEP]; by default they are refused with a
+	// *TextError wrapping ErrEmptyText.
+	AllowEmpty bool
+
+	// MaxBatch is the most texts one forward takes. A call with more is split into
+	// length-sorted chunks, run on as many sessions as are free. Default 32.
+	MaxBatch int
+	// Batching merges the texts of concurrent calls into shared forwards of up to
+	// MaxBatch texts: a free session takes every chunk waiting in the queue that fits.
+	// Results do not depend on batch-mates (see the package's invariance tests), only
+	// throughput and latency do. Default false: one chunk per forward.
+	Batching bool
+	// MaxWait is how long, with Batching, a forward that has room waits for texts of
+	// calls that are being tokenized, counted from its oldest chunk's arrival. It never
+	// waits when no other call is on its way. Default 0: no waiting.
+	MaxWait time.Duration
+	// SplitCost is the fixed cost of one forward in token positions (see splitPlan):
+	// the texts a session takes at once are sorted by length and run in as many
+	// forwards as minimise that cost plus the positions computed, padding included.
+	// Default 16 (measured for all-MiniLM-L6-v2 on a CPU: a forward's overhead is
+	// worth 9 to 14 tokens); negative: one forward, padded to the longest text.
+	SplitCost int
+	// OnBatch, when set, is called after every forward with its statistics, on the
+	// session's goroutine: it must be quick and safe for concurrent use.
+	OnBatch func(BatchInfo)
+}
+
+// BatchInfo describes one forward.
+type BatchInfo struct {
+	Texts  int           // rows in the forward
+	Calls  int           // calls whose texts it holds
+	Tokens int           // real tokens
+	Padded int           // token positions computed (rows x longest row)
+	Wait   time.Duration // queue time of its oldest chunk
+	Run    time.Duration // forward, pooling and heads
+	Err    error         // the forward's error, if any
+}
+
+// Task selects what Run computes; combine with |.
+type Task uint8
+
+// Tasks.
+const (
+	TaskEmbed Task = 1 << iota
+	TaskClassify
+)
+
+// Result is the classification of one text.
+type Result struct {
+	// Predictions holds one prediction per head, in the order of Model.HeadNames.
+	Predictions []Prediction
+	// Truncated reports that the text was cut at the model's max_len.
+	Truncated bool
+}
+
+// Output is what Run computes for n texts.
+type Output struct {
+	Embeddings [][]float32 // n rows of Dim values (TaskEmbed); rows share one array
+	Results    []Result    // n results (TaskClassify)
+	Truncated  []bool      // n flags: the text was cut at the model's max_len
+}
+
+// Model serves Embed and Classify from a pool of backbone sessions. It is safe for
+// concurrent use. Open one per backbone and keep it for the life of the process: each
+// session holds a copy of the weights.
+type Model struct {
+	tok      *tokenize.Tokenizer // shared: safe for concurrent use
+	heads    []*head.Head
+	names    []string
+	dim      int
+	maxBatch int
+	batching bool
+	maxWait  time.Duration
+	split    int
+	allowEmp bool
+	onBatch  func(BatchInfo)
+	backbone features.Backbone
+	provider string
+
+	workers []*worker
+	queue   chan *piece
+	quit    chan struct{}
+	runners sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	calls    sync.WaitGroup // calls in progress
+	closeErr error
+	once     sync.Once
+
+	arriving atomic.Int64 // calls tokenizing or queueing their chunks
+	queued   atomic.Int64 // texts waiting in the queue
+}
+
+// Open loads the backbone (and heads) into opts.Sessions sessions and starts one
+// goroutine per session, which Close stops. ctx bounds the loading.
+func Open(ctx context.Context, opts OpenOptions) (_ *Model, err error) {
+	if opts.Model == "" {
+		opts.Model = models.Default
+	}
+	if opts.Sessions == 0 {
+		opts.Sessions = 1
+	}
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = 32
+	}
+	if len(opts.Layers) == 0 {
+		opts.Layers = []int{-1}
+	}
+	switch {
+	case opts.Sessions < 1:
+		return nil, fmt.Errorf("%w: Sessions %d: want at least 1", ErrBadOption, opts.Sessions)
+	case opts.Threads < 0:
+		return nil, fmt.Errorf("%w: Threads %d: want 0 (default) or more", ErrBadOption, opts.Threads)
+	case opts.MaxBatch < 1:
+		return nil, fmt.Errorf("%w: MaxBatch %d: want at least 1", ErrBadOption, opts.MaxBatch)
+	case opts.MaxWait < 0:
+		return nil, fmt.Errorf("%w: MaxWait %v is negative", ErrBadOption, opts.MaxWait)
+	case opts.MaxLen < 0 || opts.MaxLen == 1:
+		return nil, fmt.Errorf("%w: MaxLen %d must be at least 2 ([CLS] and [SEP])", ErrBadOption, opts.MaxLen)
+	}
+	threads := opts.Threads
+	if threads == 0 && opts.Sessions > 1 {
+		threads = max(1, runtime.NumCPU()/opts.Sessions)
+	}
+
+	heads := make([]*head.Head, 0, len(opts.Heads)+len(opts.LoadedHeads))
+	for _, p := range opts.Heads {
+		h, err := head.Load(p)
+		if err != nil {
+			return nil, err
+		}
+		heads = append(heads, h)
+	}
+	heads = append(heads, opts.LoadedHeads...)
+	names, err := headNames(opts, len(heads))
+	if err != nil {
+		return nil, err
+	}
+	if len(heads) > 0 {
+		ml := heads[0].Fingerprint.MaxLen
+		if opts.MaxLen != 0 && opts.MaxLen != ml {
+			return nil, fmt.Errorf("%w: MaxLen %d given, but head %q was trained with max_len %d", ErrHeadMismatch, opts.MaxLen, names[0], ml)
+		}
+		opts.MaxLen = ml
+	}
+	paths, err := models.Resolve(opts.Model)
+	if err != nil {
+		return nil, err
+	}
+
+	m := &Model{
+		heads: heads, names: names, maxBatch: opts.MaxBatch, batching: opts.Batching,
+		maxWait: opts.MaxWait, split: cmp.Or(opts.SplitCost, 16), allowEmp: opts.AllowEmpty, onBatch: opts.OnBatch,
+		queue: make(chan *piece, 1024), quit: make(chan struct{}),
+	}
+	defer func() {
+		if err != nil {
+			for _, w := range m.workers {
+				err = errors.Join(err, w.enc.Close())
+			}
+		}
+	}()
+	eo := EncoderOptions{
+		RuntimeLib: opts.RuntimeLib, MaxLen: opts.MaxLen, Layers: opts.Layers,
+		Pooling: opts.Pooling, Normalize: opts.Normalize,
+		Session: onnx.SessionOptions{IntraOpThreads: threads, Provider: opts.Provider},
+	}
+	for range opts.Sessions {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		w, err := newWorker(paths, heads, eo)
+		if err != nil {
+			return nil, err
+		}
+		m.workers = append(m.workers, w)
+	}
+	w0 := m.workers[0]
+	m.tok, m.dim, m.backbone, m.provider = w0.enc.tok, len(w0.embSel)*w0.enc.hidden, w0.enc.Backbone(), w0.enc.Provider()
+	for _, w := range m.workers {
+		m.runners.Add(1)
+		go m.run(w)
+	}
+	return m, nil
+}
+
+// headNames names the heads as OpenOptions.HeadNames documents.
+func headNames(opts OpenOptions, n int) ([]string, error) {
+	if opts.HeadNames != nil {
+		if len(opts.HeadNames) != n {
+			return nil, fmt.Errorf("%w: %d head names for %d heads", ErrBadOption, len(opts.HeadNames), n)
+		}
+		for i, s := range opts.HeadNames {
+			if s == "" || slices.Contains(opts.HeadNames[:i], s) {
+				return nil, fmt.Errorf("%w: head name %q is empty or repeated; names must be unique", ErrBadOption, s)
+			}
+		}
+		return slices.Clone(opts.HeadNames), nil
+	}
+	names := make([]string, n)
+	seen := map[string]bool{}
+	for i := range names {
+		s := "head" + strconv.Itoa(i)
+		if i < len(opts.Heads) {
+			p := opts.Heads[i]
+			s = strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
+		}
+		if seen[s] {
+			s += "_" + strconv.Itoa(i)
+		}
+		seen[s] = true
+		names[i] = s
+	}
+	return names, nil
+}
+
+// Dim is the length of one embedding.
+func (m *Model) Dim() int { return m.dim }
+
+// MaxLen is the truncation length in tokens, special tokens included.
+func (m *Model) MaxLen() int { return m.tok.MaxLen() }
+
+// HeadNames returns the heads' names, in the order of Result.Predictions.
+func (m *Model) HeadNames() []string { return slices.Clone(m.names) }
+
+// Heads returns the heads (shared: do not modify), in the order of HeadNames.
+func (m *Model) Heads() []*head.Head { return slices.Clone(m.heads) }
+
+// Backbone identifies the model and tokenizer files.
+func (m *Model) Backbone() features.Backbone { return m.backbone }
+
+// Provider names the execution provider the sessions run on.
+func (m *Model) Provider() string { return m.provider }
+
+// Sessions is the number of backbone sessions.
+func (m *Model) Sessions() int { return len(m.workers) }
+
+// QueueDepth is the number of texts waiting for a session.
+func (m *Model) QueueDepth() int { return int(m.queued.Load()) }
+
+// Embed returns one embedding per text, in order.
+func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	out, err := m.Run(ctx, texts, TaskEmbed)
+	return out.Embeddings, err
+}
+
+// Classify returns, for every text in order, the prediction of every head, all from
+// one backbone forward.
+func (m *Model) Classify(ctx context.Context, texts []string) ([]Result, error) {
+	out, err := m.Run(ctx, texts, TaskClassify)
+	return out.Results, err
+}
+
+// Run tokenizes texts and computes what task asks for. It waits for a session (or,
+// with Batching, for a place in a shared forward) until ctx is done; it returns
+// ctx.Err() then, and ErrClosed after Close. A text that cannot be encoded gives a
+// *TextError and nothing is computed.
+func (m *Model) Run(ctx context.Context, texts []string, task Task) (Output, error) {
+	if task&(TaskEmbed|TaskClassify) == 0 || task&^(TaskEmbed|TaskClassify) != 0 {
+		return Output{}, fmt.Errorf("%w: task %d; want TaskEmbed, TaskClassify or both", ErrBadOption, task)
+	}
+	if task&TaskClassify != 0 && len(m.heads) == 0 {
+		return Output{}, ErrNoHeads
+	}
+	if err := m.enter(); err != nil {
+		return Output{}, err
+	}
+	defer m.calls.Done()
+	m.arriving.Add(1)
+	arriving := true
+	defer func() {
+		if arriving {
+			m.arriving.Add(-1)
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return Output{}, err
+	}
+
+	n := len(texts)
+	encs := make([]tokenize.Encoding, n)
+	out := Output{Truncated: make([]bool, n)}
+	lengths := make([]int, n)
+	for i, t := range texts {
+		if t == "" && !m.allowEmp {
+			return Output{}, &TextError{Index: i, Err: ErrEmptyText}
+		}
+		if err := m.tok.EncodeInto(&encs[i], t); err != nil {
+			return Output{}, &TextError{Index: i, Err: err}
+		}
+		out.Truncated[i], lengths[i] = encs[i].Truncated, len(encs[i].IDs)
+	}
+	if task&TaskEmbed != 0 {
+		flat := make([]float32, n*m.dim)
+		out.Embeddings = make([][]float32, n)
+		for i := range out.Embeddings {
+			out.Embeddings[i] = flat[i*m.dim : (i+1)*m.dim : (i+1)*m.dim]
+		}
+	}
+	if task&TaskClassify != 0 {
+		out.Results = make([]Result, n)
+		for i := range out.Results {
+			out.Results[i].Truncated = out.Truncated[i]
+		}
+	}
+	if n == 0 {
+		return out, nil
+	}
+
+	// One chunk for a short call (in order); length-sorted chunks for a long one.
+	var groups [][]int
+	if n <= m.maxBatch {
+		all := make([]int, n)
+		for i := range all {
+			all[i] = i
+		}
+		groups = [][]int{all}
+	} else {
+		groups = features.Buckets(lengths, m.maxBatch)
+	}
+	c := &call{ctx: ctx, task: task, out: &out, pending: len(groups), done: make(chan struct{})}
+	for _, g := range groups {
+		ch := &piece{call: c, rows: g, encs: make([]tokenize.Encoding, len(g)), queuedAt: time.Now()}
+		for j, i := range g {
+			ch.encs[j] = encs[i]
+		}
+		m.queued.Add(int64(len(g)))
+		select {
+		case m.queue <- ch:
+		case <-ctx.Done():
+			m.queued.Add(-int64(len(g)))
+			return Output{}, ctx.Err()
+		}
+	}
+	m.arriving.Add(-1)
+	arriving = false
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return Output{}, ctx.Err()
+	}
+	if c.err != nil {
+		return Output{}, c.err
+	}
+	return out, nil
+}
+
+// enter registers a call, or returns ErrClosed.
+func (m *Model) enter() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.calls.Add(1)
+	return nil
+}
+
+// Close waits for the calls in progress, stops the sessions' goroutines and releases
+// the sessions. Later calls return ErrClosed; a second Close does nothing and returns
+// nil.
+func (m *Model) Close() error {
+	first := false
+	m.once.Do(func() {
+		first = true
+		m.mu.Lock()
+		m.closed = true
+		m.mu.Unlock()
+		m.calls.Wait()
+		close(m.quit)
+		m.runners.Wait()
+		for _, w := range m.workers {
+			m.closeErr = errors.Join(m.closeErr, w.enc.Close())
+		}
+	})
+	if !first {
+		return nil
+	}
+	return m.closeErr
+}
+
+// call is one Run waiting for its chunks.
+type call struct {
+	ctx  context.Context
+	task Task
+	out  *Output // each chunk writes its own rows
+
+	mu      sync.Mutex
+	pending int
+	err     error
+	done    chan struct{}
+}
+
+// finish records one chunk done (with its error, if any).
+func (c *call) finish(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	if c.pending--; c.pending == 0 {
+		close(c.done)
+	}
+}
+
+// piece is up to MaxBatch texts of one call.
+type piece struct {
+	call     *call
+	rows     []int // positions in the call's texts
+	encs     []tokenize.Encoding
+	queuedAt time.Time
+}
+
+// run is a session's goroutine: it takes chunks from the queue, merges them into
+// forwards (with Batching) and hands the results back, until quit is closed.
+func (m *Model) run(w *worker) {
+	defer m.runners.Done()
+	var carry *piece // taken from the queue but did not fit the last forward
+	var batch []*piece
+	var timer *time.Timer
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-m.queue:
+				m.queued.Add(-int64(len(first.encs)))
+			case <-m.quit:
+				if timer != nil {
+					timer.Stop()
+				}
+				return
+			}
+		}
+		batch = append(batch[:0], first)
+		n := len(first.encs)
+		// add puts a chunk taken from the queue into the batch, or reports that it
+		// does not fit (it then opens the next forward).
+		add := func(ch *piece) bool {
+			m.queued.Add(-int64(len(ch.encs)))
+			if n+len(ch.encs) > m.maxBatch {
+				carry = ch
+				return false
+			}
+			batch = append(batch, ch)
+			n += len(ch.encs)
+			return true
+		}
+	collect:
+		for m.batching && n < m.maxBatch {
+			select {
+			case ch := <-m.queue:
+				if !add(ch) {
+					break collect
+				}
+				continue
+			default:
+			}
+			// The queue is empty: wait for calls on their way, within MaxWait.
+			wait := m.maxWait - time.Since(first.queuedAt)
+			if wait <= 0 || m.arriving.Load() == 0 {
+				break
+			}
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			select {
+			case ch := <-m.queue:
+				timer.Stop()
+				if !add(ch) {
+					break collect
+				}
+			case <-timer.C:
+				break collect
+			}
+		}
+		m.forward(w, batch)
+		clear(batch)
+	}
+}
+
+// forward runs the rows of a batch of chunks, in forwards planned by splitPlan, and
+// delivers each chunk's rows to its call.
+func (m *Model) forward(w *worker, batch []*piece) {
+	wait := time.Since(batch[0].queuedAt)
+	live := batch[:0]
+	var task Task
+	for _, ch := range batch {
+		if err := ch.call.ctx.Err(); err != nil {
+			ch.call.finish(err) // its caller has gone; skip the work
+			continue
+		}
+		live = append(live, ch)
+		task |= ch.call.task
+	}
+	if len(live) == 0 {
+		return
+	}
+	w.rows, w.lens = w.rows[:0], w.lens[:0]
+	for _, ch := range live {
+		for j := range ch.encs {
+			w.rows = append(w.rows, rowRef{ch, j})
+		}
+	}
+	slices.SortStableFunc(w.rows, func(a, b rowRef) int { return len(a.enc().IDs) - len(b.enc().IDs) })
+	for _, r := range w.rows {
+		w.lens = append(w.lens, len(r.enc().IDs))
+	}
+	var err error
+	for _, g := range splitPlan(w.lens, m.split) {
+		start := time.Now()
+		rows := w.rows[g[0]:g[1]]
+		w.encs = w.encs[:0]
+		calls := 0
+		for k, r := range rows {
+			w.encs = append(w.encs, *r.enc())
+			if k == 0 || !slices.ContainsFunc(rows[:k], func(q rowRef) bool { return q.ch.call == r.ch.call }) {
+				calls++
+			}
+		}
+		emb, preds, ferr := w.compute(w.encs, task)
+		if ferr == nil {
+			for k, r := range rows {
+				i, c := r.ch.rows[r.j], r.ch.call
+				if c.task&TaskEmbed != 0 {
+					copy(c.out.Embeddings[i], emb[k*m.dim:(k+1)*m.dim])
+				}
+				if c.task&TaskClassify != 0 {
+					ps := make([]Prediction, len(preds))
+					for h := range preds {
+						ps[h] = preds[h][k]
+					}
+					c.out.Results[i].Predictions = ps
+				}
+			}
+		}
+		err = cmp.Or(err, ferr)
+		if m.onBatch != nil { // before the callers return, so that what they see is counted
+			m.onBatch(BatchInfo{Texts: len(rows), Calls: calls, Tokens: w.tokens, Padded: w.padded,
+				Wait: wait, Run: time.Since(start), Err: ferr})
+		}
+	}
+	for _, ch := range live {
+		ch.call.finish(err)
+	}
+}
+
+// rowRef is one text of a chunk.
+type rowRef struct {
+	ch *piece
+	j  int
+}
+
+func (r rowRef) enc() *tokenize.Encoding { return &r.ch.encs[r.j] }
+
+// splitPlan divides rows sorted by token length (lens, ascending) into runs of
+// consecutive rows, one forward each, minimising the modelled cost
+//
+//	Σ_forwards (cost + rows · longest row)
+//
+// in token positions: a forward costs a fixed overhead (cost) plus the positions it
+// computes, padding included. A negative cost never splits. It returns [lo, hi) pairs.
+func splitPlan(lens []int, cost int) [][2]int {
+	n := len(lens)
+	if cost < 0 || n <= 1 {
+		return [][2]int{{0, n}}
+	}
+	best := make([]int, n+1) // best[j]: cost of rows [0, j)
+	from := make([]int, n+1)
+	for j := 1; j <= n; j++ {
+		best[j] = math.MaxInt
+		for i := 0; i < j; i++ {
+			if c := best[i] + cost + (j-i)*lens[j-1]; c < best[j] {
+				best[j], from[j] = c, i
+			}
+		}
+	}
+	var plan [][2]int
+	for j := n; j > 0; j = from[j] {
+		plan = append(plan, [2]int{from[j], j})
+	}
+	slices.Reverse(plan)
+	return plan
+}
+
+// worker is one backbone session with the poolings served from its forward.
+type worker struct {
+	enc    *Encoder
+	clf    *Classifier // nil without heads
+	embSel []int       // positions in enc.layers of the Embed layers
+	pool   features.Pooling
+	norm   bool
+
+	encs           []tokenize.Encoding
+	rows           []rowRef
+	lens           []int
+	views          [][]float32
+	emb            []float32
+	tokens, padded int
+}
+
+func newWorker(p models.Paths, heads []*head.Head, opts EncoderOptions) (*worker, error) {
+	w := &worker{pool: opts.Pooling, norm: opts.Normalize}
+	if len(heads) == 0 {
+		enc, err := NewEncoder(p, opts)
+		if err != nil {
+			return nil, err
+		}
+		w.enc = enc
+		for i := range enc.layers {
+			w.embSel = append(w.embSel, i)
+		}
+		return w, nil
+	}
+	clf, err := newClassifier(p, heads, opts, opts.Layers)
+	if err != nil {
+		return nil, err
+	}
+	w.clf, w.enc = clf, clf.enc
+	// Resolve the Embed layers as the encoder did, and find their outputs.
+	res, err := onnx.ResolveLayers(opts.Layers, clf.enc.states)
+	if err != nil {
+		return nil, errors.Join(err, clf.Close())
+	}
+	for _, l := range res {
+		w.embSel = append(w.embSel, slices.Index(clf.enc.layers, l))
+	}
+	return w, nil
+}
+
+// compute runs encs as one forward. emb (len(encs) x Dim, reused by the next call) is
+// set when task has TaskEmbed, preds[h][i] when it has TaskClassify.
+func (w *worker) compute(encs []tokenize.Encoding, task Task) (emb []float32, preds [][]Prediction, err error) {
+	e := w.enc
+	if err := e.forward(encs); err != nil {
+		return nil, nil, err
+	}
+	B, T, C := e.batch.B, e.batch.T, e.hidden
+	w.padded, w.tokens = B*T, 0
+	for i := range encs {
+		w.tokens += len(encs[i].IDs)
+	}
+	if task&TaskEmbed != 0 {
+		d := len(w.embSel) * C
+		if cap(w.emb) < B*d {
+			w.emb = make([]float32, B*d)
+		}
+		emb = w.emb[:B*d]
+		w.views = w.views[:0]
+		for _, j := range w.embSel {
+			w.views = append(w.views, e.views[j])
+		}
+		features.PoolLayers(emb, w.views, e.batch.AttentionMask, B, T, C, w.pool)
+		if w.norm {
+			features.NormalizeRows(emb, d)
+		}
+	}
+	if task&TaskClassify != 0 {
+		preds = w.clf.predict()
+	}
+	return emb, preds, nil
+}
