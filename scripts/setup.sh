@@ -5,9 +5,9 @@
 #   scripts/setup.sh runtime      onnxruntime 1.24.1 CPU shared library (PyPI wheel)
 #   scripts/setup.sh gpu          onnxruntime 1.24.1 CUDA build + CUDA 12.8 / cuDNN 9.10 libraries (PyPI
 #                                 wheels, ~1.8 GB download, ~2.7 GB unpacked; opt-in, never part of `all`)
-#   scripts/setup.sh model NAME   a model from models/ (default all-minilm-l6-v2), via `pipeline models pull`
+#   scripts/setup.sh model NAME.. models from models/ (default all-minilm-l6-v2), via `pipeline models pull`
 #   scripts/setup.sh venv         Python venv with the reference packages (scripts/requirements-test.txt)
-#   scripts/setup.sh all          runtime + default model + venv
+#   scripts/setup.sh all          runtime + the three registry models (fp32 default, two int8) + venv
 #
 # Cache: $HEADSTART_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/headstart.
 set -euo pipefail
@@ -153,8 +153,8 @@ gpu_driver_note() {
 }
 
 model() {
-  local name=${1:-all-minilm-l6-v2}
-  (cd "$here" && go run ./cmd/pipeline models pull "$name")
+  [ $# -gt 0 ] || set -- all-minilm-l6-v2
+  (cd "$here" && go run ./cmd/pipeline models pull "$@")
 }
 
 venv() {
@@ -174,8 +174,9 @@ venv() {
 case "${1:-all}" in
   runtime) runtime ;;
   gpu) gpu ;;
-  model) model "${2:-}" ;;
+  model) shift; model "$@" ;;
   venv) venv "${2:-test}" ;;
-  all) runtime; model all-minilm-l6-v2; venv test ;;
+  # The int8 models are small (23 and 34 MB) and the graph tests cover them.
+  all) runtime; model all-minilm-l6-v2 all-minilm-l6-v2-q e5-small-v2-q; venv test ;;
   *) log "unknown step ${1}; want one of runtime, gpu, model NAME, venv [test|bench], all"; exit 2 ;;
 esac
