@@ -313,6 +313,7 @@ func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelInd
 	}()
 
 	var out []float32
+	var batch []tokenize.Encoding // reused for every batch
 	for c := range chunks {
 		if c.err != nil {
 			return c.err
@@ -326,9 +327,9 @@ func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelInd
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("extract interrupted after %d rows (checkpoint kept; rerun with --resume): %w", int(ck.Rows()), err)
 			}
-			batch := make([]tokenize.Encoding, len(b))
-			for i, j := range b {
-				batch[i] = c.encs[j]
+			batch = batch[:0]
+			for _, j := range b {
+				batch = append(batch, c.encs[j])
 			}
 			t0 := time.Now()
 			vecs, padded, err := enc.encodeBatch(batch)

@@ -2,7 +2,8 @@ package features
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/headstart-ml/headstart/internal/kinderr"
 )
 
 // Sentinel errors. Errors about data, stores and checkpoints wrap one of these (test with
@@ -42,17 +43,8 @@ var (
 	ErrCorruptCheckpoint = errors.New("features: corrupt checkpoint")
 )
 
-// kindError is an error whose message is written out in full (file, line, what was
-// expected) and which also matches a sentinel under errors.Is.
-type kindError struct {
-	kind error // a sentinel above
-	err  error // the full message, possibly wrapping a cause
-}
-
-func (e *kindError) Error() string   { return e.err.Error() }
-func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
-
-// errorf formats a message (which may wrap a cause with %w) and tags it with a sentinel.
+// errorf formats a message (which may wrap a cause with %w) and tags it with a sentinel
+// above, so that errors.Is matches it.
 func errorf(kind error, format string, args ...any) error {
-	return &kindError{kind: kind, err: fmt.Errorf(format, args...)}
+	return kinderr.Errorf(kind, format, args...)
 }

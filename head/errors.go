@@ -2,7 +2,8 @@ package head
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/headstart-ml/headstart/internal/kinderr"
 )
 
 // Sentinel errors. Errors returned by this package wrap one of these (test with
@@ -38,17 +39,8 @@ var (
 	ErrVersion = errors.New("head: unsupported head file version")
 )
 
-// kindError is an error whose message is written out in full and which also matches a
-// sentinel under errors.Is.
-type kindError struct {
-	kind error // a sentinel above
-	err  error // the full message, possibly wrapping a cause
-}
-
-func (e *kindError) Error() string   { return e.err.Error() }
-func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
-
-// errorf formats a message (which may wrap a cause with %w) and tags it with a sentinel.
+// errorf formats a message (which may wrap a cause with %w) and tags it with a sentinel
+// above, so that errors.Is matches it.
 func errorf(kind error, format string, args ...any) error {
-	return &kindError{kind: kind, err: fmt.Errorf(format, args...)}
+	return kinderr.Errorf(kind, format, args...)
 }

@@ -139,7 +139,7 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 
 	const window = 1024
 	var rows []features.Row
-	var encs []tokenize.Encoding
+	var encs, batch []tokenize.Encoding // batch is reused for every forward
 	flush := func() error {
 		if len(rows) == 0 {
 			return nil
@@ -156,9 +156,9 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			batch := make([]tokenize.Encoding, len(b))
-			for i, j := range b {
-				batch[i] = encs[j]
+			batch = batch[:0]
+			for _, j := range b {
+				batch = append(batch, encs[j])
 			}
 			ps, err := clf.ClassifyEncoded(batch)
 			if err != nil {
