@@ -1,7 +1,8 @@
 package headstart
 
 import (
-	"errors"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"slices"
@@ -87,6 +88,7 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	if err != nil {
 		return nil, fmt.Errorf("headstart: read model: %w", err)
 	}
+	modelSHA := sha256.Sum256(data) // of the file as read, before any graph edit
 	model, err := onnx.ParseModel(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Model, err)
@@ -161,11 +163,7 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	for i, l := range e.layers {
 		e.layerOut[i] = slices.Index(names, states[l])
 	}
-	sha, err := models.FileSHA256(p.Model)
-	if err != nil {
-		return nil, errors.Join(err, e.sess.Close())
-	}
-	e.backbone = features.Backbone{Name: p.Name, SHA256: sha, TokenizerSHA256: e.tok.SHA256()}
+	e.backbone = features.Backbone{Name: p.Name, SHA256: hex.EncodeToString(modelSHA[:]), TokenizerSHA256: e.tok.SHA256()}
 	return e, nil
 }
 
