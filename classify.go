@@ -64,6 +64,26 @@ func newClassifier(p models.Paths, heads []*head.Head, opts EncoderOptions, extr
 	}
 	slices.Sort(union)
 	opts.Layers, opts.MaxLen, opts.Normalize, opts.Pooling = union, maxLen, false, features.PoolMean
+	// A head with trained top blocks needs the backbone with those blocks: heads share
+	// the forward only if they carry the same ones.
+	for i, h := range heads {
+		if h.Top == nil {
+			continue
+		}
+		if opts.top == nil {
+			opts.top = h.Top
+		}
+		if h.Top != opts.top {
+			return nil, fmt.Errorf("%w: heads %d and %d carry different trained top blocks, so they need different backbones: classify with them separately", ErrHeadMismatch, slices.IndexFunc(heads, func(g *head.Head) bool { return g.Top == opts.top }), i)
+		}
+	}
+	if opts.top != nil {
+		for i, h := range heads {
+			if h.Top == nil {
+				return nil, fmt.Errorf("%w: head %d was trained on the frozen backbone and another head carries trained top blocks, which change the backbone; classify with them separately", ErrHeadMismatch, i)
+			}
+		}
+	}
 	enc, err := newEncoder(p, opts, extra)
 	if err != nil {
 		return nil, err
@@ -76,7 +96,11 @@ func newClassifier(p models.Paths, heads []*head.Head, opts EncoderOptions, extr
 			return nil, errors.Join(fmt.Errorf("head %d: %w", i, err), enc.Close())
 		}
 		m := features.Manifest{Backbone: enc.Backbone(), Pooling: fp.Pooling, Layers: fp.Layers, Normalize: fp.Normalize, MaxLen: maxLen}
-		if err := h.Check(m); err != nil {
+		check := h.Check
+		if h.Top != nil { // the encoder runs the head's top blocks
+			check = func(m features.Manifest) error { return h.Fingerprint.Compare(head.FingerprintOf(m, 0)) }
+		}
+		if err := check(m); err != nil {
 			return nil, errors.Join(fmt.Errorf("head %d does not fit backbone %s: %w", i, p.Model, err), enc.Close())
 		}
 		sel := make([]int, len(fp.Layers))

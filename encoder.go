@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
 	"github.com/headstart-ml/headstart/tokenize"
@@ -27,6 +28,12 @@ type EncoderOptions struct {
 	// Pooling and Normalize as in ExtractOptions.
 	Pooling   features.Pooling
 	Normalize bool
+
+	// top replaces the model's top blocks by trained ones (a head with top blocks).
+	top *head.Top
+	// cut makes the session compute only the hidden states of Layers: the graph is
+	// pruned after them (the activation cache of extract --cut-top).
+	cut bool
 }
 
 // Encoder turns texts into pooled vectors with one backbone session. It is not safe for
@@ -93,6 +100,11 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Model, err)
 	}
+	if opts.top != nil {
+		if err := ApplyTop(model, opts.top); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Model, err)
+		}
+	}
 	inputs, outputs, err := onnx.DescribeBytes(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Model, err)
@@ -138,8 +150,13 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 		declared[i] = o.Name
 	}
 	missing := slices.ContainsFunc(names, func(n string) bool { return !slices.Contains(declared, n) })
-	if missing {
-		if err := model.ExposeOutputs(names...); err != nil {
+	if missing || opts.cut || opts.top != nil {
+		if opts.cut {
+			err = model.KeepOutputs(names...)
+		} else {
+			err = model.ExposeOutputs(names...)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p.Model, err)
 		}
 		if data, err = model.Marshal(); err != nil {
@@ -262,4 +279,13 @@ func (e *Encoder) forward(encs []tokenize.Encoding) error {
 		e.views[i] = e.outs[o].Data
 	}
 	return nil
+}
+
+// numBlocks returns the number of encoder blocks of the model at p.
+func numBlocks(p models.Paths) (int, error) {
+	m, err := onnx.LoadModel(p.Model)
+	if err != nil {
+		return 0, err
+	}
+	return m.NumLayers()
 }

@@ -66,6 +66,13 @@ type ExtractOptions struct {
 	RuntimeLib string
 	Session    onnx.SessionOptions
 
+	// CutTop, when > 0, writes an activation cache instead of pooled features: the
+	// hidden states of every real token entering the top CutTop encoder blocks
+	// (features.TokenCache), for training those blocks (package lora). Pooling, Layers
+	// and Normalize do not apply; the graph is cut below the top blocks, so they are not
+	// computed.
+	CutTop int
+
 	// Progress, when set, is told the total rows, the rows already done, and each chunk done.
 	Progress Progress
 }
@@ -127,6 +134,8 @@ func (o *ExtractOptions) setDefaults() error {
 		return fmt.Errorf("%w: batch-size %d must be at least 1", ErrBadOption, o.BatchSize)
 	case o.Shard.Count < 0 || (o.Shard.Count > 0 && (o.Shard.Index < 0 || o.Shard.Index >= o.Shard.Count)):
 		return fmt.Errorf("%w: shard %d/%d: want 0 <= index < count", ErrBadOption, o.Shard.Index, o.Shard.Count)
+	case o.CutTop < 0:
+		return fmt.Errorf("%w: cut-top %d must be at least 1 (or 0: pooled features)", ErrBadOption, o.CutTop)
 	case o.ChunkRows < o.BatchSize:
 		return fmt.Errorf("%w: chunk rows %d smaller than batch size %d", ErrBadOption, o.ChunkRows, o.BatchSize)
 	}
@@ -171,6 +180,10 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		if rows == 0 {
 			return sum, fmt.Errorf("%w: shard %d/%d of %s holds no rows (%d rows in all)", ErrBadOption, shard.Index, shard.Count, opts.Data, scan.Rows)
 		}
+	}
+
+	if opts.CutTop > 0 {
+		return extractTokens(ctx, opts, paths, scan, rows, shard, start)
 	}
 
 	enc, err := NewEncoder(paths, EncoderOptions{
@@ -219,7 +232,7 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	for i, l := range scan.Labels {
 		labelIndex[l] = int64(i)
 	}
-	if err := runChunks(ctx, &opts, enc, labelIndex, done, ck, &sum); err != nil {
+	if err := runChunks(ctx, &opts, enc, labelIndex, done, &poolSink{enc: enc, ck: ck, sum: &sum}, &sum); err != nil {
 		return sum, err
 	}
 
@@ -248,8 +261,8 @@ type chunk struct {
 }
 
 // runChunks tokenizes chunk i+1 in a goroutine while the backbone runs chunk i, and
-// appends each finished chunk to the checkpoint.
-func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelIndex map[string]int64, skip int, ck *features.Checkpoint, sum *ExtractSummary) error {
+// hands each chunk's batches to sink.
+func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelIndex map[string]int64, skip int, sink chunkSink, sum *ExtractSummary) error {
 	r, err := features.Open(opts.Data, opts.Reader)
 	if err != nil {
 		return err
@@ -312,38 +325,28 @@ func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelInd
 		}
 	}()
 
-	var out []float32
 	var batch []tokenize.Encoding // reused for every batch
 	for c := range chunks {
 		if c.err != nil {
 			return c.err
 		}
 		n := len(c.rowIDs)
-		if cap(out) < n*enc.Dim() {
-			out = make([]float32, n*enc.Dim())
+		if err := sink.begin(&c); err != nil {
+			return err
 		}
-		out = out[:n*enc.Dim()]
 		for _, b := range c.batches {
 			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("extract interrupted after %d rows (checkpoint kept; rerun with --resume): %w", int(ck.Rows()), err)
+				return fmt.Errorf("extract interrupted after %d rows (checkpoint kept; rerun with --resume): %w", sink.rows(), err)
 			}
 			batch = batch[:0]
 			for _, j := range b {
 				batch = append(batch, c.encs[j])
 			}
-			t0 := time.Now()
-			vecs, padded, err := enc.encodeBatch(batch)
-			sum.RunTime += time.Since(t0)
-			if err != nil {
+			if err := sink.batch(&c, b, batch); err != nil {
 				return err
 			}
-			sum.Padded += int64(padded)
-			d := enc.Dim()
-			for i, j := range b {
-				copy(out[j*d:(j+1)*d], vecs[i*d:(i+1)*d])
-			}
 		}
-		if err := ck.Append(out, c.labels, c.rowIDs); err != nil {
+		if err := sink.end(&c); err != nil {
 			return err
 		}
 		sum.Tokens += c.tokens
@@ -354,6 +357,51 @@ func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelInd
 	}
 	return nil
 }
+
+// chunkSink consumes the chunks of runChunks: begin before a chunk's batches, batch for
+// each of them (b indexes the chunk's rows, encs are their encodings), end after them.
+type chunkSink interface {
+	begin(c *chunk) error
+	batch(c *chunk, b []int, encs []tokenize.Encoding) error
+	end(c *chunk) error
+	rows() int // rows safely stored so far
+}
+
+// poolSink pools each batch and appends each chunk to a checkpoint.
+type poolSink struct {
+	enc *Encoder
+	ck  *features.Checkpoint
+	sum *ExtractSummary
+	out []float32 // the chunk's pooled rows
+}
+
+func (p *poolSink) begin(c *chunk) error {
+	n, d := len(c.rowIDs), p.enc.Dim()
+	if cap(p.out) < n*d {
+		p.out = make([]float32, n*d)
+	}
+	p.out = p.out[:n*d]
+	return nil
+}
+
+func (p *poolSink) batch(c *chunk, b []int, encs []tokenize.Encoding) error {
+	t0 := time.Now()
+	vecs, padded, err := p.enc.encodeBatch(encs)
+	p.sum.RunTime += time.Since(t0)
+	if err != nil {
+		return err
+	}
+	p.sum.Padded += int64(padded)
+	d := p.enc.Dim()
+	for i, j := range b {
+		copy(p.out[j*d:(j+1)*d], vecs[i*d:(i+1)*d])
+	}
+	return nil
+}
+
+func (p *poolSink) end(c *chunk) error { return p.ck.Append(p.out, c.labels, c.rowIDs) }
+
+func (p *poolSink) rows() int { return int(p.ck.Rows()) }
 
 func firstEmptyRow(path string, ro features.ReaderOptions) (int64, error) {
 	r, err := features.Open(path, ro)

@@ -480,10 +480,21 @@ var dtypeSizes = map[string]int64{
 	"U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8,
 }
 
-// decodeStore reads a store of size bytes from r; name is used in errors.
-func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
+// safetensorsFile is the parsed header of a safetensors file: its metadata, its tensors
+// (validated to tile the data exactly) and the file offset of the first data byte.
+type safetensorsFile struct {
+	meta    map[string]string
+	tensors map[string]tensorHeader
+	base    int64
+}
+
+// parseSafetensors reads and validates the header of a safetensors file of size bytes
+// from r: the length prefix, the JSON, the metadata map, every tensor's dtype, shape and
+// extent, and that the tensors exactly fill the data. Errors wrap kind; name is used in
+// them.
+func parseSafetensors(r io.ReaderAt, size int64, name string, kind error) (*safetensorsFile, error) {
 	bad := func(format string, args ...any) error {
-		return errorf(ErrCorruptStore, "%s: "+format, append([]any{name}, args...)...)
+		return errorf(kind, "%s: "+format, append([]any{name}, args...)...)
 	}
 	if size < 8 {
 		return nil, bad("%d bytes, too short for a safetensors file", size)
@@ -514,18 +525,6 @@ func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 		}
 		delete(entries, "__metadata__")
 	}
-	mj, ok := meta[MetadataKey]
-	if !ok {
-		return nil, bad("no %q manifest in __metadata__: not a headstart feature store", MetadataKey)
-	}
-	var m Manifest
-	if err := json.Unmarshal([]byte(mj), &m); err != nil {
-		return nil, bad("manifest is not valid JSON: %v", err)
-	}
-	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
-		return nil, bad("format version %d; this program reads versions 1 to %d", m.FormatVersion, FormatVersion)
-	}
-
 	// Every tensor's extent, and all of them together tiling the data exactly.
 	dataLen := size - 8 - int64(hlen)
 	tensors := map[string]tensorHeader{}
@@ -576,6 +575,33 @@ func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 	if at != dataLen {
 		return nil, bad("tensors describe %d data bytes but the file holds %d: truncated or corrupt", at, dataLen)
 	}
+	return &safetensorsFile{meta: meta, tensors: tensors, base: 8 + int64(hlen)}, nil
+}
+
+// decodeStore reads a store of size bytes from r; name is used in errors.
+func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
+	bad := func(format string, args ...any) error {
+		return errorf(ErrCorruptStore, "%s: "+format, append([]any{name}, args...)...)
+	}
+	sf, err := parseSafetensors(r, size, name, ErrCorruptStore)
+	if err != nil {
+		return nil, err
+	}
+	meta, tensors := sf.meta, sf.tensors
+	if _, ok := meta[TokensMetadataKey]; ok {
+		return nil, bad("an activation cache (pipeline extract --cut-top), not pooled features; fit-head --mode lora|full|reinit trains on it")
+	}
+	mj, ok := meta[MetadataKey]
+	if !ok {
+		return nil, bad("no %q manifest in __metadata__: not a headstart feature store", MetadataKey)
+	}
+	var m Manifest
+	if err := json.Unmarshal([]byte(mj), &m); err != nil {
+		return nil, bad("manifest is not valid JSON: %v", err)
+	}
+	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
+		return nil, bad("format version %d; this program reads versions 1 to %d", m.FormatVersion, FormatVersion)
+	}
 
 	fea, ok1 := tensors["features"]
 	lab, ok2 := tensors["labels"]
@@ -607,8 +633,7 @@ func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 	}
 
 	s := &Store{Manifest: m, N: int(n), D: int(d)}
-	base := 8 + int64(hlen)
-	var err error
+	base := sf.base
 	if s.Labels, err = readInt64s(r, base+lab.DataOffsets[0], int(n), name); err != nil {
 		return nil, err
 	}

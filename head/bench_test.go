@@ -60,27 +60,6 @@ func BenchmarkLossGrad(b *testing.B) {
 	}
 }
 
-func BenchmarkGemm(b *testing.B) {
-	b.Run("float64", benchmarkGemm[float64])
-	b.Run("float32", benchmarkGemm[float32])
-}
-
-func benchmarkGemm[T float](b *testing.B) {
-	const m, n, k = 2000, 77, 385
-	rng := newRNG(1)
-	a, w, c := randSliceOf[T](rng, m*k), randSliceOf[T](rng, n*k), make([]T, m*n)
-	for _, impl := range []string{"kernel", "blas"} {
-		b.Run(impl, func(b *testing.B) {
-			noAssembly = impl == "blas"
-			defer func() { noAssembly = false }()
-			for b.Loop() {
-				gemm(false, true, m, n, k, a, k, w, k, 0, c, n, 1)
-			}
-			b.ReportMetric(2*m*n*k*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-		})
-	}
-}
-
 func BenchmarkPredict(b *testing.B) {
 	d := synthetic(4000, 384, 77, 1.5, false, 1)
 	h, err := FitLogReg(d, LogRegSettings{MaxIter: 5})

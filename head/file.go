@@ -28,7 +28,10 @@ import (
 //	data      the tensors, little-endian float64, in the order listed below, no gaps
 //
 // Tensors: "mean" and "std" [D] when the head standardises its input, then for each
-// layer i (0-based) "layers.<i>.weight" [out, in] and "layers.<i>.bias" [out]. The
+// layer i (0-based) "layers.<i>.weight" [out, in] and "layers.<i>.bias" [out]; a head
+// with trained top blocks (Top) then has, in float32 (F32), for each block i (bottom
+// first) and each HuggingFace BertLayer parameter, "top.<i>.<name>", for example
+// "top.0.attention.self.query.weight" [out, in], "top.0.output.LayerNorm.bias" [C]. The
 // metadata JSON (fileMeta) holds the format version, the kind, the output, the class
 // names, the input dimension, the feature fingerprint, each layer's shape and
 // activation, the training settings and the training summary. The checksum is the
@@ -36,9 +39,11 @@ import (
 // the metadata or the weights is detected. The file has no timestamp: saving the same
 // head twice gives the same bytes.
 
-// FileVersion is the version of the head file format written by Save. Load reads
-// versions 1 to FileVersion.
-const FileVersion = 1
+// FileVersion is the version of the head file format written by Save for a head with
+// top blocks (version 2 added them: metadata "top" and F32 tensors top.<i>.<name>);
+// heads without are written as version 1, unchanged. Load reads versions 1 to
+// FileVersion.
+const FileVersion = 2
 
 // Metadata keys in the safetensors __metadata__ map.
 const (
@@ -60,6 +65,7 @@ type fileMeta struct {
 	LogRegSettings *LogRegSettings `json:"logreg_settings,omitempty"`
 	MLPSettings    *MLPSettings    `json:"mlp_settings,omitempty"`
 	Summary        Summary         `json:"summary"`
+	Top            *topMeta        `json:"top,omitempty"`
 }
 
 type layerMeta struct {
@@ -103,6 +109,14 @@ func (h *Head) Encode() ([]byte, error) {
 	for _, l := range h.Layers {
 		meta.Layers = append(meta.Layers, layerMeta{l.Out, l.In, l.Act})
 	}
+	if h.Top != nil {
+		if len(h.Top.Blocks) == 0 {
+			return nil, errors.New("head: encoding: top with no blocks")
+		}
+		meta.FormatVersion, meta.Top = FileVersion, h.Top.meta()
+	} else {
+		meta.FormatVersion = 1 // heads without top blocks keep version 1's bytes
+	}
 	if err := meta.check(); err != nil {
 		return nil, fmt.Errorf("head: encoding: %w", err)
 	}
@@ -120,6 +134,16 @@ func (h *Head) Encode() ([]byte, error) {
 		}
 		e, _ := json.Marshal(tensorEntry{"F64", t.shape, [2]int64{int64(b), int64(len(data))}})
 		entries[i] = fmt.Sprintf("%q:%s", t.name, e)
+	}
+	if h.Top != nil {
+		for _, t := range h.Top.tensors() {
+			b := len(data)
+			for _, v := range t.data {
+				data = binary.LittleEndian.AppendUint32(data, math.Float32bits(v))
+			}
+			e, _ := json.Marshal(tensorEntry{"F32", t.shape, [2]int64{int64(b), int64(len(data))}})
+			entries = append(entries, fmt.Sprintf("%q:%s", t.name, e))
+		}
 	}
 	sum := sha256.New()
 	sum.Write(mj)
@@ -178,7 +202,10 @@ func Load(path string) (*Head, error) {
 	return h, nil
 }
 
-// Decode parses a head file's bytes (see Load).
+// Decode parses a head file's bytes (see Load). Whatever b holds, it returns a
+// head or an error wrapping ErrCorruptHead or ErrVersion, and allocates in
+// proportion to len(b): sizes in the header are checked against the bytes present
+// before anything is allocated for them.
 func Decode(b []byte) (*Head, error) {
 	bad := func(format string, args ...any) error {
 		return errorf(ErrCorruptHead, format, args...)
@@ -238,6 +265,69 @@ func Decode(b []byte) (*Head, error) {
 			namedTensor{fmt.Sprintf("layers.%d.weight", i), []int64{int64(l.Out), int64(l.In)}, nil},
 			namedTensor{fmt.Sprintf("layers.%d.bias", i), []int64{int64(l.Out)}, nil})
 	}
+	var top *Top
+	if meta.Top != nil {
+		// The top blocks' F32 tensors follow the F64 ones; they are read first and
+		// removed from entries.
+		at := int64(0)
+		for _, t := range want {
+			n := int64(1)
+			for _, s := range t.shape {
+				if s < 1 || n > int64(len(data))/8/s {
+					return nil, bad("tensor %q of shape %v needs more than the file's %d data bytes", t.name, t.shape, len(data))
+				}
+				n *= s
+			}
+			if at += 8 * n; at > int64(len(data)) {
+				return nil, bad("tensors need more than the file's %d data bytes", len(data))
+			}
+		}
+		var err error
+		top, err = topFromMeta(meta.Top, func(name string, shape []int64) ([]float32, error) {
+			raw, ok := entries[name]
+			if !ok {
+				return nil, bad("tensor %q missing", name)
+			}
+			delete(entries, name)
+			var e tensorEntry
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return nil, bad("tensor %q: %v", name, err)
+			}
+			if e.Dtype != "F32" || !slices.Equal(e.Shape, shape) {
+				return nil, bad("tensor %q is %s %v; want F32 %v", name, e.Dtype, e.Shape, shape)
+			}
+			n, left := int64(1), (int64(len(data))-at)/4
+			for _, s := range shape {
+				if s < 1 || n > left/s {
+					return nil, bad("tensor %q of shape %v needs more than the %d data bytes left at offset %d", name, shape, int64(len(data))-at, at)
+				}
+				n *= s
+			}
+			if e.DataOffsets[0] != at || e.DataOffsets[1] != at+4*n {
+				return nil, bad("tensor %q at data offsets %v; want [%d, %d]", name, e.DataOffsets, at, at+4*n)
+			}
+			v := make([]float32, n)
+			for j := range v {
+				v[j] = math.Float32frombits(binary.LittleEndian.Uint32(data[at+4*int64(j):]))
+				if math.IsNaN(float64(v[j])) || math.IsInf(float64(v[j]), 0) {
+					return nil, bad("tensor %q holds %v", name, v[j])
+				}
+			}
+			at += 4 * n
+			return v, nil
+		})
+		if err != nil {
+			if errors.Is(err, ErrCorruptHead) {
+				return nil, err
+			}
+			return nil, bad("top: %v", err)
+		}
+		if at != int64(len(data)) {
+			return nil, bad("tensors describe %d data bytes but the file holds %d", at, len(data))
+		}
+		data = data[:len(data)-int(4*topValues(top))]
+		h.Top = top
+	}
 	if len(entries) != len(want) {
 		names := slices.Sorted(func(yield func(string) bool) {
 			for k := range entries {
@@ -262,8 +352,14 @@ func Decode(b []byte) (*Head, error) {
 		if e.Dtype != "F64" || !slices.Equal(e.Shape, t.shape) {
 			return nil, bad("tensor %q is %s %v; want F64 %v", t.name, e.Dtype, e.Shape, t.shape)
 		}
-		n := int64(1)
+		// The element count, bounded by the data bytes left before anything is
+		// allocated, so that a header describing more than the file holds (or a
+		// product that overflows) is refused rather than trusted.
+		n, left := int64(1), (int64(len(data))-at)/8
 		for _, s := range t.shape {
+			if s < 1 || n > left/s {
+				return nil, bad("tensor %q of shape %v needs more than the %d data bytes left at offset %d", t.name, t.shape, int64(len(data))-at, at)
+			}
 			n *= s
 		}
 		if e.DataOffsets[0] != at || e.DataOffsets[1] != at+8*n {
@@ -344,4 +440,13 @@ func (m *fileMeta) check() error {
 		return fmt.Errorf("last layer has %d outputs; %s output with %d classes needs %s", in, m.Output, k, strconv.Itoa(want))
 	}
 	return nil
+}
+
+// topValues counts the float32 values of top's blocks.
+func topValues(t *Top) int64 {
+	var n int64
+	for _, x := range t.tensors() {
+		n += int64(len(x.data))
+	}
+	return n
 }

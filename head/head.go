@@ -213,6 +213,9 @@ type Head struct {
 	LogRegSettings *LogRegSettings
 	MLPSettings    *MLPSettings
 	Summary        Summary
+	// Top, when set, holds trained top encoder blocks: the head then applies to the
+	// backbone with these blocks (see Top), not to the backbone's own features.
+	Top *Top
 }
 
 // Summary describes how a head was trained.
@@ -253,6 +256,10 @@ type CVScore struct {
 // made like the head's training features (another backbone, tokenizer, pooling, layers,
 // normalisation or max_len), naming each differing field with both values.
 func (h *Head) Check(m features.Manifest) error {
+	if h.Top != nil {
+		return errorf(ErrFingerprint, "head: this head carries trained top blocks %d..%d; the backbone's own features do not fit it: evaluate it on an activation cache (pipeline extract --cut-top %d), or predict from texts",
+			h.Top.CutBlock, h.Top.NumBlocks-1, h.Top.NumBlocks-h.Top.CutBlock)
+	}
 	fp := FingerprintOf(m, 0)
 	return h.Fingerprint.Compare(fp)
 }

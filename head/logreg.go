@@ -630,7 +630,7 @@ func (p *linProblem) lossGrad(grad, theta []float64) float64 {
 			floats.Add(grad[:d1], p.gpart[c*d1:(c+1)*d1])
 		}
 	} else {
-		gemmOp(operand[float64]{data: p.x, ld: d1, packed: p.xa}, operand[float64]{trans: true, data: theta, ld: d1}, n, k, d1, 0, p.z, k, p.threads)
+		gemmOp(operand[float64]{Data: p.x, LD: d1, Packed: p.xa}, operand[float64]{Trans: true, Data: theta, LD: d1}, n, k, d1, 0, p.z, k, p.threads)
 		parallelChunks(len(p.partial), p.threads, func(c int) {
 			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
 			p.partial[c] = p.pointwise(lo, hi)
@@ -638,7 +638,7 @@ func (p *linProblem) lossGrad(grad, theta []float64) float64 {
 		for _, v := range p.partial {
 			loss += v
 		}
-		gemmOp(operand[float64]{trans: true, data: p.z, ld: k}, operand[float64]{data: p.x, ld: d1, packed: p.xb}, k, d1, n, 0, grad, d1, p.threads)
+		gemmOp(operand[float64]{Trans: true, Data: p.z, LD: k}, operand[float64]{Data: p.x, LD: d1, Packed: p.xb}, k, d1, n, 0, grad, d1, p.threads)
 	}
 	return loss + penalty(p, grad, theta)
 }
@@ -681,7 +681,7 @@ func (p *linProblem) lossGrad32(grad, theta []float64) float64 {
 			}
 		}
 	} else {
-		gemmOp(operand[float32]{data: p.x32, ld: d1, packed: p.xa32}, operand[float32]{trans: true, data: p.theta32, ld: d1}, n, k, d1, 0, p.z32, k, p.threads)
+		gemmOp(operand[float32]{Data: p.x32, LD: d1, Packed: p.xa32}, operand[float32]{Trans: true, Data: p.theta32, LD: d1}, n, k, d1, 0, p.z32, k, p.threads)
 		parallelChunks(len(p.partial), p.threads, func(c int) {
 			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
 			p.partial[c] = p.pointwise32(lo, hi)
@@ -689,7 +689,7 @@ func (p *linProblem) lossGrad32(grad, theta []float64) float64 {
 		for _, v := range p.partial {
 			loss += v
 		}
-		gemmOp(operand[float32]{trans: true, data: p.z32, ld: k}, operand[float32]{data: p.x32, ld: d1, packed: p.xb32}, k, d1, n, 0, p.grad32, d1, p.threads)
+		gemmOp(operand[float32]{Trans: true, Data: p.z32, LD: k}, operand[float32]{Data: p.x32, LD: d1, Packed: p.xb32}, k, d1, n, 0, p.grad32, d1, p.threads)
 		for i, g := range p.grad32 {
 			grad[i] = float64(g)
 		}

@@ -10,6 +10,8 @@ import (
 
 	"gonum.org/v1/gonum/diff/fd"
 	"gonum.org/v1/gonum/floats"
+
+	igemm "github.com/headstart-ml/headstart/internal/gemm"
 )
 
 // gradTol bounds the infinity norm of analytic − finite-difference gradient. Central
@@ -45,7 +47,7 @@ func TestLossGradient(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := synthetic(37, 5, tc.k, 2, true, 7)
 			for _, fallback := range []bool{false, true} {
-				noAssembly = fallback
+				igemm.NoAssembly = fallback
 				x := designMatrix(d.X, d.N, d.D, nil, nil, tc.intercept)
 				x32 := designMatrix32(d.X, d.N, d.D, nil, nil, tc.intercept)
 				problem := func(x []float64, x32 []float32) *linProblem {
@@ -95,7 +97,7 @@ func TestLossGradient(t *testing.T) {
 					}
 				}
 			}
-			noAssembly = false
+			igemm.NoAssembly = false
 		})
 	}
 }
@@ -294,9 +296,9 @@ func TestLogRegDeterministic(t *testing.T) {
 					t.Fatalf("%s: weights differ between runs or thread counts", name)
 				}
 			}
-			noAssembly = true
+			igemm.NoAssembly = true
 			g := fit(2)
-			noAssembly = false
+			igemm.NoAssembly = false
 			dist, norm := floats.Distance(a.Layers[0].W, g.Layers[0].W, 2), floats.Norm(a.Layers[0].W, 2)
 			if !(dist <= fallbackTol[prec]*norm) {
 				t.Errorf("%s: BLAS fallback: |ΔW| = %g, |W| = %g", name, dist, norm)

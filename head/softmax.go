@@ -1,6 +1,10 @@
 package head
 
-import "math"
+import (
+	"math"
+
+	igemm "github.com/headstart-ml/headstart/internal/gemm"
+)
 
 // softmaxRow32 overwrites the logits z (length K >= 1) with w times their softmax and
 // returns their maximum m and s = Σ_c exp(z_c − m), so that log Σ_c exp(z_c) = m + log s:
@@ -18,7 +22,7 @@ func softmaxRow32(z []float32, w float64) (m float32, s float64) {
 	if len(z) == 0 {
 		panic("head: softmaxRow32: no classes")
 	}
-	if haveKernel && !noAssembly {
+	if igemm.HaveKernel && !igemm.NoAssembly {
 		return softmaxRow32Asm(z, w)
 	}
 	return softmaxRow32Go(z, w)

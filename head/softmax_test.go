@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"gonum.org/v1/gonum/floats/scalar"
+
+	igemm "github.com/headstart-ml/headstart/internal/gemm"
 )
 
 // softmaxTol bounds the relative difference of softmaxRow32 from the float64 softmax
@@ -26,8 +28,8 @@ func TestSoftmaxRow32(t *testing.T) {
 		for _, spread := range []float64{0.1, 5, 60} {
 			for _, fallback := range []bool{false, true} {
 				t.Run(fmt.Sprintf("k=%d/spread=%g/go=%v", k, spread, fallback), func(t *testing.T) {
-					noAssembly = fallback
-					defer func() { noAssembly = false }()
+					igemm.NoAssembly = fallback
+					defer func() { igemm.NoAssembly = false }()
 					z := make([]float32, k+3) // past the end: must stay untouched
 					for i := range z {
 						z[i] = float32(spread * rng.NormFloat64())
@@ -77,7 +79,7 @@ func TestSoftmaxRow32(t *testing.T) {
 // softmaxRow32 with a row whose maximum is 0: z = [0, x] gives z_1 = e^x/(1+e^x), and
 // z_1·s = e^x.
 func TestExp32Range(t *testing.T) {
-	if !haveKernel {
+	if !igemm.HaveKernel {
 		t.Skip("no AVX2 and FMA: softmaxRow32 runs in Go")
 	}
 	// exp32Tol: 2 ulps for the exponential, 1 for the scaling by float32(1/s).

@@ -477,6 +477,8 @@ func (b *Block[F]) Forward(y, x []F, rows Rows) {
 // adapters' GradA and GradB) and the gradient with respect to x into dx
 // (dx += ∂loss/∂x on the sequences' slots; padding slots are left as they
 // are, and dy there is ignored). dy is not modified; dx must not overlap dy.
+// A nil dx skips the input's gradient (the block at the bottom of the
+// trained stack: nothing below it learns), saving three C×C products.
 // Backward panics if no Forward came before, or if rows or the lengths
 // differ from that Forward's.
 func (b *Block[F]) Backward(dx, dy []F, rows Rows) {
@@ -484,7 +486,7 @@ func (b *Block[F]) Backward(dx, dy []F, rows Rows) {
 	if !b.forwardDone {
 		panic("lora: Backward without Forward")
 	}
-	if len(dx) != len(dy) || len(dy)%c != 0 || !rows.equal(b.rows) {
+	if (dx != nil && len(dx) != len(dy)) || len(dy)%c != 0 || !rows.equal(b.rows) {
 		panic("lora: Backward: rows differ from the last Forward's, or len(dx) != len(dy)")
 	}
 	rows.check(len(dy) / c)
@@ -511,17 +513,24 @@ func (b *Block[F]) Backward(dx, dy []F, rows Rows) {
 	an, gan := &b.W.AttentionNorm, &b.G.AttentionNorm
 	dz = b.dh1 // in place
 	layerNormBackward(dz, gan.Gamma, gan.Beta, b.dh1, b.xhat1, b.rstd1, an.Gamma, n, c)
-	b.dx = grow(b.dx, n*c)
-	copy(b.dx, dz)
+	var bdx []F // nil: the input's gradient is not wanted
+	if dx != nil {
+		b.dx = grow(b.dx, n*c)
+		copy(b.dx, dz)
+		bdx = b.dx
+	}
 	b.dctx = grow(b.dctx, n*c)
 	b.dense[3].backward(b.dctx, dz, b.ctx, n, 0, b)
 
 	// Attention and the projections.
 	b.dq, b.dk, b.dv = grow(b.dq, n*c), grow(b.dk, n*c), grow(b.dv, n*c)
 	b.attentionBackward()
-	b.dense[0].backward(b.dx, b.dq, b.x, n, 1, b)
-	b.dense[1].backward(b.dx, b.dk, b.x, n, 1, b)
-	b.dense[2].backward(b.dx, b.dv, b.x, n, 1, b)
+	b.dense[0].backward(bdx, b.dq, b.x, n, 1, b)
+	b.dense[1].backward(bdx, b.dk, b.x, n, 1, b)
+	b.dense[2].backward(bdx, b.dv, b.x, n, 1, b)
+	if dx == nil {
+		return
+	}
 
 	// Unpack, accumulating.
 	for s, st := range rows.Start {
@@ -641,14 +650,16 @@ func (d *dense[F]) forward(y, x []F, n int, blk *Block[F]) {
 
 // backward accumulates the gradients of W and b (unless frozen) and of the
 // adapter, for the input x of forward and the output gradient dy, and sets
-// dx = beta·dx + ∂/∂x (beta 0 or 1).
+// dx = beta·dx + ∂/∂x (beta 0 or 1); a nil dx skips the input's gradient.
 func (d *dense[F]) backward(dx, dy, x []F, n int, beta F, blk *Block[F]) {
 	w := d.w
 	if g := d.g; g != nil {
 		gemm(true, false, w.Out, w.In, n, 1, dy, w.Out, x, w.In, 1, g.W, w.In)
 		sumRows(g.B, dy, n, w.Out, blk.acc)
 	}
-	gemm(false, false, n, w.In, w.Out, 1, dy, w.Out, w.W, w.In, beta, dx, w.In)
+	if dx != nil {
+		gemm(false, false, n, w.In, w.Out, 1, dy, w.Out, w.W, w.In, beta, dx, w.In)
+	}
 	a := d.ad
 	if a == nil {
 		return
@@ -663,6 +674,9 @@ func (d *dense[F]) backward(dx, dy, x []F, n int, beta F, blk *Block[F]) {
 	a.dxa = grow(a.dxa, n*r)
 	gemm(false, false, n, r, w.Out, a.Scale, dy, w.Out, a.B, r, 0, a.dxa, r)
 	gemm(true, false, r, w.In, n, 1, a.dxa, r, xd, w.In, 1, a.GradA, w.In)
+	if dx == nil {
+		return
+	}
 	if len(a.keep) == 0 {
 		gemm(false, false, n, w.In, r, 1, a.dxa, r, a.A, w.In, 1, dx, w.In)
 		return
@@ -672,4 +686,11 @@ func (d *dense[F]) backward(dx, dy, x []F, n int, beta F, blk *Block[F]) {
 	for i, v := range a.tmp {
 		dx[i] += v * a.keep[i]
 	}
+}
+
+// Reseed restarts the random stream of the adapters' dropout from seed, so
+// that training can resume at an epoch boundary and draw what an
+// uninterrupted run draws.
+func (b *Block[F]) Reseed(seed uint64) {
+	b.rng = rand.New(rand.NewPCG(seed, 0x6c6f7261))
 }

@@ -74,4 +74,14 @@ var (
 	// targeted layer's dimensions, a dropout outside [0, 1), an unknown
 	// target.
 	ErrBadSetting = errors.New("lora: invalid setting")
+	// ErrBadData means training or evaluation examples that do not fit: offsets
+	// that do not cover the states, an empty sequence, a class out of range, a
+	// NaN or infinite state.
+	ErrBadData = errors.New("lora: bad examples")
+	// ErrDiverged means the training loss became NaN or infinite; the error
+	// says at which epoch and step, and which state was kept.
+	ErrDiverged = errors.New("lora: training diverged")
+	// ErrCheckpoint means a training checkpoint that cannot be resumed: made
+	// with other settings or data, or corrupt.
+	ErrCheckpoint = errors.New("lora: unusable checkpoint")
 )

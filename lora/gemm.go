@@ -1,6 +1,8 @@
 package lora
 
 import (
+	igemm "github.com/headstart-ml/headstart/internal/gemm"
+
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -14,12 +16,18 @@ type Float interface {
 
 // gemm computes C = alpha·op(A)·op(B) + beta·C, row-major, with op(A) (m,k)
 // and op(B) (k,n); tA (tB) means A (B) is stored transposed, (k,m) ((n,k)).
-// Every matrix product of the package goes through here, to the BLAS
-// implementation installed in gonum's blas32 (float32) or blas64 (float64):
-// gonum's pure Go one by default, or a cgo BLAS (OpenBLAS through
-// gonum.org/v1/netlib) installed with blas32.Use.
+// Every matrix product of the package goes through here. With alpha 1 and
+// beta 0 or 1 (the large products) it runs on package internal/gemm, the
+// AVX2/FMA micro-kernel that head's solvers use (which itself defers to
+// gonum's blas32 or blas64 when the CPU lacks AVX2 or another implementation,
+// such as OpenBLAS through gonum.org/v1/netlib, was installed with blas32.Use);
+// otherwise on gonum's BLAS directly.
 func gemm[F Float](tA, tB bool, m, n, k int, alpha F, a []F, lda int, b []F, ldb int, beta F, c []F, ldc int) {
 	if m == 0 || n == 0 {
+		return
+	}
+	if alpha == 1 && (beta == 0 || beta == 1) && !plainBLAS {
+		igemm.Gemm(tA, tB, m, n, k, a, lda, b, ldb, float64(beta), c, ldc, maxWorkers())
 		return
 	}
 	ta, tb := blas.NoTrans, blas.NoTrans
@@ -45,3 +53,6 @@ func grow[F Float](buf []F, n int) []F {
 	}
 	return buf[:n]
 }
+
+// plainBLAS sends every product to gonum's BLAS (benchmarks of the two paths).
+var plainBLAS bool

@@ -136,17 +136,24 @@ func (m *Model) HiddenStateEntering(i int) (string, error) {
 // SkipLayerNormalization) are refused that way: their block cannot be
 // reproduced in float32.
 func (m *Model) BlockWeights(i int) (BlockWeights, error) {
+	bw, _, err := m.readBlock(i)
+	return bw, err
+}
+
+// readBlock is BlockWeights that also returns the reader, whose slots say
+// which node input reads each weight (SetBlockWeights rewires them).
+func (m *Model) readBlock(i int) (BlockWeights, *blockReader, error) {
 	entering, err := m.HiddenStateEntering(i)
 	if err != nil {
-		return BlockWeights{}, err
+		return BlockWeights{}, nil, err
 	}
 	hidden, err := m.HiddenSize()
 	if err != nil {
-		return BlockWeights{}, err
+		return BlockWeights{}, nil, err
 	}
 	r, err := newBlockReader(m, i)
 	if err != nil {
-		return BlockWeights{}, err
+		return BlockWeights{}, nil, err
 	}
 	bw := BlockWeights{Layer: i, Hidden: hidden}
 	type lin struct {
@@ -165,36 +172,36 @@ func (m *Model) BlockWeights(i int) (BlockWeights, error) {
 	} {
 		w, x, err := r.linear(l.scope)
 		if err != nil {
-			return BlockWeights{}, err
+			return BlockWeights{}, nil, err
 		}
 		if (l.in != 0 && w.In != l.in) || (l.out != 0 && w.Out != l.out) {
-			return BlockWeights{}, fmt.Errorf("%w: %s weight %q is %d → %d; want %s → %s (hidden size %d)",
+			return BlockWeights{}, nil, fmt.Errorf("%w: %s weight %q is %d → %d; want %s → %s (hidden size %d)",
 				ErrUnsupportedGraph, r.where(l.scope), w.WeightName, w.In, w.Out, sizeName(l.in), sizeName(l.out), hidden)
 		}
 		if strings.HasPrefix(l.scope, "attention/self/") && x != entering {
-			return BlockWeights{}, fmt.Errorf("%w: %s reads %q, not the hidden state entering the block (%q); only post-LayerNorm BERT blocks are supported",
+			return BlockWeights{}, nil, fmt.Errorf("%w: %s reads %q, not the hidden state entering the block (%q); only post-LayerNorm BERT blocks are supported",
 				ErrUnsupportedGraph, r.where(l.scope), x, entering)
 		}
 		*l.dst = w
 	}
 	bw.IntermediateSize = bw.Intermediate.Out
 	if bw.Output.In != bw.IntermediateSize {
-		return BlockWeights{}, fmt.Errorf("%w: %s takes %d inputs; intermediate/dense gives %d",
+		return BlockWeights{}, nil, fmt.Errorf("%w: %s takes %d inputs; intermediate/dense gives %d",
 			ErrUnsupportedGraph, r.where("output/dense"), bw.Output.In, bw.IntermediateSize)
 	}
 	if bw.AttentionNorm, err = r.layerNorm("attention/output/LayerNorm", hidden); err != nil {
-		return BlockWeights{}, err
+		return BlockWeights{}, nil, err
 	}
 	if bw.OutputNorm, err = r.layerNorm("output/LayerNorm", hidden); err != nil {
-		return BlockWeights{}, err
+		return BlockWeights{}, nil, err
 	}
 	if bw.Heads, bw.HeadSize, err = r.heads(hidden); err != nil {
-		return BlockWeights{}, err
+		return BlockWeights{}, nil, err
 	}
 	if err := r.checkGELU(); err != nil {
-		return BlockWeights{}, err
+		return BlockWeights{}, nil, err
 	}
-	return bw, nil
+	return bw, r, nil
 }
 
 func sizeName(n int) string {
@@ -213,7 +220,26 @@ type blockReader struct {
 	producer  map[string]*onnxpb.NodeProto
 	consumers map[string][]*onnxpb.NodeProto
 	biasOut   map[string]string // scope -> tensor after the bias Add
+	slots     map[string]inputSlot
 }
+
+// inputSlot is the input of a node that reads a weight: node.Input[index].
+// The reader records one per weight, under its scope and slotWeight,
+// slotBias, slotGamma or slotBeta, for SetBlockWeights to rewire. A weight
+// behind a Transpose is read by the Transpose's input.
+type inputSlot struct {
+	node  *onnxpb.NodeProto
+	index int
+}
+
+// Keys of blockReader.slots, after the scope: "attention/self/query" +
+// slotWeight.
+const (
+	slotWeight = "#weight"
+	slotBias   = "#bias"
+	slotGamma  = "#gamma"
+	slotBeta   = "#beta"
+)
 
 // quantizedOps are weight-side operators of quantised graphs.
 var quantizedOps = map[string]bool{
@@ -237,6 +263,7 @@ func newBlockReader(m *Model, layer int) (*blockReader, error) {
 		producer:  make(map[string]*onnxpb.NodeProto),
 		consumers: make(map[string][]*onnxpb.NodeProto),
 		biasOut:   make(map[string]string),
+		slots:     make(map[string]inputSlot),
 	}
 	var quantized, fused []string
 	for _, n := range g.GetNode() {
@@ -347,6 +374,7 @@ func (r *blockReader) linear(scope string) (LinearWeights, string, error) {
 
 	// The weight: a constant, perhaps behind a Transpose.
 	wName := in[1]
+	wSlot := inputSlot{n, 1}
 	transposed := transB
 	if p := r.producer[wName]; p != nil && p.GetOpType() == "Transpose" {
 		perm := intsAttrOf(p, "perm")
@@ -354,7 +382,7 @@ func (r *blockReader) linear(scope string) (LinearWeights, string, error) {
 			return w, "", fmt.Errorf("%w: weight of %q goes through Transpose %q with perm %v; want [1 0]",
 				ErrUnsupportedGraph, n.GetName(), p.GetName(), perm)
 		}
-		wName = p.GetInput()[0]
+		wName, wSlot = p.GetInput()[0], inputSlot{p, 0}
 		transposed = !transposed
 	}
 	t, err := r.constant(wName)
@@ -385,19 +413,21 @@ func (r *blockReader) linear(scope string) (LinearWeights, string, error) {
 	// The bias: Gemm's third input, or an Add of a 1-D constant after the
 	// MatMul.
 	biasName, out := "", ""
+	var bSlot inputSlot
 	if n.GetOpType() == "Gemm" && len(in) > 2 && in[2] != "" {
-		biasName, out = in[2], n.GetOutput()[0]
+		biasName, out, bSlot = in[2], n.GetOutput()[0], inputSlot{n, 2}
 	} else {
 		for _, c := range r.consumers[n.GetOutput()[0]] {
 			if c.GetOpType() != "Add" || len(c.GetInput()) != 2 {
 				continue
 			}
+			k := 0
 			other := c.GetInput()[0]
 			if other == n.GetOutput()[0] {
-				other = c.GetInput()[1]
+				k, other = 1, c.GetInput()[1]
 			}
 			if t, err := r.constant(other); err == nil && len(t.GetDims()) == 1 {
-				biasName, out = other, c.GetOutput()[0]
+				biasName, out, bSlot = other, c.GetOutput()[0], inputSlot{c, k}
 				break
 			}
 		}
@@ -419,6 +449,7 @@ func (r *blockReader) linear(scope string) (LinearWeights, string, error) {
 	}
 	w.B, w.BiasName = b, biasName
 	r.biasOut[scope] = out
+	r.slots[scope+slotWeight], r.slots[scope+slotBias] = wSlot, bSlot
 	return w, x, nil
 }
 
@@ -453,15 +484,17 @@ func (r *blockReader) layerNorm(scope string, c int) (LayerNormWeights, error) {
 			return ln, err
 		}
 		ln.GammaName, ln.BetaName = n.GetInput()[1], n.GetInput()[2]
+		r.slots[scope+slotGamma], r.slots[scope+slotBeta] = inputSlot{n, 1}, inputSlot{n, 2}
 		return ln, nil
 	}
 
 	// Decomposed: Mul by γ, Add β, and an Add of the scalar ε.
-	find := func(op string, want func([]int) bool) (string, []float32, error) {
+	find := func(op string, want func([]int) bool) (string, []float32, inputSlot, error) {
 		var name string
 		var data []float32
+		var slot inputSlot
 		for _, n := range r.inScope(scope, op) {
-			for _, in := range n.GetInput() {
+			for k, in := range n.GetInput() {
 				t, err := r.constant(in)
 				if err != nil {
 					continue
@@ -471,13 +504,13 @@ func (r *blockReader) layerNorm(scope string, c int) (LayerNormWeights, error) {
 					continue
 				}
 				if name != "" {
-					return "", nil, fmt.Errorf("%w: %s has two %s nodes with such a constant (%q and %q)",
+					return "", nil, slot, fmt.Errorf("%w: %s has two %s nodes with such a constant (%q and %q)",
 						ErrUnsupportedGraph, r.where(scope), op, name, in)
 				}
-				name, data = in, v
+				name, data, slot = in, v, inputSlot{n, k}
 			}
 		}
-		return name, data, nil
+		return name, data, slot, nil
 	}
 	vec := func(d []int) bool { return len(d) == 1 && d[0] == c }
 	scalar := func(d []int) bool { return len(d) == 0 || (len(d) == 1 && d[0] == 1) }
@@ -486,13 +519,14 @@ func (r *blockReader) layerNorm(scope string, c int) (LayerNormWeights, error) {
 	}
 	var err error
 	var eps []float32
-	if ln.GammaName, ln.Gamma, err = find("Mul", vec); err != nil {
+	var gSlot, bSlot inputSlot
+	if ln.GammaName, ln.Gamma, gSlot, err = find("Mul", vec); err != nil {
 		return ln, err
 	}
-	if ln.BetaName, ln.Beta, err = find("Add", vec); err != nil {
+	if ln.BetaName, ln.Beta, bSlot, err = find("Add", vec); err != nil {
 		return ln, err
 	}
-	if _, eps, err = find("Add", scalar); err != nil {
+	if _, eps, _, err = find("Add", scalar); err != nil {
 		return ln, err
 	}
 	switch {
@@ -506,6 +540,7 @@ func (r *blockReader) layerNorm(scope string, c int) (LayerNormWeights, error) {
 		return ln, fmt.Errorf("%w: %s/ does not compute a LayerNorm (want 2 ReduceMean and a Sqrt)", ErrUnsupportedGraph, r.where(scope))
 	}
 	ln.Eps = eps[0]
+	r.slots[scope+slotGamma], r.slots[scope+slotBeta] = gSlot, bSlot
 	return ln, nil
 }
 

@@ -26,6 +26,8 @@ type extractOptions struct {
 	Provider, OptLevel, RuntimeLib string
 	JSON                           bool
 	Shard                          string
+	CutTop                         int
+	PoolingSet, LayersSet          bool
 }
 
 func newExtractCommand() *cli.Command {
@@ -57,6 +59,7 @@ func newExtractCommand() *cli.Command {
 			&cli.BoolFlag{Name: "allow-empty", Usage: "embed empty texts as [CLS] [SEP] instead of refusing them"},
 			&cli.StringFlag{Name: "ort-lib", EnvVars: []string{"HEADSTART_ORT_LIB"}, Usage: "onnxruntime shared library (default: the setup cache)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
+			&cli.IntFlag{Name: "cut-top", Usage: "write an activation cache instead of pooled features: the states of every token entering the top `K` blocks, for fit-head --mode lora|full|reinit"},
 			&cli.StringFlag{Name: "shard", Usage: "process only shard `I/N` (rows r with r mod N = I); auto or auto/N reads the index from JOB_COMPLETION_INDEX (Kubernetes) or SLURM_ARRAY_TASK_ID (Slurm); join shards with `features merge`"},
 		},
 		Action: func(c *cli.Context) error {
@@ -69,6 +72,7 @@ func newExtractCommand() *cli.Command {
 				ChunkRows: c.Int("chunk-rows"), Limit: c.Int("limit"),
 				Provider: c.String("provider"), OptLevel: c.String("opt-level"), RuntimeLib: c.String("ort-lib"),
 				JSON: c.Bool("json"), Shard: c.String("shard"),
+				CutTop: c.Int("cut-top"), PoolingSet: c.IsSet("pooling") || c.IsSet("normalize"), LayersSet: c.IsSet("layers"),
 			}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
@@ -117,6 +121,13 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 	lo.Normalize, lo.Resume, lo.AllowEmpty = o.Normalize, o.Resume, o.AllowEmpty
 	lo.MaxLen, lo.BatchSize, lo.ChunkRows = o.MaxLen, o.BatchSize, o.ChunkRows
 	lo.RuntimeLib = o.RuntimeLib
+	switch {
+	case o.CutTop < 0:
+		return lo, usagef("--cut-top %d: want the number of top blocks to train (1 or more)", o.CutTop)
+	case o.CutTop > 0 && (o.PoolingSet || o.LayersSet):
+		return lo, usagef("--cut-top caches token states for training the top blocks; --pooling, --normalize and --layers do not apply (the trained model pools with mean)")
+	}
+	lo.CutTop = o.CutTop
 	if lo.Shard, err = parseShard(o.Shard, nil); err != nil {
 		return lo, err
 	}

@@ -39,8 +39,8 @@ func newFitHeadCommand() *cli.Command {
 			"max_iter semantics; --C auto picks C by stratified 5-fold cross-validation over 1e-4..1e4.\n" +
 			"mlp trains 1-2 GELU hidden layers with AdamW and early stopping on --valid (or 10% held out).\n" +
 			"The head file records the fingerprint of the training features (backbone, pooling, layers, ...).",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "train", Required: true, Usage: "training `FEATURES.safetensors` (from extract)"},
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "train", Required: true, Usage: "training `FEATURES.safetensors` (from extract), or an activation cache (extract --cut-top) with --mode lora|full|reinit"},
 			&cli.StringFlag{Name: "valid", Usage: "validation `FEATURES.safetensors` (MLP early stopping; reported for logreg)"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "head `FILE` to write"},
 			&cli.StringFlag{Name: "head", Value: "logreg", Usage: "logreg | mlp"},
@@ -60,8 +60,11 @@ func newFitHeadCommand() *cli.Command {
 			&cli.IntFlag{Name: "patience", Value: 10, Usage: "mlp: epochs without validation improvement before stopping"},
 			&cli.IntFlag{Name: "batch-size", Value: 64, Usage: "mlp: rows per update"},
 			&cli.BoolFlag{Name: "json", Usage: "print the training summary as JSON on stdout"},
-		},
+		}, topFlags()...),
 		Action: func(c *cli.Context) error {
+			if c.String("mode") != "head" {
+				return runFitTop(c, c.App.Writer, c.App.ErrWriter)
+			}
 			return runFitHead(c.Context, fitHeadOptions{
 				Train: c.String("train"), Valid: c.String("valid"), Out: c.String("out"),
 				Kind: c.String("head"), C: c.String("C"), MaxIter: c.Int("max-iter"), Tol: c.Float64("tol"),

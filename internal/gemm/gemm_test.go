@@ -1,4 +1,4 @@
-package head
+package gemm
 
 import (
 	"fmt"
@@ -25,14 +25,14 @@ func TestGemm(t *testing.T) {
 		if fallback {
 			name = "blas"
 		}
-		noAssembly = fallback
+		NoAssembly = fallback
 		t.Run(name+"/float64", func(t *testing.T) { testGemm[float64](t, func(k int) float64 { return gemmTol }) })
 		t.Run(name+"/float32", func(t *testing.T) { testGemm[float32](t, func(k int) float64 { return float64(k+1) * gemmTol32 }) })
-		noAssembly = false
+		NoAssembly = false
 	}
 }
 
-func testGemm[T float](t *testing.T, tolFor func(k int) float64) {
+func testGemm[T Float](t *testing.T, tolFor func(k int) float64) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	// The shapes cover partial tiles (m mod 6, n mod 8 or 16), several blocks along
 	// every dimension (m > gemmMC, n > gemmNC, k > gemmKC) and empty products; the large
@@ -97,11 +97,11 @@ func testGemm[T float](t *testing.T, tolFor func(k int) float64) {
 							}
 						}
 						c0 := append([]T(nil), c...)
-						gemm(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc, threads)
+						Gemm(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc, threads)
 						// Operands packed ahead of time give the same bits.
-						if pa, pb := packMatrix(true, tA, a, lda, m, k), packMatrix(false, tB, b, ldb, n, k); pa != nil && m > 0 && n > 0 {
+						if pa, pb := Pack(true, tA, a, lda, m, k), Pack(false, tB, b, ldb, n, k); pa != nil && m > 0 && n > 0 {
 							cp := append([]T(nil), c0...)
-							gemmOp(operand[T]{packed: pa}, operand[T]{packed: pb}, m, n, k, beta, cp, ldc, threads)
+							Op(Operand[T]{Packed: pa}, Operand[T]{Packed: pb}, m, n, k, beta, cp, ldc, threads)
 							for i := range cp {
 								if cp[i] != c[i] {
 									t.Fatalf("%s: packed operands: C[%d] = %v, unpacked %v", name, i, cp[i], c[i])
@@ -134,14 +134,14 @@ func TestGemmThreadInvariance(t *testing.T) {
 	t.Run("float32", testGemmThreadInvariance[float32])
 }
 
-func testGemmThreadInvariance[T float](t *testing.T) {
+func testGemmThreadInvariance[T Float](t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, sh := range []struct{ m, n, k int }{{501, 77, 385}, {77, 385, 501}} {
 		m, n, k := sh.m, sh.n, sh.k
 		a, b := randSliceOf[T](rng, m*k), randSliceOf[T](rng, n*k)
 		c1, c4 := make([]T, m*n), make([]T, m*n)
-		gemm(false, true, m, n, k, a, k, b, k, 0, c1, n, 1)
-		gemm(false, true, m, n, k, a, k, b, k, 0, c4, n, 4)
+		Gemm(false, true, m, n, k, a, k, b, k, 0, c1, n, 1)
+		Gemm(false, true, m, n, k, a, k, b, k, 0, c4, n, 4)
 		for i := range c1 {
 			if c1[i] != c4[i] {
 				t.Fatalf("%dx%dx%d: C[%d]: 1 thread %v, 4 threads %v", m, n, k, i, c1[i], c4[i])
@@ -150,7 +150,7 @@ func testGemmThreadInvariance[T float](t *testing.T) {
 	}
 }
 
-func randSliceOf[T float](rng *rand.Rand, n int) []T {
+func randSliceOf[T Float](rng *rand.Rand, n int) []T {
 	s := make([]T, n)
 	for i := range s {
 		s[i] = T(rng.NormFloat64())

@@ -1,10 +1,10 @@
-package head
+package gemm
 
 import "golang.org/x/sys/cpu"
 
-// haveKernel reports whether the assembly kernels (kern6x8, kern6x16, softmaxRow32)
+// HaveKernel reports whether the assembly kernels (kern6x8, kern6x16, softmaxRow32)
 // can run: AVX2 and FMA.
-var haveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+var HaveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
 // kern6x8 computes C += A·B for a 6×k panel A packed depth by depth (a[6p+i]), a k×8
 // panel B packed depth by depth (b[8p+j]), and C 6×8 with row stride ldc (elements).

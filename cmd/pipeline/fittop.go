@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/headstart-ml/headstart"
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/lora"
+	"github.com/headstart-ml/headstart/models"
+	"github.com/headstart-ml/headstart/onnx"
+)
+
+// topFlags are fit-head's flags for training the top blocks (--mode lora|full|reinit).
+func topFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "mode", Value: "head", Usage: "head: a head on pooled features | lora | full | reinit: train the top blocks (LoRA adapters, all their weights, or re-initialised) with a linear head, on an activation cache from extract --cut-top"},
+		&cli.IntFlag{Name: "top-k", Usage: "top blocks to train (default: the cache's --cut-top; must equal it)"},
+		&cli.StringFlag{Name: "model", Usage: "backbone `NAME|DIR` whose top blocks to train (default: the one the cache names; its sha256 must match)"},
+		&cli.IntFlag{Name: "rank", Value: 8, Usage: "lora: adapter rank r"},
+		&cli.Float64Flag{Name: "alpha", Value: 16, Usage: "lora: scaling alpha (adapters add alpha/r · B·A)"},
+		&cli.StringFlag{Name: "targets", Value: "query,value", Usage: "lora: adapted layers, any of query,key,value,output,ffn"},
+		&cli.Float64Flag{Name: "lora-dropout", Value: 0.1, Usage: "lora: dropout on the adapters' input"},
+		&cli.Float64Flag{Name: "warmup", Value: 0.1, Usage: "lora/full/reinit: fraction of steps with linear warmup (then linear decay to 0)"},
+		&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted run from its checkpoint (OUT.ckpt)"},
+	}
+}
+
+// Defaults of the top-block modes where fit-head's shared flags default for the MLP.
+const (
+	topEpochs    = 3
+	topBatchSize = 32
+)
+
+// runFitTop trains the top blocks and a linear head on activation caches.
+func runFitTop(c *cli.Context, stdout, stderr io.Writer) error {
+	ctx := c.Context
+	mode, err := lora.ParseMode(c.String("mode"))
+	if err != nil {
+		return usagef("--mode %q: want head, lora, full or reinit", c.String("mode"))
+	}
+	if c.String("head") != "logreg" {
+		return usagef("--head %s: with --mode %s the head is linear (softmax) and trains with the blocks", c.String("head"), mode)
+	}
+	s := lora.TrainSettings{Mode: mode, Seed: c.Uint64("seed"), Epochs: topEpochs, BatchSize: topBatchSize, Patience: 0, Warmup: c.Float64("warmup")}
+	if c.IsSet("epochs") {
+		s.Epochs = c.Int("epochs")
+	}
+	if c.IsSet("batch-size") {
+		s.BatchSize = c.Int("batch-size")
+	}
+	if c.IsSet("lr") {
+		s.LR = c.Float64("lr")
+	}
+	if c.IsSet("weight-decay") {
+		if s.WeightDecay = c.Float64("weight-decay"); s.WeightDecay == 0 {
+			s.WeightDecay = -1 // none
+		}
+	}
+	if c.IsSet("patience") {
+		s.Patience = c.Int("patience")
+	}
+	if s.Warmup == 0 {
+		s.Warmup = -1 // none
+	}
+	switch {
+	case s.Epochs < 1:
+		return usagef("--epochs %d: want at least 1", s.Epochs)
+	case s.BatchSize < 1:
+		return usagef("--batch-size %d: want at least 1", s.BatchSize)
+	case c.IsSet("lr") && !(s.LR > 0):
+		return usagef("--lr %g: want > 0", s.LR)
+	case s.Warmup >= 1:
+		return usagef("--warmup %g: want a fraction of the steps in [0, 1)", s.Warmup)
+	}
+	if mode == lora.ModeLoRA {
+		targets, err := lora.ParseTargets(c.String("targets"))
+		if err != nil {
+			return usageError{fmt.Errorf("--targets: %w", err)}
+		}
+		if c.Int("rank") < 1 {
+			return usagef("--rank %d: want at least 1", c.Int("rank"))
+		}
+		if !(c.Float64("alpha") > 0) {
+			return usagef("--alpha %g: want > 0", c.Float64("alpha"))
+		}
+		if d := c.Float64("lora-dropout"); !(d >= 0 && d < 1) {
+			return usagef("--lora-dropout %g: want 0 <= p < 1", d)
+		}
+		s.LoRA = lora.LoRA{Rank: c.Int("rank"), Alpha: c.Float64("alpha"), Dropout: c.Float64("lora-dropout"), Targets: targets}
+	} else {
+		for _, f := range []string{"rank", "alpha", "targets", "lora-dropout"} {
+			if c.IsSet(f) {
+				return usagef("--%s applies to --mode lora only", f)
+			}
+		}
+	}
+
+	train, err := features.OpenTokens(c.String("train"))
+	if err != nil {
+		return err
+	}
+	tm := train.Manifest
+	if k := c.Int("top-k"); c.IsSet("top-k") && k != tm.CutTop {
+		return usagef("--top-k %d: the cache %s holds the states entering the top %d blocks (extract --cut-top %d); extract again with --cut-top %d to train %d blocks",
+			k, c.String("train"), tm.CutTop, tm.CutTop, k, k)
+	}
+	trainEx, err := examples(train, c.String("train"), tm.LabelNames)
+	if err != nil {
+		return err
+	}
+	var validEx *lora.Examples
+	if v := c.String("valid"); v != "" {
+		valid, err := features.OpenTokens(v)
+		if err != nil {
+			return err
+		}
+		vm := valid.Manifest
+		if vm.Backbone.SHA256 != tm.Backbone.SHA256 || vm.CutBlock != tm.CutBlock || vm.MaxLen != tm.MaxLen || vm.Backbone.TokenizerSHA256 != tm.Backbone.TokenizerSHA256 {
+			return fmt.Errorf("--valid %s was extracted differently from --train %s (backbone, tokenizer, max_len or --cut-top differ)", v, c.String("train"))
+		}
+		if validEx, err = examples(valid, v, tm.LabelNames); err != nil {
+			return err
+		}
+	}
+
+	// The backbone's pretrained top blocks.
+	modelArg := c.String("model")
+	if modelArg == "" {
+		modelArg = tm.Backbone.Name
+	}
+	paths, err := models.Resolve(modelArg)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(paths.Model)
+	if err != nil {
+		return err
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != tm.Backbone.SHA256 {
+		return fmt.Errorf("%w: %s (sha256 %s) is not the backbone the cache %s was extracted with (sha256 %s)",
+			head.ErrFingerprint, paths.Model, hex.EncodeToString(sum[:])[:12], c.String("train"), tm.Backbone.SHA256[:12])
+	}
+	model, err := onnx.ParseModel(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", paths.Model, err)
+	}
+	data = nil
+	blocks, heads, err := headstart.TopBlocks(model, tm.CutBlock)
+	if err != nil {
+		return fmt.Errorf("%s: %w", paths.Model, err)
+	}
+	model = nil
+	s.Heads = heads
+
+	out := c.String("out")
+	s.Checkpoint, s.Resume = out+".ckpt", c.Bool("resume")
+	if !s.Resume {
+		if _, err := os.Stat(s.Checkpoint); err == nil {
+			return usagef("a checkpoint of an interrupted run is at %s: pass --resume to continue it, or delete it to start afresh", s.Checkpoint)
+		}
+	}
+	key := sha256.New()
+	for _, x := range []string{tm.Dataset.SHA256, tm.Backbone.SHA256, fmt.Sprint(tm.CutBlock, tm.MaxLen, train.N)} {
+		key.Write([]byte(x + "\x00"))
+	}
+	s.Key = hex.EncodeToString(key.Sum(nil))
+
+	tty := isTerminal(stderr)
+	s.Progress = func(p lora.TrainProgress) {
+		var line string
+		if d := p.Done; d != nil {
+			line = fmt.Sprintf("fit-head: %s epoch %d/%d loss %.4f (%.1fs)", mode, p.Epoch, p.Epochs, d.TrainLoss, d.TrainSeconds)
+			if validEx != nil {
+				line += fmt.Sprintf(" valid loss %.4f acc %.4f macro-F1 %.4f", d.ValidLoss, d.ValidAccuracy, d.ValidMacroF1)
+			}
+		} else if tty {
+			line = fmt.Sprintf("fit-head: %s epoch %d/%d step %d/%d loss %.4f", mode, p.Epoch, p.Epochs, p.Step, p.Steps, p.Loss)
+		} else {
+			return
+		}
+		if tty {
+			fmt.Fprintf(stderr, "\r\033[K%s", line)
+			if p.Done != nil {
+				fmt.Fprintln(stderr)
+			}
+		} else {
+			fmt.Fprintln(stderr, line)
+		}
+	}
+	res, err := lora.Train(ctx, blocks, len(tm.LabelNames), trainEx, validEx, s)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("fit-head interrupted (finished epochs kept in %s; rerun with --resume): %w", s.Checkpoint, err)
+		}
+		return err
+	}
+	h := topHead(res, tm, s, trainEx.Len())
+	if err := h.Save(out); err != nil {
+		return err
+	}
+	os.Remove(s.Checkpoint)
+	if c.Bool("json") {
+		return json.NewEncoder(stdout).Encode(map[string]any{"out": out, "mode": mode.String(), "classes": len(h.Classes),
+			"top_k": tm.CutTop, "trainable_params": res.Trainable, "best_epoch": res.BestEpoch, "stop": res.Stop,
+			"resumed_epochs": res.Resumed, "epochs": res.History})
+	}
+	last := res.History[len(res.History)-1]
+	fmt.Fprintf(stderr, "fit-head: %s on the top %d block(s), %d trainable parameters, %d rows, %d classes -> %s (%d epochs, best %d; %s",
+		mode, tm.CutTop, res.Trainable, trainEx.Len(), len(h.Classes), out, len(res.History), res.BestEpoch, res.Stop)
+	if validEx != nil {
+		fmt.Fprintf(stderr, "; valid accuracy %.4f", res.History[res.BestEpoch-1].ValidAccuracy)
+	}
+	fmt.Fprintf(stderr, "; last epoch %.1fs)\n", last.TrainSeconds)
+	return nil
+}
+
+// examples converts a cache into training examples whose labels index names (the
+// training cache's label names): every row must be labelled with one of them.
+func examples(tc *features.TokenCache, path string, names []string) (*lora.Examples, error) {
+	ex := &lora.Examples{Hidden: tc.Hidden, Offsets: tc.Offsets, Labels: make([]int, tc.N)}
+	for i, l := range tc.Labels {
+		if l < 0 {
+			return nil, fmt.Errorf("%w: %s: row %d (row_id %d) has no label; every row of a training or validation cache needs one", head.ErrUnlabelled, path, i, tc.RowIDs[i])
+		}
+		name := tc.Manifest.LabelNames[l]
+		j := slices.Index(names, name)
+		if j < 0 {
+			return nil, fmt.Errorf("%w: %s: row %d has label %q, which the training data does not have (it has %d labels)", head.ErrUnseenLabel, path, i, name, len(names))
+		}
+		ex.Labels[i] = j
+	}
+	return ex, nil
+}
+
+// topHead packs a training result as a head file: one softmax layer over the mean of
+// the last hidden state, carrying the trained blocks.
+func topHead(res *lora.Result, tm features.TokenManifest, s lora.TrainSettings, rows int) *head.Head {
+	st := res.Stack
+	c, k := st.Hidden(), st.Classes()
+	l := head.Dense{Out: k, In: c, W: make([]float64, k*c), B: make([]float64, k)}
+	for i, v := range st.W {
+		l.W[i] = float64(v)
+	}
+	for i, v := range st.B {
+		l.B[i] = float64(v)
+	}
+	fp := head.FingerprintOf(tm.Manifest, c)
+	fp.Pooling, fp.Layers, fp.Normalize = features.PoolMean.String(), []int{tm.NumBlocks}, false
+	best := res.History[res.BestEpoch-1]
+	tr := head.TopTraining{Mode: s.Mode.String(), Epochs: s.Epochs, BatchSize: s.BatchSize, LR: s.LR, WeightDecay: s.WeightDecay,
+		Warmup: s.Warmup, Patience: s.Patience, Seed: s.Seed, Trainable: res.Trainable, BestEpoch: res.BestEpoch, Stop: res.Stop, History: res.History}
+	if s.Mode == lora.ModeLoRA {
+		tr.Rank, tr.Alpha, tr.Targets, tr.LoRADropout = s.LoRA.Rank, s.LoRA.Alpha, s.LoRA.Targets.String(), s.LoRA.Dropout
+	}
+	return &head.Head{
+		Kind: head.LogReg, Output: head.Softmax, Classes: tm.LabelNames, Dim: c, Fingerprint: fp,
+		Layers: []head.Dense{l},
+		Summary: head.Summary{Rows: rows, Classes: k, Epochs: len(res.History), BestEpoch: res.BestEpoch,
+			ValidAccuracy: best.ValidAccuracy, TrainLoss: best.TrainLoss, Loss: best.ValidLoss},
+		Top: &head.Top{CutBlock: tm.CutBlock, NumBlocks: tm.NumBlocks, Heads: s.Heads, Blocks: res.Blocks, Training: tr},
+	}
+}

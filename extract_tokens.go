@@ -1,0 +1,162 @@
+package headstart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/models"
+	"github.com/headstart-ml/headstart/tokenize"
+)
+
+// extractTokens is Extract with opts.CutTop > 0: it writes the activation cache of the
+// rows (rows of them, the shard's when shard is set) entering the top opts.CutTop blocks.
+func extractTokens(ctx context.Context, opts ExtractOptions, paths models.Paths, scan features.Summary, rows int64, shard *features.Shard, start time.Time) (sum ExtractSummary, err error) {
+	enc, err := newEncoder(paths, EncoderOptions{
+		RuntimeLib: opts.RuntimeLib, Session: opts.Session, MaxLen: opts.MaxLen,
+		Layers: []int{-1 - opts.CutTop}, cut: true,
+	}, nil)
+	if err != nil {
+		if blocks, berr := numBlocks(paths); berr == nil && opts.CutTop > blocks {
+			return sum, fmt.Errorf("%w: cut-top %d: %s has %d encoder blocks", ErrBadOption, opts.CutTop, paths.Model, blocks)
+		}
+		return sum, err
+	}
+	defer func() { err = errors.Join(err, enc.Close()) }()
+	sum.Provider = enc.Provider()
+	if err := enc.Fallback(); err != nil {
+		sum.Fallback = err.Error()
+	}
+	sum.Dim = enc.hidden
+	blocks := enc.states - 1
+	cut := enc.Layers()[0]
+
+	// Pre-pass: every row's token count, for the cache's offsets.
+	lens, err := tokenLengths(&opts, enc.Tokenizer())
+	if err != nil {
+		return sum, err
+	}
+	if int64(len(lens)) != rows {
+		return sum, fmt.Errorf("%s changed while reading it: %d rows, then %d", opts.Data, rows, len(lens))
+	}
+
+	absData, _ := filepath.Abs(opts.Data)
+	man := features.TokenManifest{
+		Manifest: features.Manifest{
+			Tool:       "headstart " + Version,
+			Backbone:   enc.Backbone(),
+			Pooling:    "none",
+			Layers:     []int{cut},
+			MaxLen:     opts.MaxLen,
+			LabelNames: scan.Labels,
+			Shard:      shard,
+			Dataset: features.Dataset{
+				Path: absData, SHA256: scan.SHA256, Rows: scan.Rows,
+				TextCol: textCol(opts.Reader), LabelCol: labelCol(opts.Reader), Limit: opts.Reader.Limit,
+			},
+		},
+		CutTop: opts.CutTop, CutBlock: cut, NumBlocks: blocks, Hidden: enc.hidden,
+	}
+	key := features.CheckpointKey(man.Manifest, "cut="+strconv.Itoa(cut), "dtype="+opts.Dtype.String(), "chunk="+strconv.Itoa(opts.ChunkRows))
+	w, err := features.NewTokenWriter(opts.Out, man, lens, opts.Dtype, key, opts.Resume)
+	if err != nil {
+		return sum, err
+	}
+	done := w.Rows()
+	sum.Resumed = done
+	if opts.Progress != nil {
+		opts.Progress.Start(int(rows), done)
+	}
+	labelIndex := make(map[string]int64, len(scan.Labels))
+	for i, l := range scan.Labels {
+		labelIndex[l] = int64(i)
+	}
+	if err := runChunks(ctx, &opts, enc, labelIndex, done, &tokenSink{enc: enc, w: w, sum: &sum}, &sum); err != nil {
+		return sum, errors.Join(err, w.Commit(), w.Release())
+	}
+	if err := w.Close(); err != nil {
+		return sum, err
+	}
+	sum.Out = opts.Out
+	sum.Rows = int(rows)
+	sum.Elapsed = time.Since(start)
+	return sum, nil
+}
+
+// tokenLengths tokenizes every row of opts.Data (of the shard, if any) and returns the
+// token counts in order.
+func tokenLengths(opts *ExtractOptions, tok *tokenize.Tokenizer) ([]int, error) {
+	r, err := features.Open(opts.Data, opts.Reader)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var lens []int
+	for r.Next() {
+		row := r.Row()
+		if opts.Shard.Count > 0 && int(row.Index%int64(opts.Shard.Count)) != opts.Shard.Index {
+			continue
+		}
+		e, err := tok.Encode(row.Text)
+		if err != nil {
+			return nil, fmt.Errorf("%s: row %d: %w", opts.Data, row.Index, err)
+		}
+		lens = append(lens, len(e.IDs))
+	}
+	return lens, r.Err()
+}
+
+// tokenSink copies each batch's real token states into its chunk's packed buffer and
+// writes each chunk to the cache, committing it.
+type tokenSink struct {
+	enc *Encoder
+	w   *features.TokenWriter
+	sum *ExtractSummary
+	buf []float32 // the chunk's tokens, packed in row order
+	pre []int     // per row of the chunk: its first token in buf
+}
+
+func (t *tokenSink) begin(c *chunk) error {
+	t.pre = t.pre[:0]
+	n := 0
+	for _, e := range c.encs {
+		t.pre = append(t.pre, n)
+		n += len(e.IDs)
+	}
+	c2 := n * t.enc.hidden
+	if cap(t.buf) < c2 {
+		t.buf = make([]float32, c2)
+	}
+	t.buf = t.buf[:c2]
+	return nil
+}
+
+func (t *tokenSink) batch(c *chunk, b []int, encs []tokenize.Encoding) error {
+	t0 := time.Now()
+	err := t.enc.forward(encs)
+	t.sum.RunTime += time.Since(t0)
+	if err != nil {
+		return err
+	}
+	B, T, C := t.enc.batch.B, t.enc.batch.T, t.enc.hidden
+	t.sum.Padded += int64(B * T)
+	h := t.enc.views[0]
+	for i, j := range b {
+		l := len(encs[i].IDs)
+		copy(t.buf[t.pre[j]*C:(t.pre[j]+l)*C], h[i*T*C:(i*T+l)*C])
+	}
+	return nil
+}
+
+func (t *tokenSink) end(c *chunk) error {
+	if err := t.w.WriteRows(t.buf, c.labels, c.rowIDs); err != nil {
+		return err
+	}
+	return t.w.Commit()
+}
+
+func (t *tokenSink) rows() int { return t.w.Rows() }

@@ -1,9 +1,0 @@
-//go:build !amd64
-
-package head
-
-const haveKernel = false
-
-func kern6x8(k int, a, b, c *float64, ldc int) { panic("head: kern6x8 needs amd64") }
-
-func kern6x16(k int, a, b, c *float32, ldc int) { panic("head: kern6x16 needs amd64") }

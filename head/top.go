@@ -1,0 +1,188 @@
+package head
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/lora"
+)
+
+// Top is the trained top of the encoder that a head trained on an activation cache
+// (pipeline extract --cut-top, fit-head --mode lora|full|reinit) carries: encoder blocks
+// CutBlock..NumBlocks−1 with their trained weights, adapters merged. Such a head applies
+// to the mean-pooled last hidden state of the backbone whose top blocks are replaced by
+// these: headstart.NewClassifier and pipeline predict and export do that replacement;
+// plain pooled features are refused.
+type Top struct {
+	// CutBlock is the 0-based index of the first replaced block; NumBlocks the
+	// backbone's block count. Blocks holds NumBlocks − CutBlock blocks, bottom first.
+	CutBlock, NumBlocks int
+	// Heads is the blocks' attention head count.
+	Heads  int
+	Blocks []lora.Weights[float32]
+	// Training records how the blocks were trained.
+	Training TopTraining
+}
+
+// TopTraining records the settings and the course of a top-block training run.
+type TopTraining struct {
+	Mode        string            `json:"mode"`
+	Rank        int               `json:"rank,omitempty"`
+	Alpha       float64           `json:"alpha,omitempty"`
+	Targets     string            `json:"targets,omitempty"`
+	LoRADropout float64           `json:"lora_dropout,omitempty"`
+	Epochs      int               `json:"epochs"`
+	BatchSize   int               `json:"batch_size"`
+	LR          float64           `json:"lr"`
+	WeightDecay float64           `json:"weight_decay"`
+	Warmup      float64           `json:"warmup"`
+	Patience    int               `json:"patience,omitempty"`
+	Seed        uint64            `json:"seed"`
+	Trainable   int               `json:"trainable_params"`
+	BestEpoch   int               `json:"best_epoch"`
+	Stop        string            `json:"stop"`
+	History     []lora.EpochStats `json:"history"`
+}
+
+// topMeta is the part of a Top stored in the head file's metadata; the weights are
+// tensors.
+type topMeta struct {
+	CutBlock  int         `json:"cut_block"`
+	NumBlocks int         `json:"num_blocks"`
+	Heads     int         `json:"heads"`
+	Hidden    int         `json:"hidden"`
+	Inter     int         `json:"intermediate"`
+	Eps       [2]float64  `json:"layer_norm_eps"`
+	Training  TopTraining `json:"training"`
+}
+
+// f32Tensor is a float32 tensor of a head file.
+type f32Tensor struct {
+	name  string
+	shape []int64
+	data  []float32
+}
+
+// topTensors lists the blocks' weights as tensors named
+// top.<i>.<HuggingFace parameter name>, (Out, In) for weights.
+func (t *Top) tensors() []f32Tensor {
+	var out []f32Tensor
+	for i, b := range t.Blocks {
+		p := fmt.Sprintf("top.%d.", i)
+		for _, l := range []struct {
+			name string
+			l    lora.Linear[float32]
+		}{
+			{"attention.self.query", b.Query}, {"attention.self.key", b.Key}, {"attention.self.value", b.Value},
+			{"attention.output.dense", b.AttentionOutput}, {"intermediate.dense", b.Intermediate}, {"output.dense", b.Output},
+		} {
+			out = append(out, f32Tensor{p + l.name + ".weight", []int64{int64(l.l.Out), int64(l.l.In)}, l.l.W},
+				f32Tensor{p + l.name + ".bias", []int64{int64(l.l.Out)}, l.l.B})
+		}
+		for _, n := range []struct {
+			name string
+			n    lora.LayerNorm[float32]
+		}{{"attention.output.LayerNorm", b.AttentionNorm}, {"output.LayerNorm", b.OutputNorm}} {
+			out = append(out, f32Tensor{p + n.name + ".weight", []int64{int64(len(n.n.Gamma))}, n.n.Gamma},
+				f32Tensor{p + n.name + ".bias", []int64{int64(len(n.n.Beta))}, n.n.Beta})
+		}
+	}
+	return out
+}
+
+func (t *Top) meta() *topMeta {
+	b := t.Blocks[0]
+	return &topMeta{CutBlock: t.CutBlock, NumBlocks: t.NumBlocks, Heads: t.Heads, Hidden: b.Query.In,
+		Inter: b.Intermediate.Out, Eps: [2]float64{b.AttentionNorm.Eps, b.OutputNorm.Eps}, Training: t.Training}
+}
+
+// topFromMeta rebuilds a Top from its metadata and tensors (by name); it checks every
+// tensor's shape.
+func topFromMeta(m *topMeta, get func(name string, shape []int64) ([]float32, error)) (*Top, error) {
+	n := m.NumBlocks - m.CutBlock
+	if m.CutBlock < 0 || n < 1 || n > 1000 || m.Hidden < 1 || m.Inter < 1 || m.Heads < 1 {
+		return nil, fmt.Errorf("top blocks %d..%d of hidden size %d, intermediate %d, %d heads", m.CutBlock, m.NumBlocks-1, m.Hidden, m.Inter, m.Heads)
+	}
+	t := &Top{CutBlock: m.CutBlock, NumBlocks: m.NumBlocks, Heads: m.Heads, Training: m.Training}
+	c, in := m.Hidden, m.Inter
+	for i := range n {
+		p := fmt.Sprintf("top.%d.", i)
+		var err error
+		lin := func(name string, fin, fout int) lora.Linear[float32] {
+			l := lora.Linear[float32]{In: fin, Out: fout}
+			if err == nil {
+				l.W, err = get(p+name+".weight", []int64{int64(fout), int64(fin)})
+			}
+			if err == nil {
+				l.B, err = get(p+name+".bias", []int64{int64(fout)})
+			}
+			return l
+		}
+		norm := func(name string, eps float64) lora.LayerNorm[float32] {
+			n := lora.LayerNorm[float32]{Eps: eps}
+			if err == nil {
+				n.Gamma, err = get(p+name+".weight", []int64{int64(c)})
+			}
+			if err == nil {
+				n.Beta, err = get(p+name+".bias", []int64{int64(c)})
+			}
+			return n
+		}
+		w := lora.Weights[float32]{
+			Query: lin("attention.self.query", c, c), Key: lin("attention.self.key", c, c), Value: lin("attention.self.value", c, c),
+			AttentionOutput: lin("attention.output.dense", c, c), Intermediate: lin("intermediate.dense", c, in), Output: lin("output.dense", in, c),
+			AttentionNorm: norm("attention.output.LayerNorm", m.Eps[0]), OutputNorm: norm("output.LayerNorm", m.Eps[1]),
+		}
+		if err != nil {
+			return nil, err
+		}
+		t.Blocks = append(t.Blocks, w)
+	}
+	return t, nil
+}
+
+// CheckTokens returns nil when the activation cache described by m fits the head: the
+// head carries trained top blocks that start where the cache was cut, on the same
+// backbone, tokenizer and max_len. Otherwise an error wrapping ErrFingerprint names
+// what differs.
+func (h *Head) CheckTokens(m features.TokenManifest, name string) error {
+	if h.Top == nil {
+		return errorf(ErrFingerprint, "head: %s is an activation cache; this head was trained on pooled features: evaluate it on features from pipeline extract without --cut-top", name)
+	}
+	fp := FingerprintOf(m.Manifest, 0)
+	fp.Pooling, fp.Layers = h.Fingerprint.Pooling, h.Fingerprint.Layers
+	if err := h.Fingerprint.Compare(fp); err != nil {
+		return fmt.Errorf("cache %s: %w", name, err)
+	}
+	if m.CutBlock != h.Top.CutBlock || m.NumBlocks != h.Top.NumBlocks {
+		return errorf(ErrFingerprint, "head: cache %s holds the states entering block %d of %d (--cut-top %d); the head's trained blocks start at block %d of %d (--cut-top %d)",
+			name, m.CutBlock, m.NumBlocks, m.CutTop, h.Top.CutBlock, h.Top.NumBlocks, h.Top.NumBlocks-h.Top.CutBlock)
+	}
+	if m.Hidden != h.Dim {
+		return errorf(ErrDimension, "head: cache %s has hidden size %d; the head takes %d", name, m.Hidden, h.Dim)
+	}
+	return nil
+}
+
+// Stack returns the head with its top blocks as a lora.Stack, which computes the head's
+// probabilities from cached activations (Stack.Probs). The head must have a Top, one
+// softmax layer and no standardisation.
+func (h *Head) Stack() (*lora.Stack, error) {
+	if h.Top == nil {
+		return nil, fmt.Errorf("head: no trained top blocks")
+	}
+	g := h.Fold()
+	if len(g.Layers) != 1 || g.Output != Softmax {
+		return nil, fmt.Errorf("head: a head with top blocks must be one softmax layer; this one has %d layers, output %v", len(g.Layers), g.Output)
+	}
+	l := g.Layers[0]
+	w, b := make([]float32, len(l.W)), make([]float32, len(l.B))
+	for i, v := range l.W {
+		w[i] = float32(v)
+	}
+	for i, v := range l.B {
+		b[i] = float32(v)
+	}
+	return lora.NewStack(slices.Clone(h.Top.Blocks), h.Top.Heads, w, b)
+}

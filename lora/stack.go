@@ -1,0 +1,205 @@
+package lora
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Examples are sequences of cached hidden states (the activation cache of pipeline
+// extract --cut-top, features.TokenCache) with their classes.
+type Examples struct {
+	// Hidden holds every sequence's token states back to back, (tokens, C) row-major.
+	Hidden []float32
+	// Offsets has one entry per sequence and one more: sequence i is
+	// Hidden[Offsets[i]·C : Offsets[i+1]·C].
+	Offsets []int64
+	// Labels are the classes, in [0, K); nil for prediction.
+	Labels []int
+}
+
+// Len returns the number of sequences.
+func (e *Examples) Len() int { return len(e.Offsets) - 1 }
+
+// check validates e against the hidden size c and k classes.
+func (e *Examples) check(what string, c, k int) error {
+	n := e.Len()
+	if n < 1 {
+		return fmt.Errorf("%w: %s: no sequences", ErrBadData, what)
+	}
+	if e.Offsets[0] != 0 || int64(len(e.Hidden)) != e.Offsets[n]*int64(c) {
+		return fmt.Errorf("%w: %s: offsets 0..%d do not cover %d values of width %d", ErrBadData, what, e.Offsets[n], len(e.Hidden), c)
+	}
+	for i := range n {
+		if e.Offsets[i+1] <= e.Offsets[i] {
+			return fmt.Errorf("%w: %s: sequence %d is empty", ErrBadData, what, i)
+		}
+	}
+	if e.Labels != nil {
+		if len(e.Labels) != n {
+			return fmt.Errorf("%w: %s: %d labels for %d sequences", ErrBadData, what, len(e.Labels), n)
+		}
+		for i, l := range e.Labels {
+			if l < 0 || l >= k {
+				return fmt.Errorf("%w: %s: sequence %d has class %d; want 0..%d", ErrBadData, what, i, l, k-1)
+			}
+		}
+	}
+	for i, v := range e.Hidden {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("%w: %s: token %d holds %v", ErrBadData, what, i/c, v)
+		}
+	}
+	return nil
+}
+
+// Stack is the trained top of an encoder: blocks applied in order to the cached states,
+// mean pooling over each sequence's tokens, and a linear softmax classifier,
+//
+//	p = softmax(W · mean_t(blocks(x)_t) + b)
+//
+// It computes probabilities for evaluation and prediction; Train builds one to train.
+type Stack struct {
+	// Blocks are the encoder blocks, bottom first.
+	Blocks []*Block[float32]
+	// W (K, C) row-major and B (K) are the classifier.
+	W, B []float32
+
+	c, k int
+
+	// Scratch of the last Forward: hs[i] is the input of block i, hs[len] the top
+	// output; pooled (n, C); logits (n, K).
+	hs     [][]float32
+	pooled []float32
+	logits []float32
+	rows   Rows
+	lens   []int
+}
+
+// NewStack returns a stack on merged block weights (no adapters; the weights are used,
+// not copied) and a classifier w (K, C), b (K). heads is the attention head count
+// (default DefaultHeads).
+func NewStack(blocks []Weights[float32], heads int, w, b []float32) (*Stack, error) {
+	if len(blocks) == 0 {
+		return nil, fmt.Errorf("%w: a stack needs at least one block", ErrBadWeights)
+	}
+	s := &Stack{W: w, B: b}
+	for i, bw := range blocks {
+		blk, err := NewBlock(bw, Settings{Heads: heads, FreezeBase: true})
+		if err != nil {
+			return nil, fmt.Errorf("block %d: %w", i, err)
+		}
+		s.Blocks = append(s.Blocks, blk)
+	}
+	if err := s.init(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) init() error {
+	s.c = s.Blocks[0].Hidden()
+	for i, b := range s.Blocks {
+		if b.Hidden() != s.c {
+			return fmt.Errorf("%w: block %d has hidden size %d; block 0 has %d", ErrBadWeights, i, b.Hidden(), s.c)
+		}
+	}
+	if len(s.B) == 0 || len(s.W) != len(s.B)*s.c {
+		return fmt.Errorf("%w: classifier of %d weights and %d biases; want K·%d and K with K >= 1", ErrBadWeights, len(s.W), len(s.B), s.c)
+	}
+	s.k = len(s.B)
+	s.hs = make([][]float32, len(s.Blocks)+1)
+	return nil
+}
+
+// Hidden returns C; Classes K.
+func (s *Stack) Hidden() int  { return s.c }
+func (s *Stack) Classes() int { return s.k }
+
+// forward runs sequences lo..hi of ex through the stack, leaving the logits in
+// s.logits (and every activation for backward).
+func (s *Stack) forward(ex *Examples, idx []int) {
+	c := s.c
+	s.lens = s.lens[:0]
+	tokens := 0
+	for _, i := range idx {
+		l := int(ex.Offsets[i+1] - ex.Offsets[i])
+		s.lens = append(s.lens, l)
+		tokens += l
+	}
+	s.rows = Packed(s.lens)
+	x := grow(s.hs[0], tokens*c)
+	at := 0
+	for _, i := range idx {
+		n := copy(x[at:], ex.Hidden[ex.Offsets[i]*int64(c):ex.Offsets[i+1]*int64(c)])
+		at += n
+	}
+	s.hs[0] = x
+	for j, b := range s.Blocks {
+		s.hs[j+1] = grow(s.hs[j+1], tokens*c)
+		b.Forward(s.hs[j+1], s.hs[j], s.rows)
+	}
+	top := s.hs[len(s.Blocks)]
+	n := len(idx)
+	s.pooled = grow(s.pooled, n*c)
+	clear(s.pooled)
+	for r, st := range s.rows.Start {
+		p := s.pooled[r*c : (r+1)*c]
+		for t := st; t < st+s.rows.Len[r]; t++ {
+			for j, v := range top[t*c : (t+1)*c] {
+				p[j] += v
+			}
+		}
+		inv := 1 / float32(s.rows.Len[r])
+		for j := range p {
+			p[j] *= inv
+		}
+	}
+	s.logits = grow(s.logits, n*s.k)
+	for r := range n {
+		copy(s.logits[r*s.k:(r+1)*s.k], s.B)
+	}
+	gemm(false, true, n, s.k, c, 1, s.pooled, c, s.W, c, 1, s.logits, s.k)
+}
+
+// Probs writes the class probabilities of every sequence of ex into dst (N, K), in
+// batches of batch sequences (default 64), in evaluation mode (no dropout).
+func (s *Stack) Probs(dst []float32, ex *Examples, batch int) error {
+	if err := ex.check("examples", s.c, s.k); err != nil {
+		return err
+	}
+	n := ex.Len()
+	if len(dst) != n*s.k {
+		return fmt.Errorf("%w: dst holds %d values; want %d·%d", ErrBadData, len(dst), n, s.k)
+	}
+	if batch <= 0 {
+		batch = 64
+	}
+	for _, b := range s.Blocks {
+		b.Train = false
+	}
+	idx := make([]int, 0, batch)
+	for lo := 0; lo < n; lo += batch {
+		idx = idx[:0]
+		for i := lo; i < min(lo+batch, n); i++ {
+			idx = append(idx, i)
+		}
+		s.forward(ex, idx)
+		for r := range idx {
+			softmaxRow(dst[(lo+r)*s.k:(lo+r+1)*s.k], s.logits[r*s.k:(r+1)*s.k])
+		}
+	}
+	return nil
+}
+
+// softmaxRow writes softmax(z) into p, in float64.
+func softmaxRow(p, z []float32) {
+	m := slices.Max(z)
+	var sum float64
+	for _, v := range z {
+		sum += math.Exp(float64(v - m))
+	}
+	for i, v := range z {
+		p[i] = float32(math.Exp(float64(v-m)) / sum)
+	}
+}
