@@ -249,9 +249,11 @@ func (w *TokenWriter) WriteRows(hidden []float32, labels, rowIDs []int64) error 
 	if err := w.writeAt(putInt64s(w.buf, rowIDs), w.lay.rowIDs+8*r); err != nil {
 		return err
 	}
-	data := putFloat32s(w.buf, hidden)
+	var data []byte
 	if w.dtype == Float16 {
 		data = putFloat16s(w.buf, hidden)
+	} else {
+		data = putFloat32s(w.buf, hidden)
 	}
 	if err := w.writeAt(data, w.lay.hidden+lo*c*int64(es)); err != nil {
 		return err
@@ -449,4 +451,25 @@ func decodeTokens(r io.ReaderAt, size int64, name string) (*TokenCache, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// IsTokenCache reports whether the safetensors file at path is an activation cache (its
+// metadata has TokensMetadataKey), reading only its header. A file that is not
+// safetensors gives an error wrapping ErrCorruptStore.
+func IsTokenCache(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	sf, err := parseSafetensors(f, st.Size(), path, ErrCorruptStore)
+	if err != nil {
+		return false, err
+	}
+	_, ok := sf.meta[TokensMetadataKey]
+	return ok, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/models"
@@ -76,12 +77,21 @@ func runExport(modelArg, headPath, out string, stderr io.Writer) error {
 	fp := h.Fingerprint
 	m := features.Manifest{Backbone: features.Backbone{Name: paths.Name, SHA256: modelSHA, TokenizerSHA256: tokSHA},
 		Pooling: fp.Pooling, Layers: fp.Layers, Normalize: fp.Normalize, MaxLen: fp.MaxLen}
-	if err := h.Check(m); err != nil {
+	check := h.Check
+	if h.Top != nil { // the graph gets the head's trained top blocks below
+		check = func(m features.Manifest) error { return fp.Compare(head.FingerprintOf(m, 0)) }
+	}
+	if err := check(m); err != nil {
 		return fmt.Errorf("head %s does not fit model %s: %w", headPath, paths.Model, err)
 	}
 	model, err := onnx.LoadModel(paths.Model)
 	if err != nil {
 		return err
+	}
+	if h.Top != nil {
+		if err := headstart.ApplyTop(model, h.Top); err != nil {
+			return fmt.Errorf("head %s: %w", headPath, err)
+		}
 	}
 	spec := headSpec(h)
 	fpJSON, _ := json.Marshal(fp)

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/models"
+	"github.com/headstart-ml/headstart/onnx"
+	"github.com/headstart-ml/headstart/tokenize"
+)
+
+// topTol bounds |p − p'| between the Go top block on cached states and onnxruntime
+// running the whole graph with the trained block written in: the block's outputs agree
+// to about 1e-6 (lora's parity test), the probabilities to well within this.
+const topTol = 1e-4
+
+// headRows writes the header and the first n data rows of src to dst.
+func headRows(t *testing.T, src, dst string, n int) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	if err := os.WriteFile(dst, []byte(strings.Join(lines[:n+1], "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTopBlocksEndToEnd: extract --cut-top 1 -> fit-head --mode lora -> eval on the
+// cache; predict from texts and the exported ONNX graph give the probabilities of the Go
+// block on the cache (topTol); bad combinations fail clearly.
+func TestTopBlocksEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the model")
+	}
+	requireModel(t)
+	dir := t.TempDir()
+	trainCSV, devCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "dev.csv")
+	headRows(t, sharedData(t, "sst2/train.csv"), trainCSV, 400)
+	headRows(t, sharedData(t, "sst2/dev.csv"), devCSV, 60)
+	train, dev := filepath.Join(dir, "train.cache"), filepath.Join(dir, "dev.cache")
+	for _, c := range [][2]string{{trainCSV, train}, {devCSV, dev}} {
+		if code, _, stderr := run(t, "extract", "--data", c[0], "--out", c[1], "--cut-top", "1", "--threads", "2"); code != 0 {
+			t.Fatalf("extract --cut-top %s: %d\n%s", c[0], code, stderr)
+		}
+	}
+	headFile := filepath.Join(dir, "lora.head")
+	code, stdout, stderr := run(t, "fit-head", "--train", train, "--valid", dev, "--mode", "lora", "--epochs", "2", "--lr", "2e-3", "--seed", "1", "--out", headFile, "--json")
+	if code != 0 {
+		t.Fatalf("fit-head --mode lora: %d\n%s", code, stderr)
+	}
+	var fit struct {
+		Trainable int               `json:"trainable_params"`
+		BestEpoch int               `json:"best_epoch"`
+		Epochs    []json.RawMessage `json:"epochs"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &fit); err != nil || len(fit.Epochs) != 2 {
+		t.Fatalf("fit-head --json: %v\n%s", err, stdout)
+	}
+	// Rank 8 on query and value of one 384-wide block, and a 2-class linear head.
+	if want := 2*(8*384+384*8) + 2*384 + 2; fit.Trainable != want {
+		t.Fatalf("trainable parameters %d; want %d", fit.Trainable, want)
+	}
+	var best struct {
+		ValidAccuracy float64 `json:"valid_accuracy"`
+	}
+	json.Unmarshal(fit.Epochs[fit.BestEpoch-1], &best)
+
+	code, stdout, stderr = run(t, "eval", "--features", dev, "--head", headFile, "--json")
+	if code != 0 {
+		t.Fatalf("eval on the cache: %d\n%s", code, stderr)
+	}
+	var rep struct {
+		Accuracy float64 `json:"accuracy"`
+		N        int     `json:"n"`
+	}
+	json.Unmarshal([]byte(stdout), &rep)
+	// 400 SST-2 sentences and 2 epochs give about 0.75 on these 60 (chance 0.5).
+	if rep.N != 60 || rep.Accuracy != best.ValidAccuracy || rep.Accuracy < 0.65 {
+		t.Fatalf("eval: n %d accuracy %v; fit-head's best epoch %v", rep.N, rep.Accuracy, best.ValidAccuracy)
+	}
+
+	// The Go stack's probabilities on the cache.
+	h, err := head.Load(headFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := features.OpenTokens(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := examples(tc, dev, h.Classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.Stack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	goProbs := make([]float32, ex.Len()*2)
+	if err := st.Probs(goProbs, ex, 64); err != nil {
+		t.Fatal(err)
+	}
+
+	// predict from the texts: the backbone with the trained block, in onnxruntime.
+	pred := filepath.Join(dir, "pred.jsonl")
+	if code, _, stderr := run(t, "predict", "--head", headFile, "--data", devCSV, "--out", pred); code != 0 {
+		t.Fatalf("predict: %d\n%s", code, stderr)
+	}
+	f, _ := os.Open(pred)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	maxPred := 0.0
+	for i := 0; sc.Scan(); i++ {
+		var r struct {
+			Heads map[string]struct {
+				Probs map[string]float32 `json:"probs"`
+			} `json:"heads"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		for k, c := range h.Classes {
+			d := math.Abs(float64(r.Heads["lora"].Probs[c] - goProbs[i*2+k]))
+			if !(d < topTol) {
+				t.Fatalf("row %d class %s: predict %g, Go block on the cache %g", i, c, r.Heads["lora"].Probs[c], goProbs[i*2+k])
+			}
+			maxPred = max(maxPred, d)
+		}
+	}
+
+	// export: one graph with the trained block; onnxruntime runs it.
+	onnxFile := filepath.Join(dir, "lora.onnx")
+	if code, _, stderr := run(t, "export", "--head", headFile, "--out", onnxFile); code != 0 {
+		t.Fatalf("export: %d\n%s", code, stderr)
+	}
+	paths, _ := models.Resolve(models.Default)
+	tok, err := tokenize.Load(paths.Tokenizer, tokenize.Options{MaxLen: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := onnx.Init(""); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := onnx.NewSessionFromFile(onnxFile, []string{"input_ids", "attention_mask", "token_type_ids"}, []string{"probabilities"}, onnx.SessionOptions{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	r, _ := features.Open(devCSV, features.ReaderOptions{})
+	defer r.Close()
+	maxExport := 0.0
+	for i := 0; r.Next(); i++ {
+		e, err := tok.Encode(r.Row().Text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shape := []int64{1, int64(len(e.IDs))}
+		out, err := sess.Run(nil, []onnx.Int64Tensor{{Shape: shape, Data: e.IDs}, {Shape: shape, Data: e.Mask}, {Shape: shape, Data: e.TypeIDs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range 2 {
+			d := math.Abs(float64(out[0].Data[k] - goProbs[i*2+k]))
+			if !(d < topTol) {
+				t.Fatalf("row %d: exported graph %v, Go block on the cache %v", i, out[0].Data, goProbs[i*2:i*2+2])
+			}
+			maxExport = max(maxExport, d)
+		}
+	}
+	t.Logf("max abs diff of probabilities vs the Go block on the cache: predict %.2g, exported ONNX %.2g (60 texts)", maxPred, maxExport)
+
+	// Bad combinations: clear errors, the head file untouched.
+	before, _ := os.ReadFile(headFile)
+	pooled := filepath.Join(dir, "dev.safetensors")
+	if code, _, stderr := run(t, "extract", "--data", devCSV, "--out", pooled); code != 0 {
+		t.Fatalf("extract: %s", stderr)
+	}
+	cut2 := filepath.Join(dir, "dev2.cache")
+	if code, _, stderr := run(t, "extract", "--data", devCSV, "--out", cut2, "--cut-top", "2"); code != 0 {
+		t.Fatalf("extract --cut-top 2: %s", stderr)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"fit-head", "--train", pooled, "--mode", "lora", "--out", headFile}, 1, "pooled features"},
+		{[]string{"fit-head", "--train", train, "--out", headFile}, 1, "activation cache"},
+		{[]string{"fit-head", "--train", train, "--mode", "lora", "--top-k", "2", "--out", headFile}, 2, "--cut-top 2"},
+		{[]string{"fit-head", "--train", train, "--mode", "lora", "--rank", "400", "--out", headFile}, 1, "exceeds"},
+		{[]string{"fit-head", "--train", train, "--mode", "full", "--rank", "4", "--out", headFile}, 2, "--mode lora only"},
+		{[]string{"fit-head", "--train", train, "--mode", "lorra", "--out", headFile}, 2, "lora, full or reinit"},
+		{[]string{"fit-head", "--train", train, "--valid", cut2, "--mode", "lora", "--out", headFile}, 1, "extracted differently"},
+		{[]string{"eval", "--features", pooled, "--head", headFile}, 1, "top blocks"},
+		{[]string{"eval", "--features", cut2, "--head", headFile}, 1, "--cut-top"},
+		{[]string{"extract", "--data", devCSV, "--out", filepath.Join(dir, "x.cache"), "--cut-top", "7"}, 1, "6 encoder blocks"},
+		{[]string{"extract", "--data", devCSV, "--out", filepath.Join(dir, "x.cache"), "--cut-top", "1", "--pooling", "cls"}, 2, "do not apply"},
+	} {
+		code, _, stderr := run(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q; want exit %d mentioning %q", c.args[:6], code, stderr, c.code, c.want)
+		}
+	}
+	after, _ := os.ReadFile(headFile)
+	if string(before) != string(after) {
+		t.Fatal("a failed command changed the head file")
+	}
+}
