@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/lora"
 )
 
 // Data holds the labelled features of one extraction: the training and test splits and
@@ -19,6 +20,18 @@ type Data struct {
 	Train  head.Dataset
 	Test   head.Dataset
 	Valid  *head.Dataset // nil: the MLP holds out part of its training rows
+	// Tokens holds the activation caches of the splits for the top-block strategies
+	// (nil when none is asked for).
+	Tokens *TokenData
+}
+
+// TokenData are the splits' activation caches, row for row the rows of the Data's
+// splits, with their labels indexing Data.Train.Classes, and the pretrained weights of
+// the blocks above the cut.
+type TokenData struct {
+	Blocks             []lora.Weights[float32]
+	Heads              int
+	Train, Test, Valid *lora.Examples
 }
 
 // check verifies that the splits fit together and that the test and validation
@@ -26,6 +39,15 @@ type Data struct {
 func (d *Data) check() error {
 	if len(d.Layers) == 0 || d.Train.D%len(d.Layers) != 0 {
 		return fmt.Errorf("%w: training features %s have %d columns, not a multiple of the %d layers %v", ErrData, d.Train.Name, d.Train.D, len(d.Layers), d.Layers)
+	}
+	if t := d.Tokens; t != nil {
+		if t.Train == nil || t.Test == nil || t.Train.Len() != d.Train.N || t.Test.Len() != d.Test.N ||
+			(d.Valid != nil && (t.Valid == nil || t.Valid.Len() != d.Valid.N)) {
+			return fmt.Errorf("%w: the activation caches do not hold the splits' rows", ErrData)
+		}
+		if !slices.Equal(t.Train.Labels, d.Train.Labels) || !slices.Equal(t.Test.Labels, mapLabels(&d.Test, d.Train.Classes)) {
+			return fmt.Errorf("%w: the activation caches' labels differ from the features'", ErrData)
+		}
 	}
 	splits := []*head.Dataset{&d.Test}
 	if d.Valid != nil {
@@ -126,4 +148,24 @@ func classCounts(labels []int, classes int) []int {
 		counts[l]++
 	}
 	return counts
+}
+
+// mapLabels returns ds's labels as indices into classes (-1 for a class not there).
+func mapLabels(ds *head.Dataset, classes []string) []int {
+	out := make([]int, len(ds.Labels))
+	for i, l := range ds.Labels {
+		out[i] = slices.Index(classes, ds.Classes[l])
+	}
+	return out
+}
+
+// subsetExamples returns the sequences rows of ex.
+func subsetExamples(ex *lora.Examples, rows []int, c int) *lora.Examples {
+	s := &lora.Examples{Offsets: make([]int64, 1, len(rows)+1), Labels: make([]int, len(rows))}
+	for r, i := range rows {
+		s.Hidden = append(s.Hidden, ex.Hidden[ex.Offsets[i]*int64(c):ex.Offsets[i+1]*int64(c)]...)
+		s.Offsets = append(s.Offsets, s.Offsets[r]+ex.Offsets[i+1]-ex.Offsets[i])
+		s.Labels[r] = ex.Labels[i]
+	}
+	return s
 }

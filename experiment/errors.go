@@ -8,9 +8,6 @@ var (
 	// ErrUnknownStrategy: a strategy name that does not exist (the message lists the
 	// valid ones).
 	ErrUnknownStrategy = errors.New("experiment: unknown strategy")
-	// ErrNotImplemented: a strategy that is planned (unfreezing the top block) but not
-	// implemented yet.
-	ErrNotImplemented = errors.New("experiment: strategy not implemented yet")
 	// ErrBadGrid: an invalid grid setting: a shot count below 1, no seeds, no strategy.
 	ErrBadGrid = errors.New("experiment: invalid grid")
 	// ErrShotsTooLarge: a shot count above the size of a class, without capping.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/lora"
 )
 
 // cellVersion is the version of the cell files; cells of another version are
@@ -96,7 +97,7 @@ type cellSpec struct {
 // seedFree reports whether the cell's result cannot depend on its seed (see
 // Cell.Copied).
 func (sp cellSpec) seedFree() bool {
-	return sp.shots == All && sp.strategy.Head.Kind == head.LogReg && !sp.strategy.Head.LogReg.AutoC
+	return sp.strategy.Top == nil && sp.shots == All && sp.strategy.Head.Kind == head.LogReg && !sp.strategy.Head.LogReg.AutoC
 }
 
 func (g *Grid) setDefaults() error {
@@ -292,11 +293,17 @@ func Run(ctx context.Context, g Grid, data *Data) ([]Cell, error) {
 			c = cells[j]
 			c.Seed, c.Key, c.Copied = sp.seed, g.key(sp), true
 		} else {
-			v, err := viewFor(sp.strategy.Layers)
-			if err != nil {
-				return nil, err
+			var err error
+			if sp.strategy.Top != nil {
+				c, err = g.fitTop(ctx, sp, data)
+			} else {
+				var v *views
+				if v, err = viewFor(sp.strategy.Layers); err != nil {
+					return nil, err
+				}
+				c, err = g.fit(sp, v.train, v.test, v.valid)
 			}
-			if c, err = g.fit(sp, v.train, v.test, v.valid); err != nil {
+			if err != nil {
 				return nil, fmt.Errorf("cell %s shots=%s seed=%d: %w", sp.strategy.Name, ShotsName(sp.shots), sp.seed, err)
 			}
 			secs[sp.strategy.Name] += c.TrainSeconds
@@ -390,6 +397,53 @@ func (g *Grid) fit(sp cellSpec, train, test, valid *head.Dataset) (Cell, error) 
 		c.Iterations = h.Summary.Iterations
 	}
 	return c, nil
+}
+
+// fitTop trains and scores one cell of a top-block strategy.
+func (g *Grid) fitTop(ctx context.Context, sp cellSpec, data *Data) (Cell, error) {
+	t := data.Tokens
+	if t == nil {
+		return Cell{}, fmt.Errorf("%w: strategy %s needs the activation caches (Data.Tokens)", ErrData, sp.strategy.Name)
+	}
+	ts := sp.strategy.Top
+	if ts.TopK != len(t.Blocks) {
+		return Cell{}, fmt.Errorf("%w: strategy %s trains the top %d blocks; the caches are cut below the top %d", ErrData, sp.strategy.Name, ts.TopK, len(t.Blocks))
+	}
+	c := t.Blocks[0].Query.In
+	rows := Sample(data.Train.Labels, len(data.Train.Classes), sp.shots, uint64(sp.seed))
+	train := t.Train
+	if sp.shots != All {
+		train = subsetExamples(t.Train, rows, c)
+	}
+	s := ts.Train
+	s.Seed, s.Heads, s.Epochs = uint64(sp.seed), t.Heads, ts.epochs(train.Len())
+	start := time.Now()
+	res, err := lora.Train(ctx, t.Blocks, len(data.Train.Classes), train, t.Valid, s)
+	elapsed := time.Since(start)
+	if err != nil {
+		return Cell{}, err
+	}
+	probs := make([]float32, t.Test.Len()*len(data.Train.Classes))
+	if err := res.Stack.Probs(probs, t.Test, 64); err != nil {
+		return Cell{}, err
+	}
+	k := len(data.Train.Classes)
+	pred := make([]int, t.Test.Len())
+	for i := range pred {
+		p := probs[i*k : (i+1)*k]
+		for j, v := range p {
+			if v > p[pred[i]] {
+				pred[i] = j
+			}
+		}
+	}
+	r := head.NewReport(data.Train.Classes, t.Test.Labels, pred, probs)
+	acc, macroF1 := r.Accuracy, r.MacroF1
+	return Cell{
+		Version: cellVersion, Key: g.key(sp), Strategy: sp.strategy.Name, Shots: sp.shots, Seed: sp.seed,
+		TrainRows: train.Len(), TestRows: t.Test.Len(), Accuracy: acc, MacroF1: macroF1, Params: res.Trainable,
+		TrainSeconds: elapsed.Seconds(), Converged: true, Epochs: len(res.History), BestEpoch: res.BestEpoch,
+	}, nil
 }
 
 // Params counts a head's trainable parameters: the weights and biases of its layers

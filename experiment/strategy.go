@@ -6,10 +6,12 @@ import (
 	"strings"
 
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/lora"
 )
 
-// Strategy is one way of training a classifier on the frozen backbone: a head fitted on
-// the pooled hidden states of some layers.
+// Strategy is one way of training a classifier: a head fitted on the pooled hidden
+// states of some layers of the frozen backbone, or (Top set) the top blocks trained
+// with a linear head on the cached states entering them.
 type Strategy struct {
 	// Name is what --strategies accepts.
 	Name string `json:"name"`
@@ -22,6 +24,30 @@ type Strategy struct {
 	Head head.Options `json:"head"`
 	// About says what the strategy does, for help texts and reports.
 	About string `json:"about"`
+	// Top, when set, makes the strategy train the top blocks (package lora) instead of
+	// fitting Head on pooled features; Layers and Head are then unused.
+	Top *TopStrategy `json:"top,omitempty"`
+}
+
+// TopStrategy trains the top TopK blocks with lora.Train on the activation cache.
+type TopStrategy struct {
+	TopK int `json:"top_k"`
+	// Train is the recipe; its Seed is set per cell.
+	Train lora.TrainSettings `json:"train"`
+	// MinSteps raises the number of epochs of small training sets so that training
+	// takes at least this many optimiser steps, up to MaxEpochs epochs.
+	MinSteps  int `json:"min_steps"`
+	MaxEpochs int `json:"max_epochs"`
+}
+
+// epochs returns the epochs to train on rows training rows.
+func (t *TopStrategy) epochs(rows int) int {
+	steps := (rows + t.Train.BatchSize - 1) / t.Train.BatchSize
+	e := t.Train.Epochs
+	for e*steps < t.MinSteps && e < t.MaxEpochs {
+		e++
+	}
+	return e
 }
 
 // Strategies returns the implemented strategies, in the order they are listed.
@@ -38,12 +64,29 @@ func Strategies() []Strategy {
 				"(patience 10, at most 100 epochs) on --valid or on 10% of each class held out, on the last block's pooled features"},
 		{Name: "concat4-logreg", Layers: []int{-4, -3, -2, -1}, Head: logreg,
 			About: "L2 logistic regression (as logreg) on the pooled features of the top 4 blocks, concatenated"},
+		{Name: "lora-top1", Top: top(lora.ModeLoRA, 1e-3),
+			About: "LoRA on the top block (rank 8, alpha 16, query and value, dropout 0.1) and a linear head on its mean-pooled output, " + topRecipe("1e-3")},
+		{Name: "full-top1", Top: top(lora.ModeFull, 1e-4),
+			About: "every weight of the top block and a linear head, " + topRecipe("1e-4")},
+		{Name: "reinit-top1", Top: top(lora.ModeReinit, 1e-4),
+			About: "the top block re-initialised (Zhang et al. 2020) and trained with a linear head, " + topRecipe("1e-4")},
 	}
 }
 
-// Planned names the strategies that unfreeze part of the backbone; they are known but
-// not implemented yet.
-var Planned = []string{"lora-top1", "full-top1", "reinit-top1"}
+// top is the recipe of the top-block strategies.
+func top(mode lora.Mode, lr float64) *TopStrategy {
+	t := &TopStrategy{TopK: 1, MinSteps: 100, MaxEpochs: 30,
+		Train: lora.TrainSettings{Mode: mode, Epochs: 3, BatchSize: 32, LR: lr, WeightDecay: 0.01, Warmup: 0.1}}
+	if mode == lora.ModeLoRA {
+		t.Train.LoRA = lora.LoRA{Rank: 8, Alpha: 16, Dropout: 0.1, Targets: lora.TargetQuery | lora.TargetValue}
+	}
+	return t
+}
+
+func topRecipe(lr string) string {
+	return "AdamW (lr " + lr + ", weight decay 0.01, batch 32, 10% warmup then linear decay), 3 epochs or more " +
+		"for small sets (at least 100 steps, at most 30 epochs), keeping the best epoch on --valid when given"
+}
 
 // StrategyNames returns the names of the implemented strategies.
 func StrategyNames() []string {
@@ -60,7 +103,6 @@ func StrategyNames() []string {
 func ParseStrategies(list string) ([]Strategy, error) {
 	all := Strategies()
 	var out []Strategy
-	var planned []string
 	for _, f := range strings.Split(list, ",") {
 		name := strings.ToLower(strings.TrimSpace(f))
 		if name == "" {
@@ -72,16 +114,10 @@ func ParseStrategies(list string) ([]Strategy, error) {
 			if !slices.ContainsFunc(out, func(s Strategy) bool { return s.Name == name }) {
 				out = append(out, all[i])
 			}
-		case slices.Contains(Planned, name):
-			planned = append(planned, name)
 		default:
-			return nil, fmt.Errorf("%w: --strategies %q: %q unknown; want one or more of %s (planned, not implemented yet: %s)",
-				ErrUnknownStrategy, list, f, strings.Join(StrategyNames(), ", "), strings.Join(Planned, ", "))
+			return nil, fmt.Errorf("%w: --strategies %q: %q unknown; want one or more of %s",
+				ErrUnknownStrategy, list, f, strings.Join(StrategyNames(), ", "))
 		}
-	}
-	if len(planned) > 0 {
-		return nil, fmt.Errorf("%w: --strategies %q: %s unfreeze backbone blocks, which is not implemented yet; the strategies available now are %s",
-			ErrNotImplemented, list, strings.Join(planned, ", "), strings.Join(StrategyNames(), ", "))
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: --strategies %q names no strategy; want one or more of %s", ErrBadGrid, list, strings.Join(StrategyNames(), ", "))
@@ -90,9 +126,10 @@ func ParseStrategies(list string) ([]Strategy, error) {
 }
 
 // Layers returns the union of the layers the strategies need, in increasing order
-// (e.g. -4, -3, -2, -1): what one extraction must pool for all of them.
+// (e.g. -4, -3, -2, -1): what one extraction must pool for all of them; {-1} when only
+// top-block strategies are asked for (the pooled features then serve the sampling).
 func Layers(strategies []Strategy) []int {
-	var out []int
+	out := []int{}
 	for _, s := range strategies {
 		for _, l := range s.Layers {
 			if !slices.Contains(out, l) {
@@ -101,11 +138,26 @@ func Layers(strategies []Strategy) []int {
 		}
 	}
 	slices.Sort(out)
+	if len(out) == 0 {
+		out = []int{-1}
+	}
 	return out
+}
+
+// TopK returns the largest TopK of the top-block strategies, 0 when there are none: the
+// cut of the activation cache they need.
+func TopK(strategies []Strategy) int {
+	k := 0
+	for _, s := range strategies {
+		if s.Top != nil {
+			k = max(k, s.Top.TopK)
+		}
+	}
+	return k
 }
 
 // NeedsHoldout reports whether the strategy holds training rows out for early stopping
 // when no validation data is given (the MLP).
 func (s Strategy) NeedsHoldout() bool {
-	return s.Head.Kind == head.MLP && s.Head.MLP.ValidFraction >= 0
+	return s.Top == nil && s.Head.Kind == head.MLP && s.Head.MLP.ValidFraction >= 0
 }

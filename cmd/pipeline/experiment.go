@@ -62,11 +62,12 @@ func newExperimentCommand() *cli.Command {
 		Name:  "experiment",
 		Usage: "compare strategies over training-set sizes and seeds on one frozen forward pass, or run the MTEB protocol",
 		Description: "Extracts the features every strategy needs once per split (cached in OUT/features and reused\n" +
-			"on a rerun), then for each strategy × shots (rows per class, stratified, seeded) × seed fits a\n" +
-			"head and scores it on --test. Finished cells are kept in OUT/cells, so an interrupted run\n" +
+			"on a rerun; the top-block strategies add a second pass, the states entering the top block),\n" +
+			"then for each strategy × shots (rows per class, stratified, seeded) × seed trains and scores\n" +
+			"on --test. Finished cells are kept in OUT/cells, so an interrupted run\n" +
 			"continues where it stopped. Writes OUT/results.{csv,json,md}, OUT/accuracy_vs_size.png and\n" +
 			"OUT/accuracy_vs_params.png. Strategies:\n" + strings.Join(valid, "\n") + "\n" +
-			"  (planned, not implemented yet: " + strings.Join(experiment.Planned, ", ") + ")\n\n" +
+			"\n" +
 			"--protocol mteb runs MTEB's classification protocol instead: per experiment, the training\n" +
 			"rows are shuffled by a fresh numpy RandomState(42) (reproduced bit for bit; MTEB 1.x reseeds\n" +
 			"it in every experiment, and the shuffled order carries over from one experiment to the next)\n" +
@@ -273,6 +274,67 @@ func ensureStore(ctx context.Context, o *experimentOptions, cfg featureConfig, s
 	return nil
 }
 
+// topData extracts (or reuses) the activation cache of every split, cut below the top k
+// blocks, and reads the pretrained weights of those blocks.
+func topData(ctx context.Context, o *experimentOptions, cfg featureConfig, k int, splits []*splitFeatures, classes []string, stderr io.Writer) (*experiment.TokenData, error) {
+	td := &experiment.TokenData{}
+	var manifest features.TokenManifest
+	for _, sf := range splits {
+		path := strings.TrimSuffix(sf.store, ".safetensors") + fmt.Sprintf("_cut%d.cache", k)
+		tc, err := features.OpenTokens(path)
+		sha, serr := fileSHA256(sf.data)
+		if serr != nil {
+			return nil, serr
+		}
+		if err != nil || tc.Manifest.Dataset.SHA256 != sha || tc.Manifest.CutTop != k || tc.Manifest.MaxLen != cfg.maxLen ||
+			tc.Manifest.Backbone.Name != cfg.paths.Name || tc.Manifest.Dataset.TextCol != o.TextCol || tc.Manifest.Dataset.LabelCol != o.LabelCol {
+			lo := headstart.ExtractOptions{
+				Model: o.Model, Data: sf.data, Reader: features.ReaderOptions{TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: true},
+				Out: path, MaxLen: cfg.maxLen, BatchSize: o.BatchSize, Resume: true, RuntimeLib: o.RuntimeLib, CutTop: k,
+			}
+			lo.Session.IntraOpThreads = o.Threads
+			lo.Session.Provider, _ = onnx.ParseProvider(o.Provider)
+			p := newProgress(stderr, "cache "+sf.name, "rows")
+			lo.Progress = p
+			sum, err := headstart.Extract(ctx, lo)
+			if errors.Is(err, features.ErrCheckpointMismatch) {
+				lo.Resume = false
+				sum, err = headstart.Extract(ctx, lo)
+			}
+			p.Finish()
+			if err != nil {
+				return nil, fmt.Errorf("caching the activations of --%s %s: %w", sf.name, sf.data, err)
+			}
+			fmt.Fprintf(stderr, "experiment: %s activation cache: %d rows -> %s in %.1fs\n", sf.name, sum.Rows, path, sum.Elapsed.Seconds())
+			if tc, err = features.OpenTokens(path); err != nil {
+				return nil, err
+			}
+		} else {
+			fmt.Fprintf(stderr, "experiment: %s activation cache: reusing %s\n", sf.name, path)
+		}
+		ex, err := examples(tc, path, classes)
+		if err != nil {
+			return nil, err
+		}
+		switch sf.name {
+		case "train":
+			td.Train, manifest = ex, tc.Manifest
+		case "test":
+			td.Test = ex
+		case "valid":
+			td.Valid = ex
+		}
+	}
+	model, err := onnx.LoadModel(cfg.paths.Model)
+	if err != nil {
+		return nil, err
+	}
+	if td.Blocks, td.Heads, err = headstart.TopBlocks(model, manifest.CutBlock); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.paths.Model, err)
+	}
+	return td, nil
+}
+
 // loadSplit opens a split's store as a data set.
 func loadSplit(sf *splitFeatures) (head.Dataset, error) {
 	st, err := features.OpenStore(sf.store)
@@ -454,6 +516,14 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 	data := &experiment.Data{Layers: cfg.layers, Train: sets[0], Test: sets[1]}
 	if o.Valid != "" {
 		data.Valid = &sets[2]
+	}
+	if k := experiment.TopK(grid.Strategies); k > 0 {
+		t0 := time.Now()
+		if data.Tokens, err = topData(ctx, &o, cfg, k, splits, sets[0].Classes, stderr); err != nil {
+			return err
+		}
+		settings["activation caches"] = fmt.Sprintf("the states entering the top %d block(s), in %.1fs (a second pass over each split; reused when there)", k, time.Since(t0).Seconds())
+		grid.Key += fmt.Sprintf("|cut-top=%d", k)
 	}
 	reused := 0
 	grid.Progress = func(e experiment.Event) {

@@ -56,34 +56,36 @@ func TestExperimentTinyGrid(t *testing.T) {
 	requireModel(t)
 	out := filepath.Join(t.TempDir(), "exp")
 	args := []string{"experiment", "--train", repoFile("data/banking77-sample/train.csv"), "--test", repoFile("data/banking77-sample/test.csv"),
-		"--strategies", "logreg,mlp", "--shots", "2,4", "--seeds", "1", "--threads", "2", "--out", out}
+		"--strategies", "logreg,mlp,lora-top1", "--shots", "2,4", "--seeds", "1", "--threads", "2", "--out", out}
 	code, stdout, stderr := run(t, args...)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	for _, want := range []string{"[1/4] logreg shots=2 seed=0: accuracy", "[4/4] mlp shots=4 seed=0", "ETA", "train features: 1540 rows"} {
+	for _, want := range []string{"[1/6] logreg shots=2 seed=0: accuracy", "[6/6] lora-top1 shots=4 seed=0", "ETA", "train features: 1540 rows", "train activation cache: 1540 rows"} {
 		if !strings.Contains(stderr, want) {
 			t.Fatalf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
-	if !strings.Contains(stdout, "logreg") || !strings.Contains(stdout, "mlp") {
+	if !strings.Contains(stdout, "logreg") || !strings.Contains(stdout, "mlp") || !strings.Contains(stdout, "lora-top1") {
 		t.Fatalf("stdout: %s", stdout)
 	}
 	first := readResults(t, out)
-	if len(first.Summary) != 4 || len(first.Cells) != 4 {
-		t.Fatalf("results.json: %d summary rows, %d cells; want 4, 4", len(first.Summary), len(first.Cells))
+	if len(first.Summary) != 6 || len(first.Cells) != 6 {
+		t.Fatalf("results.json: %d summary rows, %d cells; want 6, 6", len(first.Summary), len(first.Cells))
 	}
 	for _, s := range first.Summary {
 		rows := 77 * s.Shots
-		// 2 rows per intent give about 0.6, 4 about 0.74 (logreg); the MLP holds one row per class out.
-		if s.TrainRows != float64(rows) || !(s.AccuracyMean > 0.4 && s.AccuracyMean < 0.95) || s.Params == 0 {
+		// 2 rows per intent give about 0.6, 4 about 0.74 (logreg); the MLP holds one row per
+		// class out; LoRA on the top block trains 12,288 adapter weights and a 77-class head.
+		if s.TrainRows != float64(rows) || !(s.AccuracyMean > 0.4 && s.AccuracyMean < 0.95) || s.Params == 0 ||
+			(s.Strategy == "lora-top1" && s.Params != 2*(8*384+384*8)+77*385) {
 			t.Fatalf("summary row %+v", s)
 		}
 	}
 	f, _ := os.Open(filepath.Join(out, "results.csv"))
 	recs, err := csv.NewReader(f).ReadAll()
 	f.Close()
-	if err != nil || len(recs) != 5 || recs[0][0] != "strategy" {
+	if err != nil || len(recs) != 7 || recs[0][0] != "strategy" {
 		t.Fatalf("results.csv: %v %v", recs, err)
 	}
 	for _, name := range []string{"results.md", "accuracy_vs_size.png", "accuracy_vs_params.png"} {
@@ -97,8 +99,8 @@ func TestExperimentTinyGrid(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("rerun: exit %d\n%s", code, stderr)
 	}
-	if strings.Count(stderr, "reusing") != 2 || strings.Count(stderr, "done earlier") != 4 {
-		t.Fatalf("rerun did not reuse the features and the 4 cells:\n%s", stderr)
+	if strings.Count(stderr, "reusing") != 4 || strings.Count(stderr, "done earlier") != 6 {
+		t.Fatalf("rerun did not reuse the features, the caches and the 6 cells:\n%s", stderr)
 	}
 	second := readResults(t, out)
 	if !equalJSON(t, first.Summary, second.Summary) || !equalJSON(t, first.Cells, second.Cells) {
@@ -107,8 +109,9 @@ func TestExperimentTinyGrid(t *testing.T) {
 
 	// A lost cell is recomputed, with the same scores.
 	os.Remove(filepath.Join(out, "cells", "mlp_shots-2_seed-0.json"))
+	os.Remove(filepath.Join(out, "cells", "lora-top1_shots-2_seed-0.json"))
 	code, _, stderr = run(t, args...)
-	if code != 0 || strings.Count(stderr, "done earlier") != 3 {
+	if code != 0 || strings.Count(stderr, "done earlier") != 4 {
 		t.Fatalf("resume: exit %d\n%s", code, stderr)
 	}
 	third := readResults(t, out)
@@ -246,7 +249,6 @@ func TestExperimentBadInput(t *testing.T) {
 		msg  string
 	}{
 		{"unknown strategy", []string{"--strategies", "logreg,svm"}, 2, `"svm" unknown; want one or more of logreg, mlp, concat4-logreg`},
-		{"planned strategy", []string{"--strategies", "logreg,lora-top1"}, 2, "lora-top1 unfreeze backbone blocks, which is not implemented yet"},
 		{"bad shots", []string{"--shots", "8,0"}, 2, "not a positive integer or all"},
 		{"bad seeds", []string{"--seeds", "0"}, 2, "--seeds 0"},
 		{"unknown protocol", []string{"--protocol", "helm"}, 2, "want one of grid, mteb"},
