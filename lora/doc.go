@@ -58,6 +58,24 @@
 // at zero, so the adapted block starts equal to the frozen one. The base
 // weights are frozen; only A and B train. MergedWeights folds the adapters
 // back, W' = W + (α/r)·B·A, for export.
+//
+// # Training
+//
+// Train trains the top blocks of an encoder on cached activations
+// (Examples: the states entering the bottom trained block, packed per
+// sequence, as pipeline extract --cut-top writes them), with a linear
+// softmax classifier over the mean of the top block's token states, in one
+// of three modes: ModeLoRA (adapters only, base frozen), ModeFull (every
+// weight of the blocks) and ModeReinit (the blocks re-drawn as BERT
+// initialises them, then trained). The recipe is HuggingFace Trainer's with
+// PEFT: AdamW (decoupled weight decay on weight matrices and adapters, not
+// on biases and LayerNorms), linear warmup and linear decay to zero, batches
+// drawn from a per-epoch permutation of the seed, evaluation after each
+// epoch and the best epoch kept. Training is deterministic for a seed and a
+// thread count, checkpoints every epoch, and resumes to the same bits. The
+// bottom block skips its input gradient (nothing below it trains). Stack
+// computes the probabilities of the trained top; Result.Blocks are its
+// merged weights, which onnx.Model.SetBlockWeights writes into the graph.
 package lora
 
 import "errors"

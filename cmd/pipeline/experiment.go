@@ -523,7 +523,6 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 			return err
 		}
 		settings["activation caches"] = fmt.Sprintf("the states entering the top %d block(s), in %.1fs (a second pass over each split; reused when there)", k, time.Since(t0).Seconds())
-		grid.Key += fmt.Sprintf("|cut-top=%d", k)
 	}
 	reused := 0
 	grid.Progress = func(e experiment.Event) {
