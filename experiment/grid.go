@@ -418,6 +418,13 @@ func (g *Grid) fitTop(ctx context.Context, sp cellSpec, data *Data) (Cell, error
 	s := ts.Train
 	s.Seed, s.Heads, s.Epochs = uint64(sp.seed), t.Heads, ts.epochs(train.Len())
 	start := time.Now()
+	if ts.HeadInit == "logreg" {
+		var err error
+		if s.HeadW, s.HeadB, err = head.LinearProbe(t.Blocks, t.Heads, train, data.Train.Classes, g.Threads); err != nil {
+			return Cell{}, err
+		}
+		s.HeadInit = "logreg"
+	}
 	res, err := lora.Train(ctx, t.Blocks, len(data.Train.Classes), train, t.Valid, s)
 	elapsed := time.Since(start)
 	if err != nil {

@@ -38,6 +38,10 @@ type TopStrategy struct {
 	// takes at least this many optimiser steps, up to MaxEpochs epochs.
 	MinSteps  int `json:"min_steps"`
 	MaxEpochs int `json:"max_epochs"`
+	// HeadInit "logreg" starts the head from a logistic regression fitted on the frozen
+	// features of the cell's training rows (linear probing then fine-tuning); "" from
+	// torch.nn.Linear's random initialisation.
+	HeadInit string `json:"head_init,omitempty"`
 }
 
 // epochs returns the epochs to train on rows training rows.
@@ -75,7 +79,7 @@ func Strategies() []Strategy {
 
 // top is the recipe of the top-block strategies.
 func top(mode lora.Mode, lr float64) *TopStrategy {
-	t := &TopStrategy{TopK: 1, MinSteps: 100, MaxEpochs: 30,
+	t := &TopStrategy{TopK: 1, MinSteps: 100, MaxEpochs: 30, HeadInit: "logreg",
 		Train: lora.TrainSettings{Mode: mode, Epochs: 3, BatchSize: 32, LR: lr, WeightDecay: 0.01, Warmup: 0.1}}
 	if mode == lora.ModeLoRA {
 		t.Train.LoRA = lora.LoRA{Rank: 8, Alpha: 16, Dropout: 0.1, Targets: lora.TargetQuery | lora.TargetValue}
@@ -84,7 +88,8 @@ func top(mode lora.Mode, lr float64) *TopStrategy {
 }
 
 func topRecipe(lr string) string {
-	return "AdamW (lr " + lr + ", weight decay 0.01, batch 32, 10% warmup then linear decay), 3 epochs or more " +
+	return "the head starting from logreg's solution on the frozen features (linear probing then fine-tuning), " +
+		"AdamW (lr " + lr + ", weight decay 0.01, batch 32, 10% warmup then linear decay), 3 epochs or more " +
 		"for small sets (at least 100 steps, at most 30 epochs), keeping the best epoch on --valid when given"
 }
 

@@ -28,6 +28,7 @@ type Top struct {
 // TopTraining records the settings and the course of a top-block training run.
 type TopTraining struct {
 	Mode        string            `json:"mode"`
+	HeadInit    string            `json:"head_init,omitempty"` // logreg: linear probing then fine-tuning
 	Rank        int               `json:"rank,omitempty"`
 	Alpha       float64           `json:"alpha,omitempty"`
 	Targets     string            `json:"targets,omitempty"`
@@ -185,4 +186,43 @@ func (h *Head) Stack() (*lora.Stack, error) {
 		b[i] = float32(v)
 	}
 	return lora.NewStack(slices.Clone(h.Top.Blocks), h.Top.Heads, w, b)
+}
+
+// LinearProbe fits the classifier a top-block run starts from (linear probing then
+// fine-tuning): scikit-learn's default logistic regression (C=1, lbfgs, max_iter=100) on
+// the mean-pooled output of the pretrained blocks over train, returned as softmax
+// weights w (K, C) and biases b (K) for lora.TrainSettings.HeadW and HeadB (a binary
+// model's one logit z becomes the logits [0, z]).
+func LinearProbe(blocks []lora.Weights[float32], heads int, train *lora.Examples, classes []string, threads int) (w, b []float32, err error) {
+	k, c := len(classes), blocks[0].Query.In
+	st, err := lora.NewStack(blocks, heads, make([]float32, k*c), make([]float32, k))
+	if err != nil {
+		return nil, nil, err
+	}
+	x := make([]float32, train.Len()*c)
+	if err := st.Pooled(x, train, 64); err != nil {
+		return nil, nil, err
+	}
+	h, err := FitLogReg(Dataset{N: train.Len(), D: c, X: x, Labels: train.Labels, Classes: classes, Name: "linear probe"},
+		LogRegSettings{Threads: threads})
+	if err != nil {
+		return nil, nil, fmt.Errorf("linear probe: %w", err)
+	}
+	l := h.Fold().Layers[0]
+	w, b = make([]float32, k*c), make([]float32, k)
+	switch h.Output {
+	case Binary:
+		for j := range c {
+			w[c+j] = float32(l.W[j])
+		}
+		b[1] = float32(l.B[0])
+	default:
+		for i, v := range l.W {
+			w[i] = float32(v)
+		}
+		for i, v := range l.B {
+			b[i] = float32(v)
+		}
+	}
+	return w, b, nil
 }

@@ -192,6 +192,35 @@ func (s *Stack) Probs(dst []float32, ex *Examples, batch int) error {
 	return nil
 }
 
+// Pooled writes the mean over its tokens of the top block's output for every sequence
+// of ex into dst (N, C), in batches of batch sequences (default 64), in evaluation mode:
+// with the pretrained blocks, the frozen features a linear probe fits on.
+func (s *Stack) Pooled(dst []float32, ex *Examples, batch int) error {
+	if err := ex.check("examples", s.c, s.k); err != nil {
+		return err
+	}
+	n := ex.Len()
+	if len(dst) != n*s.c {
+		return fmt.Errorf("%w: dst holds %d values; want %d·%d", ErrBadData, len(dst), n, s.c)
+	}
+	if batch <= 0 {
+		batch = 64
+	}
+	for _, b := range s.Blocks {
+		b.Train = false
+	}
+	idx := make([]int, 0, batch)
+	for lo := 0; lo < n; lo += batch {
+		idx = idx[:0]
+		for i := lo; i < min(lo+batch, n); i++ {
+			idx = append(idx, i)
+		}
+		s.forward(ex, idx)
+		copy(dst[lo*s.c:], s.pooled[:len(idx)*s.c])
+	}
+	return nil
+}
+
 // softmaxRow writes softmax(z) into p, in float64.
 func softmaxRow(p, z []float32) {
 	m := slices.Max(z)

@@ -94,6 +94,14 @@ type TrainSettings struct {
 	Resume     bool
 	Key        string
 
+	// HeadW (K, C) and HeadB (K), when set, initialise the classifier, for example
+	// with a logistic regression fitted on the frozen features (linear probing then
+	// fine-tuning, Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features and
+	// Underperform Out-of-Distribution"); HeadInit names that initialisation in
+	// records. Default: torch.nn.Linear's, U(−1/√C, 1/√C).
+	HeadW, HeadB []float32 `json:"-"`
+	HeadInit     string    `json:"head_init,omitempty"`
+
 	// Progress, when set, is called after every step and every epoch.
 	Progress func(TrainProgress) `json:"-"`
 }
@@ -353,14 +361,22 @@ func newTrainer(blocks []Weights[float32], classes int, s TrainSettings) (*train
 	}
 	c := t.st.Blocks[0].Hidden()
 	t.st.W, t.st.B = make([]float32, classes*c), make([]float32, classes)
-	// torch.nn.Linear's initialisation: U(−1/√C, 1/√C) for weights and biases.
-	rng := rand.New(rand.NewPCG(s.Seed, 0x68656164)) // "head"
-	bound := 1 / math.Sqrt(float64(c))
-	for i := range t.st.W {
-		t.st.W[i] = float32((2*rng.Float64() - 1) * bound)
-	}
-	for i := range t.st.B {
-		t.st.B[i] = float32((2*rng.Float64() - 1) * bound)
+	if s.HeadW != nil || s.HeadB != nil {
+		if len(s.HeadW) != classes*c || len(s.HeadB) != classes {
+			return nil, fmt.Errorf("%w: initial classifier of %d weights and %d biases; want %d·%d and %d", ErrBadSetting, len(s.HeadW), len(s.HeadB), classes, c, classes)
+		}
+		copy(t.st.W, s.HeadW)
+		copy(t.st.B, s.HeadB)
+	} else {
+		// torch.nn.Linear's initialisation: U(−1/√C, 1/√C) for weights and biases.
+		rng := rand.New(rand.NewPCG(s.Seed, 0x68656164)) // "head"
+		bound := 1 / math.Sqrt(float64(c))
+		for i := range t.st.W {
+			t.st.W[i] = float32((2*rng.Float64() - 1) * bound)
+		}
+		for i := range t.st.B {
+			t.st.B[i] = float32((2*rng.Float64() - 1) * bound)
+		}
 	}
 	if err := t.st.init(); err != nil {
 		return nil, err
@@ -632,7 +648,9 @@ func (t *trainer) key() string {
 		Classes int
 		Blocks  int
 		Train   int
-	}{s, t.st.k, len(t.st.Blocks), t.train.Len()})
+		HeadW   []float32
+		HeadB   []float32
+	}{s, t.st.k, len(t.st.Blocks), t.train.Len(), t.s.HeadW, t.s.HeadB})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }

@@ -31,6 +31,7 @@ func topFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "alpha", Value: 16, Usage: "lora: scaling alpha (adapters add alpha/r · B·A)"},
 		&cli.StringFlag{Name: "targets", Value: "query,value", Usage: "lora: adapted layers, any of query,key,value,output,ffn"},
 		&cli.Float64Flag{Name: "lora-dropout", Value: 0.1, Usage: "lora: dropout on the adapters' input"},
+		&cli.StringFlag{Name: "head-init", Value: "logreg", Usage: "lora/full/reinit: start the linear head from a logistic regression (C=1) fitted on the frozen features (linear probing then fine-tuning), or random (torch.nn.Linear's init)"},
 		&cli.Float64Flag{Name: "warmup", Value: 0.1, Usage: "lora/full/reinit: fraction of steps with linear warmup (then linear decay to 0)"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted run from its checkpoint (OUT.ckpt)"},
 	}
@@ -162,6 +163,16 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) error {
 	}
 	model = nil
 	s.Heads = heads
+	switch c.String("head-init") {
+	case "logreg":
+		if s.HeadW, s.HeadB, err = head.LinearProbe(blocks, heads, trainEx, tm.LabelNames, 0); err != nil {
+			return err
+		}
+		s.HeadInit = "logreg"
+	case "random":
+	default:
+		return usagef("--head-init %q: want logreg or random", c.String("head-init"))
+	}
 
 	out := c.String("out")
 	s.Checkpoint, s.Resume = out+".ckpt", c.Bool("resume")
@@ -258,7 +269,7 @@ func topHead(res *lora.Result, tm features.TokenManifest, s lora.TrainSettings, 
 	fp := head.FingerprintOf(tm.Manifest, c)
 	fp.Pooling, fp.Layers, fp.Normalize = features.PoolMean.String(), []int{tm.NumBlocks}, false
 	best := res.History[res.BestEpoch-1]
-	tr := head.TopTraining{Mode: s.Mode.String(), Epochs: s.Epochs, BatchSize: s.BatchSize, LR: s.LR, WeightDecay: s.WeightDecay,
+	tr := head.TopTraining{Mode: s.Mode.String(), HeadInit: s.HeadInit, Epochs: s.Epochs, BatchSize: s.BatchSize, LR: s.LR, WeightDecay: s.WeightDecay,
 		Warmup: s.Warmup, Patience: s.Patience, Seed: s.Seed, Trainable: res.Trainable, BestEpoch: res.BestEpoch, Stop: res.Stop, History: res.History}
 	if s.Mode == lora.ModeLoRA {
 		tr.Rank, tr.Alpha, tr.Targets, tr.LoRADropout = s.LoRA.Rank, s.LoRA.Alpha, s.LoRA.Targets.String(), s.LoRA.Dropout
