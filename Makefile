@@ -6,7 +6,7 @@ CACHE ?= $(or $(HEADSTART_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/headstar
 DATA ?= $(or $(HEADSTART_DATA),$(abspath ..)/shared/data)
 export HEADSTART_DATA := $(DATA)
 
-.PHONY: all setup setup-gpu gpu-prepare build test demo bench-extract shard-proof vet clean load-test fuzz-serve
+.PHONY: all setup setup-gpu gpu-prepare build test demo bench-extract shard-proof vet clean load-test fuzz fuzz-serve
 
 all: build
 
@@ -58,6 +58,18 @@ shard-proof: setup build
 load-test: setup build
 	scripts/load_test.sh
 
+## fuzz: run every fuzz target in the repository, FUZZTIME each (default 60s), one after another;
+## fails if any finds a crasher (scripts/fuzz.sh: FUZZ_MATCH, FUZZMINIMIZETIME, FUZZ_PARALLEL)
+fuzz:
+	scripts/fuzz.sh
+
 ## fuzz-serve: fuzz the HTTP request decoding (FUZZTIME, default 30s)
 fuzz-serve:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(or $(FUZZTIME),30s) ./serve
+	FUZZ_MATCH='^FuzzDecodeRequest$$' FUZZTIME=$(or $(FUZZTIME),30s) scripts/fuzz.sh ./serve
+
+## bench-lora: fit-head --mode lora (top block on cached activations, Go) vs PEFT LoRA on PyTorch CPU, SST-2 2k
+## train -> dev, 3 seeds, side by side (BENCH_MODE=full|reinit for the other modes; see scripts/bench_lora.sh)
+.PHONY: bench-lora
+bench-lora: setup build
+	scripts/setup.sh venv bench
+	scripts/bench_lora.sh

@@ -30,6 +30,8 @@ type ExtractOptions struct {
 	// tokenizer.json. Default models.Default.
 	Model string
 	// Data is the dataset path (.csv, .tsv, .jsonl); Reader configures its columns.
+	// Reader.LabelSep makes the store multi-label (features.Manifest.MultiLabel): the
+	// label column holds sets such as "card|arrival".
 	Data   string
 	Reader features.ReaderOptions
 	// Out is the feature store to write (safetensors).
@@ -136,6 +138,8 @@ func (o *ExtractOptions) setDefaults() error {
 		return fmt.Errorf("%w: shard %d/%d: want 0 <= index < count", ErrBadOption, o.Shard.Index, o.Shard.Count)
 	case o.CutTop < 0:
 		return fmt.Errorf("%w: cut-top %d must be at least 1 (or 0: pooled features)", ErrBadOption, o.CutTop)
+	case o.CutTop > 0 && o.Reader.LabelSep != "":
+		return fmt.Errorf("%w: label-sep %q: activation caches (cut-top) hold one label per row; multi-label data needs pooled features", ErrBadOption, o.Reader.LabelSep)
 	case o.ChunkRows < o.BatchSize:
 		return fmt.Errorf("%w: chunk rows %d smaller than batch size %d", ErrBadOption, o.ChunkRows, o.BatchSize)
 	}
@@ -171,6 +175,10 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	}
 	if scan.Rows == 0 {
 		return sum, fmt.Errorf("%w: %s has no data rows", ErrBadOption, opts.Data)
+	}
+	multi := opts.Reader.LabelSep != ""
+	if multi && len(scan.Labels) == 0 {
+		return sum, fmt.Errorf("%w: label-sep %q: no row of %s has a label in column %q; a multi-label store needs labels", ErrBadOption, opts.Reader.LabelSep, opts.Data, labelCol(opts.Reader))
 	}
 	rows := scan.Rows
 	var shard *features.Shard
@@ -210,6 +218,8 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		MaxLen:     opts.MaxLen,
 		Dtype:      opts.Dtype.String(),
 		LabelNames: scan.Labels,
+		MultiLabel: multi,
+		LabelSep:   opts.Reader.LabelSep,
 		Shard:      shard,
 		Dataset: features.Dataset{
 			Path: absData, SHA256: scan.SHA256, Rows: scan.Rows,
@@ -217,7 +227,11 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		},
 	}
 	key := features.CheckpointKey(man, "batch="+strconv.Itoa(opts.BatchSize), "chunk="+strconv.Itoa(opts.ChunkRows))
-	ck, err := features.OpenCheckpoint(opts.Out, key, enc.Dim(), opts.Resume)
+	nsets := 0 // label-set columns per row (multi-label)
+	if multi {
+		nsets = len(scan.Labels)
+	}
+	ck, err := features.OpenCheckpointSets(opts.Out, key, enc.Dim(), nsets, opts.Resume)
 	if err != nil {
 		return sum, err
 	}
@@ -253,6 +267,7 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 type chunk struct {
 	rowIDs  []int64
 	labels  []int64
+	sets    []uint8 // (rows, K) multi-hot label sets when opts.Reader.LabelSep is set; else nil
 	batches [][]int // indices into the chunk, per batch
 	encs    []tokenize.Encoding
 	tokens  int64
@@ -261,7 +276,8 @@ type chunk struct {
 }
 
 // runChunks tokenizes chunk i+1 in a goroutine while the backbone runs chunk i, and
-// hands each chunk's batches to sink.
+// hands each chunk's batches to sink. With opts.Reader.LabelSep each chunk also gets the
+// rows' multi-hot label sets over the len(labelIndex) labels, and labels -1.
 func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelIndex map[string]int64, skip int, sink chunkSink, sum *ExtractSummary) error {
 	r, err := features.Open(opts.Data, opts.Reader)
 	if err != nil {
@@ -271,6 +287,7 @@ func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelInd
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	chunks := make(chan chunk, 1)
+	multi := opts.Reader.LabelSep != ""
 	go func() {
 		defer close(chunks)
 		inShard := func(i int64) bool { return opts.Shard.Count == 0 || int(i%int64(opts.Shard.Count)) == opts.Shard.Index }
@@ -298,7 +315,13 @@ func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelInd
 				c.encs = append(c.encs, e)
 				c.rowIDs = append(c.rowIDs, row.Index)
 				l := int64(-1)
-				if row.HasLabel {
+				if multi {
+					at := len(c.sets)
+					c.sets = append(c.sets, make([]uint8, len(labelIndex))...)
+					for _, name := range row.Labels {
+						c.sets[at+int(labelIndex[name])] = 1
+					}
+				} else if row.HasLabel {
 					l = labelIndex[row.Label]
 				}
 				c.labels = append(c.labels, l)
@@ -399,7 +422,12 @@ func (p *poolSink) batch(c *chunk, b []int, encs []tokenize.Encoding) error {
 	return nil
 }
 
-func (p *poolSink) end(c *chunk) error { return p.ck.Append(p.out, c.labels, c.rowIDs) }
+func (p *poolSink) end(c *chunk) error {
+	if c.sets != nil {
+		return p.ck.AppendSets(p.out, c.sets, c.rowIDs)
+	}
+	return p.ck.Append(p.out, c.labels, c.rowIDs)
+}
 
 func (p *poolSink) rows() int { return int(p.ck.Rows()) }
 

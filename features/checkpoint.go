@@ -20,8 +20,9 @@ import (
 //
 // Two files sit next to the output out:
 //
-//	<out>.partial       rows, each (d float32 features, int64 label, int64 row id), little-endian
-//	<out>.partial.json  {"version":1,"key":...,"dim":d,"rows":r,"bytes":b}
+//	<out>.partial       rows, each (d float32 features, int64 label, int64 row id), little-endian,
+//	                    then K bytes of the row's multi-hot label set for a multi-label store
+//	<out>.partial.json  {"version":1,"key":...,"dim":d,"rows":r,"bytes":b} (and "sets":K, multi-label)
 //
 // After each chunk the data file is synced to disk first, then the sidecar is replaced
 // atomically (write, sync, rename). The sidecar therefore never counts rows that are not
@@ -42,6 +43,7 @@ type checkpointMeta struct {
 	Version int    `json:"version"`
 	Key     string `json:"key"`
 	Dim     int    `json:"dim"`
+	Sets    int    `json:"sets,omitempty"` // K, label-set columns per row (multi-label); 0 for single-label
 	Rows    int64  `json:"rows"`
 	Bytes   int64  `json:"bytes"`
 }
@@ -69,11 +71,18 @@ func CheckpointKey(m Manifest, extra ...string) string {
 // with another key or d is refused with ErrCheckpointMismatch, and one whose files
 // disagree with ErrCorruptCheckpoint; both are left in place.
 func OpenCheckpoint(out, key string, d int, resume bool) (*Checkpoint, error) {
-	if d < 1 {
-		return nil, fmt.Errorf("checkpoint for %s: %d features per row; want >= 1", out, d)
+	return OpenCheckpointSets(out, key, d, 0, resume)
+}
+
+// OpenCheckpointSets is OpenCheckpoint for the rows of a multi-label store: each row
+// also holds its multi-hot label set over k labels (AppendSets adds rows, Finish writes
+// them with Writer.WriteRowSets). k = 0 is OpenCheckpoint.
+func OpenCheckpointSets(out, key string, d, k int, resume bool) (*Checkpoint, error) {
+	if d < 1 || k < 0 {
+		return nil, fmt.Errorf("checkpoint for %s: %d features and %d label-set columns per row; want >= 1 and >= 0", out, d, k)
 	}
 	c := &Checkpoint{dataPath: out + ".partial", metaPath: out + ".partial.json"}
-	want := checkpointMeta{Version: checkpointVersion, Key: key, Dim: d}
+	want := checkpointMeta{Version: checkpointVersion, Key: key, Dim: d, Sets: k}
 	if resume {
 		b, err := os.ReadFile(c.metaPath)
 		switch {
@@ -109,10 +118,10 @@ func (c *Checkpoint) reopen(b []byte, want checkpointMeta) error {
 	if err := json.Unmarshal(b, &m); err != nil || m.Version != checkpointVersion {
 		return errorf(ErrCorruptCheckpoint, "checkpoint %s is unreadable (%v); remove it or run without --resume", c.metaPath, err)
 	}
-	if m.Key != want.Key || m.Dim != want.Dim {
+	if m.Key != want.Key || m.Dim != want.Dim || m.Sets != want.Sets {
 		return errorf(ErrCheckpointMismatch, "checkpoint %s was made with different options; remove it or run without --resume", c.dataPath)
 	}
-	if m.Rows < 0 || m.Bytes != m.Rows*c.rowBytes(m.Dim) {
+	if m.Rows < 0 || m.Bytes != m.Rows*rowBytes(m.Dim, m.Sets) {
 		return errorf(ErrCorruptCheckpoint, "checkpoint %s: %d rows but %d bytes recorded; remove it or run without --resume", c.metaPath, m.Rows, m.Bytes)
 	}
 	f, err := os.OpenFile(c.dataPath, os.O_RDWR, 0)
@@ -136,7 +145,8 @@ func (c *Checkpoint) reopen(b []byte, want checkpointMeta) error {
 	return nil
 }
 
-func (c *Checkpoint) rowBytes(d int) int64 { return 4*int64(d) + 16 }
+// rowBytes is the size of one checkpoint row of d features and k label-set columns.
+func rowBytes(d, k int) int64 { return 4*int64(d) + 16 + int64(k) }
 
 // Rows returns the number of rows the checkpoint holds.
 func (c *Checkpoint) Rows() int64 { return c.meta.Rows }
@@ -144,27 +154,55 @@ func (c *Checkpoint) Rows() int64 { return c.meta.Rows }
 // Append adds k rows (features (k,d) row-major, labels and rowIDs k each) and makes them
 // durable before it returns. The slices are not modified or kept. After an error every
 // later call fails; the rows recorded before it stay resumable. Append panics if the
-// slice lengths disagree.
+// slice lengths disagree or the checkpoint holds label sets (use AppendSets).
 func (c *Checkpoint) Append(features []float32, labels, rowIDs []int64) error {
 	k, d := len(labels), c.meta.Dim
 	if len(rowIDs) != k || len(features) != k*d {
 		panic("features: Checkpoint.Append: features, labels and rowIDs lengths disagree")
 	}
+	if c.meta.Sets != 0 {
+		panic("features: Checkpoint.Append on a multi-label checkpoint; use AppendSets")
+	}
+	return c.append(features, labels, nil, rowIDs)
+}
+
+// AppendSets is Append for a checkpoint opened with OpenCheckpointSets: sets is (k,K)
+// row-major multi-hot (see Writer.WriteRowSets) and the rows' labels are -1. It panics
+// if the lengths disagree or the checkpoint holds no label sets.
+func (c *Checkpoint) AppendSets(features []float32, sets []uint8, rowIDs []int64) error {
+	k, d := len(rowIDs), c.meta.Dim
+	if len(features) != k*d || len(sets) != k*c.meta.Sets {
+		panic("features: Checkpoint.AppendSets: features, sets and rowIDs lengths disagree")
+	}
+	if c.meta.Sets == 0 {
+		panic("features: Checkpoint.AppendSets on a single-label checkpoint; use Append")
+	}
+	return c.append(features, nil, sets, rowIDs)
+}
+
+// append adds rows: labels nil means -1 on every row (multi-label), sets nil none.
+func (c *Checkpoint) append(features []float32, labels []int64, sets []uint8, rowIDs []int64) error {
+	k, d, ks := len(rowIDs), c.meta.Dim, c.meta.Sets
 	if c.err != nil {
 		return c.err
 	}
 	if c.f == nil {
 		return fmt.Errorf("checkpoint %s: Append after Close", c.dataPath)
 	}
-	rb := int(c.rowBytes(d))
+	rb := int(rowBytes(d, ks))
 	c.buf = resize(c.buf, k*rb)
 	for i := range k {
 		b := c.buf[i*rb : (i+1)*rb]
 		for j, x := range features[i*d : (i+1)*d] {
 			binary.LittleEndian.PutUint32(b[4*j:], math.Float32bits(x))
 		}
-		binary.LittleEndian.PutUint64(b[4*d:], uint64(labels[i]))
+		l := int64(-1)
+		if labels != nil {
+			l = labels[i]
+		}
+		binary.LittleEndian.PutUint64(b[4*d:], uint64(l))
 		binary.LittleEndian.PutUint64(b[4*d+8:], uint64(rowIDs[i]))
+		copy(b[4*d+16:], sets[i*ks:(i+1)*ks])
 	}
 	if _, err := c.f.WriteAt(c.buf, c.meta.Bytes); err != nil {
 		c.err = fmt.Errorf("writing checkpoint %s: %w", c.dataPath, err)
@@ -230,15 +268,19 @@ func (c *Checkpoint) finish(w *Writer) error {
 	if c.f == nil {
 		return fmt.Errorf("checkpoint %s: Finish after Close", c.dataPath)
 	}
-	d := c.meta.Dim
+	d, ks := c.meta.Dim, c.meta.Sets
 	if w.d != d {
 		return fmt.Errorf("checkpoint %s has %d features per row, the store %s %d", c.dataPath, d, w.path, w.d)
 	}
-	rb := int(c.rowBytes(d))
+	if w.multi != (ks > 0) || (ks > 0 && w.labels != ks) {
+		return fmt.Errorf("checkpoint %s has %d label-set columns per row, the store %s %d (multi-label %v)", c.dataPath, ks, w.path, w.labels, w.multi)
+	}
+	rb := int(rowBytes(d, ks))
 	buf := make([]byte, finishChunk*rb)
 	feats := make([]float32, finishChunk*d)
 	labels := make([]int64, finishChunk)
 	ids := make([]int64, finishChunk)
+	sets := make([]uint8, finishChunk*ks)
 	for done := int64(0); done < c.meta.Rows; {
 		k := int(min(c.meta.Rows-done, finishChunk))
 		b := buf[:k*rb]
@@ -255,8 +297,15 @@ func (c *Checkpoint) finish(w *Writer) error {
 			}
 			labels[i] = int64(binary.LittleEndian.Uint64(r[4*d:]))
 			ids[i] = int64(binary.LittleEndian.Uint64(r[4*d+8:]))
+			copy(sets[i*ks:(i+1)*ks], r[4*d+16:])
 		}
-		if err := w.WriteRows(feats[:k*d], labels[:k], ids[:k]); err != nil {
+		var err error
+		if ks > 0 {
+			err = w.WriteRowSets(feats[:k*d], sets[:k*ks], ids[:k])
+		} else {
+			err = w.WriteRows(feats[:k*d], labels[:k], ids[:k])
+		}
+		if err != nil {
 			return err
 		}
 		done += int64(k)

@@ -16,5 +16,11 @@
 //	Writer        the safetensors store, streamed to a temporary file and renamed on Close
 //	OpenStore     the store read back and validated
 //
+// Multi-label data (ReaderOptions.LabelSep: "card|arrival" is the set {card, arrival})
+// gives a multi-label store: the manifest says multi_label and names the separator,
+// label_names is the union of the rows' sets, and a label_sets tensor holds each row's
+// set as a multi-hot row (see the layout in store.go). Checkpoint and Merge carry the
+// sets; single-label stores are unchanged.
+//
 // Stores are deterministic: the same inputs give byte-identical files (no timestamps).
 package features

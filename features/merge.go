@@ -18,6 +18,12 @@ var ErrShards = errors.New("features: shards do not merge")
 // shard, so the result equals, byte for byte, the store of a single unsharded run (the
 // dataset path is taken from the first shard). The write is atomic.
 //
+// Multi-label shards carry their label sets over unchanged. No label remapping is
+// needed: extract scans the whole dataset before it runs a shard, so every shard's
+// label_names is the label set of the whole dataset (not of its own rows), and shards
+// with different label_names, or a multi-label shard and a single-label one, are
+// refused as made with other settings.
+//
 // Merge holds all shards in memory at once.
 func Merge(out string, paths []string) error {
 	if len(paths) == 0 {
@@ -101,17 +107,25 @@ func Merge(out string, paths []string) error {
 	feats := make([]float32, 0, block*d)
 	labels := make([]int64, 0, block)
 	ids := make([]int64, 0, block)
+	var sets []uint8
 	for r := 0; r < total; r++ {
 		l := where[r]
 		s := stores[l.s]
 		feats = append(feats, s.Row(l.i)...)
 		labels = append(labels, s.Labels[l.i])
 		ids = append(ids, s.RowIDs[l.i])
+		sets = append(sets, s.LabelSet(l.i)...)
 		if len(ids) == block || r == total-1 {
-			if err := w.WriteRows(feats, labels, ids); err != nil {
+			var err error
+			if m.MultiLabel {
+				err = w.WriteRowSets(feats, sets, ids)
+			} else {
+				err = w.WriteRows(feats, labels, ids)
+			}
+			if err != nil {
 				return errors.Join(err, w.Abort())
 			}
-			feats, labels, ids = feats[:0], labels[:0], ids[:0]
+			feats, labels, ids, sets = feats[:0], labels[:0], ids[:0], sets[:0]
 		}
 	}
 	return w.Close()

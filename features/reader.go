@@ -105,6 +105,14 @@ type ReaderOptions struct {
 	RequireLabel bool
 	// Limit stops reading after this many rows. Default 0: all rows.
 	Limit int
+	// LabelSep, when not empty, makes the label column multi-label: the field holds
+	// several labels separated by LabelSep ("card|arrival" with LabelSep "|"), and
+	// Row.Labels holds them. Whitespace around each label is trimmed and a label
+	// repeated within a field counts once. A field that is empty (or only whitespace)
+	// means no labels; an empty label between separators ("a||b", "a|", "|a") is an
+	// error (ErrMalformedRow) naming the row, so that a stray separator cannot
+	// silently drop or invent a label. Default "": one label per field.
+	LabelSep string
 }
 
 func (o ReaderOptions) withDefaults() ReaderOptions {
@@ -128,8 +136,13 @@ type Row struct {
 	// Label is the label field; "" when HasLabel is false.
 	Label string
 	// HasLabel reports a label: false when the label column is absent, the field is
-	// empty, or the JSON value is null.
+	// empty, or the JSON value is null. With ReaderOptions.LabelSep it reports a
+	// non-empty label set.
 	HasLabel bool
+	// Labels is the row's label set when ReaderOptions.LabelSep is set: the labels of
+	// the field in the order they first appear, each once, trimmed; empty when the row
+	// has none. Nil without LabelSep. A fresh slice for every row.
+	Labels []string
 }
 
 // Reader reads rows from a dataset, like bufio.Scanner:
@@ -449,7 +462,42 @@ func (r *Reader) setFields(rec []string, line int) error {
 		}
 		r.row.Label, r.row.HasLabel = label, label != ""
 	}
+	return r.splitLabels(line)
+}
+
+// splitLabels fills r.row.Labels from r.row.Label when the reader is multi-label
+// (opts.LabelSep); line is the row's line, for errors.
+func (r *Reader) splitLabels(line int) error {
+	r.row.Labels = nil
+	if r.opts.LabelSep == "" {
+		return nil
+	}
+	labels, err := splitLabels(r.row.Label, r.opts.LabelSep)
+	if err != nil {
+		return errorf(ErrMalformedRow, "%s: line %d (row %d): label %q: %w", r.name, line, r.n, clip([]byte(r.row.Label)), err)
+	}
+	r.row.Labels, r.row.HasLabel = labels, len(labels) > 0
 	return nil
+}
+
+// splitLabels splits a multi-label field on sep (see ReaderOptions.LabelSep): labels
+// trimmed, each once, in order of first appearance; an empty or all-space field gives
+// an empty (non-nil) set.
+func splitLabels(field, sep string) ([]string, error) {
+	labels := []string{}
+	if strings.TrimSpace(field) == "" {
+		return labels, nil
+	}
+	for i, l := range strings.Split(field, sep) {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			return nil, fmt.Errorf("empty label at position %d between separators %q; remove the stray separator", i+1, sep)
+		}
+		if !slices.Contains(labels, l) {
+			labels = append(labels, l)
+		}
+	}
+	return labels, nil
 }
 
 func (r *Reader) badUTF8(what, s string, line int) error {
@@ -544,7 +592,7 @@ func (r *Reader) nextJSONL() error {
 			keys, _ := objectKeys(line)
 			return r.missing("key", r.opts.LabelCol, keys, lineNo)
 		}
-		return nil
+		return r.splitLabels(lineNo)
 	}
 	if !utf8.Valid(raw) {
 		return r.badUTF8("label", string(raw), lineNo)
@@ -563,7 +611,7 @@ func (r *Reader) nextJSONL() error {
 		return errorf(ErrMalformedRow, "%s: line %d (row %d): label %s is not a string, number or boolean",
 			r.name, lineNo, r.n, clip(raw))
 	}
-	return nil
+	return r.splitLabels(lineNo)
 }
 
 // objectKeys returns the keys of the JSON object in line, in order, each once.
@@ -607,10 +655,12 @@ func clip(b []byte) string {
 type Summary struct {
 	// Rows is the number of data rows (at most opts.Limit when set).
 	Rows int64
-	// Labelled is the number of rows with a label; EmptyTexts the number whose text is "".
+	// Labelled is the number of rows with a label (a non-empty label set with
+	// ReaderOptions.LabelSep); EmptyTexts the number whose text is "".
 	Labelled, EmptyTexts int64
 	// Labels are the distinct labels, sorted: numerically when every label is an
-	// integer ("2" before "10"), otherwise by bytes.
+	// integer ("2" before "10"), otherwise by bytes. With ReaderOptions.LabelSep, the
+	// union of the rows' label sets.
 	Labels []string
 	// Columns are the header's columns (see Reader.Columns).
 	Columns []string
@@ -656,12 +706,20 @@ func Scan(path string, opts ReaderOptions) (s Summary, err error) {
 		if row.Text == "" {
 			s.EmptyTexts++
 		}
-		if row.HasLabel {
-			s.Labelled++
-			if !seen[row.Label] {
-				seen[row.Label] = true
-				s.Labels = append(s.Labels, row.Label)
+		if !row.HasLabel {
+			continue
+		}
+		s.Labelled++
+		if opts.LabelSep != "" {
+			for _, l := range row.Labels {
+				if !seen[l] {
+					seen[l] = true
+					s.Labels = append(s.Labels, l)
+				}
 			}
+		} else if !seen[row.Label] {
+			seen[row.Label] = true
+			s.Labels = append(s.Labels, row.Label)
 		}
 	}
 	if err := r.Err(); err != nil {

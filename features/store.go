@@ -32,10 +32,28 @@ import (
 // labels[i] is an index into Manifest.LabelNames, or -1 for an unlabelled row; row_ids[i]
 // is the row's 0-based index in the dataset (Row.Index). The file is read back by
 // safetensors.numpy.load_file and safe_open(...).metadata() in Python.
+//
+// A multi-label store (Manifest.MultiLabel, written by extract --label-sep; format
+// version 2) has a fourth tensor after the features,
+//
+//	"label_sets":{"dtype":"U8","shape":[rows,K],"data_offsets":[b,e]}
+//
+// with K = len(Manifest.LabelNames): label_sets[i][k] is 1 when row i carries label k,
+// else 0 (multi-hot); a row whose set is empty is unlabelled. Its labels tensor is -1 on
+// every row, so that a reader that knows only labels sees unlabelled rows rather than
+// one label silently picked from each set. Single-label stores are unchanged (version 1,
+// three tensors, no multi_label or label_sep in the manifest).
 
-// FormatVersion is the version of the store layout and manifest written by this package.
-// OpenStore refuses stores with a newer version.
+// FormatVersion is the version of the store layout and manifest written by this package
+// for single-label stores. OpenStore refuses stores with a version newer than
+// MultiLabelFormatVersion.
 const FormatVersion = 1
+
+// MultiLabelFormatVersion is the version of multi-label stores (Manifest.MultiLabel):
+// version 1 plus the label_sets tensor and the manifest's multi_label and label_sep. A
+// program that reads only version 1 refuses them instead of taking their labels tensor
+// (all -1) for unlabelled rows.
+const MultiLabelFormatVersion = 2
 
 // MetadataKey is the __metadata__ key holding the manifest.
 const MetadataKey = "headstart"
@@ -104,8 +122,14 @@ type Manifest struct {
 	MaxLen    int     `json:"max_len"`   // tokens per text after truncation
 	Dtype     string  `json:"dtype"`     // set by NewWriter: Dtype.String()
 	Dataset   Dataset `json:"dataset"`
-	// LabelNames maps the stored label indices to names (Summary.Labels).
+	// LabelNames maps the stored label indices to names (Summary.Labels); for a
+	// multi-label store, the columns of label_sets (the sorted union of the rows' sets).
 	LabelNames []string `json:"label_names"`
+	// MultiLabel marks a multi-label store (ReaderOptions.LabelSep): each row's label
+	// set is in Store.LabelSets and Store.Labels is -1 on every row. Omitted when false.
+	MultiLabel bool `json:"multi_label,omitempty"`
+	// LabelSep is the separator the label column was split on (multi-label stores).
+	LabelSep string `json:"label_sep,omitempty"`
 	// Shard is set when the store holds one shard of a dataset.
 	Shard *Shard `json:"shard,omitempty"`
 	// Extra holds further settings as strings (written sorted by key).
@@ -143,11 +167,11 @@ type tensorHeader struct {
 	DataOffsets [2]int64 `json:"data_offsets"`
 }
 
-// layout is where the three tensors of an (n,d) store lie.
+// layout is where the tensors of an (n,d) store lie.
 type layout struct {
-	header                  []byte // length prefix + padded JSON header
-	labels, rowIDs, feature int64  // file offsets of each tensor's first byte
-	size                    int64  // file size
+	header                        []byte // length prefix + padded JSON header
+	labels, rowIDs, feature, sets int64  // file offsets of each tensor's first byte (sets: multi-label only)
+	size                          int64  // file size
 }
 
 func makeLayout(m *Manifest, n, d int, dtype Dtype) (layout, error) {
@@ -164,13 +188,21 @@ func makeLayout(m *Manifest, n, d int, dtype Dtype) (layout, error) {
 	lab := tensorHeader{"I64", []int64{N}, [2]int64{0, 8 * N}}
 	rid := tensorHeader{"I64", []int64{N}, [2]int64{8 * N, 16 * N}}
 	fea := tensorHeader{name, []int64{N, D}, [2]int64{16 * N, 16*N + N*D*int64(es)}}
+	type entry struct {
+		name string
+		th   tensorHeader
+	}
+	entries := []entry{{"features", fea}, {"labels", lab}, {"row_ids", rid}}
+	end := fea.DataOffsets[1]
+	if m.MultiLabel {
+		K := int64(len(m.LabelNames))
+		entries = append(entries, entry{"label_sets", tensorHeader{"U8", []int64{N, K}, [2]int64{end, end + N*K}}})
+		end += N * K
+	}
 	var h bytes.Buffer
 	h.WriteString(`{"__metadata__":`)
 	h.Write(meta)
-	for _, t := range []struct {
-		name string
-		th   tensorHeader
-	}{{"features", fea}, {"labels", lab}, {"row_ids", rid}} {
+	for _, t := range entries {
 		b, _ := json.Marshal(t.th)
 		fmt.Fprintf(&h, ",%q:%s", t.name, b)
 	}
@@ -182,7 +214,7 @@ func makeLayout(m *Manifest, n, d int, dtype Dtype) (layout, error) {
 	binary.LittleEndian.PutUint64(hdr, uint64(h.Len()))
 	hdr = append(hdr, h.Bytes()...)
 	base := int64(len(hdr))
-	return layout{header: hdr, labels: base, rowIDs: base + 8*N, feature: base + 16*N, size: base + fea.DataOffsets[1]}, nil
+	return layout{header: hdr, labels: base, rowIDs: base + 8*N, feature: base + 16*N, sets: base + fea.DataOffsets[1], size: base + end}, nil
 }
 
 // Writer streams a feature store of a known size to disk. It writes into a temporary
@@ -195,16 +227,20 @@ type Writer struct {
 	lay       layout
 	n, d      int
 	dtype     Dtype
-	labels    int // len(Manifest.LabelNames)
-	rows      int // rows written so far
+	labels    int  // len(Manifest.LabelNames)
+	multi     bool // Manifest.MultiLabel: rows come through WriteRowSets
+	rows      int  // rows written so far
 	buf       []byte
-	err       error // sticky
+	noLabels  []int64 // -1s for the labels tensor of a multi-label store
+	err       error   // sticky
 	done      bool
 }
 
 // NewWriter starts a store at path that will hold n rows of d features of the given
-// dtype, described by m (m.FormatVersion is set when zero and m.Dtype is set to dtype).
-// The header is written at once; the rows follow through WriteRows; Close finishes it.
+// dtype, described by m (m.FormatVersion is set when zero, to MultiLabelFormatVersion
+// when m.MultiLabel, and m.Dtype is set to dtype). The header is written at once; the
+// rows follow through WriteRows (WriteRowSets for a multi-label store); Close finishes
+// it.
 func NewWriter(path string, m Manifest, n, d int, dtype Dtype) (*Writer, error) {
 	if n < 0 || d < 1 {
 		return nil, fmt.Errorf("store %s: %d rows of %d features; want rows >= 0, features >= 1", path, n, d)
@@ -214,6 +250,9 @@ func NewWriter(path string, m Manifest, n, d int, dtype Dtype) (*Writer, error) 
 	}
 	if m.FormatVersion == 0 {
 		m.FormatVersion = FormatVersion
+	}
+	if m.MultiLabel {
+		m.FormatVersion = max(m.FormatVersion, MultiLabelFormatVersion)
 	}
 	m.Dtype = dtype.String()
 	lay, err := makeLayout(&m, n, d, dtype)
@@ -228,7 +267,7 @@ func NewWriter(path string, m Manifest, n, d int, dtype Dtype) (*Writer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("creating store %s: %w", path, err)
 	}
-	w := &Writer{path: path, tmp: f.Name(), f: f, lay: lay, n: n, d: d, dtype: dtype, labels: len(m.LabelNames)}
+	w := &Writer{path: path, tmp: f.Name(), f: f, lay: lay, n: n, d: d, dtype: dtype, labels: len(m.LabelNames), multi: m.MultiLabel}
 	if _, err := f.WriteAt(lay.header, 0); err != nil {
 		return nil, errors.Join(fmt.Errorf("writing store %s: %w", path, err), w.Abort())
 	}
@@ -238,12 +277,41 @@ func NewWriter(path string, m Manifest, n, d int, dtype Dtype) (*Writer, error) 
 // WriteRows appends k rows: features is (k,d) row-major, labels and rowIDs have k
 // entries. Each label is -1 (unlabelled) or an index into the manifest's LabelNames.
 // The slices are not modified or kept. After an error every later call fails; Close
-// then removes the temporary file. WriteRows panics if the slice lengths disagree.
+// then removes the temporary file. WriteRows panics if the slice lengths disagree or
+// the store is multi-label (use WriteRowSets).
 func (w *Writer) WriteRows(features []float32, labels, rowIDs []int64) error {
 	k := len(labels)
 	if len(rowIDs) != k || len(features) != k*w.d {
 		panic("features: Writer.WriteRows: features, labels and rowIDs lengths disagree")
 	}
+	if w.multi {
+		panic("features: Writer.WriteRows on a multi-label store; use WriteRowSets")
+	}
+	return w.write(features, labels, nil, rowIDs)
+}
+
+// WriteRowSets appends k rows to a multi-label store: features is (k,d) row-major,
+// sets (k,K) row-major multi-hot with K = len(LabelNames) (sets[i*K+c] is 1 when row i
+// carries label c, else 0), rowIDs has k entries; the labels tensor gets -1 for these
+// rows. A set value other than 0 or 1 is an error wrapping ErrBadLabel. The slices are
+// not modified or kept. It panics if the lengths disagree or the store is single-label.
+func (w *Writer) WriteRowSets(features []float32, sets []uint8, rowIDs []int64) error {
+	k := len(rowIDs)
+	if len(features) != k*w.d || len(sets) != k*w.labels {
+		panic("features: Writer.WriteRowSets: features, sets and rowIDs lengths disagree")
+	}
+	if !w.multi {
+		panic("features: Writer.WriteRowSets on a single-label store; use WriteRows")
+	}
+	for len(w.noLabels) < k {
+		w.noLabels = append(w.noLabels, -1)
+	}
+	return w.write(features, w.noLabels[:k], sets, rowIDs)
+}
+
+// write appends rows; sets is nil for a single-label store.
+func (w *Writer) write(features []float32, labels []int64, sets []uint8, rowIDs []int64) error {
+	k := len(labels)
 	if w.err != nil {
 		return w.err
 	}
@@ -257,6 +325,12 @@ func (w *Writer) WriteRows(features []float32, labels, rowIDs []int64) error {
 	for i, l := range labels {
 		if l < -1 || l >= int64(w.labels) {
 			w.err = errorf(ErrBadLabel, "store %s: row %d: label %d out of range [-1, %d)", w.path, w.rows+i, l, w.labels)
+			return w.err
+		}
+	}
+	for i, v := range sets {
+		if v > 1 {
+			w.err = errorf(ErrBadLabel, "store %s: row %d: label set value %d at label %d; want 0 or 1", w.path, w.rows+i/w.labels, v, i%w.labels)
 			return w.err
 		}
 	}
@@ -277,6 +351,11 @@ func (w *Writer) WriteRows(features []float32, labels, rowIDs []int64) error {
 	}
 	if err := w.writeAt(data, w.lay.feature+r*int64(w.d*es)); err != nil {
 		return err
+	}
+	if w.multi && len(sets) > 0 {
+		if err := w.writeAt(sets, w.lay.sets+r*int64(w.labels)); err != nil {
+			return err
+		}
 	}
 	w.rows += k
 	return nil
@@ -446,16 +525,30 @@ type Store struct {
 	Manifest Manifest
 	N, D     int
 	Features []float32 // (N,D) row-major; Float16 stores are converted to float32
-	Labels   []int64   // (N): index into Manifest.LabelNames, -1 for unlabelled
+	Labels   []int64   // (N): index into Manifest.LabelNames, -1 for unlabelled (every row of a multi-label store)
 	RowIDs   []int64   // (N): 0-based dataset row of each feature row
+	// LabelSets is (N,K) row-major multi-hot, K = len(Manifest.LabelNames), for a
+	// multi-label store (Manifest.MultiLabel): LabelSets[i*K+k] is 1 when row i carries
+	// label k, else 0. Nil for a single-label store.
+	LabelSets []uint8
 }
 
 // Row returns row i's features, sharing the Store's memory.
 func (s *Store) Row(i int) []float32 { return s.Features[i*s.D : (i+1)*s.D] }
 
+// LabelSet returns row i's multi-hot label set (K entries), sharing the Store's memory;
+// nil for a single-label store.
+func (s *Store) LabelSet(i int) []uint8 {
+	if s.LabelSets == nil {
+		return nil
+	}
+	k := len(s.Manifest.LabelNames)
+	return s.LabelSets[i*k : (i+1)*k]
+}
+
 // OpenStore reads and validates the feature store at path: the header's length, JSON and
-// manifest, the three tensors' dtypes and shapes, and that their data exactly fills the
-// rest of the file. A truncated, corrupt or foreign file gives an error wrapping
+// manifest, the tensors' dtypes and shapes (label_sets too for a multi-label store, whose
+// values must be 0 or 1), and that their data exactly fills the rest of the file. A truncated, corrupt or foreign file gives an error wrapping
 // ErrCorruptStore that names the file and what is wrong.
 func OpenStore(path string) (s *Store, err error) {
 	f, err := os.Open(path)
@@ -506,6 +599,9 @@ func parseSafetensors(r io.ReaderAt, size int64, name string, kind error) (*safe
 	hlen := binary.LittleEndian.Uint64(pre[:])
 	if hlen > maxHeader || hlen > uint64(size-8) {
 		return nil, bad("header length %d does not fit the file (%d bytes): truncated, or not a safetensors file", hlen, size)
+	}
+	if hlen == 0 {
+		return nil, bad("header length 0: not a safetensors file")
 	}
 	hdr := make([]byte, hlen)
 	if _, err := r.ReadAt(hdr, 8); err != nil {
@@ -599,8 +695,11 @@ func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 	if err := json.Unmarshal([]byte(mj), &m); err != nil {
 		return nil, bad("manifest is not valid JSON: %v", err)
 	}
-	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
-		return nil, bad("format version %d; this program reads versions 1 to %d", m.FormatVersion, FormatVersion)
+	if m.FormatVersion < 1 || m.FormatVersion > MultiLabelFormatVersion {
+		return nil, bad("format version %d; this program reads versions 1 to %d", m.FormatVersion, MultiLabelFormatVersion)
+	}
+	if m.MultiLabel != (m.FormatVersion >= MultiLabelFormatVersion) {
+		return nil, bad("format version %d with multi_label %v; want version %d exactly for multi-label stores", m.FormatVersion, m.MultiLabel, MultiLabelFormatVersion)
 	}
 
 	fea, ok1 := tensors["features"]
@@ -631,6 +730,16 @@ func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 	if n > 0 && d == 0 {
 		return nil, bad("tensor \"features\": shape %v has no columns", fea.Shape)
 	}
+	sets, hasSets := tensors["label_sets"]
+	k := int64(len(m.LabelNames))
+	switch {
+	case m.MultiLabel && !hasSets:
+		return nil, bad("multi-label manifest but no label_sets tensor")
+	case !m.MultiLabel && hasSets:
+		return nil, bad("a label_sets tensor but the manifest is not multi_label")
+	case hasSets && (sets.Dtype != "U8" || len(sets.Shape) != 2 || sets.Shape[0] != n || sets.Shape[1] != k):
+		return nil, bad("label_sets: want U8 [%d %d] (rows, label names), have %s %v", n, k, sets.Dtype, sets.Shape)
+	}
 
 	s := &Store{Manifest: m, N: int(n), D: int(d)}
 	base := sf.base
@@ -641,8 +750,24 @@ func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 		return nil, err
 	}
 	for i, l := range s.Labels {
-		if l < -1 || l >= int64(len(m.LabelNames)) {
+		if l < -1 || l >= k || (m.MultiLabel && l != -1) {
+			if m.MultiLabel {
+				return nil, bad("row %d: label %d in a multi-label store; want -1 (the sets are in label_sets)", i, l)
+			}
 			return nil, bad("row %d: label %d out of range [-1, %d) of the manifest's label names", i, l, len(m.LabelNames))
+		}
+	}
+	if hasSets {
+		s.LabelSets = make([]uint8, n*k)
+		if len(s.LabelSets) > 0 {
+			if _, err := r.ReadAt(s.LabelSets, base+sets.DataOffsets[0]); err != nil {
+				return nil, fmt.Errorf("reading %s: %w", name, err)
+			}
+		}
+		for i, v := range s.LabelSets {
+			if v > 1 {
+				return nil, bad("row %d: label_sets value %d at label %d; want 0 or 1", int64(i)/k, v, int64(i)%k)
+			}
 		}
 	}
 	if s.Features, err = readFloats(r, base+fea.DataOffsets[0], int(n*d), dtype, name); err != nil {

@@ -36,18 +36,23 @@ type Dataset struct {
 // MultiLabel reports whether the data holds multi-label targets.
 func (d *Dataset) MultiLabel() bool { return d.Y != nil }
 
-// FromStore makes a single-label Dataset of a feature store. The classes are the
-// labels that occur in the store, in the manifest's order (so a store's labels keep
-// their relative order, as scikit-learn's sorted classes_ do for sorted names). It
-// fails on an empty store (ErrEmpty), a row without a label (ErrUnlabelled) or a
-// feature that is NaN or infinite (ErrNonFinite), naming the row. The features are
-// shared with the store, not copied. name is used in errors (the store's path).
+// FromStore makes a Dataset of a feature store: single-label, or multi-label (Y set)
+// for a multi-label store (features.Manifest.MultiLabel). The classes are the labels
+// that occur in the store, in the manifest's order (so a store's labels keep their
+// relative order, as scikit-learn's sorted classes_ do for sorted names). It fails on
+// an empty store (ErrEmpty), a row without a label (ErrUnlabelled; for a multi-label
+// store, a row whose label set is empty) or a feature that is NaN or infinite
+// (ErrNonFinite), naming the row. The features are shared with the store, not copied.
+// name is used in errors (the store's path).
 func FromStore(s *features.Store, name string) (Dataset, error) {
 	if s.N == 0 {
 		return Dataset{}, errorf(ErrEmpty, "head: features %s: no rows", name)
 	}
 	if err := checkFinite(s.Features, s.N, s.D, name, s.RowIDs); err != nil {
 		return Dataset{}, err
+	}
+	if s.Manifest.MultiLabel {
+		return fromMultiLabelStore(s, name)
 	}
 	used := make([]int, len(s.Manifest.LabelNames))
 	for i := range used {
@@ -73,6 +78,46 @@ func FromStore(s *features.Store, name string) (Dataset, error) {
 	}
 	return Dataset{
 		N: s.N, D: s.D, X: s.Features, Labels: labels, Classes: classes,
+		Fingerprint: FingerprintOf(s.Manifest, s.D), Name: name, RowIDs: s.RowIDs,
+	}, nil
+}
+
+// fromMultiLabelStore is FromStore for a multi-label store: Y holds the rows' sets
+// over the labels that occur in the store.
+func fromMultiLabelStore(s *features.Store, name string) (Dataset, error) {
+	names := s.Manifest.LabelNames
+	used := make([]int, len(names))
+	for i := range s.N {
+		n := 0
+		for l, v := range s.LabelSet(i) {
+			if v == 1 {
+				used[l], n = 1, n+1
+			}
+		}
+		if n == 0 {
+			return Dataset{}, errorf(ErrUnlabelled, "head: features %s: %s has an empty label set; fitting and evaluation need at least one label on every row",
+				name, rowName(i, s.RowIDs))
+		}
+	}
+	var classes []string
+	for l, u := range used {
+		used[l] = -1
+		if u == 1 {
+			used[l] = len(classes)
+			classes = append(classes, names[l])
+		}
+	}
+	k := len(classes)
+	y := make([]float32, s.N*k)
+	for i := range s.N {
+		for l, v := range s.LabelSet(i) {
+			if v == 1 {
+				y[i*k+used[l]] = 1
+			}
+		}
+	}
+	return Dataset{
+		N: s.N, D: s.D, X: s.Features, Y: y, Classes: classes,
 		Fingerprint: FingerprintOf(s.Manifest, s.D), Name: name, RowIDs: s.RowIDs,
 	}, nil
 }

@@ -98,8 +98,11 @@
 //
 // # Metrics
 //
-// Evaluate and NewReport compute accuracy, macro and weighted F1, per-class precision,
-// recall and F1, log-loss, expected calibration error and the confusion matrix; the
-// Report marshals to JSON, WriteTable prints it for people, PlotConfusion draws the
-// confusion matrix as a PNG.
+// Evaluate and NewReport compute accuracy, macro, weighted and micro F1, per-class
+// precision, recall and F1, log-loss, expected calibration error and the confusion
+// matrix; the Report marshals to JSON, WriteTable prints it for people, PlotConfusion
+// draws the confusion matrix as a PNG. Multi-label heads are scored by
+// NewMultiLabelReport at a probability threshold (EvaluateAt; 0.5 by default): subset
+// accuracy, micro and macro F1, Hamming loss and per-label precision, recall and F1, as
+// scikit-learn computes them on multi-hot arrays.
 package head

@@ -37,6 +37,9 @@ var (
 	ErrCorruptHead = errors.New("head: corrupt head file")
 	// ErrVersion: a head file written by a newer format version.
 	ErrVersion = errors.New("head: unsupported head file version")
+	// ErrCheckpoint: an MLP training checkpoint that is corrupt, or was made with other
+	// training data or settings than the run resuming it.
+	ErrCheckpoint = errors.New("head: unusable training checkpoint")
 )
 
 // errorf formats a message (which may wrap a cause with %w) and tags it with a sentinel

@@ -243,6 +243,9 @@ type Summary struct {
 	// Elapsed is the wall time of the fit. It is not saved, so that saving the same
 	// head twice gives the same bytes.
 	Elapsed time.Duration `json:"-"`
+	// Resumed is the number of MLP epochs taken from a checkpoint
+	// (MLPSettings.Resume); not saved either.
+	Resumed int `json:"-"`
 }
 
 // CVScore is the cross-validated accuracy of one C.

@@ -376,7 +376,9 @@ func fitLinear(d *Dataset, s *LogRegSettings, C float64, stage string) (*Head, S
 					for i := range d.N {
 						t[i] = float64(d.Y[i*k+c])
 					}
-					p := newLinProblem(x, x32, d.N, d.D, !s.NoIntercept, nil, t, 1, s.ClassWeight, C, 1)
+					// Two classes for the weighting: Balanced weighs each binary problem as
+					// OneVsRestClassifier(LogisticRegression(class_weight="balanced")).
+					p := newLinProblem(x, x32, d.N, d.D, !s.NoIntercept, nil, t, 2, s.ClassWeight, C, 1)
 					theta := make([]float64, p.d1)
 					results[c] = minimize(theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage+" label "+d.Classes[c]))
 					p.unpack(layer.W[c*d.D:(c+1)*d.D], layer.B[c:c+1], theta)

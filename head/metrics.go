@@ -21,6 +21,17 @@ type Report struct {
 	// WeightedF1 is the mean of the per-class F1 weighted by support
 	// (f1_score(average="weighted")).
 	WeightedF1 float64 `json:"weighted_f1"`
+	// MicroPrecision, MicroRecall and MicroF1 pool the counts of every class: true
+	// positives over predictions, over true labels, and their harmonic mean
+	// (precision_recall_fscore_support(average="micro")). For single-label data all
+	// three equal Accuracy.
+	MicroPrecision float64 `json:"micro_precision"`
+	MicroRecall    float64 `json:"micro_recall"`
+	MicroF1        float64 `json:"micro_f1"`
+	// HammingLoss is the fraction of wrong (row, label) decisions, a label predicted but
+	// not true or true but not predicted, over rows × labels (hamming_loss); for
+	// single-label data it is the fraction of wrong rows, 1 − Accuracy.
+	HammingLoss float64 `json:"hamming_loss"`
 	// LogLoss is the mean negative log-probability of the true class, probabilities
 	// clipped to [ε, 1−ε] with ε the float32 machine epsilon (scikit-learn's log_loss on
 	// float32 probabilities); for multi-label data, the mean binary cross-entropy over
@@ -34,6 +45,10 @@ type Report struct {
 	ECE float64 `json:"ece"`
 	// N is the number of rows scored.
 	N int `json:"n"`
+	// MultiLabel marks the scores of multi-label data (NewMultiLabelReport), where a
+	// label counts as predicted when its probability is at least Threshold.
+	MultiLabel bool    `json:"multi_label,omitempty"`
+	Threshold  float64 `json:"threshold,omitempty"`
 	// PerClass lists every class of the head, in the head's order.
 	PerClass []ClassScore `json:"per_class"`
 	// Confusion counts rows by true class (row) and predicted class (column), in the
@@ -90,19 +105,25 @@ func NewReport(classes []string, truth, pred []int, probs []float32) Report {
 		tp[c] = r.Confusion[c][c]
 	}
 	r.finish(tp, right, &bins)
+	if n > 0 {
+		r.HammingLoss = float64(n-right) / float64(n)
+	}
 	return r
 }
 
 // NewMultiLabelReport scores multi-label predictions: y holds the (n, K) 0/1 truth,
 // probs the (n, K) label probabilities, and a label is predicted when its probability is
-// at least threshold.
+// at least threshold. Accuracy is the subset accuracy (the predicted set is exactly the
+// true set), MacroF1 averages over every label, and the micro scores and the Hamming
+// loss count (row, label) decisions.
 func NewMultiLabelReport(classes []string, y, probs []float32, threshold float64) Report {
 	k := len(classes)
 	if k == 0 || len(y) != len(probs) || len(y)%k != 0 {
 		panic("head: NewMultiLabelReport: len(y), len(probs) and K disagree")
 	}
 	n := len(y) / k
-	r := Report{N: n, PerClass: make([]ClassScore, k)}
+	r := Report{N: n, PerClass: make([]ClassScore, k), MultiLabel: true, Threshold: threshold}
+	wrong := 0
 	for c := range k {
 		r.PerClass[c].Label = classes[c]
 	}
@@ -125,6 +146,9 @@ func NewMultiLabelReport(classes []string, y, probs []float32, threshold float64
 				tp[c]++
 			}
 			ok = ok && t == pred
+			if t != pred {
+				wrong++
+			}
 			q := math.Min(math.Max(p, eps32), 1-eps32)
 			if t {
 				r.LogLoss -= math.Log(q)
@@ -144,6 +168,9 @@ func NewMultiLabelReport(classes []string, y, probs []float32, threshold float64
 	r.LogLoss /= float64(k) // finish divides by n
 	r.finish(tp, right, &bins)
 	r.macroOverAll()
+	if n > 0 {
+		r.HammingLoss = float64(wrong) / float64(n*k)
+	}
 	return r
 }
 
@@ -157,8 +184,10 @@ func (r *Report) finish(tp []int, right int, bins *eceAcc) {
 	r.LogLoss /= float64(r.N)
 	r.ECE = bins.ece()
 	var macro, weighted float64
-	var used, support int
+	var used, support, predicted, hits int
 	for c := range r.PerClass {
+		predicted += r.PerClass[c].Predicted
+		hits += tp[c]
 		s := &r.PerClass[c]
 		if s.Predicted > 0 {
 			s.Precision = float64(tp[c]) / float64(s.Predicted)
@@ -181,6 +210,13 @@ func (r *Report) finish(tp []int, right int, bins *eceAcc) {
 	}
 	if support > 0 {
 		r.WeightedF1 = weighted / float64(support)
+		r.MicroRecall = float64(hits) / float64(support)
+	}
+	if predicted > 0 {
+		r.MicroPrecision = float64(hits) / float64(predicted)
+	}
+	if r.MicroPrecision+r.MicroRecall > 0 {
+		r.MicroF1 = 2 * r.MicroPrecision * r.MicroRecall / (r.MicroPrecision + r.MicroRecall)
 	}
 }
 
@@ -228,7 +264,15 @@ func (e *eceAcc) ece() float64 {
 // name (ErrUnseenLabel for labels the head does not know). A multi-label head is scored
 // with NewMultiLabelReport at threshold 0.5, a single-label one with NewReport. d's features must be the
 // head's (check a store with CheckStore first); a dimension mismatch is ErrDimension.
-func (h *Head) Evaluate(d *Dataset) (Report, error) {
+func (h *Head) Evaluate(d *Dataset) (Report, error) { return h.EvaluateAt(d, 0.5) }
+
+// EvaluateAt is Evaluate with the probability threshold at or above which a multi-label
+// head predicts a label, in (0, 1) (ErrBadSetting otherwise). It does not change the
+// scores of a single-label head.
+func (h *Head) EvaluateAt(d *Dataset, threshold float64) (Report, error) {
+	if !(threshold > 0 && threshold < 1) {
+		return Report{}, errorf(ErrBadSetting, "head: threshold %v: want a probability in (0, 1)", threshold)
+	}
 	if d.N == 0 {
 		return Report{}, errorf(ErrEmpty, "head: evaluation data %s: no rows", d.Name)
 	}
@@ -253,19 +297,25 @@ func (h *Head) Evaluate(d *Dataset) (Report, error) {
 	probs := make([]float32, d.N*len(h.Classes))
 	h.Predict(probs, d.X, d.N)
 	if y != nil {
-		return NewMultiLabelReport(h.Classes, y, probs, 0.5), nil
+		return NewMultiLabelReport(h.Classes, y, probs, threshold), nil
 	}
 	pred := make([]int, d.N)
 	h.PredictLabels(pred, d.X, d.N)
 	return NewReport(h.Classes, labels, pred, probs), nil
 }
 
-// WriteTable writes the report for people: the summary scores, then one line per class
+// WriteTable writes the report for people: the summary scores (for multi-label data
+// the subset accuracy, micro and macro F1 and the Hamming loss), then one line per class
 // with precision, recall, F1 and support.
 func (r *Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "accuracy %.4f  macro F1 %.4f  weighted F1 %.4f  log-loss %.4f  ECE %.4f  n %d\n\n",
-		r.Accuracy, r.MacroF1, r.WeightedF1, r.LogLoss, r.ECE, r.N)
+	if r.MultiLabel {
+		fmt.Fprintf(&b, "multi-label, threshold %g: subset accuracy %.4f  micro F1 %.4f (P %.4f, R %.4f)  macro F1 %.4f  weighted F1 %.4f\nhamming loss %.4f  log-loss %.4f  ECE %.4f  n %d\n\n",
+			r.Threshold, r.Accuracy, r.MicroF1, r.MicroPrecision, r.MicroRecall, r.MacroF1, r.WeightedF1, r.HammingLoss, r.LogLoss, r.ECE, r.N)
+	} else {
+		fmt.Fprintf(&b, "accuracy %.4f  macro F1 %.4f  weighted F1 %.4f  log-loss %.4f  ECE %.4f  n %d\n\n",
+			r.Accuracy, r.MacroF1, r.WeightedF1, r.LogLoss, r.ECE, r.N)
+	}
 	width := len("label")
 	for _, c := range r.PerClass {
 		width = max(width, utf8.RuneCountInString(c.Label))

@@ -56,6 +56,18 @@ type MLPSettings struct {
 	Threads int `json:"-"`
 	// Progress, when set, is called after every epoch.
 	Progress func(Progress) `json:"-"`
+
+	// Checkpoint, when set, is a file that FitMLP replaces atomically after every
+	// epoch with everything needed to continue: the weights, AdamW's moments and
+	// step, the best weights and score so far, the early-stopping count, the batch
+	// order and the random generator's state, and a key of the training data and
+	// settings. With Resume set FitMLP continues from it (or starts afresh when there
+	// is none) and returns the head an uninterrupted run returns, bit for bit; a
+	// checkpoint of other data or settings is refused with ErrCheckpoint. Without
+	// Resume an existing file is overwritten. FitMLP leaves the file in place: remove
+	// it once the head is saved.
+	Checkpoint string `json:"-"`
+	Resume     bool   `json:"-"`
 }
 
 func (s *MLPSettings) setDefaults() error {
@@ -428,7 +440,8 @@ func FitMLP(train Dataset, valid *Dataset, s MLPSettings) (*Head, error) {
 	if train.Y != nil && s.ClassWeight != Uniform {
 		return nil, errorf(ErrBadSetting, "head: class weight %v is for single-label data; the training data %s is multi-label", s.ClassWeight, train.Name)
 	}
-	rng := newRNG(s.Seed)
+	src := newPCG(s.Seed)
+	rng := rand.New(src)
 	k := len(train.Classes)
 	h := &Head{Kind: MLP, Classes: slices.Clone(train.Classes), MultiLabel: train.Y != nil, Dim: train.D, Fingerprint: train.Fingerprint, Output: Softmax}
 	if train.Y != nil {
@@ -510,8 +523,22 @@ func FitMLP(train Dataset, valid *Dataset, s MLPSettings) (*Head, error) {
 	if va != nil {
 		sum.ValidRows = va.N
 	}
-	sinceBest := 0
-	for epoch := 1; epoch <= s.MaxEpochs; epoch++ {
+	sinceBest, first := 0, 1
+	var ck *mlpCheckpointer
+	if s.Checkpoint != "" {
+		ck = &mlpCheckpointer{path: s.Checkpoint, key: mlpKey(&train, valid, &s),
+			net: net, opt: opt, src: src, order: order, best: best, sum: &sum, sinceBest: &sinceBest}
+		if s.Resume {
+			done, err := ck.load(s.MaxEpochs)
+			if err != nil {
+				return nil, err
+			}
+			first, sum.Resumed = done+1, done
+		}
+	}
+	// After a resume the checkpoint may hold a run that had already stopped.
+	stopped := va != nil && sinceBest >= s.Patience
+	for epoch := first; !stopped && epoch <= s.MaxEpochs; epoch++ {
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		var epochLoss float64
 		for lo := 0; lo < tr.N; lo += bs {
@@ -552,11 +579,14 @@ func FitMLP(train Dataset, valid *Dataset, s MLPSettings) (*Head, error) {
 		if s.Progress != nil {
 			s.Progress(p)
 		}
-		if va != nil && sinceBest >= s.Patience {
-			break
-		}
-		if math.IsNaN(epochLoss) || math.IsInf(epochLoss, 0) {
+		stopped = va != nil && sinceBest >= s.Patience
+		if !stopped && (math.IsNaN(epochLoss) || math.IsInf(epochLoss, 0)) {
 			return nil, errorf(ErrBadSetting, "head: MLP training diverged at epoch %d (loss %v); lower the learning rate or standardise the features", epoch, epochLoss)
+		}
+		if ck != nil {
+			if err := ck.save(epoch); err != nil {
+				return nil, err
+			}
 		}
 	}
 	copy(net.params, best)
@@ -575,7 +605,7 @@ func FitMLP(train Dataset, valid *Dataset, s MLPSettings) (*Head, error) {
 	sum.Elapsed = time.Since(start)
 	h.Summary = sum
 	settings := s
-	settings.Threads, settings.Progress = 0, nil // as saved
+	settings.Threads, settings.Progress, settings.Checkpoint, settings.Resume = 0, nil, "", false // as saved
 	h.MLPSettings = &settings
 	return h, nil
 }

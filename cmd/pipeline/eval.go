@@ -18,19 +18,26 @@ func newEvalCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "features", Required: true, Usage: "labelled `FEATURES.safetensors`, or an activation cache (extract --cut-top) for a head with trained top blocks"},
 			&cli.StringFlag{Name: "head", Required: true, Usage: "head `FILE` from fit-head"},
-			&cli.BoolFlag{Name: "json", Usage: "print one JSON object (accuracy, macro_f1, weighted_f1, log_loss, ece, n, per_class, confusion)"},
-			&cli.StringFlag{Name: "plot", Usage: "write the confusion matrix as `PNG`"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object (accuracy, macro_f1, weighted_f1, micro_f1, hamming_loss, log_loss, ece, n, per_class, confusion; multi_label and threshold for a multi-label head)"},
+			&cli.StringFlag{Name: "plot", Usage: "write the confusion matrix as `PNG` (single-label heads)"},
+			&cli.Float64Flag{Name: "threshold", Value: 0.5, Usage: "multi-label heads: a label is predicted when its probability is at least `P`, in (0, 1)"},
 		},
 		Action: func(c *cli.Context) error {
-			return runEval(c.String("features"), c.String("head"), c.Bool("json"), c.String("plot"), c.App.Writer, c.App.ErrWriter)
+			if t := c.Float64("threshold"); !(t > 0 && t < 1) {
+				return usagef("--threshold %g: want a probability in (0, 1)", t)
+			}
+			return runEval(c.String("features"), c.String("head"), c.Bool("json"), c.String("plot"), c.Float64("threshold"), c.IsSet("threshold"), c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
 
-func runEval(featuresPath, headPath string, asJSON bool, plot string, stdout, stderr io.Writer) error {
+func runEval(featuresPath, headPath string, asJSON bool, plot string, threshold float64, thresholdSet bool, stdout, stderr io.Writer) error {
 	h, err := head.Load(headPath)
 	if err != nil {
 		return err
+	}
+	if thresholdSet && !h.MultiLabel {
+		return usagef("--threshold applies to multi-label heads (fit on a store extracted with --label-sep); %s is single-label", headPath)
 	}
 	var r head.Report
 	if cache, err := features.IsTokenCache(featuresPath); err == nil && cache {
@@ -46,9 +53,12 @@ func runEval(featuresPath, headPath string, asJSON bool, plot string, stdout, st
 		if err := h.CheckStore(st, featuresPath); err != nil {
 			return err
 		}
-		if r, err = h.Evaluate(&d); err != nil {
+		if r, err = h.EvaluateAt(&d, threshold); err != nil {
 			return err
 		}
+	}
+	if plot != "" && r.MultiLabel {
+		return usagef("--plot draws a confusion matrix, which multi-label scores do not have (per-label scores are in the table and --json)")
 	}
 	if plot != "" {
 		if err := head.PlotConfusion(plot, r); err != nil {

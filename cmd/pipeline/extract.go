@@ -17,7 +17,7 @@ import (
 
 type extractOptions struct {
 	Model, Data, Out               string
-	TextCol, LabelCol              string
+	TextCol, LabelCol, LabelSep    string
 	LabelRequired                  bool
 	Pooling, Layers, Dtype         string
 	Normalize, Resume, AllowEmpty  bool
@@ -43,6 +43,7 @@ func newExtractCommand() *cli.Command {
 			&cli.StringFlag{Name: "data", Required: true, Usage: "input `FILE` (.csv, .tsv, .jsonl)"},
 			&cli.StringFlag{Name: "text-col", Value: "text", Usage: "column (or JSON key) holding the text"},
 			&cli.StringFlag{Name: "label-col", Value: "label", Usage: "column holding the label (optional unless given explicitly)"},
+			&cli.StringFlag{Name: "label-sep", Usage: "multi-label: the label column holds several labels separated by `SEP` (e.g. \"|\": card|arrival); an empty field is no labels; the store gets label_sets"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output `FILE.safetensors`"},
 			&cli.StringFlag{Name: "pooling", Value: "mean", Usage: "mean | cls | max | last"},
 			&cli.StringFlag{Name: "layers", Value: "-1", Usage: "hidden states to pool, comma-separated and concatenated (0 = embeddings, -1 = last block), e.g. -4,-3,-2,-1"},
@@ -65,7 +66,7 @@ func newExtractCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			return runExtract(c.Context, extractOptions{
 				Model: c.String("model"), Data: c.String("data"), Out: c.String("out"),
-				TextCol: c.String("text-col"), LabelCol: c.String("label-col"), LabelRequired: c.IsSet("label-col"),
+				TextCol: c.String("text-col"), LabelCol: c.String("label-col"), LabelSep: c.String("label-sep"), LabelRequired: c.IsSet("label-col"),
 				Pooling: c.String("pooling"), Layers: c.String("layers"), Dtype: c.String("dtype"),
 				Normalize: c.Bool("normalize"), Resume: c.Bool("resume"), AllowEmpty: c.Bool("allow-empty"),
 				MaxLen: c.Int("max-len"), BatchSize: c.Int("batch-size"), Threads: c.Int("threads"),
@@ -117,7 +118,11 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 	}
 	lo.Session.IntraOpThreads = o.Threads
 	lo.Model, lo.Data, lo.Out = o.Model, o.Data, o.Out
-	lo.Reader = features.ReaderOptions{TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: o.LabelRequired, Limit: o.Limit}
+	if o.LabelSep != "" && strings.TrimSpace(o.LabelSep) == "" {
+		return lo, usagef("--label-sep %q: want a separator that is not whitespace (labels are trimmed), e.g. \"|\"", o.LabelSep)
+	}
+	// Multi-label data needs the label column.
+	lo.Reader = features.ReaderOptions{TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: o.LabelRequired || o.LabelSep != "", Limit: o.Limit, LabelSep: o.LabelSep}
 	lo.Normalize, lo.Resume, lo.AllowEmpty = o.Normalize, o.Resume, o.AllowEmpty
 	lo.MaxLen, lo.BatchSize, lo.ChunkRows = o.MaxLen, o.BatchSize, o.ChunkRows
 	lo.RuntimeLib = o.RuntimeLib
@@ -126,6 +131,8 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 		return lo, usagef("--cut-top %d: want the number of top blocks to train (1 or more)", o.CutTop)
 	case o.CutTop > 0 && (o.PoolingSet || o.LayersSet):
 		return lo, usagef("--cut-top caches token states for training the top blocks; --pooling, --normalize and --layers do not apply (the trained model pools with mean)")
+	case o.CutTop > 0 && o.LabelSep != "":
+		return lo, usagef("--cut-top caches hold one label per row; --label-sep (multi-label) needs pooled features")
 	}
 	lo.CutTop = o.CutTop
 	if lo.Shard, err = parseShard(o.Shard, nil); err != nil {

@@ -55,7 +55,27 @@ func runFeaturesInfo(path string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	info := map[string]any{"rows": s.N, "dim": s.D, "manifest": s.Manifest}
+	if s.Manifest.MultiLabel {
+		// Multi-label: how many rows carry each label, and how many carry none.
+		k := len(s.Manifest.LabelNames)
+		counts := make(map[string]int, k)
+		unlabelled := 0
+		for i := range s.N {
+			n := 0
+			for c, v := range s.LabelSet(i) {
+				if v == 1 {
+					counts[s.Manifest.LabelNames[c]]++
+					n++
+				}
+			}
+			if n == 0 {
+				unlabelled++
+			}
+		}
+		info["label_sets"] = map[string]any{"shape": []int{s.N, k}, "unlabelled_rows": unlabelled, "label_counts": counts}
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(map[string]any{"rows": s.N, "dim": s.D, "manifest": s.Manifest})
+	return enc.Encode(info)
 }

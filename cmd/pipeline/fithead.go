@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -29,6 +31,7 @@ type fitHeadOptions struct {
 	Epochs, Patience  int
 	BatchSize         int
 	JSON              bool
+	Resume            bool
 }
 
 func newFitHeadCommand() *cli.Command {
@@ -38,7 +41,11 @@ func newFitHeadCommand() *cli.Command {
 		Description: "logreg minimises scikit-learn's LogisticRegression(lbfgs, l2) objective with the same C, tol and\n" +
 			"max_iter semantics; --C auto picks C by stratified 5-fold cross-validation over 1e-4..1e4.\n" +
 			"mlp trains 1-2 GELU hidden layers with AdamW and early stopping on --valid (or 10% held out).\n" +
-			"The head file records the fingerprint of the training features (backbone, pooling, layers, ...).",
+			"On a multi-label store (extract --label-sep) both fit one sigmoid output per label (one-vs-rest).\n" +
+			"The head file records the fingerprint of the training features (backbone, pooling, layers, ...).\n" +
+			"The MLP keeps a checkpoint (OUT.ckpt) after every epoch; after a kill or a crash, rerun with --resume\n" +
+			"to continue: the head is byte-identical to an uninterrupted run's. logreg has no checkpoint: --resume\n" +
+			"reruns its deterministic solve, which gives the same bytes.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "train", Required: true, Usage: "training `FEATURES.safetensors` (from extract), or an activation cache (extract --cut-top) with --mode lora|full|reinit"},
 			&cli.StringFlag{Name: "valid", Usage: "validation `FEATURES.safetensors` (MLP early stopping; reported for logreg)"},
@@ -71,7 +78,7 @@ func newFitHeadCommand() *cli.Command {
 				ClassWeight: c.String("class-weight"), Standardize: c.Bool("standardize"), Seed: c.Uint64("seed"),
 				Threads: c.Int("threads"), Precision: c.String("precision"), Hidden: c.String("hidden"), Dropout: c.Float64("dropout"),
 				LR: c.Float64("lr"), WD: c.Float64("weight-decay"), Epochs: c.Int("epochs"),
-				Patience: c.Int("patience"), BatchSize: c.Int("batch-size"), JSON: c.Bool("json"),
+				Patience: c.Int("patience"), BatchSize: c.Int("batch-size"), JSON: c.Bool("json"), Resume: c.Bool("resume"),
 			}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
@@ -119,7 +126,8 @@ func (o fitHeadOptions) settings(progress func(head.Progress)) (head.Options, er
 		}
 		ho.MLP = head.MLPSettings{Hidden: hidden, Dropout: o.Dropout, LearningRate: o.LR, WeightDecay: o.WD,
 			BatchSize: o.BatchSize, MaxEpochs: o.Epochs, Patience: o.Patience, ClassWeight: cw,
-			Standardize: o.Standardize, Seed: o.Seed, Threads: o.Threads, Progress: progress}
+			Standardize: o.Standardize, Seed: o.Seed, Threads: o.Threads, Progress: progress,
+			Checkpoint: o.Out + ".ckpt", Resume: o.Resume}
 	}
 	return ho, nil
 }
@@ -154,6 +162,11 @@ func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	if ck := ho.MLP.Checkpoint; ho.Kind == head.MLP && !o.Resume {
+		if _, err := os.Stat(ck); err == nil {
+			return usagef("a checkpoint of an interrupted run is at %s: pass --resume to continue it, or delete it to start afresh", ck)
+		}
+	}
 	_, train, err := loadDataset(o.Train)
 	if err != nil {
 		return err
@@ -182,16 +195,25 @@ func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer)
 	if err := h.Save(o.Out); err != nil {
 		return err
 	}
+	if ck := ho.MLP.Checkpoint; ho.Kind == head.MLP {
+		if err := os.Remove(ck); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("fit-head: removing the checkpoint: %w", err)
+		}
+	}
 	s := h.Summary
 	if o.JSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{"out": o.Out, "head": h.Kind.String(), "classes": len(h.Classes),
-			"dim": h.Dim, "summary": s, "seconds": s.Elapsed.Seconds()})
+			"multi_label": h.MultiLabel, "dim": h.Dim, "summary": s, "seconds": s.Elapsed.Seconds(), "resumed_epochs": s.Resumed})
 	}
-	fmt.Fprintf(stderr, "fit-head: %s on %d rows x %d features, %d classes -> %s (%.2fs", h.Kind, s.Rows, h.Dim, len(h.Classes), o.Out, s.Elapsed.Seconds())
+	classes := fmt.Sprintf("%d classes", len(h.Classes))
+	if h.MultiLabel {
+		classes = fmt.Sprintf("%d labels (multi-label: one-vs-rest sigmoids)", len(h.Classes))
+	}
+	fmt.Fprintf(stderr, "fit-head: %s on %d rows x %d features, %s -> %s (%.2fs", h.Kind, s.Rows, h.Dim, classes, o.Out, s.Elapsed.Seconds())
 	if h.Kind == head.LogReg {
 		fmt.Fprintf(stderr, "; C=%g, %d iterations, converged=%v)\n", s.C, s.Iterations, s.Converged)
 	} else {
-		fmt.Fprintf(stderr, "; %d epochs, best %d, valid accuracy %.4f)\n", s.Epochs, s.BestEpoch, s.ValidAccuracy)
+		fmt.Fprintf(stderr, "; %d epochs (%d resumed), best %d, valid accuracy %.4f)\n", s.Epochs, s.Resumed, s.BestEpoch, s.ValidAccuracy)
 	}
 	return nil
 }

@@ -29,6 +29,9 @@ type predictOptions struct {
 	BatchSize, Threads, Limit         int
 	Provider, RuntimeLib              string
 	AllowEmpty                        bool
+	Threshold                         float64 // multi-label heads: predict the labels with p >= Threshold
+	ThresholdSet                      bool
+	LabelSep                          string // multi-label heads: joins a row's labels in CSV
 }
 
 func newPredictCommand() *cli.Command {
@@ -47,6 +50,8 @@ func newPredictCommand() *cli.Command {
 			&cli.IntFlag{Name: "limit", Usage: "read at most N rows (0 = all)"},
 			&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "cpu | cuda[:DEVICE] | auto"},
 			&cli.BoolFlag{Name: "allow-empty", Usage: "classify empty texts instead of refusing them"},
+			&cli.Float64Flag{Name: "threshold", Value: 0.5, Usage: "multi-label heads: predict every label whose probability is at least `P`, in (0, 1)"},
+			&cli.StringFlag{Name: "label-sep", Value: "|", Usage: "multi-label heads: `SEP` joining a row's predicted labels in CSV output"},
 			&cli.StringFlag{Name: "ort-lib", EnvVars: []string{"HEADSTART_ORT_LIB"}, Usage: "onnxruntime shared library"},
 		},
 		Action: func(c *cli.Context) error {
@@ -55,6 +60,7 @@ func newPredictCommand() *cli.Command {
 				Format: c.String("format"), TextCol: c.String("text-col"), BatchSize: c.Int("batch-size"),
 				Threads: c.Int("threads"), Limit: c.Int("limit"), Provider: c.String("provider"),
 				RuntimeLib: c.String("ort-lib"), AllowEmpty: c.Bool("allow-empty"),
+				Threshold: c.Float64("threshold"), ThresholdSet: c.IsSet("threshold"), LabelSep: c.String("label-sep"),
 			}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
@@ -92,11 +98,22 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	if err != nil {
 		return usageError{err}
 	}
+	if !(o.Threshold > 0 && o.Threshold < 1) {
+		return usagef("--threshold %g: want a probability in (0, 1)", o.Threshold)
+	}
+	if o.LabelSep == "" {
+		o.LabelSep = "|"
+	}
 	heads := make([]*head.Head, len(o.Heads))
+	multi := false
 	for i, p := range o.Heads {
 		if heads[i], err = head.Load(p); err != nil {
 			return err
 		}
+		multi = multi || heads[i].MultiLabel
+	}
+	if o.ThresholdSet && !multi {
+		return usagef("--threshold applies to multi-label heads (fit on a store extracted with --label-sep); none of the heads given is")
 	}
 	paths, err := models.Resolve(o.Model)
 	if err != nil {
@@ -133,6 +150,7 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	bw := bufio.NewWriterSize(w, 1<<16)
 	names := headNames(o.Heads)
 	out := newPredictionWriter(bw, format, names, heads)
+	out.threshold, out.sep = o.Threshold, o.LabelSep
 	if err := out.header(); err != nil {
 		return err
 	}
@@ -221,11 +239,25 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 }
 
 type predictionWriter struct {
-	w      *bufio.Writer
-	csv    *csv.Writer
-	format string
-	names  []string
-	heads  []*head.Head
+	w         *bufio.Writer
+	csv       *csv.Writer
+	format    string
+	names     []string
+	heads     []*head.Head
+	threshold float64 // multi-label heads: a label is predicted when p >= threshold
+	sep       string  // multi-label heads: joins the predicted labels in CSV
+}
+
+// labelSet returns the labels of a multi-label head whose probability is at least the
+// threshold, in the head's class order (never nil).
+func (p *predictionWriter) labelSet(hd *head.Head, probs []float32) []string {
+	set := []string{}
+	for k, v := range probs {
+		if float64(v) >= p.threshold {
+			set = append(set, hd.Classes[k])
+		}
+	}
+	return set
 }
 
 func newPredictionWriter(w *bufio.Writer, format string, names []string, heads []*head.Head) *predictionWriter {
@@ -236,14 +268,19 @@ func newPredictionWriter(w *bufio.Writer, format string, names []string, heads [
 	return p
 }
 
-// header writes the CSV header: row, text, then per head NAME.label and NAME.p.CLASS.
+// header writes the CSV header: row, text, then per head NAME.label (NAME.labels for a
+// multi-label head: the predicted set joined by the separator) and NAME.p.CLASS.
 func (p *predictionWriter) header() error {
 	if p.csv == nil {
 		return nil
 	}
 	cols := []string{"row", "text"}
 	for h, hd := range p.heads {
-		cols = append(cols, p.names[h]+".label")
+		if hd.MultiLabel {
+			cols = append(cols, p.names[h]+".labels")
+		} else {
+			cols = append(cols, p.names[h]+".label")
+		}
 		for _, c := range hd.Classes {
 			cols = append(cols, p.names[h]+".p."+c)
 		}
@@ -254,9 +291,13 @@ func (p *predictionWriter) header() error {
 func (p *predictionWriter) row(row features.Row, preds [][]headstart.Prediction, i int) error {
 	if p.csv != nil {
 		rec := []string{strconv.FormatInt(row.Index, 10), row.Text}
-		for h := range p.heads {
+		for h, hd := range p.heads {
 			pr := preds[h][i]
-			rec = append(rec, pr.Label)
+			if hd.MultiLabel {
+				rec = append(rec, strings.Join(p.labelSet(hd, pr.Probs), p.sep))
+			} else {
+				rec = append(rec, pr.Label)
+			}
 			for _, v := range pr.Probs {
 				rec = append(rec, strconv.FormatFloat(float64(v), 'g', -1, 32))
 			}
@@ -271,18 +312,26 @@ func (p *predictionWriter) row(row features.Row, preds [][]headstart.Prediction,
 		Label string             `json:"label"`
 		Probs map[string]float32 `json:"probs"`
 	}
+	type multiOut struct {
+		Labels []string           `json:"labels"`
+		Probs  map[string]float32 `json:"probs"`
+	}
 	obj := struct {
-		Row   int64              `json:"row"`
-		Text  string             `json:"text"`
-		Heads map[string]headOut `json:"heads"`
-	}{Row: row.Index, Text: row.Text, Heads: map[string]headOut{}}
+		Row   int64          `json:"row"`
+		Text  string         `json:"text"`
+		Heads map[string]any `json:"heads"`
+	}{Row: row.Index, Text: row.Text, Heads: map[string]any{}}
 	for h, hd := range p.heads {
 		pr := preds[h][i]
 		probs := make(map[string]float32, len(hd.Classes))
 		for k, c := range hd.Classes {
 			probs[c] = pr.Probs[k]
 		}
-		obj.Heads[p.names[h]] = headOut{Label: pr.Label, Probs: probs}
+		if hd.MultiLabel {
+			obj.Heads[p.names[h]] = multiOut{Labels: p.labelSet(hd, pr.Probs), Probs: probs}
+		} else {
+			obj.Heads[p.names[h]] = headOut{Label: pr.Label, Probs: probs}
+		}
 	}
 	b, err := json.Marshal(obj)
 	if err != nil {

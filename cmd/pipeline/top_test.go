@@ -188,11 +188,17 @@ func TestTopBlocksEndToEnd(t *testing.T) {
 	if code, _, stderr := run(t, "extract", "--data", devCSV, "--out", cut2, "--cut-top", "2"); code != 0 {
 		t.Fatalf("extract --cut-top 2: %s", stderr)
 	}
+	// A model the surgery does not understand: the int8 export's blocks cannot be read.
+	quant := filepath.Join(dir, "dev-q.cache")
+	if code, _, stderr := run(t, "extract", "--model", "all-minilm-l6-v2-q", "--data", devCSV, "--out", quant, "--cut-top", "1"); code != 0 {
+		t.Fatalf("extract --cut-top with the int8 model: %s", stderr)
+	}
 	for _, c := range []struct {
 		args []string
 		code int
 		want string
 	}{
+		{[]string{"fit-head", "--train", quant, "--mode", "lora", "--out", headFile}, 1, "is quantised"},
 		{[]string{"fit-head", "--train", pooled, "--mode", "lora", "--out", headFile}, 1, "pooled features"},
 		{[]string{"fit-head", "--train", train, "--out", headFile}, 1, "activation cache"},
 		{[]string{"fit-head", "--train", train, "--mode", "lora", "--top-k", "2", "--out", headFile}, 2, "--cut-top 2"},
