@@ -24,18 +24,31 @@ type Classifier struct {
 	pools []features.Pooling
 	views [][]float32
 	x     []float32
+	// threshold: a multi-label head predicts the labels with p >= threshold.
+	threshold float64
 }
+
+// DefaultThreshold is the probability from which a multi-label head predicts a label
+// when no other threshold is set (OneVsRestClassifier's predict).
+const DefaultThreshold = 0.5
 
 // Prediction is one head's answer for one text.
 type Prediction struct {
-	Label string    // the most probable class (single-label heads)
+	Label string    // the most probable class
 	Probs []float32 // one probability per class, in the head's class order
+	// Labels is, for a multi-label head (head.Head.MultiLabel), the label set: the
+	// classes whose probability in Probs is at least the threshold (OpenOptions.Threshold,
+	// Classifier.SetThreshold; default DefaultThreshold), in the head's class order.
+	// Not nil for a multi-label head (empty when no label reaches the threshold); nil
+	// for a single-label head.
+	Labels []string
 }
 
 // NewClassifier opens the backbone at p for the given heads. Every head must have been
 // trained on features of this backbone and tokenizer (checked by sha256), and all must
 // use the same max_len; each may pool different layers differently.
-// opts.Layers, Pooling, Normalize and MaxLen are taken from the heads.
+// opts.Layers, Pooling, Normalize and MaxLen are taken from the heads. Multi-label
+// heads predict label sets at DefaultThreshold until SetThreshold sets another.
 func NewClassifier(p models.Paths, heads []*head.Head, opts EncoderOptions) (*Classifier, error) {
 	return newClassifier(p, heads, opts, nil)
 }
@@ -88,7 +101,7 @@ func newClassifier(p models.Paths, heads []*head.Head, opts EncoderOptions, extr
 	if err != nil {
 		return nil, err
 	}
-	c := &Classifier{enc: enc, heads: heads}
+	c := &Classifier{enc: enc, heads: heads, threshold: DefaultThreshold}
 	for i, h := range heads {
 		fp := h.Fingerprint
 		pool, err := features.ParsePooling(fp.Pooling)
@@ -122,6 +135,26 @@ func (c *Classifier) Encoder() *Encoder { return c.enc }
 // Heads returns the heads, in the order predictions are returned.
 func (c *Classifier) Heads() []*head.Head { return c.heads }
 
+// SetThreshold sets the probability from which a multi-label head predicts a label
+// (Prediction.Labels): a value in (0, 1), else an error wrapping ErrBadOption.
+func (c *Classifier) SetThreshold(p float64) error {
+	if err := checkThreshold(p); err != nil {
+		return err
+	}
+	c.threshold = p
+	return nil
+}
+
+// Threshold returns the probability from which a multi-label head predicts a label.
+func (c *Classifier) Threshold() float64 { return c.threshold }
+
+func checkThreshold(p float64) error {
+	if !(p > 0 && p < 1) {
+		return fmt.Errorf("%w: threshold %v: want a probability in (0, 1)", ErrBadOption, p)
+	}
+	return nil
+}
+
 // Close releases the backbone session.
 func (c *Classifier) Close() error { return c.enc.Close() }
 
@@ -149,8 +182,33 @@ func (c *Classifier) ClassifyEncoded(encs []tokenize.Encoding) ([][]Prediction, 
 	return c.predict(), nil
 }
 
+// labelSets sets the Labels of preds, the predictions of a multi-label head with these
+// classes: the classes with a probability of at least the threshold. They are taken
+// from the float32 Probs, so that a client thresholding Probs gets the same sets.
+func (c *Classifier) labelSets(preds []Prediction, classes []string) {
+	n := 0
+	for _, p := range preds {
+		for _, v := range p.Probs {
+			if float64(v) >= c.threshold {
+				n++
+			}
+		}
+	}
+	all := make([]string, 0, n)
+	for i, p := range preds {
+		lo := len(all)
+		for k, v := range p.Probs {
+			if float64(v) >= c.threshold {
+				all = append(all, classes[k])
+			}
+		}
+		preds[i].Labels = all[lo:len(all):len(all)]
+	}
+}
+
 // predict applies every head to the hidden states of the last forward: out[h][i].
-// The Probs of one head share one fresh array (not reused by later calls).
+// The Probs of one head share one fresh array (not reused by later calls); so do the
+// Labels of a multi-label head.
 func (c *Classifier) predict() [][]Prediction {
 	out := make([][]Prediction, len(c.heads))
 	B, T, C := c.enc.batch.B, c.enc.batch.T, c.enc.hidden
@@ -181,6 +239,9 @@ func (c *Classifier) predict() [][]Prediction {
 				}
 			}
 			preds[i] = Prediction{Label: hd.Classes[best], Probs: p}
+		}
+		if hd.MultiLabel {
+			c.labelSets(preds, hd.Classes)
 		}
 		out[h] = preds
 	}

@@ -42,7 +42,8 @@ func (e *TextError) Error() string { return "text " + strconv.Itoa(e.Index) + ":
 func (e *TextError) Unwrap() error { return e.Err }
 
 // OpenOptions configure Open. The zero value is valid: the default backbone, no heads,
-// one session, mean pooling of the last layer, no micro-batching.
+// one session, mean pooling of the last layer, no micro-batching, label sets of
+// multi-label heads at probability 0.5.
 type OpenOptions struct {
 	// Model is a registry name (see models.List) or a directory holding model.onnx and
 	// tokenizer.json. Default models.Default.
@@ -56,6 +57,10 @@ type OpenOptions struct {
 	// HeadNames name the heads in results, files first. Default: a file's base name
 	// without extension, "head<i>" for a loaded head, made unique with "_<i>".
 	HeadNames []string
+	// Threshold is the probability from which a multi-label head predicts a label
+	// (Prediction.Labels); it must be in (0, 1). Default DefaultThreshold (0.5).
+	// Single-label heads ignore it.
+	Threshold float64
 
 	// Sessions is the number of backbone sessions, each a copy of the weights running
 	// one forward at a time. Default 1.
@@ -153,6 +158,7 @@ type Model struct {
 	maxWait  time.Duration
 	split    int
 	allowEmp bool
+	thresh   float64
 	onBatch  func(BatchInfo)
 	backbone features.Backbone
 	provider string
@@ -186,6 +192,12 @@ func Open(ctx context.Context, opts OpenOptions) (_ *Model, err error) {
 	}
 	if len(opts.Layers) == 0 {
 		opts.Layers = []int{-1}
+	}
+	if opts.Threshold == 0 {
+		opts.Threshold = DefaultThreshold
+	}
+	if err := checkThreshold(opts.Threshold); err != nil {
+		return nil, err
 	}
 	switch {
 	case opts.Sessions < 1:
@@ -231,7 +243,7 @@ func Open(ctx context.Context, opts OpenOptions) (_ *Model, err error) {
 
 	m := &Model{
 		heads: heads, names: names, maxBatch: opts.MaxBatch, batching: opts.Batching,
-		maxWait: opts.MaxWait, split: cmp.Or(opts.SplitCost, 16), allowEmp: opts.AllowEmpty, onBatch: opts.OnBatch,
+		maxWait: opts.MaxWait, split: cmp.Or(opts.SplitCost, 16), allowEmp: opts.AllowEmpty, thresh: opts.Threshold, onBatch: opts.OnBatch,
 		queue: make(chan *piece, 1024), quit: make(chan struct{}),
 	}
 	defer func() {
@@ -255,6 +267,9 @@ func Open(ctx context.Context, opts OpenOptions) (_ *Model, err error) {
 			return nil, err
 		}
 		m.workers = append(m.workers, w)
+		if w.clf != nil {
+			w.clf.threshold = opts.Threshold
+		}
 	}
 	w0 := m.workers[0]
 	m.tok, m.dim, m.backbone, m.provider = w0.enc.tok, len(w0.embSel)*w0.enc.hidden, w0.enc.Backbone(), w0.enc.Provider()
@@ -306,6 +321,10 @@ func (m *Model) HeadNames() []string { return slices.Clone(m.names) }
 
 // Heads returns the heads (shared: do not modify), in the order of HeadNames.
 func (m *Model) Heads() []*head.Head { return slices.Clone(m.heads) }
+
+// Threshold is the probability from which a multi-label head predicts a label
+// (OpenOptions.Threshold).
+func (m *Model) Threshold() float64 { return m.thresh }
 
 // Backbone identifies the model and tokenizer files.
 func (m *Model) Backbone() features.Backbone { return m.backbone }

@@ -8,6 +8,7 @@ import (
 
 // Sentinel errors. Errors returned by this package wrap one of these (test with
 // errors.Is) and carry a message that names the file, row, label or setting concerned.
+// A fit cancelled by its context (FitContext) wraps the context's error instead.
 var (
 	// ErrEmpty: a data set or feature store without rows.
 	ErrEmpty = errors.New("head: no rows")

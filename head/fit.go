@@ -1,6 +1,7 @@
 package head
 
 import (
+	"context"
 	"fmt"
 )
 
@@ -18,6 +19,17 @@ type Options struct {
 // accuracy on it in Summary.ValidAccuracy. Use FromStore to make the data sets of
 // feature stores.
 func Fit(train Dataset, valid *Dataset, o Options) (*Head, error) {
+	return FitContext(context.Background(), train, valid, o)
+}
+
+// FitContext is Fit stopped by ctx: the logistic regression's solver checks it between
+// iterations (and between cross-validation folds and one-vs-rest labels), the MLP
+// before every epoch and every few hundred batches. Once ctx is done FitContext
+// returns an error that says where training stopped and wraps ctx.Err() (test with
+// errors.Is(err, context.Canceled)); an MLP's checkpoint (MLPSettings.Checkpoint)
+// keeps the last finished epoch, from which a fit with Resume continues. A run that is
+// not cancelled returns what Fit returns.
+func FitContext(ctx context.Context, train Dataset, valid *Dataset, o Options) (*Head, error) {
 	if valid != nil {
 		if err := train.Fingerprint.Compare(valid.Fingerprint); err != nil {
 			return nil, fmt.Errorf("validation features %s: %w", valid.Name, err)
@@ -28,7 +40,7 @@ func Fit(train Dataset, valid *Dataset, o Options) (*Head, error) {
 	}
 	switch o.Kind {
 	case LogReg:
-		h, err := FitLogReg(train, o.LogReg)
+		h, err := FitLogRegContext(ctx, train, o.LogReg)
 		if err != nil || valid == nil {
 			return h, err
 		}
@@ -39,7 +51,7 @@ func Fit(train Dataset, valid *Dataset, o Options) (*Head, error) {
 		h.Summary.ValidRows, h.Summary.ValidAccuracy = r.N, r.Accuracy
 		return h, nil
 	case MLP:
-		return FitMLP(train, valid, o.MLP)
+		return FitMLPContext(ctx, train, valid, o.MLP)
 	}
 	return nil, errorf(ErrBadSetting, "head: kind %v unknown; want one of logreg, mlp", o.Kind)
 }

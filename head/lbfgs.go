@@ -1,6 +1,7 @@
 package head
 
 import (
+	"context"
 	"math"
 
 	"gonum.org/v1/gonum/floats"
@@ -45,6 +46,7 @@ const (
 	stopRelReduce                    // relative reduction of f <= ftol
 	stopMaxIter                      // maxIter iterations done
 	stopLineSearch                   // the line search failed with an empty memory
+	stopCanceled                     // the context was cancelled between iterations
 )
 
 func (r stopReason) String() string {
@@ -57,6 +59,8 @@ func (r stopReason) String() string {
 		return "max_iter reached"
 	case stopLineSearch:
 		return "line search failed"
+	case stopCanceled:
+		return "cancelled"
 	}
 	return "unknown"
 }
@@ -75,8 +79,10 @@ type lbfgsResult struct {
 type lossGrad func(grad, x []float64) float64
 
 // minimize runs L-BFGS-B from x, which it overwrites with the solution. progress, when
-// not nil, is called after each iteration.
-func minimize(x []float64, fg lossGrad, s lbfgsSettings, progress func(iter int, f, gmax float64)) lbfgsResult {
+// not nil, is called after each iteration. ctx is checked before each iteration (after
+// the progress call of the previous one): once it is done, minimize returns the last
+// iterate with stop stopCanceled.
+func minimize(ctx context.Context, x []float64, fg lossGrad, s lbfgsSettings, progress func(iter int, f, gmax float64)) lbfgsResult {
 	n := len(x)
 	g := make([]float64, n)
 	d := make([]float64, n)
@@ -104,6 +110,10 @@ func minimize(x []float64, fg lossGrad, s lbfgsSettings, progress func(iter int,
 	}
 	var ls dcsrch
 	for {
+		if ctx.Err() != nil {
+			res.f, res.gmax, res.stop = f, floats.Norm(g, math.Inf(1)), stopCanceled
+			return res
+		}
 		// d = −H·g by the two-loop recursion (H = I when the memory is empty).
 		copy(d, g)
 		for j := col - 1; j >= 0; j-- {

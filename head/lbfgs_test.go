@@ -1,6 +1,7 @@
 package head
 
 import (
+	"context"
 	"math"
 	"testing"
 
@@ -51,7 +52,7 @@ func TestMinimize(t *testing.T) {
 			s := sklearnLBFGS(1e-10, 1000)
 			s.ftol = 0 // stop on the gradient only
 			var iters int
-			r := minimize(x, tc.fg, s, func(it int, f, g float64) { iters = it })
+			r := minimize(context.Background(), x, tc.fg, s, func(it int, f, g float64) { iters = it })
 			if r.stop != stopGradient {
 				t.Fatalf("stopped by %v after %d iterations (f=%v, max|g|=%v); want the gradient test", r.stop, r.iter, r.f, r.gmax)
 			}
@@ -75,25 +76,25 @@ func TestMinimizeStops(t *testing.T) {
 		return a*a + 100*b*b
 	}
 	x := []float64{-1.2, 1}
-	r := minimize(x, rosen, sklearnLBFGS(1e-12, 5), nil)
+	r := minimize(context.Background(), x, rosen, sklearnLBFGS(1e-12, 5), nil)
 	if r.stop != stopMaxIter || r.iter != 5 {
 		t.Errorf("max_iter 5: stopped by %v after %d iterations", r.stop, r.iter)
 	}
 	x = []float64{1, 1}
-	r = minimize(x, rosen, sklearnLBFGS(1e-4, 100), nil)
+	r = minimize(context.Background(), x, rosen, sklearnLBFGS(1e-4, 100), nil)
 	if r.stop != stopGradient || r.iter != 0 || r.evals != 1 {
 		t.Errorf("at the optimum: %v after %d iterations, %d evaluations; want an immediate gradient stop", r.stop, r.iter, r.evals)
 	}
 	// A function that is flat to rounding stops on the relative reduction.
 	x = []float64{1}
-	r = minimize(x, func(g, x []float64) float64 { g[0] = 1e-3; return 1 }, sklearnLBFGS(1e-6, 100), nil)
+	r = minimize(context.Background(), x, func(g, x []float64) float64 { g[0] = 1e-3; return 1 }, sklearnLBFGS(1e-6, 100), nil)
 	if r.stop != stopRelReduce || r.iter != 1 || r.f != 1 {
 		t.Errorf("flat function: %v after %d iterations, f = %v; want the relative-reduction stop after 1", r.stop, r.iter, r.f)
 	}
 	// A function whose slope never decreases cannot satisfy the line search: with an
 	// empty memory the run ends there, with the starting point.
 	x = []float64{0}
-	r = minimize(x, func(g, x []float64) float64 { g[0] = -1; return math.NaN() }, sklearnLBFGS(1e-6, 100), nil)
+	r = minimize(context.Background(), x, func(g, x []float64) float64 { g[0] = -1; return math.NaN() }, sklearnLBFGS(1e-6, 100), nil)
 	if r.stop != stopLineSearch || x[0] != 0 || r.evals != 51 {
 		t.Errorf("NaN function: %v after %d evaluations, x = %v; want a line-search stop after 1+50 at x = 0", r.stop, r.evals, x)
 	}

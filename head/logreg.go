@@ -1,6 +1,7 @@
 package head
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"runtime"
@@ -245,6 +246,14 @@ func LogSpace(lo, hi float64, n int) []float64 {
 // objective and the solver): multinomial for three classes or more, scikit-learn's
 // binary model for two, one-vs-rest for multi-label data. d is not modified.
 func FitLogReg(d Dataset, s LogRegSettings) (*Head, error) {
+	return FitLogRegContext(context.Background(), d, s)
+}
+
+// FitLogRegContext is FitLogReg stopped by ctx: the solver checks it between its
+// iterations, and cross-validation (AutoC) and one-vs-rest fits also between their fits.
+// Once ctx is done it returns an error that says where the fit stopped and wraps
+// ctx.Err(). A run that is not cancelled returns what FitLogReg returns.
+func FitLogRegContext(ctx context.Context, d Dataset, s LogRegSettings) (*Head, error) {
 	start := time.Now()
 	if err := s.setDefaults(); err != nil {
 		return nil, err
@@ -255,11 +264,14 @@ func FitLogReg(d Dataset, s LogRegSettings) (*Head, error) {
 	var cv []CVScore
 	if s.AutoC {
 		var err error
-		if s.C, cv, err = crossValidateC(&d, &s); err != nil {
+		if s.C, cv, err = crossValidateC(ctx, &d, &s); err != nil {
 			return nil, err
 		}
 	}
-	h, sum := fitLinear(&d, &s, s.C, "fit")
+	h, sum, err := fitLinear(ctx, &d, &s, s.C, "fit")
+	if err != nil {
+		return nil, err
+	}
 	sum.CV = cv
 	sum.Elapsed = time.Since(start)
 	h.Summary = sum
@@ -270,7 +282,7 @@ func FitLogReg(d Dataset, s LogRegSettings) (*Head, error) {
 }
 
 // crossValidateC scores every C of the grid by stratified k-fold accuracy.
-func crossValidateC(d *Dataset, s *LogRegSettings) (float64, []CVScore, error) {
+func crossValidateC(ctx context.Context, d *Dataset, s *LogRegSettings) (float64, []CVScore, error) {
 	strata, ns := d.strata()
 	fold := stratifiedFolds(strata, ns, s.Folds, newRNG(s.Seed))
 	type split struct{ train, test Dataset }
@@ -287,7 +299,14 @@ func crossValidateC(d *Dataset, s *LogRegSettings) (float64, []CVScore, error) {
 	for ci, c := range s.Cs {
 		sc := CVScore{C: c, Folds: make([]float64, s.Folds)}
 		for f, sp := range splits {
-			h, _ := fitLinear(&sp.train, s, c, fmt.Sprintf("cv C=%.3g fold %d/%d", c, f+1, s.Folds))
+			stage := fmt.Sprintf("cv C=%.3g fold %d/%d", c, f+1, s.Folds)
+			if err := ctx.Err(); err != nil {
+				return 0, nil, fmt.Errorf("head: logistic regression cancelled before %s (%d of %d cross-validation fits done): %w", stage, ci*s.Folds+f, len(s.Cs)*s.Folds, err)
+			}
+			h, _, err := fitLinear(ctx, &sp.train, s, c, stage)
+			if err != nil {
+				return 0, nil, err
+			}
 			sc.Folds[f] = h.accuracy(&sp.test)
 			sc.Accuracy += sc.Folds[f] / float64(s.Folds)
 		}
@@ -329,8 +348,9 @@ func (h *Head) accuracy(d *Dataset) float64 {
 }
 
 // fitLinear fits the linear model with the given C on d (validated or a CV split) and
-// returns the head, without settings, and its summary.
-func fitLinear(d *Dataset, s *LogRegSettings, C float64, stage string) (*Head, Summary) {
+// returns the head, without settings, and its summary. Its only error is the
+// cancellation of ctx.
+func fitLinear(ctx context.Context, d *Dataset, s *LogRegSettings, C float64, stage string) (*Head, Summary, error) {
 	k := len(d.Classes)
 	h := &Head{Kind: LogReg, Classes: slices.Clone(d.Classes), MultiLabel: d.Y != nil, Dim: d.D, Fingerprint: d.Fingerprint}
 	var mean, std []float64
@@ -365,6 +385,7 @@ func fitLinear(d *Dataset, s *LogRegSettings, C float64, stage string) (*Head, S
 		h.Output = Sigmoid
 		layer := Dense{Out: k, In: d.D, W: make([]float64, k*d.D), B: make([]float64, k)}
 		results := make([]lbfgsResult, k)
+		fitted := make([]bool, k)
 		var wg sync.WaitGroup
 		next := make(chan int)
 		for range min(s.Threads, k) {
@@ -372,6 +393,9 @@ func fitLinear(d *Dataset, s *LogRegSettings, C float64, stage string) (*Head, S
 			go func() {
 				defer wg.Done()
 				for c := range next {
+					if ctx.Err() != nil {
+						continue // drain: the labels left are not fitted
+					}
 					t := make([]float64, d.N)
 					for i := range d.N {
 						t[i] = float64(d.Y[i*k+c])
@@ -380,16 +404,25 @@ func fitLinear(d *Dataset, s *LogRegSettings, C float64, stage string) (*Head, S
 					// OneVsRestClassifier(LogisticRegression(class_weight="balanced")).
 					p := newLinProblem(x, x32, d.N, d.D, !s.NoIntercept, nil, t, 2, s.ClassWeight, C, 1)
 					theta := make([]float64, p.d1)
-					results[c] = minimize(theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage+" label "+d.Classes[c]))
+					results[c] = minimize(ctx, theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage+" label "+d.Classes[c]))
 					p.unpack(layer.W[c*d.D:(c+1)*d.D], layer.B[c:c+1], theta)
+					fitted[c] = results[c].stop != stopCanceled
 				}
 			}()
 		}
+	send:
 		for c := range k {
-			next <- c
+			select {
+			case next <- c:
+			case <-ctx.Done():
+				break send
+			}
 		}
 		close(next)
 		wg.Wait()
+		if done := countTrue(fitted); done < k {
+			return nil, Summary{}, fmt.Errorf("head: logistic regression cancelled in stage %s with %d of %d labels fitted one-vs-rest: %w", stage, done, k, ctx.Err())
+		}
 		sum.Converged = true
 		for _, r := range results {
 			sum.Iterations = max(sum.Iterations, r.iter)
@@ -410,7 +443,10 @@ func fitLinear(d *Dataset, s *LogRegSettings, C float64, stage string) (*Head, S
 		}
 		p := newLinProblem(x, x32, d.N, d.D, !s.NoIntercept, nil, t, 2, s.ClassWeight, C, s.Threads)
 		theta := make([]float64, p.d1)
-		r := minimize(theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage))
+		r := minimize(ctx, theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage))
+		if r.stop == stopCanceled {
+			return nil, Summary{}, linearCanceled(ctx, stage, r)
+		}
 		layer := Dense{Out: 1, In: d.D, W: make([]float64, d.D), B: make([]float64, 1)}
 		p.unpack(layer.W, layer.B, theta)
 		h.Layers = []Dense{layer}
@@ -419,13 +455,32 @@ func fitLinear(d *Dataset, s *LogRegSettings, C float64, stage string) (*Head, S
 		h.Output = Softmax
 		p := newLinProblem(x, x32, d.N, d.D, !s.NoIntercept, d.Labels, nil, k, s.ClassWeight, C, s.Threads)
 		theta := make([]float64, k*p.d1)
-		r := minimize(theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage))
+		r := minimize(ctx, theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage))
+		if r.stop == stopCanceled {
+			return nil, Summary{}, linearCanceled(ctx, stage, r)
+		}
 		layer := Dense{Out: k, In: d.D, W: make([]float64, k*d.D), B: make([]float64, k)}
 		p.unpack(layer.W, layer.B, theta)
 		h.Layers = []Dense{layer}
 		sum.setSolver(r)
 	}
-	return h, sum
+	return h, sum, nil
+}
+
+// countTrue returns the number of true values in v.
+func countTrue(v []bool) int {
+	n := 0
+	for _, b := range v {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// linearCanceled is the error of a solve that r says was cancelled.
+func linearCanceled(ctx context.Context, stage string, r lbfgsResult) error {
+	return fmt.Errorf("head: logistic regression cancelled in stage %s after %d solver iterations (loss %.6g): %w", stage, r.iter, r.f, ctx.Err())
 }
 
 func (s *Summary) setSolver(r lbfgsResult) {

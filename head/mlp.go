@@ -1,6 +1,7 @@
 package head
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -430,6 +431,19 @@ func (a *adamW) step(params, grads []float64, s *MLPSettings) {
 // part of train (ValidFraction). Training is deterministic for a given seed, whatever
 // the number of threads.
 func FitMLP(train Dataset, valid *Dataset, s MLPSettings) (*Head, error) {
+	return FitMLPContext(context.Background(), train, valid, s)
+}
+
+// mlpCancelBatches is how many batches FitMLPContext trains between two looks at its
+// context within an epoch (it also looks before every epoch).
+const mlpCancelBatches = 256
+
+// FitMLPContext is FitMLP stopped by ctx, which it checks before every epoch and every
+// mlpCancelBatches batches. Once ctx is done it returns an error that says where
+// training stopped and wraps ctx.Err(); the checkpoint (MLPSettings.Checkpoint), when
+// set, keeps the last finished epoch, from which a fit with Resume continues. A run
+// that is not cancelled returns what FitMLP returns.
+func FitMLPContext(ctx context.Context, train Dataset, valid *Dataset, s MLPSettings) (*Head, error) {
 	start := time.Now()
 	if err := s.setDefaults(); err != nil {
 		return nil, err
@@ -539,9 +553,15 @@ func FitMLP(train Dataset, valid *Dataset, s MLPSettings) (*Head, error) {
 	// After a resume the checkpoint may hold a run that had already stopped.
 	stopped := va != nil && sinceBest >= s.Patience
 	for epoch := first; !stopped && epoch <= s.MaxEpochs; epoch++ {
+		if ctx.Err() != nil {
+			return nil, mlpCanceled(ctx, epoch, 0, &s)
+		}
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		var epochLoss float64
 		for lo := 0; lo < tr.N; lo += bs {
+			if b := lo / bs; b > 0 && b%mlpCancelBatches == 0 && ctx.Err() != nil {
+				return nil, mlpCanceled(ctx, epoch, b, &s)
+			}
 			rows := min(bs, tr.N-lo)
 			for r, i := range order[lo : lo+rows] {
 				copy(xb[r*tr.D:(r+1)*tr.D], x[i*tr.D:(i+1)*tr.D])
@@ -608,6 +628,23 @@ func FitMLP(train Dataset, valid *Dataset, s MLPSettings) (*Head, error) {
 	settings.Threads, settings.Progress, settings.Checkpoint, settings.Resume = 0, nil, "", false // as saved
 	h.MLPSettings = &settings
 	return h, nil
+}
+
+// mlpCanceled is the error of a training cancelled in epoch (from 1) after batches of
+// its batches.
+func mlpCanceled(ctx context.Context, epoch, batches int, s *MLPSettings) error {
+	where := fmt.Sprintf("before epoch %d", epoch)
+	if batches > 0 {
+		where = fmt.Sprintf("in epoch %d after %d batches", epoch, batches)
+	}
+	kept := "no epoch finished"
+	switch {
+	case epoch > 1 && s.Checkpoint != "":
+		kept = fmt.Sprintf("the checkpoint %s holds epoch %d, the last finished: a fit with Resume set continues from it", s.Checkpoint, epoch-1)
+	case epoch > 1:
+		kept = fmt.Sprintf("finished epochs: %d, lost without a checkpoint", epoch-1)
+	}
+	return fmt.Errorf("head: MLP training cancelled %s (%s): %w", where, kept, ctx.Err())
 }
 
 // evaluate returns the mean unweighted loss and the accuracy (subset accuracy for

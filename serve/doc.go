@@ -8,11 +8,15 @@
 //	POST /v1/classify  {"texts": ["...", ...]}
 //	                   -> {"results": [{"HEAD": {"label": "...", "probs": {"CLASS": p, ...}}, ...}, ...],
 //	                       "truncated": [bool, ...]}
+//	                   a multi-label head answers {"label": "...", "labels": ["...", ...], "probs": {...}}
 //	GET  /healthz      -> {"status": "ok", ...}; 503 {"status": "draining"} during shutdown
 //	GET  /metrics      Prometheus text format 0.0.4
 //
-// One result per text, in order. truncated[i] says that text i was cut at the model's
-// max_len tokens. Embeddings are float32 values written with the fewest digits that
+// One result per text, in order. "label" is the most probable class; a multi-label head
+// (head.Head.MultiLabel) also answers "labels", its label set: the classes whose
+// probability is at least the Model's threshold (headstart.OpenOptions.Threshold,
+// `pipeline serve --threshold`, default 0.5), in the head's class order, [] when none.
+// truncated[i] says that text i was cut at the model's max_len tokens. Embeddings are float32 values written with the fewest digits that
 // read back to the same float32.
 //
 // # Errors

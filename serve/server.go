@@ -52,6 +52,7 @@ type Server struct {
 	headKeys  []string            // per head: its name as a JSON string
 	classKeys [][]string          // per head, per class: the class name as a JSON string
 	labelKeys []map[string]string // per head: class name -> JSON string
+	multi     []bool              // per head: multi-label (answers "labels" too)
 	health    []byte
 }
 
@@ -81,6 +82,7 @@ func New(m *headstart.Model, o Options) *Server {
 		}
 		s.classKeys = append(s.classKeys, keys)
 		s.labelKeys = append(s.labelKeys, byName)
+		s.multi = append(s.multi, heads[i].MultiLabel)
 	}
 	s.health, _ = json.Marshal(map[string]any{
 		"status": "ok", "model": m.Backbone().Name, "heads": m.HeadNames(), "dim": m.Dim(),
@@ -294,7 +296,8 @@ func (s *Server) appendEmbed(b []byte, out headstart.Output) (_ []byte, ok bool)
 	return appendTruncated(b, out.Truncated), ok
 }
 
-// appendClassify writes {"results": [...], "truncated": [...]}.
+// appendClassify writes {"results": [...], "truncated": [...]}; a multi-label head's
+// object has "labels" (its label set, [] when empty) between "label" and "probs".
 func (s *Server) appendClassify(b []byte, out headstart.Output) (_ []byte, ok bool) {
 	ok = true
 	b = append(b, `{"results":[`...)
@@ -310,6 +313,16 @@ func (s *Server) appendClassify(b []byte, out headstart.Output) (_ []byte, ok bo
 			b = append(b, s.headKeys[h]...)
 			b = append(b, `:{"label":`...)
 			b = append(b, s.labelKeys[h][p.Label]...)
+			if s.multi[h] {
+				b = append(b, `,"labels":[`...)
+				for k, l := range p.Labels {
+					if k > 0 {
+						b = append(b, ',')
+					}
+					b = append(b, s.labelKeys[h][l]...)
+				}
+				b = append(b, ']')
+			}
 			b = append(b, `,"probs":{`...)
 			for k, v := range p.Probs {
 				if k > 0 {

@@ -43,7 +43,8 @@ func newFitHeadCommand() *cli.Command {
 			"mlp trains 1-2 GELU hidden layers with AdamW and early stopping on --valid (or 10% held out).\n" +
 			"On a multi-label store (extract --label-sep) both fit one sigmoid output per label (one-vs-rest).\n" +
 			"The head file records the fingerprint of the training features (backbone, pooling, layers, ...).\n" +
-			"The MLP keeps a checkpoint (OUT.ckpt) after every epoch; after a kill or a crash, rerun with --resume\n" +
+			"The MLP keeps a checkpoint (OUT.ckpt) after every epoch; after Ctrl-C (exit 130, taken between solver\n" +
+			"iterations, epochs or a few hundred batches), a kill or a crash, rerun with --resume\n" +
 			"to continue: the head is byte-identical to an uninterrupted run's. logreg has no checkpoint: --resume\n" +
 			"reruns its deterministic solve, which gives the same bytes.",
 		Flags: append([]cli.Flag{
@@ -185,11 +186,16 @@ func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	h, err := head.Fit(train, valid, ho)
+	h, err := head.FitContext(ctx, train, valid, ho)
 	if tty {
 		fmt.Fprintln(stderr)
 	}
 	if err != nil {
+		if ck := ho.MLP.Checkpoint; ho.Kind == head.MLP && errors.Is(err, context.Canceled) {
+			if _, serr := os.Stat(ck); serr == nil {
+				return fmt.Errorf("fit-head interrupted (rerun with --resume to continue): %w", err)
+			}
+		}
 		return err
 	}
 	if err := h.Save(o.Out); err != nil {

@@ -25,6 +25,8 @@ type serveOptions struct {
 	MaxBody                                            int64
 	MaxWait, ShutdownTimeout                           time.Duration
 	NoBatching, Normalize, AllowEmpty                  bool
+	Threshold                                          float64 // multi-label heads: answer the labels with p >= Threshold
+	ThresholdSet                                       bool
 
 	// ready, when set, is told the address the server listens on (tests).
 	ready func(addr string)
@@ -36,10 +38,12 @@ func newServeCommand() *cli.Command {
 		Usage: "answer embed and classify requests over HTTP (JSON), merging concurrent requests into shared forwards",
 		Description: "Endpoints: POST /v1/embed and POST /v1/classify with {\"texts\": [...]}, GET /healthz,\n" +
 			"GET /metrics (Prometheus). Binds to 127.0.0.1 unless --addr names another host.\n" +
+			"A multi-label head answers its label set in \"labels\" (probability >= --threshold) besides \"label\" and \"probs\".\n" +
 			"SIGINT/SIGTERM stop accepting, let requests in flight finish (--shutdown-timeout) and exit 0.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Value: "all-minilm-l6-v2", Usage: "registry `NAME` or DIR (the backbone the heads were trained on)"},
 			&cli.StringSliceFlag{Name: "head", Usage: "head `FILE` for /v1/classify; repeat for several heads (one backbone forward feeds them all)"},
+			&cli.Float64Flag{Name: "threshold", Value: 0.5, Usage: "multi-label heads: answer in \"labels\" every label whose probability is at least `P`, in (0, 1)"},
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", Usage: "`HOST:PORT` to listen on (port 0: any free port)"},
 			&cli.IntFlag{Name: "sessions", Value: 1, Usage: "backbone sessions (forwards run at once; each holds a copy of the weights)"},
 			&cli.IntFlag{Name: "threads", Usage: "onnxruntime intra-op threads per session (0 = one per core, divided among sessions)"},
@@ -67,6 +71,7 @@ func newServeCommand() *cli.Command {
 				MaxWait: c.Duration("max-wait"), NoBatching: c.Bool("no-batching"), MaxBody: c.Int64("max-body"),
 				MaxTexts: c.Int("max-texts"), MaxTextBytes: c.Int("max-text-bytes"), AllowEmpty: c.Bool("allow-empty"),
 				ShutdownTimeout: c.Duration("shutdown-timeout"),
+				Threshold:       c.Float64("threshold"), ThresholdSet: c.IsSet("threshold"),
 			}, c.App.ErrWriter)
 		},
 	}
@@ -86,6 +91,8 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 		return usagef("--max-body %d, --max-texts %d, --max-text-bytes %d: want each at least 1", o.MaxBody, o.MaxTexts, o.MaxTextBytes)
 	case o.MaxLen != 0 && o.MaxLen < 2:
 		return usagef("--max-len %d: want at least 2 ([CLS] and [SEP])", o.MaxLen)
+	case (o.ThresholdSet || o.Threshold != 0) && !(o.Threshold > 0 && o.Threshold < 1):
+		return usagef("--threshold %g: want a probability in (0, 1)", o.Threshold)
 	}
 	provider, err := onnx.ParseProvider(o.Provider)
 	if err != nil {
@@ -109,12 +116,19 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 		Model: o.Model, Heads: o.Heads, Sessions: o.Sessions, Threads: o.Threads, Provider: provider,
 		RuntimeLib: o.RuntimeLib, MaxLen: o.MaxLen, Pooling: pooling, Layers: layers, Normalize: o.Normalize,
 		AllowEmpty: o.AllowEmpty, MaxBatch: o.MaxBatch, Batching: !o.NoBatching, MaxWait: o.MaxWait,
-		OnBatch: metrics.ObserveBatch,
+		Threshold: o.Threshold, OnBatch: metrics.ObserveBatch,
 	})
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, m.Close()) }()
+	multi := false
+	for _, h := range m.Heads() {
+		multi = multi || h.MultiLabel
+	}
+	if o.ThresholdSet && !multi {
+		return usagef("--threshold applies to multi-label heads (fit on a store extracted with --label-sep); none of the heads given is")
+	}
 
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
@@ -128,8 +142,12 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 	if o.NoBatching {
 		batching = "no micro-batching"
 	}
-	fmt.Fprintf(stderr, "serve: listening on http://%s (model %s, %d heads, %d sessions on %s, %s)\n",
-		addr, m.Backbone().Name, len(m.HeadNames()), m.Sessions(), m.Provider(), batching)
+	heads := fmt.Sprintf("%d heads", len(m.HeadNames()))
+	if multi {
+		heads += fmt.Sprintf(", label sets at p >= %g", m.Threshold())
+	}
+	fmt.Fprintf(stderr, "serve: listening on http://%s (model %s, %s, %d sessions on %s, %s)\n",
+		addr, m.Backbone().Name, heads, m.Sessions(), m.Provider(), batching)
 	if o.ready != nil {
 		o.ready(addr)
 	}

@@ -122,6 +122,9 @@ func TestServeUsage(t *testing.T) {
 		{[]string{"serve", "--addr", "8080"}, exitUsage, "--addr"},
 		{[]string{"serve", "--pooling", "avg"}, exitUsage, "pooling"},
 		{[]string{"serve", "--max-wait", "soon"}, exitUsage, "max-wait"},
+		{[]string{"serve", "--threshold", "1"}, exitUsage, "--threshold 1: want a probability in (0, 1)"},
+		{[]string{"serve", "--threshold", "0"}, exitUsage, "--threshold 0: want a probability in (0, 1)"},
+		{[]string{"serve", "--threshold", "0.3"}, exitUsage, "--threshold applies to multi-label heads"},
 		{[]string{"serve", "--head", filepath.Join(t.TempDir(), "none.safetensors")}, exitError, "none.safetensors"},
 	} {
 		code, _, stderr := run(t, c.args...)
