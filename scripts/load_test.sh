@@ -15,7 +15,7 @@
 # Usage: scripts/load_test.sh              (via `make load-test`)
 # Environment (defaults): LOAD_DURATION=10 LOAD_ROUNDS=3 LOAD_SOAK=300
 #   LOAD_CONCURRENCY="1 8 32" LOAD_SESSIONS=$(nproc) LOAD_THREADS=1 (sessions of each
-#   server, onnxruntime threads per session) LOAD_MAX_WAIT=5ms
+#   server, onnxruntime threads per session) LOAD_MAX_WAIT=5ms LOAD_SPLIT_COST=16
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${LOAD_DURATION:-10}
@@ -25,6 +25,7 @@ CONC=${LOAD_CONCURRENCY:-"1 8 32"}
 SESSIONS=${LOAD_SESSIONS:-$(nproc)}
 THREADS=${LOAD_THREADS:-1}
 MAX_WAIT=${LOAD_MAX_WAIT:-5ms}
+SPLIT=${LOAD_SPLIT_COST:-16}
 out=out/loadtest
 mkdir -p "$out"
 
@@ -56,7 +57,7 @@ trap cleanup EXIT
 
 # start_server MODE (on | off): `pipeline serve` on a free loopback port.
 start_server() {
-  local flags=(--addr 127.0.0.1:0 --head "$headf" --sessions "$SESSIONS" --threads "$THREADS" --max-wait "$MAX_WAIT")
+  local flags=(--addr 127.0.0.1:0 --head "$headf" --sessions "$SESSIONS" --threads "$THREADS" --max-wait "$MAX_WAIT" --split-cost "$SPLIT")
   [ "$1" = off ] && flags+=(--no-batching)
   bin/pipeline serve "${flags[@]}" 2> "$out/server-$1.log" &
   pid[$1]=$!
@@ -134,7 +135,7 @@ for line in open(runs):
         soak = kv
     else:
         rows.setdefault((kv["mode"], int(kv["c"])), []).append(kv)
-print(f"\n\`pipeline serve --sessions $SESSIONS --threads $THREADS\` (all-minilm-l6-v2 + a 77-class logistic-regression "
+print(f"\n\`pipeline serve --sessions $SESSIONS --threads $THREADS --split-cost $SPLIT\` (all-minilm-l6-v2 + a 77-class logistic-regression "
       f"head), POST /v1/classify with one Banking77 query per request; wrk closed loop on loopback, "
       f"{$ROUNDS} rounds of {$DURATION} s per row with the two modes interleaved, medians; $(nproc) cores, "
       f"load average $load_before before, $load_after after (\`scripts/load_test.sh\`)\n")

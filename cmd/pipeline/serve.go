@@ -24,6 +24,7 @@ type serveOptions struct {
 	MaxTexts, MaxTextBytes                             int
 	MaxBody                                            int64
 	MaxWait, ShutdownTimeout                           time.Duration
+	SplitCost                                          int
 	NoBatching, Normalize, AllowEmpty                  bool
 	Threshold                                          float64 // multi-label heads: answer the labels with p >= Threshold
 	ThresholdSet                                       bool
@@ -55,6 +56,7 @@ func newServeCommand() *cli.Command {
 			&cli.BoolFlag{Name: "normalize", Usage: "/v1/embed: L2-normalise each vector"},
 			&cli.IntFlag{Name: "max-batch", Value: 32, Usage: "most texts per backbone forward"},
 			&cli.DurationFlag{Name: "max-wait", Value: 5 * time.Millisecond, Usage: "how long a forward with room waits for requests on their way"},
+			&cli.IntFlag{Name: "split-cost", Value: 16, Usage: "fixed cost of a forward in token positions: the texts a session takes at once run in the forwards that minimise it plus the positions computed (padding included); -1: one forward"},
 			&cli.BoolFlag{Name: "no-batching", Usage: "run each request in forwards of its own (no micro-batching)"},
 			&cli.Int64Flag{Name: "max-body", Value: 1 << 20, Usage: "largest request body in bytes"},
 			&cli.IntFlag{Name: "max-texts", Value: 256, Usage: "most texts per request"},
@@ -68,7 +70,7 @@ func newServeCommand() *cli.Command {
 				Sessions: c.Int("sessions"), Threads: c.Int("threads"), Provider: c.String("provider"),
 				RuntimeLib: c.String("ort-lib"), MaxLen: c.Int("max-len"), Pooling: c.String("pooling"),
 				Layers: c.String("layers"), Normalize: c.Bool("normalize"), MaxBatch: c.Int("max-batch"),
-				MaxWait: c.Duration("max-wait"), NoBatching: c.Bool("no-batching"), MaxBody: c.Int64("max-body"),
+				MaxWait: c.Duration("max-wait"), SplitCost: c.Int("split-cost"), NoBatching: c.Bool("no-batching"), MaxBody: c.Int64("max-body"),
 				MaxTexts: c.Int("max-texts"), MaxTextBytes: c.Int("max-text-bytes"), AllowEmpty: c.Bool("allow-empty"),
 				ShutdownTimeout: c.Duration("shutdown-timeout"),
 				Threshold:       c.Float64("threshold"), ThresholdSet: c.IsSet("threshold"),
@@ -115,7 +117,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 	m, err := headstart.Open(ctx, headstart.OpenOptions{
 		Model: o.Model, Heads: o.Heads, Sessions: o.Sessions, Threads: o.Threads, Provider: provider,
 		RuntimeLib: o.RuntimeLib, MaxLen: o.MaxLen, Pooling: pooling, Layers: layers, Normalize: o.Normalize,
-		AllowEmpty: o.AllowEmpty, MaxBatch: o.MaxBatch, Batching: !o.NoBatching, MaxWait: o.MaxWait,
+		AllowEmpty: o.AllowEmpty, MaxBatch: o.MaxBatch, Batching: !o.NoBatching, MaxWait: o.MaxWait, SplitCost: o.SplitCost,
 		Threshold: o.Threshold, OnBatch: metrics.ObserveBatch,
 	})
 	if err != nil {

@@ -20,7 +20,8 @@ import (
 // machine (an AMD EPYC) the float64 kernel runs at about 40 GFLOP/s against 5-13 for
 // gonum's Dgemm, the float32 one at 70-85 against 11-18 for gonum's Sgemm. Otherwise
 // (another CPU, or an implementation installed with blas64.Use or blas32.Use, such as
-// OpenBLAS through gonum.org/v1/netlib) it calls blas64.Gemm or blas32.Gemm.
+// OpenBLAS with -tags openblas, see package internal/gemm/openblas) it calls
+// blas64.Gemm or blas32.Gemm.
 //
 // The blocking follows Goto and van de Geijn (Anatomy of high-performance matrix
 // multiplication, ACM TOMS 34(3), 2008): B is packed kc×nc, A mc×kc, and the kernel
