@@ -436,14 +436,7 @@ func (g *Grid) fitTop(ctx context.Context, sp cellSpec, data *Data) (Cell, error
 	}
 	k := len(data.Train.Classes)
 	pred := make([]int, t.Test.Len())
-	for i := range pred {
-		p := probs[i*k : (i+1)*k]
-		for j, v := range p {
-			if v > p[pred[i]] {
-				pred[i] = j
-			}
-		}
-	}
+	head.ArgmaxRows(pred, probs, k)
 	r := head.NewReport(data.Train.Classes, t.Test.Labels, pred, probs)
 	acc, macroF1 := r.Accuracy, r.MacroF1
 	return Cell{

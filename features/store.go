@@ -335,21 +335,8 @@ func (w *Writer) write(features []float32, labels []int64, sets []uint8, rowIDs 
 		}
 	}
 	_, es := w.dtype.safetensors()
-	w.buf = resize(w.buf, max(16*k, len(features)*es))
 	r := int64(w.rows)
-	if err := w.writeAt(putInt64s(w.buf, labels), w.lay.labels+8*r); err != nil {
-		return err
-	}
-	if err := w.writeAt(putInt64s(w.buf, rowIDs), w.lay.rowIDs+8*r); err != nil {
-		return err
-	}
-	var data []byte
-	if w.dtype == Float16 {
-		data = putFloat16s(w.buf, features)
-	} else {
-		data = putFloat32s(w.buf, features)
-	}
-	if err := w.writeAt(data, w.lay.feature+r*int64(w.d*es)); err != nil {
+	if err := writeRowData(&w.buf, w.writeAt, w.dtype, labels, rowIDs, features, w.lay.labels+8*r, w.lay.rowIDs+8*r, w.lay.feature+r*int64(w.d*es)); err != nil {
 		return err
 	}
 	if w.multi && len(sets) > 0 {
@@ -818,4 +805,24 @@ func readFloats(r io.ReaderAt, off int64, n int, dtype Dtype, name string) ([]fl
 		i += k
 	}
 	return out, nil
+}
+
+// writeRowData writes k rows' labels, row ids and float values (in dtype) at the three
+// file offsets through writeAt, encoding them in *buf (grown as needed).
+func writeRowData(buf *[]byte, writeAt func([]byte, int64) error, dtype Dtype, labels, rowIDs []int64, values []float32, labOff, ridOff, valOff int64) error {
+	_, es := dtype.safetensors()
+	*buf = resize(*buf, max(8*len(labels), len(values)*es))
+	if err := writeAt(putInt64s(*buf, labels), labOff); err != nil {
+		return err
+	}
+	if err := writeAt(putInt64s(*buf, rowIDs), ridOff); err != nil {
+		return err
+	}
+	var data []byte
+	if dtype == Float16 {
+		data = putFloat16s(*buf, values)
+	} else {
+		data = putFloat32s(*buf, values)
+	}
+	return writeAt(data, valOff)
 }

@@ -242,20 +242,7 @@ func (w *TokenWriter) WriteRows(hidden []float32, labels, rowIDs []int64) error 
 	}
 	_, es := w.dtype.safetensors()
 	r := int64(w.rows)
-	w.buf = resize(w.buf, max(8*k, len(hidden)*es))
-	if err := w.writeAt(putInt64s(w.buf, labels), w.lay.labels+8*r); err != nil {
-		return err
-	}
-	if err := w.writeAt(putInt64s(w.buf, rowIDs), w.lay.rowIDs+8*r); err != nil {
-		return err
-	}
-	var data []byte
-	if w.dtype == Float16 {
-		data = putFloat16s(w.buf, hidden)
-	} else {
-		data = putFloat32s(w.buf, hidden)
-	}
-	if err := w.writeAt(data, w.lay.hidden+lo*c*int64(es)); err != nil {
+	if err := writeRowData(&w.buf, w.writeAt, w.dtype, labels, rowIDs, hidden, w.lay.labels+8*r, w.lay.rowIDs+8*r, w.lay.hidden+lo*c*int64(es)); err != nil {
 		return err
 	}
 	w.rows += k

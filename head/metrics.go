@@ -327,3 +327,18 @@ func (r *Report) WriteTable(w io.Writer) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// ArgmaxRows sets dst[i] to the index of the largest of row i of probs (N, k), the first
+// one on ties: the predicted class of each row of probabilities computed elsewhere.
+func ArgmaxRows(dst []int, probs []float32, k int) {
+	for i := range dst {
+		p := probs[i*k : (i+1)*k]
+		best := 0
+		for j, v := range p {
+			if v > p[best] {
+				best = j
+			}
+		}
+		dst[i] = best
+	}
+}

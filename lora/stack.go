@@ -172,12 +172,25 @@ func (s *Stack) Probs(dst []float32, ex *Examples, batch int) error {
 	if len(dst) != n*s.k {
 		return fmt.Errorf("%w: dst holds %d values; want %d·%d", ErrBadData, len(dst), n, s.k)
 	}
+	s.inBatches(ex, batch, func(lo, n int) {
+		for r := range n {
+			softmaxRow(dst[(lo+r)*s.k:(lo+r+1)*s.k], s.logits[r*s.k:(r+1)*s.k])
+		}
+	})
+	return nil
+}
+
+// inBatches runs ex through the stack in evaluation mode, batch sequences at a time
+// (default 64), calling done with the first sequence and the count of each batch while
+// its activations are in the stack's scratch.
+func (s *Stack) inBatches(ex *Examples, batch int, done func(lo, n int)) {
 	if batch <= 0 {
 		batch = 64
 	}
 	for _, b := range s.Blocks {
 		b.Train = false
 	}
+	n := ex.Len()
 	idx := make([]int, 0, batch)
 	for lo := 0; lo < n; lo += batch {
 		idx = idx[:0]
@@ -185,11 +198,8 @@ func (s *Stack) Probs(dst []float32, ex *Examples, batch int) error {
 			idx = append(idx, i)
 		}
 		s.forward(ex, idx)
-		for r := range idx {
-			softmaxRow(dst[(lo+r)*s.k:(lo+r+1)*s.k], s.logits[r*s.k:(r+1)*s.k])
-		}
+		done(lo, len(idx))
 	}
-	return nil
 }
 
 // Pooled writes the mean over its tokens of the top block's output for every sequence
@@ -203,21 +213,7 @@ func (s *Stack) Pooled(dst []float32, ex *Examples, batch int) error {
 	if len(dst) != n*s.c {
 		return fmt.Errorf("%w: dst holds %d values; want %d·%d", ErrBadData, len(dst), n, s.c)
 	}
-	if batch <= 0 {
-		batch = 64
-	}
-	for _, b := range s.Blocks {
-		b.Train = false
-	}
-	idx := make([]int, 0, batch)
-	for lo := 0; lo < n; lo += batch {
-		idx = idx[:0]
-		for i := lo; i < min(lo+batch, n); i++ {
-			idx = append(idx, i)
-		}
-		s.forward(ex, idx)
-		copy(dst[lo*s.c:], s.pooled[:len(idx)*s.c])
-	}
+	s.inBatches(ex, batch, func(lo, n int) { copy(dst[lo*s.c:], s.pooled[:n*s.c]) })
 	return nil
 }
 

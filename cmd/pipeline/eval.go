@@ -102,13 +102,6 @@ func evalTop(h *head.Head, path string) (head.Report, error) {
 		return head.Report{}, err
 	}
 	pred := make([]int, ex.Len())
-	for i := range pred {
-		p := probs[i*k : (i+1)*k]
-		for j, v := range p {
-			if v > p[pred[i]] {
-				pred[i] = j
-			}
-		}
-	}
+	head.ArgmaxRows(pred, probs, k)
 	return head.NewReport(h.Classes, ex.Labels, pred, probs), nil
 }

@@ -253,15 +253,7 @@ func ensureStore(ctx context.Context, o *experimentOptions, cfg featureConfig, s
 	if lo.Session.Provider, perr = onnx.ParseProvider(o.Provider); perr != nil {
 		return usageError{perr}
 	}
-	p := newProgress(stderr, "extract "+sf.name, "rows")
-	lo.Progress = p
-	sum, err := headstart.Extract(ctx, lo)
-	if errors.Is(err, features.ErrCheckpointMismatch) {
-		// A checkpoint of an earlier version of the file or settings: start afresh.
-		lo.Resume = false
-		sum, err = headstart.Extract(ctx, lo)
-	}
-	p.Finish()
+	sum, err := extractResuming(ctx, lo, "extract "+sf.name, stderr)
 	if err != nil {
 		return fmt.Errorf("extracting --%s %s: %w", sf.name, sf.data, err)
 	}
@@ -272,6 +264,20 @@ func ensureStore(ctx context.Context, o *experimentOptions, cfg featureConfig, s
 	fmt.Fprintf(stderr, "experiment: %s features: %d rows (%d resumed) -> %s [%d dims, %s] in %.1fs\n",
 		sf.name, sum.Rows, sum.Resumed, sf.store, sum.Dim, sum.Provider, sum.Elapsed.Seconds())
 	return nil
+}
+
+// extractResuming runs Extract with a progress bar, continuing a checkpoint of the same
+// run; a checkpoint of an earlier version of the file or settings is discarded.
+func extractResuming(ctx context.Context, lo headstart.ExtractOptions, desc string, stderr io.Writer) (headstart.ExtractSummary, error) {
+	p := newProgress(stderr, desc, "rows")
+	defer p.Finish()
+	lo.Progress, lo.Resume = p, true
+	sum, err := headstart.Extract(ctx, lo)
+	if errors.Is(err, features.ErrCheckpointMismatch) {
+		lo.Resume = false
+		sum, err = headstart.Extract(ctx, lo)
+	}
+	return sum, err
 }
 
 // topData extracts (or reuses) the activation cache of every split, cut below the top k
@@ -294,14 +300,7 @@ func topData(ctx context.Context, o *experimentOptions, cfg featureConfig, k int
 			}
 			lo.Session.IntraOpThreads = o.Threads
 			lo.Session.Provider, _ = onnx.ParseProvider(o.Provider)
-			p := newProgress(stderr, "cache "+sf.name, "rows")
-			lo.Progress = p
-			sum, err := headstart.Extract(ctx, lo)
-			if errors.Is(err, features.ErrCheckpointMismatch) {
-				lo.Resume = false
-				sum, err = headstart.Extract(ctx, lo)
-			}
-			p.Finish()
+			sum, err := extractResuming(ctx, lo, "cache "+sf.name, stderr)
 			if err != nil {
 				return nil, fmt.Errorf("caching the activations of --%s %s: %w", sf.name, sf.data, err)
 			}
