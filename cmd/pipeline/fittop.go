@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 
 	"github.com/urfave/cli/v2"
@@ -187,6 +188,11 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) error {
 	}
 	s.Key = hex.EncodeToString(key.Sum(nil))
 
+	if n := c.Int("threads"); n > 0 { // the blocks' products and attention run on GOMAXPROCS goroutines
+		runtime.GOMAXPROCS(n)
+	} else if n < 0 {
+		return usagef("--threads %d: want 0 (all cores) or more", n)
+	}
 	tty := isTerminal(stderr)
 	s.Progress = func(p lora.TrainProgress) {
 		var line string
