@@ -122,7 +122,7 @@ type EpochStats struct {
 	ValidLoss     float64 `json:"valid_loss,omitempty"`
 	ValidAccuracy float64 `json:"valid_accuracy,omitempty"`
 	ValidMacroF1  float64 `json:"valid_macro_f1,omitempty"`
-	TrainSeconds  float64 `json:"train_seconds"`
+	TrainSeconds  float64 `json:"train_seconds,omitempty"`
 	EvalSeconds   float64 `json:"eval_seconds,omitempty"`
 }
 

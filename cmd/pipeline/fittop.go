@@ -275,8 +275,14 @@ func topHead(res *lora.Result, tm features.TokenManifest, s lora.TrainSettings, 
 	fp := head.FingerprintOf(tm.Manifest, c)
 	fp.Pooling, fp.Layers, fp.Normalize = features.PoolMean.String(), []int{tm.NumBlocks}, false
 	best := res.History[res.BestEpoch-1]
+	// The head file records the course of training but not its timings, so that the same
+	// training gives the same bytes.
+	history := slices.Clone(res.History)
+	for i := range history {
+		history[i].TrainSeconds, history[i].EvalSeconds = 0, 0
+	}
 	tr := head.TopTraining{Mode: s.Mode.String(), HeadInit: s.HeadInit, Epochs: s.Epochs, BatchSize: s.BatchSize, LR: s.LR, WeightDecay: s.WeightDecay,
-		Warmup: s.Warmup, Patience: s.Patience, Seed: s.Seed, Trainable: res.Trainable, BestEpoch: res.BestEpoch, Stop: res.Stop, History: res.History}
+		Warmup: s.Warmup, Patience: s.Patience, Seed: s.Seed, Trainable: res.Trainable, BestEpoch: res.BestEpoch, Stop: res.Stop, History: history}
 	if s.Mode == lora.ModeLoRA {
 		tr.Rank, tr.Alpha, tr.Targets, tr.LoRADropout = s.LoRA.Rank, s.LoRA.Alpha, s.LoRA.Targets.String(), s.LoRA.Dropout
 	}

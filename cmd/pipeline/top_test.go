@@ -69,6 +69,14 @@ func TestTopBlocksEndToEnd(t *testing.T) {
 	if want := 2*(8*384+384*8) + 2*384 + 2; fit.Trainable != want {
 		t.Fatalf("trainable parameters %d; want %d", fit.Trainable, want)
 	}
+	// Deterministic for a seed, whatever the thread count: the same bytes.
+	again := filepath.Join(dir, "lora-1thread.head")
+	if code, _, stderr := run(t, "fit-head", "--train", train, "--valid", dev, "--mode", "lora", "--epochs", "2", "--lr", "2e-3", "--seed", "1", "--threads", "1", "--out", again); code != 0 {
+		t.Fatalf("fit-head --threads 1: %d\n%s", code, stderr)
+	}
+	if a, b := readFile(t, headFile), readFile(t, again); string(a) != string(b) {
+		t.Fatal("fit-head --mode lora with 1 thread wrote another head than with all cores")
+	}
 	var best struct {
 		ValidAccuracy float64 `json:"valid_accuracy"`
 	}
@@ -220,4 +228,13 @@ func TestTopBlocksEndToEnd(t *testing.T) {
 	if string(before) != string(after) {
 		t.Fatal("a failed command changed the head file")
 	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
