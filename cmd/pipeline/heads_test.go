@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -96,19 +97,7 @@ func TestHeadsEndToEnd(t *testing.T) {
 	if code, _, stderr := run(t, "export", "--head", headFile, "--out", onnxFile); code != 0 {
 		t.Fatalf("export: %d\n%s", code, stderr)
 	}
-	paths, _ := models.Resolve(models.Default)
-	tok, err := tokenize.Load(paths.Tokenizer, tokenize.Options{MaxLen: 128})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := onnx.Init(""); err != nil {
-		t.Fatal(err)
-	}
-	sess, err := onnx.NewSessionFromFile(onnxFile, []string{"input_ids", "attention_mask", "token_type_ids"}, []string{"probabilities"}, onnx.SessionOptions{IntraOpThreads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
+	exported := exportedProbs(t, onnxFile, texts)
 	// Labels in file order come from the head's classes; read them from a second session's metadata-free path:
 	// the probabilities map of predict is keyed by class, so compare per class via the head's class order.
 	var classes []string
@@ -116,17 +105,7 @@ func TestHeadsEndToEnd(t *testing.T) {
 		classes = append(classes, c)
 	}
 	maxDiff := 0.0
-	for i, text := range texts {
-		e, err := tok.Encode(text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		shape := []int64{1, int64(len(e.IDs))}
-		out, err := sess.Run(nil, []onnx.Int64Tensor{{Shape: shape, Data: e.IDs}, {Shape: shape, Data: e.Mask}, {Shape: shape, Data: e.TypeIDs}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		probs := out[0].Data
+	for i, probs := range exported {
 		if len(probs) != 77 {
 			t.Fatalf("exported graph gives %d probabilities; want 77", len(probs))
 		}
@@ -149,6 +128,7 @@ func TestHeadsEndToEnd(t *testing.T) {
 	if code, _, stderr := run(t, "eval", "--features", cls, "--head", headFile); code != 1 || !strings.Contains(stderr, "pooling") {
 		t.Fatalf("eval on cls features with a mean-pooling head: exit %d, %q", code, stderr)
 	}
+	paths, _ := models.Resolve(models.Default)
 	other := filepath.Join(dir, "othermodel")
 	os.MkdirAll(other, 0o755)
 	os.Symlink(paths.Model, filepath.Join(other, "model.onnx"))
@@ -195,6 +175,39 @@ func sortedClasses(c []string) []string {
 				out[i], out[j] = out[j], out[i]
 			}
 		}
+	}
+	return out
+}
+
+// exportedProbs runs an exported classifier (pipeline export) in onnxruntime on each text,
+// tokenized with the default model's tokenizer, and returns its probabilities.
+func exportedProbs(t *testing.T, onnxFile string, texts []string) [][]float32 {
+	t.Helper()
+	paths, _ := models.Resolve(models.Default)
+	tok, err := tokenize.Load(paths.Tokenizer, tokenize.Options{MaxLen: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := onnx.Init(""); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := onnx.NewSessionFromFile(onnxFile, []string{"input_ids", "attention_mask", "token_type_ids"}, []string{"probabilities"}, onnx.SessionOptions{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	var out [][]float32
+	for _, text := range texts {
+		e, err := tok.Encode(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shape := []int64{1, int64(len(e.IDs))}
+		res, err := sess.Run(nil, []onnx.Int64Tensor{{Shape: shape, Data: e.IDs}, {Shape: shape, Data: e.Mask}, {Shape: shape, Data: e.TypeIDs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, slices.Clone(res[0].Data))
 	}
 	return out
 }

@@ -13,10 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/headstart-ml/headstart/models"
-	"github.com/headstart-ml/headstart/onnx"
-	"github.com/headstart-ml/headstart/tokenize"
 )
 
 // tagsOf is the rule of data/banking77-tags-sample/README.md: the intent name
@@ -242,19 +238,7 @@ func TestMultiLabelEndToEnd(t *testing.T) {
 	if code, _, stderr := run(t, "export", "--head", lr, "--out", onnxFile); code != 0 {
 		t.Fatalf("export: %d\n%s", code, stderr)
 	}
-	paths, _ := models.Resolve(models.Default)
-	tok, err := tokenize.Load(paths.Tokenizer, tokenize.Options{MaxLen: 128})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := onnx.Init(""); err != nil {
-		t.Fatal(err)
-	}
-	sess, err := onnx.NewSessionFromFile(onnxFile, []string{"input_ids", "attention_mask", "token_type_ids"}, []string{"probabilities"}, onnx.SessionOptions{IntraOpThreads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
+	exported := exportedProbs(t, onnxFile, texts)
 	classes := slices.Sorted(func(yield func(string) bool) {
 		for c := range rows[0]["lr"].Probs {
 			if !yield(c) {
@@ -263,17 +247,7 @@ func TestMultiLabelEndToEnd(t *testing.T) {
 		}
 	})
 	maxDiff := 0.0
-	for i, text := range texts {
-		e, err := tok.Encode(text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		shape := []int64{1, int64(len(e.IDs))}
-		out, err := sess.Run(nil, []onnx.Int64Tensor{{Shape: shape, Data: e.IDs}, {Shape: shape, Data: e.Mask}, {Shape: shape, Data: e.TypeIDs}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		probs := out[0].Data
+	for i, probs := range exported {
 		if len(probs) != 110 {
 			t.Fatalf("exported graph gives %d probabilities; want 110", len(probs))
 		}
