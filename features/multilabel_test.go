@@ -70,6 +70,18 @@ func TestReaderLabelSets(t *testing.T) {
 		{name: "trailing separator", file: "d.csv", opts: pipe, data: "text,label\nbad,a|\n", msg: `line 2 (row 0): label "a|": empty label at position 2`},
 		{name: "leading separator, blank label", file: "d.tsv", opts: pipe, data: "text\tlabel\nbad\t | a\n", msg: "empty label at position 1"},
 		{name: "jsonl stray separator", file: "d.jsonl", opts: pipe, data: `{"text":"a","label":"|"}` + "\n", msg: "line 1 (row 0)"},
+		{
+			name: "jsonl arrays: taken as they are, trimmed, deduplicated", file: "d.jsonl", opts: pipe,
+			data: `{"text":"a","label":["card"," arrival","card"]}` + "\n" + `{"text":"b","label":[]}` + "\n" +
+				`{"text":"c","label":[3,true]}` + "\n" + `{"text":"d","label":"x|y"}` + "\n" + `{"text":"e","label":["caf\u00e9"]}` + "\n",
+			want: []Row{mlab(0, "a", "card|arrival", "card", "arrival"), mlab(1, "b", ""), mlab(2, "c", "3|true", "3", "true"),
+				mlab(3, "d", "x|y", "x", "y"), mlab(4, "e", "café", "café")},
+		},
+		{name: "jsonl array without a separator", file: "d.jsonl", data: `{"text":"a","label":"x"}` + "\n" + `{"text":"b","label":["x","y"]}` + "\n", msg: `line 2 (row 1): label ["x","y"]: a JSON array is a set of labels; read multi-label data with a label separator`},
+		{name: "jsonl array, element holds the separator", file: "d.jsonl", opts: pipe, data: `{"text":"a","label":["x|y"]}` + "\n", msg: `element 0 ("x|y") contains the label separator "|"`},
+		{name: "jsonl array, empty element", file: "d.jsonl", opts: pipe, data: `{"text":"a","label":["x"," "]}` + "\n", msg: "element 1 is an empty label"},
+		{name: "jsonl array, nested", file: "d.jsonl", opts: pipe, data: `{"text":"a","label":["x",["y"]]}` + "\n", msg: `element 1 (["y"]) is not a string, number or boolean`},
+		{name: "jsonl array, null element", file: "d.jsonl", opts: pipe, data: `{"text":"a","label":[null]}` + "\n", msg: "element 0 (null) is not a string"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rows, _, err := readAll(tc.file, tc.data, tc.opts)

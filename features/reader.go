@@ -39,8 +39,9 @@ const (
 	FormatTSV
 	// FormatJSONL: one JSON object per line (JSON Lines, NDJSON). The text must be a JSON
 	// string; the label may be a string, a number (kept as written: 3 gives "3", 1.0
-	// gives "1.0"), a boolean ("true", "false") or null (no label). Blank lines are
-	// skipped. Other keys are ignored.
+	// gives "1.0"), a boolean ("true", "false") or null (no label); with
+	// ReaderOptions.LabelSep it may also be an array of labels (["card", "arrival"]).
+	// Blank lines are skipped. Other keys are ignored.
 	FormatJSONL
 )
 
@@ -111,7 +112,9 @@ type ReaderOptions struct {
 	// repeated within a field counts once. A field that is empty (or only whitespace)
 	// means no labels; an empty label between separators ("a||b", "a|", "|a") is an
 	// error (ErrMalformedRow) naming the row, so that a stray separator cannot
-	// silently drop or invent a label. Default "": one label per field.
+	// silently drop or invent a label. In JSONL the label may also be an array of
+	// labels, taken as they are (not split; an element holding LabelSep is an error).
+	// Default "": one label per field.
 	LabelSep string
 }
 
@@ -607,11 +610,58 @@ func (r *Reader) nextJSONL() error {
 		r.row.Label, r.row.HasLabel = label, label != ""
 	case c == 't' || c == 'f' || c == '-' || (c >= '0' && c <= '9'):
 		r.row.Label, r.row.HasLabel = string(raw), true
+	case c == '[':
+		return r.arrayLabels(raw, lineNo)
 	default:
 		return errorf(ErrMalformedRow, "%s: line %d (row %d): label %s is not a string, number or boolean",
 			r.name, lineNo, r.n, clip(raw))
 	}
 	return r.splitLabels(lineNo)
+}
+
+// arrayLabels reads a JSONL label that is a JSON array: a label set, taken as it is
+// (ReaderOptions.LabelSep is not applied to its elements), which needs a multi-label
+// reader. Elements are strings, numbers or booleans (kept as written); each is trimmed
+// and must be non-empty and free of the separator (Row.Label joins them with it);
+// repeats count once; [] means no labels.
+func (r *Reader) arrayLabels(raw json.RawMessage, line int) error {
+	bad := func(format string, a ...any) error {
+		return errorf(ErrMalformedRow, "%s: line %d (row %d): label %s: %s", r.name, line, r.n, clip(raw), fmt.Sprintf(format, a...))
+	}
+	if r.opts.LabelSep == "" {
+		return bad("a JSON array is a set of labels; read multi-label data with a label separator (pipeline extract --label-sep, ReaderOptions.LabelSep): arrays are taken as they are, strings are split on it")
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(raw, &elems); err != nil {
+		return bad("%v", err)
+	}
+	labels := []string{}
+	for i, e := range elems {
+		var l string
+		switch c := e[0]; {
+		case c == '"':
+			if err := json.Unmarshal(e, &l); err != nil {
+				return bad("element %d: %v", i, err)
+			}
+		case c == 't' || c == 'f' || c == '-' || (c >= '0' && c <= '9'):
+			l = string(e)
+		default:
+			return bad("element %d (%s) is not a string, number or boolean", i, clip(e))
+		}
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "":
+			return bad("element %d is an empty label", i)
+		case strings.Contains(l, r.opts.LabelSep):
+			return bad("element %d (%q) contains the label separator %q, which joins a row's labels in the store and in predictions; choose another separator", i, l, r.opts.LabelSep)
+		}
+		if !slices.Contains(labels, l) {
+			labels = append(labels, l)
+		}
+	}
+	r.row.Labels, r.row.HasLabel = labels, len(labels) > 0
+	r.row.Label = strings.Join(labels, r.opts.LabelSep)
+	return nil
 }
 
 // objectKeys returns the keys of the JSON object in line, in order, each once.

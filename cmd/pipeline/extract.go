@@ -43,7 +43,7 @@ func newExtractCommand() *cli.Command {
 			&cli.StringFlag{Name: "data", Required: true, Usage: "input `FILE` (.csv, .tsv, .jsonl)"},
 			&cli.StringFlag{Name: "text-col", Value: "text", Usage: "column (or JSON key) holding the text"},
 			&cli.StringFlag{Name: "label-col", Value: "label", Usage: "column holding the label (optional unless given explicitly)"},
-			&cli.StringFlag{Name: "label-sep", Usage: "multi-label: the label column holds several labels separated by `SEP` (e.g. \"|\": card|arrival); an empty field is no labels; the store gets label_sets"},
+			&cli.StringFlag{Name: "label-sep", Usage: "multi-label: the label column holds several labels separated by `SEP` (e.g. \"|\": card|arrival); in JSONL a label may also be an array ([\"card\", \"arrival\"]); an empty field is no labels; the store gets label_sets"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output `FILE.safetensors`"},
 			&cli.StringFlag{Name: "pooling", Value: "mean", Usage: "mean | cls | max | last"},
 			&cli.StringFlag{Name: "layers", Value: "-1", Usage: "hidden states to pool, comma-separated and concatenated (0 = embeddings, -1 = last block), e.g. -4,-3,-2,-1"},
