@@ -62,3 +62,43 @@ func BenchmarkRun(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRunShortTexts is the serving case: 18-token texts (a Banking77
+// query's length) on one single-threaded session, one text per forward or
+// several padded into one, for the fp32 model and its int8 export. Its
+// texts/s per batch size bound what micro-batching can gain per core (see
+// BENCHMARKS.md, serving).
+func BenchmarkRunShortTexts(b *testing.B) {
+	requireRuntime(b)
+	for _, model := range []string{defaultModel, defaultModel + "-q"} {
+		b.Run(model, func(b *testing.B) {
+			path := requireModel(b, model)
+			sess, err := NewSessionFromFile(path, nil, nil, SessionOptions{IntraOpThreads: 1, InterOpThreads: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sess.Close()
+			const seq = 18
+			for _, batch := range []int{1, 2, 4, 8, 16, 32} {
+				b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+					rng := rand.New(rand.NewPCG(1, 2))
+					n := batch * seq
+					shape := []int64{int64(batch), seq}
+					ids, mask, types := make([]int64, n), make([]int64, n), make([]int64, n)
+					for i := range ids {
+						ids[i] = 1000 + rng.Int64N(29000)
+						mask[i] = 1
+					}
+					in := []Int64Tensor{{shape, ids}, {shape, mask}, {shape, types}}
+					var dst []Float32Tensor
+					for b.Loop() {
+						if dst, err = sess.Run(dst, in); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds(), "texts/s")
+				})
+			}
+		})
+	}
+}

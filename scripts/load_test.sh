@@ -16,6 +16,7 @@
 # Environment (defaults): LOAD_DURATION=10 LOAD_ROUNDS=3 LOAD_SOAK=300
 #   LOAD_CONCURRENCY="1 8 32" LOAD_SESSIONS=$(nproc) LOAD_THREADS=1 (sessions of each
 #   server, onnxruntime threads per session) LOAD_MAX_WAIT=5ms LOAD_SPLIT_COST=16
+#   LOAD_MODEL=all-minilm-l6-v2 (any registry name: all-minilm-l6-v2-q is the int8 export)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${LOAD_DURATION:-10}
@@ -26,6 +27,7 @@ SESSIONS=${LOAD_SESSIONS:-$(nproc)}
 THREADS=${LOAD_THREADS:-1}
 MAX_WAIT=${LOAD_MAX_WAIT:-5ms}
 SPLIT=${LOAD_SPLIT_COST:-16}
+MODEL=${LOAD_MODEL:-all-minilm-l6-v2}
 out=out/loadtest
 mkdir -p "$out"
 
@@ -39,10 +41,11 @@ command -v curl >/dev/null || { echo "load_test: curl is needed for /metrics" >&
 go build -o bin/pipeline ./cmd/pipeline
 
 # A head to classify with: logistic regression on the shipped Banking77 sample.
-headf=$out/intent.safetensors
+headf=$out/intent-$MODEL.safetensors
 if [ ! -f "$headf" ]; then
-  bin/pipeline extract --data data/banking77-sample/train.csv --out "$out/train.safetensors" --threads 2 >&2
-  bin/pipeline fit-head --train "$out/train.safetensors" --out "$headf" >&2
+  bin/pipeline models pull "$MODEL" >&2
+  bin/pipeline extract --model "$MODEL" --data data/banking77-sample/train.csv --out "$out/train-$MODEL.safetensors" --threads 2 >&2
+  bin/pipeline fit-head --train "$out/train-$MODEL.safetensors" --out "$headf" >&2
 fi
 # Request bodies: one Banking77 test query per request.
 python3 - data/banking77-sample/test.csv > "$out/bodies.jsonl" <<'PY'
@@ -57,7 +60,7 @@ trap cleanup EXIT
 
 # start_server MODE (on | off): `pipeline serve` on a free loopback port.
 start_server() {
-  local flags=(--addr 127.0.0.1:0 --head "$headf" --sessions "$SESSIONS" --threads "$THREADS" --max-wait "$MAX_WAIT" --split-cost "$SPLIT")
+  local flags=(--addr 127.0.0.1:0 --model "$MODEL" --head "$headf" --sessions "$SESSIONS" --threads "$THREADS" --max-wait "$MAX_WAIT" --split-cost "$SPLIT")
   [ "$1" = off ] && flags+=(--no-batching)
   bin/pipeline serve "${flags[@]}" 2> "$out/server-$1.log" &
   pid[$1]=$!
@@ -135,7 +138,7 @@ for line in open(runs):
         soak = kv
     else:
         rows.setdefault((kv["mode"], int(kv["c"])), []).append(kv)
-print(f"\n\`pipeline serve --sessions $SESSIONS --threads $THREADS --split-cost $SPLIT\` (all-minilm-l6-v2 + a 77-class logistic-regression "
+print(f"\n\`pipeline serve --sessions $SESSIONS --threads $THREADS --split-cost $SPLIT\` ($MODEL + a 77-class logistic-regression "
       f"head), POST /v1/classify with one Banking77 query per request; wrk closed loop on loopback, "
       f"{$ROUNDS} rounds of {$DURATION} s per row with the two modes interleaved, medians; $(nproc) cores, "
       f"load average $load_before before, $load_after after (\`scripts/load_test.sh\`)\n")
