@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -74,6 +75,12 @@ type ExtractOptions struct {
 	// and Normalize do not apply; the graph is cut below the top blocks, so they are not
 	// computed.
 	CutTop int
+	// CacheOut, with CutTop, makes one pass write both: the pooled features (Pooling,
+	// Layers, Normalize) to Out and the activation cache to CacheOut, from the same
+	// forward of every batch, so a user who wants both (pipeline experiment with
+	// frozen and top-block strategies) runs the backbone once. Each file is the one a
+	// separate run would write.
+	CacheOut string
 
 	// Progress, when set, is told the total rows, the rows already done, and each chunk done.
 	Progress Progress
@@ -88,12 +95,13 @@ type Progress interface {
 // ExtractSummary reports what Extract did.
 type ExtractSummary struct {
 	Out       string
-	Rows      int   // rows in the store
-	Resumed   int   // rows taken from a checkpoint
-	Truncated int   // texts cut at MaxLen
-	Tokens    int64 // real tokens computed in this run
-	Padded    int64 // token positions computed (real + padding) in this run
-	Dim       int   // feature dimension
+	CacheOut  string // the activation cache written with ExtractOptions.CacheOut
+	Rows      int    // rows in the store
+	Resumed   int    // rows taken from a checkpoint
+	Truncated int    // texts cut at MaxLen
+	Tokens    int64  // real tokens computed in this run
+	Padded    int64  // token positions computed (real + padding) in this run
+	Dim       int    // feature dimension
 	Provider  string
 	Elapsed   time.Duration // wall time of this run
 	RunTime   time.Duration // time inside onnxruntime's Run
@@ -138,6 +146,10 @@ func (o *ExtractOptions) setDefaults() error {
 		return fmt.Errorf("%w: shard %d/%d: want 0 <= index < count", ErrBadOption, o.Shard.Index, o.Shard.Count)
 	case o.CutTop < 0:
 		return fmt.Errorf("%w: cut-top %d must be at least 1 (or 0: pooled features)", ErrBadOption, o.CutTop)
+	case o.CacheOut != "" && o.CutTop == 0:
+		return fmt.Errorf("%w: cache-out %s needs cut-top (the blocks to cache the input of)", ErrBadOption, o.CacheOut)
+	case o.CacheOut != "" && filepath.Clean(o.CacheOut) == filepath.Clean(o.Out):
+		return fmt.Errorf("%w: cache-out and out are the same file %s", ErrBadOption, o.Out)
 	case o.CutTop > 0 && o.Reader.LabelSep != "":
 		return fmt.Errorf("%w: label-sep %q: activation caches (cut-top) hold one label per row; multi-label data needs pooled features", ErrBadOption, o.Reader.LabelSep)
 	case o.ChunkRows < o.BatchSize:
@@ -190,15 +202,22 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		}
 	}
 
-	if opts.CutTop > 0 {
+	if opts.CutTop > 0 && opts.CacheOut == "" {
 		return extractTokens(ctx, opts, paths, scan, rows, shard, start)
 	}
 
-	enc, err := NewEncoder(paths, EncoderOptions{
+	var extra []int // with CacheOut: the state entering the top CutTop blocks
+	if opts.CutTop > 0 {
+		extra = []int{-1 - opts.CutTop}
+	}
+	enc, err := newEncoder(paths, EncoderOptions{
 		RuntimeLib: opts.RuntimeLib, Session: opts.Session, MaxLen: opts.MaxLen,
 		Layers: opts.Layers, Pooling: opts.Pooling, Normalize: opts.Normalize,
-	})
+	}, extra)
 	if err != nil {
+		if blocks, berr := numBlocks(paths); berr == nil && opts.CutTop > blocks {
+			return sum, fmt.Errorf("%w: cut-top %d: %s has %d encoder blocks", ErrBadOption, opts.CutTop, paths.Model, blocks)
+		}
 		return sum, err
 	}
 	defer func() { err = errors.Join(err, enc.Close()) }()
@@ -208,24 +227,7 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	}
 	sum.Dim = enc.Dim()
 
-	absData, _ := filepath.Abs(opts.Data)
-	man := features.Manifest{
-		Tool:       "headstart " + Version,
-		Backbone:   enc.Backbone(),
-		Pooling:    opts.Pooling.String(),
-		Layers:     enc.Layers(),
-		Normalize:  opts.Normalize,
-		MaxLen:     opts.MaxLen,
-		Dtype:      opts.Dtype.String(),
-		LabelNames: scan.Labels,
-		MultiLabel: multi,
-		LabelSep:   opts.Reader.LabelSep,
-		Shard:      shard,
-		Dataset: features.Dataset{
-			Path: absData, SHA256: scan.SHA256, Rows: scan.Rows,
-			TextCol: textCol(opts.Reader), LabelCol: labelCol(opts.Reader), Limit: opts.Reader.Limit,
-		},
-	}
+	man := storeManifest(&opts, enc, scan, shard)
 	key := features.CheckpointKey(man, "batch="+strconv.Itoa(opts.BatchSize), "chunk="+strconv.Itoa(opts.ChunkRows))
 	nsets := 0 // label-set columns per row (multi-label)
 	if multi {
@@ -236,7 +238,21 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		return sum, err
 	}
 	defer func() { err = errors.Join(err, ck.Close()) }()
+	var sink chunkSink = &poolSink{enc: enc, ck: ck, sum: &sum}
 	done := int(ck.Rows())
+	var tw *features.TokenWriter
+	if opts.CacheOut != "" {
+		cut := enc.states - 1 - opts.CutTop // the hidden state entering the top blocks
+		if tw, err = openTokenWriter(&opts, opts.CacheOut, enc, scan, rows, shard, cut); err != nil {
+			return sum, err
+		}
+		// Each file resumes from its own checkpoint; both commit whole chunks, so the
+		// run restarts at the earlier one and the other skips the chunks it has.
+		both := &bothSink{pool: sink.(*poolSink), tok: &tokenSink{enc: enc, w: tw, sum: &sum, view: slices.Index(enc.layers, cut)}}
+		done = min(done, tw.Rows())
+		both.at = done
+		sink = both
+	}
 	sum.Resumed = done
 	if opts.Progress != nil {
 		opts.Progress.Start(int(rows), done)
@@ -246,8 +262,17 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	for i, l := range scan.Labels {
 		labelIndex[l] = int64(i)
 	}
-	if err := runChunks(ctx, &opts, enc, labelIndex, done, &poolSink{enc: enc, ck: ck, sum: &sum}, &sum); err != nil {
+	if err := runChunks(ctx, &opts, enc, labelIndex, done, sink, &sum); err != nil {
+		if tw != nil {
+			err = errors.Join(err, tw.Commit(), tw.Release())
+		}
 		return sum, err
+	}
+	if tw != nil {
+		if err := tw.Close(); err != nil {
+			return sum, err
+		}
+		sum.CacheOut = opts.CacheOut
 	}
 
 	w, err := features.NewWriter(opts.Out, man, int(rows), enc.Dim(), opts.Dtype)
@@ -261,6 +286,28 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	sum.Rows = int(rows)
 	sum.Elapsed = time.Since(start)
 	return sum, nil
+}
+
+// storeManifest describes the pooled-feature store Extract writes.
+func storeManifest(opts *ExtractOptions, enc *Encoder, scan features.Summary, shard *features.Shard) features.Manifest {
+	absData, _ := filepath.Abs(opts.Data)
+	return features.Manifest{
+		Tool:       "headstart " + Version,
+		Backbone:   enc.Backbone(),
+		Pooling:    opts.Pooling.String(),
+		Layers:     enc.Layers(),
+		Normalize:  opts.Normalize,
+		MaxLen:     opts.MaxLen,
+		Dtype:      opts.Dtype.String(),
+		LabelNames: scan.Labels,
+		MultiLabel: opts.Reader.LabelSep != "",
+		LabelSep:   opts.Reader.LabelSep,
+		Shard:      shard,
+		Dataset: features.Dataset{
+			Path: absData, SHA256: scan.SHA256, Rows: scan.Rows,
+			TextCol: textCol(opts.Reader), LabelCol: labelCol(opts.Reader), Limit: opts.Reader.Limit,
+		},
+	}
 }
 
 // chunk is a window of rows tokenized and cut into length-sorted batches, ready for the backbone.

@@ -32,37 +32,9 @@ func extractTokens(ctx context.Context, opts ExtractOptions, paths models.Paths,
 		sum.Fallback = err.Error()
 	}
 	sum.Dim = enc.hidden
-	blocks := enc.states - 1
 	cut := enc.Layers()[0]
 
-	// Pre-pass: every row's token count, for the cache's offsets.
-	lens, err := tokenLengths(&opts, enc.Tokenizer())
-	if err != nil {
-		return sum, err
-	}
-	if int64(len(lens)) != rows {
-		return sum, fmt.Errorf("%s changed while reading it: %d rows, then %d", opts.Data, rows, len(lens))
-	}
-
-	absData, _ := filepath.Abs(opts.Data)
-	man := features.TokenManifest{
-		Manifest: features.Manifest{
-			Tool:       "headstart " + Version,
-			Backbone:   enc.Backbone(),
-			Pooling:    "none",
-			Layers:     []int{cut},
-			MaxLen:     opts.MaxLen,
-			LabelNames: scan.Labels,
-			Shard:      shard,
-			Dataset: features.Dataset{
-				Path: absData, SHA256: scan.SHA256, Rows: scan.Rows,
-				TextCol: textCol(opts.Reader), LabelCol: labelCol(opts.Reader), Limit: opts.Reader.Limit,
-			},
-		},
-		CutTop: opts.CutTop, CutBlock: cut, NumBlocks: blocks, Hidden: enc.hidden,
-	}
-	key := features.CheckpointKey(man.Manifest, "cut="+strconv.Itoa(cut), "dtype="+opts.Dtype.String(), "chunk="+strconv.Itoa(opts.ChunkRows))
-	w, err := features.NewTokenWriter(opts.Out, man, lens, opts.Dtype, key, opts.Resume)
+	w, err := openTokenWriter(&opts, opts.Out, enc, scan, rows, shard, cut)
 	if err != nil {
 		return sum, err
 	}
@@ -85,6 +57,37 @@ func extractTokens(ctx context.Context, opts ExtractOptions, paths models.Paths,
 	sum.Rows = int(rows)
 	sum.Elapsed = time.Since(start)
 	return sum, nil
+}
+
+// openTokenWriter starts (or, with opts.Resume, continues) the activation cache at path
+// of the rows entering hidden state cut, tokenizing every row first for the offsets.
+func openTokenWriter(opts *ExtractOptions, path string, enc *Encoder, scan features.Summary, rows int64, shard *features.Shard, cut int) (*features.TokenWriter, error) {
+	lens, err := tokenLengths(opts, enc.Tokenizer())
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(lens)) != rows {
+		return nil, fmt.Errorf("%s changed while reading it: %d rows, then %d", opts.Data, rows, len(lens))
+	}
+	absData, _ := filepath.Abs(opts.Data)
+	man := features.TokenManifest{
+		Manifest: features.Manifest{
+			Tool:       "headstart " + Version,
+			Backbone:   enc.Backbone(),
+			Pooling:    "none",
+			Layers:     []int{cut},
+			MaxLen:     opts.MaxLen,
+			LabelNames: scan.Labels,
+			Shard:      shard,
+			Dataset: features.Dataset{
+				Path: absData, SHA256: scan.SHA256, Rows: scan.Rows,
+				TextCol: textCol(opts.Reader), LabelCol: labelCol(opts.Reader), Limit: opts.Reader.Limit,
+			},
+		},
+		CutTop: opts.CutTop, CutBlock: cut, NumBlocks: enc.states - 1, Hidden: enc.hidden,
+	}
+	key := features.CheckpointKey(man.Manifest, "cut="+strconv.Itoa(cut), "dtype="+opts.Dtype.String(), "chunk="+strconv.Itoa(opts.ChunkRows))
+	return features.NewTokenWriter(path, man, lens, opts.Dtype, key, opts.Resume)
 }
 
 // tokenLengths tokenizes every row of opts.Data (of the shard, if any) and returns the
@@ -113,11 +116,12 @@ func tokenLengths(opts *ExtractOptions, tok *tokenize.Tokenizer) ([]int, error) 
 // tokenSink copies each batch's real token states into its chunk's packed buffer and
 // writes each chunk to the cache, committing it.
 type tokenSink struct {
-	enc *Encoder
-	w   *features.TokenWriter
-	sum *ExtractSummary
-	buf []float32 // the chunk's tokens, packed in row order
-	pre []int     // per row of the chunk: its first token in buf
+	enc  *Encoder
+	w    *features.TokenWriter
+	sum  *ExtractSummary
+	view int       // the cached state is enc.views[view]
+	buf  []float32 // the chunk's tokens, packed in row order
+	pre  []int     // per row of the chunk: its first token in buf
 }
 
 func (t *tokenSink) begin(c *chunk) error {
@@ -142,14 +146,20 @@ func (t *tokenSink) batch(c *chunk, b []int, encs []tokenize.Encoding) error {
 	if err != nil {
 		return err
 	}
-	B, T, C := t.enc.batch.B, t.enc.batch.T, t.enc.hidden
-	t.sum.Padded += int64(B * T)
-	h := t.enc.views[0]
+	t.sum.Padded += int64(t.enc.batch.B * t.enc.batch.T)
+	t.copyStates(b, encs)
+	return nil
+}
+
+// copyStates copies the real tokens of the last forward's cached state into the
+// chunk's packed buffer.
+func (t *tokenSink) copyStates(b []int, encs []tokenize.Encoding) {
+	T, C := t.enc.batch.T, t.enc.hidden
+	h := t.enc.views[t.view]
 	for i, j := range b {
 		l := len(encs[i].IDs)
 		copy(t.buf[t.pre[j]*C:(t.pre[j]+l)*C], h[i*T*C:(i*T+l)*C])
 	}
-	return nil
 }
 
 func (t *tokenSink) end(c *chunk) error {
@@ -160,3 +170,48 @@ func (t *tokenSink) end(c *chunk) error {
 }
 
 func (t *tokenSink) rows() int { return t.w.Rows() }
+
+// bothSink writes pooled features and the activation cache from one forward per batch
+// (ExtractOptions.CacheOut). The two files commit chunks separately, so after an
+// interruption one may hold a chunk more than the other: the run restarts at the
+// earlier (at) and each file skips the chunks it already has.
+type bothSink struct {
+	pool               *poolSink
+	tok                *tokenSink
+	at                 int // first row of the current chunk
+	wantPool, wantToks bool
+}
+
+func (s *bothSink) begin(c *chunk) error {
+	s.wantPool = s.at >= s.pool.rows()
+	s.wantToks = s.at >= s.tok.rows()
+	return errors.Join(s.pool.begin(c), s.tok.begin(c))
+}
+
+func (s *bothSink) batch(c *chunk, b []int, encs []tokenize.Encoding) error {
+	if !s.wantPool {
+		return s.tok.batch(c, b, encs)
+	}
+	if err := s.pool.batch(c, b, encs); err != nil { // runs the forward
+		return err
+	}
+	if s.wantToks {
+		s.tok.copyStates(b, encs)
+	}
+	return nil
+}
+
+func (s *bothSink) end(c *chunk) error {
+	s.at += len(c.rowIDs)
+	if s.wantToks {
+		if err := s.tok.end(c); err != nil {
+			return err
+		}
+	}
+	if s.wantPool {
+		return s.pool.end(c)
+	}
+	return nil
+}
+
+func (s *bothSink) rows() int { return min(s.pool.rows(), s.tok.rows()) }

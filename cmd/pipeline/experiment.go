@@ -217,11 +217,31 @@ type splitFeatures struct {
 	name, data, store string
 	reused            bool
 	seconds           float64
+	withCache         bool // the activation cache was written in the features' pass
+}
+
+// cachePath is the split's activation cache for the top k blocks.
+func (sf *splitFeatures) cachePath(k int) string {
+	return strings.TrimSuffix(sf.store, ".safetensors") + fmt.Sprintf("_cut%d.cache", k)
+}
+
+// cacheCurrent reports whether the activation cache at path was made from the file with
+// sha256 sha with the experiment's settings.
+func cacheCurrent(path, sha string, k int, o *experimentOptions, cfg featureConfig) (*features.TokenCache, bool) {
+	tc, err := features.OpenTokens(path)
+	if err != nil {
+		return nil, false
+	}
+	m := tc.Manifest
+	return tc, m.Dataset.SHA256 == sha && m.CutTop == k && m.MaxLen == cfg.maxLen && m.Backbone.Name == cfg.paths.Name &&
+		m.Dataset.TextCol == o.TextCol && m.Dataset.LabelCol == o.LabelCol
 }
 
 // ensureStore extracts data into the cached store of cfg unless a store made from the
-// same file with the same settings is there already.
-func ensureStore(ctx context.Context, o *experimentOptions, cfg featureConfig, sf *splitFeatures, stderr io.Writer) error {
+// same file with the same settings is there already. With k > 0 (top-block strategies)
+// an extraction also writes the activation cache for the top k blocks from the same
+// forward, unless a current one is there.
+func ensureStore(ctx context.Context, o *experimentOptions, cfg featureConfig, k int, sf *splitFeatures, stderr io.Writer) error {
 	ro := features.ReaderOptions{TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: true}
 	sha, err := fileSHA256(sf.data)
 	if err != nil {
@@ -253,16 +273,26 @@ func ensureStore(ctx context.Context, o *experimentOptions, cfg featureConfig, s
 	if lo.Session.Provider, perr = onnx.ParseProvider(o.Provider); perr != nil {
 		return usageError{perr}
 	}
+	if k > 0 {
+		if _, ok := cacheCurrent(sf.cachePath(k), sha, k, o, cfg); !ok {
+			lo.CutTop, lo.CacheOut = k, sf.cachePath(k)
+		}
+	}
 	sum, err := extractResuming(ctx, lo, "extract "+sf.name, stderr)
 	if err != nil {
 		return fmt.Errorf("extracting --%s %s: %w", sf.name, sf.data, err)
 	}
+	sf.withCache = sum.CacheOut != ""
 	sf.seconds = sum.Elapsed.Seconds()
 	if err := os.WriteFile(sf.store+".seconds", []byte(strconv.FormatFloat(sf.seconds, 'f', 1, 64)+"\n"), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "experiment: %s features: %d rows (%d resumed) -> %s [%d dims, %s] in %.1fs\n",
-		sf.name, sum.Rows, sum.Resumed, sf.store, sum.Dim, sum.Provider, sum.Elapsed.Seconds())
+	also := ""
+	if sum.CacheOut != "" {
+		also = " and its activation cache -> " + sum.CacheOut
+	}
+	fmt.Fprintf(stderr, "experiment: %s features: %d rows (%d resumed) -> %s [%d dims, %s]%s in %.1fs\n",
+		sf.name, sum.Rows, sum.Resumed, sf.store, sum.Dim, sum.Provider, also, sum.Elapsed.Seconds())
 	return nil
 }
 
@@ -286,14 +316,13 @@ func topData(ctx context.Context, o *experimentOptions, cfg featureConfig, k int
 	td := &experiment.TokenData{}
 	var manifest features.TokenManifest
 	for _, sf := range splits {
-		path := strings.TrimSuffix(sf.store, ".safetensors") + fmt.Sprintf("_cut%d.cache", k)
-		tc, err := features.OpenTokens(path)
-		sha, serr := fileSHA256(sf.data)
-		if serr != nil {
-			return nil, serr
+		path := sf.cachePath(k)
+		sha, err := fileSHA256(sf.data)
+		if err != nil {
+			return nil, err
 		}
-		if err != nil || tc.Manifest.Dataset.SHA256 != sha || tc.Manifest.CutTop != k || tc.Manifest.MaxLen != cfg.maxLen ||
-			tc.Manifest.Backbone.Name != cfg.paths.Name || tc.Manifest.Dataset.TextCol != o.TextCol || tc.Manifest.Dataset.LabelCol != o.LabelCol {
+		tc, ok := cacheCurrent(path, sha, k, o, cfg)
+		if !ok {
 			lo := headstart.ExtractOptions{
 				Model: o.Model, Data: sf.data, Reader: features.ReaderOptions{TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: true},
 				Out: path, MaxLen: cfg.maxLen, BatchSize: o.BatchSize, Resume: true, RuntimeLib: o.RuntimeLib, CutTop: k,
@@ -309,7 +338,9 @@ func topData(ctx context.Context, o *experimentOptions, cfg featureConfig, k int
 				return nil, err
 			}
 		} else {
-			fmt.Fprintf(stderr, "experiment: %s activation cache: reusing %s\n", sf.name, path)
+			if !sf.withCache {
+				fmt.Fprintf(stderr, "experiment: %s activation cache: reusing %s\n", sf.name, path)
+			}
 		}
 		ex, err := examples(tc, path, classes)
 		if err != nil {
@@ -451,9 +482,10 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 	if err := os.MkdirAll(filepath.Join(o.Out, "features"), 0o755); err != nil {
 		return err
 	}
+	topK := experiment.TopK(grid.Strategies)
 	for _, sf := range splits {
 		sf.store = filepath.Join(o.Out, "features", sf.name+"_"+cfg.tag()+".safetensors")
-		if err := ensureStore(ctx, &o, cfg, sf, stderr); err != nil {
+		if err := ensureStore(ctx, &o, cfg, topK, sf, stderr); err != nil {
 			return err
 		}
 	}
@@ -516,12 +548,27 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 	if o.Valid != "" {
 		data.Valid = &sets[2]
 	}
-	if k := experiment.TopK(grid.Strategies); k > 0 {
+	if k := topK; k > 0 {
 		t0 := time.Now()
 		if data.Tokens, err = topData(ctx, &o, cfg, k, splits, sets[0].Classes, stderr); err != nil {
 			return err
 		}
-		settings["activation caches"] = fmt.Sprintf("the states entering the top %d block(s), in %.1fs (a second pass over each split; reused when there)", k, time.Since(t0).Seconds())
+		var with, second []string
+		for _, sf := range splits {
+			if sf.withCache {
+				with = append(with, sf.name)
+			} else {
+				second = append(second, sf.name)
+			}
+		}
+		how := "written with the features, from the same forward pass"
+		switch {
+		case len(with) == 0:
+			how = fmt.Sprintf("read or written in %.1fs (the features were there already, so a pass of their own)", time.Since(t0).Seconds())
+		case len(second) > 0:
+			how = fmt.Sprintf("%s: with the features, from the same forward pass; %s: read or written in %.1fs", strings.Join(with, ", "), strings.Join(second, ", "), time.Since(t0).Seconds())
+		}
+		settings["activation caches"] = fmt.Sprintf("the states entering the top %d block(s), %s", k, how)
 	}
 	reused := 0
 	grid.Progress = func(e experiment.Event) {

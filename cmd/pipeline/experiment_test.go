@@ -61,13 +61,20 @@ func TestExperimentTinyGrid(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	for _, want := range []string{"[1/6] logreg shots=2 seed=0: accuracy", "[6/6] lora-top1 shots=4 seed=0", "ETA", "train features: 1540 rows", "train activation cache: 1540 rows"} {
+	for _, want := range []string{"[1/6] logreg shots=2 seed=0: accuracy", "[6/6] lora-top1 shots=4 seed=0", "ETA", "train features: 1540 rows", "and its activation cache -> "} {
 		if !strings.Contains(stderr, want) {
 			t.Fatalf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
 	if !strings.Contains(stdout, "logreg") || !strings.Contains(stdout, "mlp") || !strings.Contains(stdout, "lora-top1") {
 		t.Fatalf("stdout: %s", stdout)
+	}
+	// One forward pass per split wrote the features and the activation cache.
+	if strings.Contains(stderr, "activation cache: 1540 rows") {
+		t.Fatalf("the activation cache took a pass of its own:\n%s", stderr)
+	}
+	if md, _ := os.ReadFile(filepath.Join(out, "results.md")); !bytes.Contains(md, []byte("written with the features, from the same forward pass")) {
+		t.Fatalf("results.md does not say how the caches were made:\n%s", md)
 	}
 	first := readResults(t, out)
 	if len(first.Summary) != 6 || len(first.Cells) != 6 {
@@ -107,11 +114,17 @@ func TestExperimentTinyGrid(t *testing.T) {
 		t.Fatal("rerun changed the results")
 	}
 
-	// A lost cell is recomputed, with the same scores.
+	// A lost cell is recomputed, with the same scores; a lost cache (its features kept)
+	// is written by a pass of its own.
 	os.Remove(filepath.Join(out, "cells", "mlp_shots-2_seed-0.json"))
 	os.Remove(filepath.Join(out, "cells", "lora-top1_shots-2_seed-0.json"))
+	caches, _ := filepath.Glob(filepath.Join(out, "features", "test_*_cut1.cache"))
+	if len(caches) != 1 {
+		t.Fatalf("test caches: %v", caches)
+	}
+	os.Remove(caches[0])
 	code, _, stderr = run(t, args...)
-	if code != 0 || strings.Count(stderr, "done earlier") != 4 {
+	if code != 0 || strings.Count(stderr, "done earlier") != 4 || !strings.Contains(stderr, "test activation cache: 770 rows") {
 		t.Fatalf("resume: exit %d\n%s", code, stderr)
 	}
 	third := readResults(t, out)

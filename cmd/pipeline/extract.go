@@ -27,6 +27,7 @@ type extractOptions struct {
 	JSON                           bool
 	Shard                          string
 	CutTop                         int
+	CacheOut                       string
 	PoolingSet, LayersSet          bool
 }
 
@@ -61,6 +62,7 @@ func newExtractCommand() *cli.Command {
 			&cli.StringFlag{Name: "ort-lib", EnvVars: []string{"HEADSTART_ORT_LIB"}, Usage: "onnxruntime shared library (default: the setup cache)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
 			&cli.IntFlag{Name: "cut-top", Usage: "write an activation cache instead of pooled features: the states of every token entering the top `K` blocks, for fit-head --mode lora|full|reinit"},
+			&cli.StringFlag{Name: "cache-out", Usage: "with --cut-top: write the pooled features to --out and the activation cache to `FILE`, both from one forward pass"},
 			&cli.StringFlag{Name: "shard", Usage: "process only shard `I/N` (rows r with r mod N = I); auto or auto/N reads the index from JOB_COMPLETION_INDEX (Kubernetes) or SLURM_ARRAY_TASK_ID (Slurm); join shards with `features merge`"},
 		},
 		Action: func(c *cli.Context) error {
@@ -73,7 +75,7 @@ func newExtractCommand() *cli.Command {
 				ChunkRows: c.Int("chunk-rows"), Limit: c.Int("limit"),
 				Provider: c.String("provider"), OptLevel: c.String("opt-level"), RuntimeLib: c.String("ort-lib"),
 				JSON: c.Bool("json"), Shard: c.String("shard"),
-				CutTop: c.Int("cut-top"), PoolingSet: c.IsSet("pooling") || c.IsSet("normalize"), LayersSet: c.IsSet("layers"),
+				CutTop: c.Int("cut-top"), CacheOut: c.String("cache-out"), PoolingSet: c.IsSet("pooling") || c.IsSet("normalize"), LayersSet: c.IsSet("layers"),
 			}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
@@ -129,12 +131,14 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 	switch {
 	case o.CutTop < 0:
 		return lo, usagef("--cut-top %d: want the number of top blocks to train (1 or more)", o.CutTop)
-	case o.CutTop > 0 && (o.PoolingSet || o.LayersSet):
+	case o.CacheOut != "" && o.CutTop == 0:
+		return lo, usagef("--cache-out needs --cut-top K (the top blocks whose input to cache)")
+	case o.CutTop > 0 && o.CacheOut == "" && (o.PoolingSet || o.LayersSet):
 		return lo, usagef("--cut-top caches token states for training the top blocks; --pooling, --normalize and --layers do not apply (the trained model pools with mean)")
 	case o.CutTop > 0 && o.LabelSep != "":
 		return lo, usagef("--cut-top caches hold one label per row; --label-sep (multi-label) needs pooled features")
 	}
-	lo.CutTop = o.CutTop
+	lo.CutTop, lo.CacheOut = o.CutTop, o.CacheOut
 	if lo.Shard, err = parseShard(o.Shard, nil); err != nil {
 		return lo, err
 	}
@@ -162,7 +166,7 @@ func runExtract(ctx context.Context, o extractOptions, stdout, stderr io.Writer)
 	}
 	if o.JSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{
-			"out": sum.Out, "rows": sum.Rows, "resumed": sum.Resumed, "dim": sum.Dim, "truncated": sum.Truncated,
+			"out": sum.Out, "cache_out": sum.CacheOut, "rows": sum.Rows, "resumed": sum.Resumed, "dim": sum.Dim, "truncated": sum.Truncated,
 			"provider": sum.Provider, "provider_fallback": sum.Fallback, "seconds": sum.Elapsed.Seconds(), "run_seconds": sum.RunTime.Seconds(),
 			"rows_per_s":   float64(sum.Rows-sum.Resumed) / sum.Elapsed.Seconds(),
 			"run_fraction": sum.RunTime.Seconds() / sum.Elapsed.Seconds(), "padding_efficiency": sum.PaddingEfficiency(),
@@ -172,5 +176,8 @@ func runExtract(ctx context.Context, o extractOptions, stdout, stderr io.Writer)
 	fmt.Fprintf(stderr, "extract: %d rows (%d resumed) -> %s [%d dims, %s]; %d truncated at %d tokens; %.1f rows/s, %.0f%% of wall time in onnxruntime, padding efficiency %.1f%%\n",
 		sum.Rows, sum.Resumed, sum.Out, sum.Dim, sum.Provider, sum.Truncated, lo.MaxLen,
 		float64(sum.Rows-sum.Resumed)/sum.Elapsed.Seconds(), 100*sum.RunTime.Seconds()/sum.Elapsed.Seconds(), 100*sum.PaddingEfficiency())
+	if sum.CacheOut != "" {
+		fmt.Fprintf(stderr, "extract: activation cache (the states entering the top %d blocks, same forward) -> %s\n", lo.CutTop, sum.CacheOut)
+	}
 	return nil
 }

@@ -197,6 +197,7 @@ func TestTopBlocksEndToEnd(t *testing.T) {
 		{[]string{"eval", "--features", cut2, "--head", headFile}, 1, "--cut-top"},
 		{[]string{"extract", "--data", devCSV, "--out", filepath.Join(dir, "x.cache"), "--cut-top", "7"}, 1, "6 encoder blocks"},
 		{[]string{"extract", "--data", devCSV, "--out", filepath.Join(dir, "x.cache"), "--cut-top", "1", "--pooling", "cls"}, 2, "do not apply"},
+		{[]string{"extract", "--data", devCSV, "--out", filepath.Join(dir, "x.safetensors"), "--cache-out", filepath.Join(dir, "x.cache")}, 2, "--cache-out needs --cut-top"},
 	} {
 		code, _, stderr := run(t, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
