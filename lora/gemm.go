@@ -17,18 +17,32 @@ type Float interface {
 // gemm computes C = alpha·op(A)·op(B) + beta·C, row-major, with op(A) (m,k)
 // and op(B) (k,n); tA (tB) means A (B) is stored transposed, (k,m) ((n,k)).
 // Every matrix product of the package goes through here. With alpha 1 and
-// beta 0 or 1 (the large products) it runs on package internal/gemm, the
+// beta 0 or 1, or any alpha and beta 0 (C is then scaled after the product), it
+// runs on package internal/gemm, the
 // AVX2/FMA micro-kernel that head's solvers use (which itself defers to
 // gonum's blas32 or blas64 when the CPU lacks AVX2 or another implementation,
 // such as OpenBLAS through gonum.org/v1/netlib, was installed with blas32.Use);
-// otherwise on gonum's BLAS directly.
+// otherwise (the small rank-r LoRA updates that add a scaled product) on gonum's
+// BLAS directly.
 func gemm[F Float](tA, tB bool, m, n, k int, alpha F, a []F, lda int, b []F, ldb int, beta F, c []F, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
-	if alpha == 1 && (beta == 0 || beta == 1) && !plainBLAS {
-		igemm.Gemm(tA, tB, m, n, k, a, lda, b, ldb, float64(beta), c, ldc, maxWorkers())
-		return
+	if !plainBLAS {
+		switch {
+		case alpha == 1 && (beta == 0 || beta == 1):
+			igemm.Gemm(tA, tB, m, n, k, a, lda, b, ldb, float64(beta), c, ldc, maxWorkers())
+			return
+		case beta == 0: // the scaled products of attention and LoRA: product, then scale
+			igemm.Gemm(tA, tB, m, n, k, a, lda, b, ldb, 0, c, ldc, maxWorkers())
+			for i := range m {
+				row := c[i*ldc : i*ldc+n]
+				for j := range row {
+					row[j] *= alpha
+				}
+			}
+			return
+		}
 	}
 	ta, tb := blas.NoTrans, blas.NoTrans
 	if tA {
