@@ -317,8 +317,9 @@ func (h *Head) logits(x []float32, n int, fn func(lo int, z []float64)) {
 	for _, l := range h.Layers {
 		width = max(width, l.Out)
 	}
-	a := make([]float64, predictChunk*width)
-	b := make([]float64, predictChunk*width)
+	chunk := min(predictChunk, n) // a few rows when serving: no chunk-sized buffers
+	a := make([]float64, chunk*width)
+	b := make([]float64, chunk*width)
 	for lo := 0; lo < n; lo += predictChunk {
 		rows := min(predictChunk, n-lo)
 		in := a[:rows*h.Dim]
