@@ -63,7 +63,11 @@ type OpenOptions struct {
 	Threshold float64
 
 	// Sessions is the number of backbone sessions, each a copy of the weights running
-	// one forward at a time. Default 1.
+	// one forward at a time. Default 1. A forward is a cgo call, and the goroutine
+	// making it keeps its scheduler P until the runtime's monitor takes it back, which
+	// under load can be milliseconds; a process that also serves requests does better
+	// with GOMAXPROCS at the cores plus Sessions (pipeline serve sets that), so that
+	// its other goroutines are not left waiting for the forwards.
 	Sessions int
 	// Threads is the number of onnxruntime intra-op threads per session. Default: with
 	// one session, onnxruntime's choice (one per physical core); with several,

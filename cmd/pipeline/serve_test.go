@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -36,20 +39,27 @@ func TestServeBinary(t *testing.T) {
 		for sc.Scan() {
 			line := sc.Text()
 			log.WriteString(line + "\n")
-			if _, rest, ok := strings.Cut(line, "listening on http://"); ok {
-				addr <- strings.Fields(rest)[0]
+			if strings.Contains(line, "listening on http://") {
+				addr <- line
 			}
 		}
 	}()
-	var url string
+	var url, listening string
 	select {
-	case a := <-addr:
-		url = "http://" + a
+	case listening = <-addr:
+		_, rest, _ := strings.Cut(listening, "listening on http://")
+		url = "http://" + strings.Fields(rest)[0]
 	case <-time.After(60 * time.Second):
 		t.Fatal("serve did not report its address")
 	}
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("listening on %s; want loopback", url)
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		// One session: one scheduler P more than the runtime's default.
+		if want := fmt.Sprintf("GOMAXPROCS %d)", runtime.GOMAXPROCS(0)+1); !strings.Contains(listening, want) {
+			t.Errorf("serve said %q; want %q", listening, want)
+		}
 	}
 	resp, err := http.Post(url+"/v1/embed", "application/json", strings.NewReader(`{"texts": ["hello", "world"]}`))
 	if err != nil {
@@ -111,6 +121,25 @@ func TestRunServe(t *testing.T) {
 	}
 }
 
+func TestServeProcs(t *testing.T) {
+	for _, c := range []struct {
+		flag, sessions int
+		env            string
+		current, want  int
+	}{
+		{0, 2, "", 2, 4},  // default: one P per session on top of the cores
+		{0, 1, "", 8, 9},  //
+		{3, 2, "", 2, 3},  // the flag wins
+		{3, 2, "6", 6, 3}, // even over the variable
+		{0, 2, "6", 6, 0}, // the variable, already applied: leave it
+		{0, 2, "x", 2, 4}, // not a number: the runtime ignored it too
+	} {
+		if got := serveProcs(c.flag, c.sessions, c.env, c.current); got != c.want {
+			t.Errorf("serveProcs(%d, %d, %q, %d) = %d; want %d", c.flag, c.sessions, c.env, c.current, got, c.want)
+		}
+	}
+}
+
 func TestServeUsage(t *testing.T) {
 	requireModel(t)
 	for _, c := range []struct {
@@ -122,6 +151,7 @@ func TestServeUsage(t *testing.T) {
 		{[]string{"serve", "--addr", "8080"}, exitUsage, "--addr"},
 		{[]string{"serve", "--pooling", "avg"}, exitUsage, "pooling"},
 		{[]string{"serve", "--max-wait", "soon"}, exitUsage, "max-wait"},
+		{[]string{"serve", "--go-procs", "-1"}, exitUsage, "--go-procs -1: want 0 (automatic) or more"},
 		{[]string{"serve", "--threshold", "1"}, exitUsage, "--threshold 1: want a probability in (0, 1)"},
 		{[]string{"serve", "--threshold", "0"}, exitUsage, "--threshold 0: want a probability in (0, 1)"},
 		{[]string{"serve", "--threshold", "0.3"}, exitUsage, "--threshold applies to multi-label heads"},
