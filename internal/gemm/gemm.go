@@ -16,7 +16,7 @@ import (
 // The matrix products of fitting go through gemm, in float64 or float32. When gonum's
 // pure-Go BLAS is in use (blas64 for float64, blas32 for float32) and the CPU has AVX2
 // and FMA, gemm runs its own blocked product around an assembly micro-kernel
-// (gemm_amd64.s): 6×8 in float64, 6×16 in float32. On one core of the development
+// (kernel_amd64.s): 6×8 in float64, 6×16 in float32 (6×32 where the CPU has AVX-512). On one core of the development
 // machine (an AMD EPYC) the float64 kernel runs at about 40 GFLOP/s against 5-13 for
 // gonum's Dgemm, the float32 one at 70-85 against 11-18 for gonum's Sgemm. Otherwise
 // (another CPU, or an implementation installed with blas64.Use or blas32.Use, such as
@@ -39,10 +39,15 @@ const (
 	gemmNC = 256 // columns of a packed B block (a multiple of both kernels' NR)
 )
 
-// gemmNR is the micro-kernel's columns for T: 8 (float64) or 16 (float32), two
-// AVX registers per row of the tile either way.
-func gemmNR[T Float]() int {
+// gemmNR is the micro-kernel's columns for T and a product n columns wide: 8
+// (float64) or 16 (float32), two AVX registers per row of the tile either way, or for
+// float32 with AVX-512 32 (two 512-bit registers) unless that pads n much more than
+// 16 would (77 classes: 96 columns against 80).
+func gemmNR[T Float](n int) int {
 	if is32[T]() {
+		if Have512 && (n%32 == 0 || n%32 > 16 || n >= 512) {
+			return 32
+		}
 		return 16
 	}
 	return 8
@@ -55,9 +60,13 @@ func is32[T Float]() bool {
 }
 
 // kernel calls the micro-kernel for T: C += A·B for a gemmMR×k panel of A and a
-// k×gemmNR[T] panel of B, both packed depth by depth, C with row stride ldc.
-func kernel[T Float](k int, a, b, c *T, ldc int) {
+// k×nr panel of B (nr from gemmNR), both packed depth by depth, C with row stride ldc.
+func kernel[T Float](nr, k int, a, b, c *T, ldc int) {
 	if is32[T]() {
+		if nr == 32 {
+			kern6x32(k, (*float32)(unsafe.Pointer(a)), (*float32)(unsafe.Pointer(b)), (*float32)(unsafe.Pointer(c)), ldc)
+			return
+		}
 		kern6x16(k, (*float32)(unsafe.Pointer(a)), (*float32)(unsafe.Pointer(b)), (*float32)(unsafe.Pointer(c)), ldc)
 		return
 	}
@@ -123,6 +132,7 @@ type Operand[T Float] struct {
 // starting at row (column) i is at an offset of i·kc within it.
 type Packed[T Float] struct {
 	left  bool // packed as A (else B)
+	nr    int  // B's panel width (gemmNR)
 	width int  // m for A, n for B
 	depth int  // k
 	pad   int  // width rounded up to the panel size
@@ -136,19 +146,20 @@ func Pack[T Float](left, trans bool, x []T, ld, width, depth int) *Packed[T] {
 	if !useKernel[T]() {
 		return nil
 	}
-	panel := gemmNR[T]()
+	nr := gemmNR[T](width)
+	panel := nr
 	if left {
 		panel = gemmMR
 	}
 	pad := (width + panel - 1) / panel * panel
-	pm := &Packed[T]{left: left, width: width, depth: depth, pad: pad, data: make([]T, pad*depth)}
+	pm := &Packed[T]{left: left, nr: nr, width: width, depth: depth, pad: pad, data: make([]T, pad*depth)}
 	for pc := 0; pc < depth; pc += gemmKC {
 		kc := min(gemmKC, depth-pc)
 		dst := pm.data[pc*pad : pc*pad+kc*pad]
 		if left {
 			packA(dst, trans, x, ld, 0, width, pc, kc)
 		} else {
-			packB(dst, trans, x, ld, pc, kc, 0, width)
+			packB(dst, nr, trans, x, ld, pc, kc, 0, width)
 		}
 	}
 	return pm
@@ -191,19 +202,22 @@ func Op[T Float](a, b Operand[T], m, n, k int, beta float64, c []T, ldc int, thr
 	// Split C into stripes along its longer side, one per goroutine, aligned to the
 	// kernel's tile; a stripe gets at least about a million flops.
 	parts := min(threads, max(1, 2*m*n*k/1_000_000))
+	nr := gemmNR[T](n)
+	if b.Packed != nil {
+		nr = b.Packed.nr
+	}
 	if m >= n {
 		step := (m + parts - 1) / parts
 		step = (step + gemmMR - 1) / gemmMR * gemmMR
 		parallelRange(m, step, func(i0, i1 int) {
-			gemmSerial(a, b, i0, i1-i0, 0, n, k, c[i0*ldc:], ldc)
+			gemmSerial(a, b, nr, i0, i1-i0, 0, n, k, c[i0*ldc:], ldc)
 		})
 		return
 	}
-	nr := gemmNR[T]()
 	step := (n + parts - 1) / parts
 	step = (step + nr - 1) / nr * nr
 	parallelRange(n, step, func(j0, j1 int) {
-		gemmSerial(a, b, 0, m, j0, j1-j0, k, c[j0:], ldc)
+		gemmSerial(a, b, nr, 0, m, j0, j1-j0, k, c[j0:], ldc)
 	})
 }
 
@@ -250,14 +264,13 @@ func parallelRange(n, step int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// gemmSerial computes C += op(A)[i0:i0+m, :]·op(B)[:, j0:j0+n] on one goroutine; c
-// points at the stripe's first element.
-func gemmSerial[T Float](a, b Operand[T], i0, m, j0, n, k int, c []T, ldc int) {
+// gemmSerial computes C += op(A)[i0:i0+m, :]·op(B)[:, j0:j0+n] on one goroutine with
+// B in panels of nr columns; c points at the stripe's first element.
+func gemmSerial[T Float](a, b Operand[T], nr, i0, m, j0, n, k int, c []T, ldc int) {
 	pool := gemmPool[T]()
 	buf := pool.Get().(*gemmBuf[T])
 	defer pool.Put(buf)
-	nr := gemmNR[T]()
-	var tmpBuf [gemmMR * 16]T
+	var tmpBuf [gemmMR * 32]T
 	tmp := tmpBuf[:gemmMR*nr]
 	for jc := 0; jc < n; jc += gemmNC {
 		nc := min(gemmNC, n-jc)
@@ -267,7 +280,7 @@ func gemmSerial[T Float](a, b Operand[T], i0, m, j0, n, k int, c []T, ldc int) {
 			if b.Packed != nil {
 				pb = b.Packed.block(pc, kc, j0+jc)
 			} else {
-				packB(buf.b, b.Trans, b.Data, b.LD, pc, kc, j0+jc, nc)
+				packB(buf.b, nr, b.Trans, b.Data, b.LD, pc, kc, j0+jc, nc)
 				pb = buf.b
 			}
 			for ic := 0; ic < m; ic += gemmMC {
@@ -284,11 +297,11 @@ func gemmSerial[T Float](a, b Operand[T], i0, m, j0, n, k int, c []T, ldc int) {
 					for ir := 0; ir < mc; ir += gemmMR {
 						ap := pa[ir*kc:]
 						if ir+gemmMR <= mc && jr+nr <= nc {
-							kernel(kc, &ap[0], &bp[0], &c[(ic+ir)*ldc+jc+jr], ldc)
+							kernel(nr, kc, &ap[0], &bp[0], &c[(ic+ir)*ldc+jc+jr], ldc)
 							continue
 						}
 						clear(tmp)
-						kernel(kc, &ap[0], &bp[0], &tmp[0], nr)
+						kernel(nr, kc, &ap[0], &bp[0], &tmp[0], nr)
 						for i := range min(gemmMR, mc-ir) {
 							row := c[(ic+ir+i)*ldc+jc+jr:]
 							for j := range min(nr, nc-jr) {
@@ -339,11 +352,10 @@ func packA[T Float](dst []T, tA bool, a []T, lda, i0, mc, p0, kc int) {
 	}
 }
 
-// packB packs depths [p0, p0+kc) and columns [j0, j0+nc) of op(B) into panels of
-// gemmNR columns: panel q holds, for each depth p, the gemmNR values of columns
-// q·gemmNR.. (zeros past the last column).
-func packB[T Float](dst []T, tB bool, b []T, ldb, p0, kc, j0, nc int) {
-	nr := gemmNR[T]()
+// packB packs depths [p0, p0+kc) and columns [j0, j0+nc) of op(B) into panels of nr
+// columns: panel q holds, for each depth p, the nr values of columns q·nr.. (zeros past
+// the last column).
+func packB[T Float](dst []T, nr int, tB bool, b []T, ldb, p0, kc, j0, nc int) {
 	for jr := 0; jr < nc; jr += nr {
 		panel := dst[jr*kc : jr*kc+nr*kc]
 		cols := min(nr, nc-jr)

@@ -1,10 +1,20 @@
 package gemm
 
-import "golang.org/x/sys/cpu"
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
 
 // HaveKernel reports whether the assembly kernels (kern6x8, kern6x16, softmaxRow32)
 // can run: AVX2 and FMA.
 var HaveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// Have512 reports whether the float32 products use kern6x32 (AVX-512F, with the OS
+// saving the 512-bit registers, which golang.org/x/sys/cpu checks). The environment
+// variable HEADSTART_NO_AVX512=1 turns it off, to compare the two kernels; they give
+// the same bits.
+var Have512 = HaveKernel && cpu.X86.HasAVX512F && os.Getenv("HEADSTART_NO_AVX512") != "1"
 
 // kern6x8 computes C += A·B for a 6×k panel A packed depth by depth (a[6p+i]), a k×8
 // panel B packed depth by depth (b[8p+j]), and C 6×8 with row stride ldc (elements).
@@ -16,3 +26,8 @@ func kern6x8(k int, a, b, c *float64, ldc int)
 //
 //go:noescape
 func kern6x16(k int, a, b, c *float32, ldc int)
+
+// kern6x32 is kern6x16 on AVX-512 with a k×32 panel B (b[32p+j]) and C 6×32.
+//
+//go:noescape
+func kern6x32(k int, a, b, c *float32, ldc int)

@@ -176,3 +176,93 @@ store32:
 	STORE32(Y10, Y11)
 	VZEROUPPER
 	RET
+
+// The AVX-512 float32 kernel, 6×32: as kern6x16 with 512-bit registers, B's 32-value
+// row in Z12, Z13 and the 12 accumulators in Z0..Z11 (row i in Z(2i), Z(2i+1)). Each
+// element of C is accumulated over the depth in the same order, with the same fused
+// multiply-adds, as in kern6x16, so the two give the same bits.
+#define STEP512(aoff, boff) \
+	VMOVUPS boff(DI), Z12; \
+	VMOVUPS boff+64(DI), Z13; \
+	VBROADCASTSS aoff(SI), Z14; \
+	VFMADD231PS Z12, Z14, Z0; \
+	VFMADD231PS Z13, Z14, Z1; \
+	VBROADCASTSS aoff+4(SI), Z14; \
+	VFMADD231PS Z12, Z14, Z2; \
+	VFMADD231PS Z13, Z14, Z3; \
+	VBROADCASTSS aoff+8(SI), Z14; \
+	VFMADD231PS Z12, Z14, Z4; \
+	VFMADD231PS Z13, Z14, Z5; \
+	VBROADCASTSS aoff+12(SI), Z14; \
+	VFMADD231PS Z12, Z14, Z6; \
+	VFMADD231PS Z13, Z14, Z7; \
+	VBROADCASTSS aoff+16(SI), Z14; \
+	VFMADD231PS Z12, Z14, Z8; \
+	VFMADD231PS Z13, Z14, Z9; \
+	VBROADCASTSS aoff+20(SI), Z14; \
+	VFMADD231PS Z12, Z14, Z10; \
+	VFMADD231PS Z13, Z14, Z11
+
+#define STORE512(r0, r1) \
+	VADDPS (DX), r0, r0; \
+	VMOVUPS r0, (DX); \
+	VADDPS 64(DX), r1, r1; \
+	VMOVUPS r1, 64(DX); \
+	ADDQ R8, DX
+
+// func kern6x32(k int, a, b, c *float32, ldc int)
+TEXT ·kern6x32(SB), NOSPLIT, $0-40
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ CX, R9
+	SHRQ $2, R9
+	ANDQ $3, CX
+	TESTQ R9, R9
+	JEQ tail512
+
+loop512x4:
+	STEP512(0, 0)
+	STEP512(24, 128)
+	STEP512(48, 256)
+	STEP512(72, 384)
+	ADDQ $96, SI
+	ADDQ $512, DI
+	DECQ R9
+	JNZ loop512x4
+
+tail512:
+	TESTQ CX, CX
+	JEQ store512
+
+loop512x1:
+	STEP512(0, 0)
+	ADDQ $24, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNZ loop512x1
+
+store512:
+	STORE512(Z0, Z1)
+	STORE512(Z2, Z3)
+	STORE512(Z4, Z5)
+	STORE512(Z6, Z7)
+	STORE512(Z8, Z9)
+	STORE512(Z10, Z11)
+	VZEROUPPER
+	RET
