@@ -132,7 +132,7 @@ type Operand[T Float] struct {
 // starting at row (column) i is at an offset of i·kc within it.
 type Packed[T Float] struct {
 	left  bool // packed as A (else B)
-	nr    int  // B's panel width (gemmNR)
+	nr    int  // B's panel width (gemmNR at packing time); 0 for A
 	width int  // m for A, n for B
 	depth int  // k
 	pad   int  // width rounded up to the panel size
@@ -146,10 +146,10 @@ func Pack[T Float](left, trans bool, x []T, ld, width, depth int) *Packed[T] {
 	if !useKernel[T]() {
 		return nil
 	}
-	nr := gemmNR[T](width)
-	panel := nr
-	if left {
-		panel = gemmMR
+	nr, panel := 0, gemmMR // nr: B's panel width, kept so that Op tiles with it
+	if !left {
+		nr = gemmNR[T](width)
+		panel = nr
 	}
 	pad := (width + panel - 1) / panel * panel
 	pm := &Packed[T]{left: left, nr: nr, width: width, depth: depth, pad: pad, data: make([]T, pad*depth)}
