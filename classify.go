@@ -211,7 +211,7 @@ func (c *Classifier) labelSets(preds []Prediction, classes []string) {
 // Labels of a multi-label head.
 func (c *Classifier) predict() [][]Prediction {
 	out := make([][]Prediction, len(c.heads))
-	B, T, C := c.enc.batch.B, c.enc.batch.T, c.enc.hidden
+	B, C := c.enc.texts(), c.enc.hidden
 	for h, hd := range c.heads {
 		d := len(c.sel[h]) * C
 		c.views = c.views[:0]
@@ -222,7 +222,7 @@ func (c *Classifier) predict() [][]Prediction {
 			c.x = make([]float32, B*d)
 		}
 		x := c.x[:B*d]
-		features.PoolLayers(x, c.views, c.enc.batch.AttentionMask, B, T, C, c.pools[h])
+		c.enc.poolLayers(x, c.views, c.pools[h])
 		if hd.Fingerprint.Normalize {
 			features.NormalizeRows(x, d)
 		}

@@ -3,6 +3,7 @@ package headstart
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -34,6 +35,10 @@ type EncoderOptions struct {
 	// cut makes the session compute only the hidden states of Layers: the graph is
 	// pruned after them (the activation cache of extract --cut-top).
 	cut bool
+	// pack edits the graph for packed batches (onnx.EnablePacking), so that
+	// forwardPacked may put several texts in one row; forward still runs one text per
+	// row.
+	pack bool
 }
 
 // Encoder turns texts into pooled vectors with one backbone session. It is not safe for
@@ -52,8 +57,17 @@ type Encoder struct {
 	nreq   int
 	states int // hidden states the model has (embeddings output + blocks)
 
+	// packed: the graph takes position ids and a token-to-token mask (opts.pack).
+	packed bool
+	// segs, after forwardPacked, places each text in the (R,T) batch; nil after
+	// forward, whose rows are one text each (e.batch).
+	segs []segment
+
 	// Reused per batch.
 	batch    features.Batch
+	posIDs   []int64
+	mask4    []int64
+	ones     []int64
 	outs     []onnx.Float32Tensor
 	ins      []onnx.Int64Tensor
 	vecs     []float32
@@ -150,7 +164,16 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 		declared[i] = o.Name
 	}
 	missing := slices.ContainsFunc(names, func(n string) bool { return !slices.Contains(declared, n) })
-	if missing || opts.cut || opts.top != nil {
+	if opts.pack {
+		if err := model.EnablePacking(); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Model, err)
+		}
+		e.inputs, e.packed = e.inputs[:0], true
+		for _, in := range model.Inputs() {
+			e.inputs = append(e.inputs, in.Name)
+		}
+	}
+	if missing || opts.cut || opts.top != nil || opts.pack {
 		if opts.cut {
 			err = model.KeepOutputs(names...)
 		} else {
@@ -235,15 +258,15 @@ func (e *Encoder) encodeBatch(encs []tokenize.Encoding) (vecs []float32, padded 
 		e.vecs = make([]float32, B*d)
 	}
 	e.vecs = e.vecs[:B*d]
-	features.PoolLayers(e.vecs, e.views[:e.nreq], e.batch.AttentionMask, B, T, e.hidden, e.opts.Pooling)
+	e.poolLayers(e.vecs, e.views[:e.nreq], e.opts.Pooling)
 	if e.opts.Normalize {
 		features.NormalizeRows(e.vecs, d)
 	}
 	return e.vecs, B * T, nil
 }
 
-// forward pads encs into e.batch and runs the backbone; afterwards e.views[i] holds the
-// (B,T,C) hidden states of e.layers[i], valid until the next call.
+// forward pads encs into e.batch, one text per row, and runs the backbone; afterwards
+// e.views[i] holds the (B,T,C) hidden states of e.layers[i], valid until the next call.
 func (e *Encoder) forward(encs []tokenize.Encoding) error {
 	ids := make([][]int64, len(encs))
 	types := make([][]int64, len(encs))
@@ -251,20 +274,107 @@ func (e *Encoder) forward(encs []tokenize.Encoding) error {
 		ids[i], types[i] = encs[i].IDs, encs[i].TypeIDs
 	}
 	features.Pad(&e.batch, ids, types, e.tok.PadID())
+	e.segs = e.segs[:0]
 	B, T := e.batch.B, e.batch.T
+	if e.packed {
+		// Each row is one text: positions 0..T-1, and every token attends to the row's
+		// real tokens, as attention_mask would have it.
+		e.posIDs = resize(e.posIDs, B*T)
+		e.mask4 = resize(e.mask4, B*T*T)
+		for b := range B {
+			m := e.batch.AttentionMask[b*T : (b+1)*T]
+			for t := range T {
+				e.posIDs[b*T+t] = int64(t)
+				copy(e.mask4[(b*T+t)*T:(b*T+t+1)*T], m)
+			}
+		}
+	}
+	return e.run(B, T)
+}
+
+// segment is where forwardPacked put one text: row, first position, tokens.
+type segment struct{ row, off, n int }
+
+// forwardPacked runs encs packed into rows: rows[r] lists the texts (indices into encs)
+// of row r, side by side from position 0, each text's tokens attending only to its own.
+// Every text must be in exactly one row. T is the fullest row's length; the rest of a
+// row is padding, which no text attends to. Afterwards e.segs[i] places text i in the
+// (len(rows), T, C) hidden states of e.views. The encoder must have been opened with
+// pack.
+func (e *Encoder) forwardPacked(encs []tokenize.Encoding, rows [][]int) error {
+	if !e.packed {
+		return errors.New("headstart: forwardPacked on an encoder without a packed graph")
+	}
+	R, T := len(rows), 0
+	e.segs = resize(e.segs, len(encs))
+	for i := range e.segs {
+		e.segs[i].n = -1
+	}
+	for r, row := range rows {
+		off := 0
+		for _, i := range row {
+			if e.segs[i].n >= 0 {
+				return fmt.Errorf("headstart: forwardPacked: text %d placed twice", i)
+			}
+			n := len(encs[i].IDs)
+			e.segs[i] = segment{row: r, off: off, n: n}
+			off += n
+		}
+		T = max(T, off)
+	}
+	for i, s := range e.segs {
+		if s.n < 0 {
+			return fmt.Errorf("headstart: forwardPacked: text %d in no row", i)
+		}
+	}
+	b := &e.batch
+	b.B, b.T = R, T
+	b.InputIDs = resize(b.InputIDs, R*T)
+	b.AttentionMask = resize(b.AttentionMask, R*T)
+	b.TokenTypeIDs = resize(b.TokenTypeIDs, R*T)
+	e.posIDs = resize(e.posIDs, R*T)
+	e.mask4 = resize(e.mask4, R*T*T)
+	pad := e.tok.PadID()
+	for k := range b.InputIDs {
+		b.InputIDs[k], b.AttentionMask[k], b.TokenTypeIDs[k], e.posIDs[k] = pad, 0, 0, 0
+	}
+	clear(e.mask4)
+	for i, s := range e.segs {
+		base := s.row*T + s.off
+		copy(b.InputIDs[base:base+s.n], encs[i].IDs)
+		copy(b.TokenTypeIDs[base:base+s.n], encs[i].TypeIDs)
+		for t := range s.n {
+			b.AttentionMask[base+t] = 1
+			e.posIDs[base+t] = int64(t)
+			m := e.mask4[(base+t)*T : (base+t+1)*T]
+			for u := range s.n {
+				m[s.off+u] = 1
+			}
+		}
+	}
+	return e.run(R, T)
+}
+
+// run feeds the (B,T) batch in e.batch (and, for a packed graph, e.posIDs and e.mask4)
+// to the session and points e.views at the hidden states.
+func (e *Encoder) run(B, T int) error {
 	shape := []int64{int64(B), int64(T)}
 	e.ins = e.ins[:0]
 	for _, name := range e.inputs {
-		var data []int64
+		in := onnx.Int64Tensor{Shape: shape}
 		switch name {
 		case "input_ids":
-			data = e.batch.InputIDs
+			in.Data = e.batch.InputIDs
 		case "attention_mask":
-			data = e.batch.AttentionMask
+			in.Data = e.batch.AttentionMask
 		case "token_type_ids":
-			data = e.batch.TokenTypeIDs
+			in.Data = e.batch.TokenTypeIDs
+		case onnx.PositionIDsInput:
+			in.Data = e.posIDs
+		case onnx.PackedMaskInput:
+			in = onnx.Int64Tensor{Shape: []int64{int64(B), 1, int64(T), int64(T)}, Data: e.mask4}
 		}
-		e.ins = append(e.ins, onnx.Int64Tensor{Shape: shape, Data: data})
+		e.ins = append(e.ins, in)
 	}
 	var err error
 	e.outs, err = e.sess.Run(e.outs, e.ins)
@@ -279,6 +389,49 @@ func (e *Encoder) forward(encs []tokenize.Encoding) error {
 		e.views[i] = e.outs[o].Data
 	}
 	return nil
+}
+
+// texts is the number of texts of the last forward.
+func (e *Encoder) texts() int {
+	if len(e.segs) > 0 {
+		return len(e.segs)
+	}
+	return e.batch.B
+}
+
+// poolLayers pools views (hidden states of the last forward, as e.views holds them)
+// into dst, one row of len(views)·C per text, as features.PoolLayers does for a padded
+// batch; after forwardPacked each text is pooled over its own segment.
+func (e *Encoder) poolLayers(dst []float32, views [][]float32, p features.Pooling) {
+	if len(e.segs) == 0 {
+		features.PoolLayers(dst, views, e.batch.AttentionMask, e.batch.B, e.batch.T, e.hidden, p)
+		return
+	}
+	C, L, T := e.hidden, len(views), e.batch.T
+	if len(dst) != len(e.segs)*L*C {
+		panic("headstart: poolLayers: shape mismatch")
+	}
+	for i, s := range e.segs {
+		if len(e.ones) < s.n {
+			e.ones = make([]int64, max(s.n, 2*len(e.ones)))
+			for k := range e.ones {
+				e.ones[k] = 1
+			}
+		}
+		base := s.row*T + s.off
+		for l, h := range views {
+			off := i*L*C + l*C
+			features.Pool(dst[off:off+C], h[base*C:(base+s.n)*C], e.ones[:s.n], s.n, C, p)
+		}
+	}
+}
+
+// resize returns s with length n, reallocated only when its capacity is short.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 // numBlocks returns the number of encoder blocks of the model at p.

@@ -13,6 +13,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/headstart-ml/headstart/internal/cache"
+	"github.com/headstart-ml/headstart/internal/fpu"
 )
 
 // EnvLibrary is the environment variable that names the onnxruntime shared
@@ -266,6 +267,12 @@ type SessionOptions struct {
 	OptLevel OptLevel
 	// Provider is the execution provider. Default (zero value) CPU.
 	Provider Provider
+	// KeepSubnormals runs the CPU kernels with IEEE 754 subnormal floats. By default
+	// they are flushed to zero, on the thread that calls Run and on onnxruntime's own
+	// threads: masked attention scores otherwise turn into subnormals that slow every
+	// operation touching them by an order of magnitude (see package internal/fpu), and
+	// flushing changes results only below float32's smallest normal number.
+	KeepSubnormals bool
 }
 
 // Session runs one model. Create it with NewSessionFromFile or
@@ -282,6 +289,8 @@ type Session struct {
 	outDims  [][]string // symbolic dimension names per output
 	provider Provider
 	fallback error
+	// keepSubnormals: Run leaves the thread's floating-point control as it is.
+	keepSubnormals bool
 
 	// direct is true while Run lets onnxruntime write outputs straight
 	// into dst: every output's shape follows from the inputs' (fixed sizes,
@@ -344,7 +353,7 @@ func checkInit() error {
 type createFunc func(o *ort.SessionOptions, in, out []string) (*ort.DynamicAdvancedSession, error)
 
 func newSession(sum *modelSummary, what string, create createFunc, inputNames, outputNames []string, opts SessionOptions) (*Session, error) {
-	s := &Session{}
+	s := &Session{keepSubnormals: opts.KeepSubnormals}
 	var err error
 	var inIdx []int
 	if s.inputs, inIdx, err = selectInfos("input", what, sum.inputs, inputNames, DTypeInt64); err != nil {
@@ -483,12 +492,21 @@ func createSession(create createFunc, in, out []string, opts SessionOptions, p P
 	if err := o.SetGraphOptimizationLevel(lvl); err != nil {
 		return nil, fmt.Errorf("setting optimisation level %s: %w", opts.OptLevel, err)
 	}
+	if !opts.KeepSubnormals {
+		if err := o.AddSessionConfigEntry("session.set_denormal_as_zero", "1"); err != nil {
+			return nil, fmt.Errorf("setting session.set_denormal_as_zero: %w", err)
+		}
+	}
 	if p.Kind == ProviderCUDA {
 		if err := appendCUDA(o, p.Device); err != nil {
 			return nil, err
 		}
 	}
+	// onnxruntime may set the flush flags on the thread that creates the session
+	// (session.set_denormal_as_zero): keep that from leaking into the Go thread.
+	st := fpu.Flush()
 	sess, err = create(o, in, out)
+	fpu.Restore(st)
 	if err != nil && p.Kind == ProviderCUDA {
 		return nil, cudaError(p.Device, err)
 	}
@@ -578,6 +596,10 @@ func (s *Session) Run(dst []Float32Tensor, inputs []Int64Tensor) (_ []Float32Ten
 			return dst, fmt.Errorf("onnx: input %q: %w", s.inputs[i].Name, err)
 		}
 		s.inVals[i] = t
+	}
+	if !s.keepSubnormals {
+		st := fpu.Flush()
+		defer fpu.Restore(st)
 	}
 	if s.direct && s.bindOutputs(dst) {
 		directErr := s.sess.Run(s.inVals, s.outVals)

@@ -17,6 +17,7 @@
 #   LOAD_CONCURRENCY="1 8 32" LOAD_SESSIONS=$(nproc) LOAD_THREADS=1 (sessions of each
 #   server, onnxruntime threads per session) LOAD_MAX_WAIT=5ms LOAD_SPLIT_COST=16
 #   LOAD_MODEL=all-minilm-l6-v2 (any registry name: all-minilm-l6-v2-q is the int8 export)
+#   LOAD_FLAGS= (more `pipeline serve` flags for both servers, e.g. "--pack-len 0")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${LOAD_DURATION:-10}
@@ -28,6 +29,7 @@ THREADS=${LOAD_THREADS:-1}
 MAX_WAIT=${LOAD_MAX_WAIT:-5ms}
 SPLIT=${LOAD_SPLIT_COST:-16}
 MODEL=${LOAD_MODEL:-all-minilm-l6-v2}
+EXTRA=${LOAD_FLAGS:-}
 out=out/loadtest
 mkdir -p "$out"
 
@@ -60,7 +62,7 @@ trap cleanup EXIT
 
 # start_server MODE (on | off): `pipeline serve` on a free loopback port.
 start_server() {
-  local flags=(--addr 127.0.0.1:0 --model "$MODEL" --head "$headf" --sessions "$SESSIONS" --threads "$THREADS" --max-wait "$MAX_WAIT" --split-cost "$SPLIT")
+  local flags=(--addr 127.0.0.1:0 --model "$MODEL" --head "$headf" --sessions "$SESSIONS" --threads "$THREADS" --max-wait "$MAX_WAIT" --split-cost "$SPLIT" $EXTRA)
   [ "$1" = off ] && flags+=(--no-batching)
   bin/pipeline serve "${flags[@]}" 2> "$out/server-$1.log" &
   pid[$1]=$!
@@ -138,7 +140,7 @@ for line in open(runs):
         soak = kv
     else:
         rows.setdefault((kv["mode"], int(kv["c"])), []).append(kv)
-print(f"\n\`pipeline serve --sessions $SESSIONS --threads $THREADS --split-cost $SPLIT\` ($MODEL + a 77-class logistic-regression "
+print(f"\n\`pipeline serve --sessions $SESSIONS --threads $THREADS --split-cost $SPLIT $EXTRA\` ($MODEL + a 77-class logistic-regression "
       f"head), POST /v1/classify with one Banking77 query per request; wrk closed loop on loopback, "
       f"{$ROUNDS} rounds of {$DURATION} s per row with the two modes interleaved, medians; $(nproc) cores, "
       f"load average $load_before before, $load_after after (\`scripts/load_test.sh\`)\n")

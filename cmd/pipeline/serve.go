@@ -28,7 +28,7 @@ type serveOptions struct {
 	MaxTexts, MaxTextBytes                             int
 	MaxBody                                            int64
 	MaxWait, ShutdownTimeout                           time.Duration
-	SplitCost                                          int
+	SplitCost, PackLen                                 int
 	NoBatching, Normalize, AllowEmpty                  bool
 	Threshold                                          float64 // multi-label heads: answer the labels with p >= Threshold
 	ThresholdSet                                       bool
@@ -60,7 +60,8 @@ func newServeCommand() *cli.Command {
 			&cli.BoolFlag{Name: "normalize", Usage: "/v1/embed: L2-normalise each vector"},
 			&cli.IntFlag{Name: "max-batch", Value: 32, Usage: "most texts per backbone forward"},
 			&cli.DurationFlag{Name: "max-wait", Value: 5 * time.Millisecond, Usage: "how long a forward with room waits for requests on their way"},
-			&cli.IntFlag{Name: "split-cost", Value: 16, Usage: "fixed cost of a forward in token positions: the texts a session takes at once run in the forwards that minimise it plus the positions computed (padding included); -1: one forward"},
+			&cli.IntFlag{Name: "split-cost", Value: 16, Usage: "fixed cost of a forward in token positions: without packing, the texts a session takes at once run in the forwards that minimise it plus the positions computed (padding included); -1: one forward"},
+			&cli.IntFlag{Name: "pack-len", Value: 32, Usage: "sequence packing: the texts of at most `N` tokens a session takes at once share rows of N tokens in one forward, each attending only to itself (no padding, one fixed cost); 0: off"},
 			&cli.BoolFlag{Name: "no-batching", Usage: "run each request in forwards of its own (no micro-batching)"},
 			&cli.Int64Flag{Name: "max-body", Value: 1 << 20, Usage: "largest request body in bytes"},
 			&cli.IntFlag{Name: "max-texts", Value: 256, Usage: "most texts per request"},
@@ -75,7 +76,7 @@ func newServeCommand() *cli.Command {
 				Sessions: c.Int("sessions"), Threads: c.Int("threads"), Provider: c.String("provider"),
 				RuntimeLib: c.String("ort-lib"), MaxLen: c.Int("max-len"), Pooling: c.String("pooling"),
 				Layers: c.String("layers"), Normalize: c.Bool("normalize"), MaxBatch: c.Int("max-batch"),
-				MaxWait: c.Duration("max-wait"), SplitCost: c.Int("split-cost"), NoBatching: c.Bool("no-batching"), MaxBody: c.Int64("max-body"),
+				MaxWait: c.Duration("max-wait"), SplitCost: c.Int("split-cost"), PackLen: c.Int("pack-len"), NoBatching: c.Bool("no-batching"), MaxBody: c.Int64("max-body"),
 				MaxTexts: c.Int("max-texts"), MaxTextBytes: c.Int("max-text-bytes"), AllowEmpty: c.Bool("allow-empty"),
 				ShutdownTimeout: c.Duration("shutdown-timeout"), GoProcs: c.Int("go-procs"),
 				Threshold: c.Float64("threshold"), ThresholdSet: c.IsSet("threshold"),
@@ -100,6 +101,8 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 		return usagef("--max-len %d: want at least 2 ([CLS] and [SEP])", o.MaxLen)
 	case (o.ThresholdSet || o.Threshold != 0) && !(o.Threshold > 0 && o.Threshold < 1):
 		return usagef("--threshold %g: want a probability in (0, 1)", o.Threshold)
+	case o.PackLen < 0:
+		return usagef("--pack-len %d: want 0 (off) or more", o.PackLen)
 	case o.GoProcs < 0:
 		return usagef("--go-procs %d: want 0 (automatic) or more", o.GoProcs)
 	}
@@ -127,7 +130,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 	m, err := headstart.Open(ctx, headstart.OpenOptions{
 		Model: o.Model, Heads: o.Heads, Sessions: o.Sessions, Threads: o.Threads, Provider: provider,
 		RuntimeLib: o.RuntimeLib, MaxLen: o.MaxLen, Pooling: pooling, Layers: layers, Normalize: o.Normalize,
-		AllowEmpty: o.AllowEmpty, MaxBatch: o.MaxBatch, Batching: !o.NoBatching, MaxWait: o.MaxWait, SplitCost: o.SplitCost,
+		AllowEmpty: o.AllowEmpty, MaxBatch: o.MaxBatch, Batching: !o.NoBatching, MaxWait: o.MaxWait, SplitCost: o.SplitCost, PackLen: o.PackLen,
 		Threshold: o.Threshold, OnBatch: metrics.ObserveBatch,
 	})
 	if err != nil {
@@ -153,6 +156,11 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 	batching := fmt.Sprintf("micro-batching up to %d texts, max wait %v", o.MaxBatch, o.MaxWait)
 	if o.NoBatching {
 		batching = "no micro-batching"
+	}
+	if packing, why := m.Packing(); packing {
+		batching += fmt.Sprintf(", packing texts of up to %d tokens", o.PackLen)
+	} else if why != nil {
+		fmt.Fprintf(stderr, "serve: warning: --pack-len %d ignored: %v\n", o.PackLen, why)
 	}
 	heads := fmt.Sprintf("%d heads", len(m.HeadNames()))
 	if multi {

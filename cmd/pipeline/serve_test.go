@@ -152,6 +152,7 @@ func TestServeUsage(t *testing.T) {
 		{[]string{"serve", "--pooling", "avg"}, exitUsage, "pooling"},
 		{[]string{"serve", "--max-wait", "soon"}, exitUsage, "max-wait"},
 		{[]string{"serve", "--go-procs", "-1"}, exitUsage, "--go-procs -1: want 0 (automatic) or more"},
+		{[]string{"serve", "--pack-len", "-1"}, exitUsage, "--pack-len -1: want 0 (off) or more"},
 		{[]string{"serve", "--threshold", "1"}, exitUsage, "--threshold 1: want a probability in (0, 1)"},
 		{[]string{"serve", "--threshold", "0"}, exitUsage, "--threshold 0: want a probability in (0, 1)"},
 		{[]string{"serve", "--threshold", "0.3"}, exitUsage, "--threshold applies to multi-label heads"},
