@@ -97,8 +97,10 @@ type OpenOptions struct {
 	// Batching merges the texts of concurrent calls into shared forwards of up to
 	// MaxBatch texts: a free session takes the chunks waiting in the queue that fit, up
 	// to an even share of the work among the sessions (see hasShare).
-	// Results do not depend on batch-mates (see the package's invariance tests), only
-	// throughput and latency do. Default false: one chunk per forward.
+	// With a float32 backbone results do not depend on batch-mates (see the package's
+	// invariance tests), only throughput and latency do; an int8 export quantises its
+	// activations with one scale per forward, so its outputs move slightly with the
+	// batch (BENCHMARKS.md). Default false: one chunk per forward.
 	Batching bool
 	// MaxWait is how long, with Batching, a forward that has room waits for texts of
 	// calls that are being tokenized, counted from its oldest chunk's arrival. It never
