@@ -2,8 +2,10 @@ package onnx
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -17,15 +19,31 @@ import (
 // left as it was.
 func TestEnablePackingUnsupported(t *testing.T) {
 	s := synth{vocab: 16, hidden: 4, layers: 2}
-	m := &Model{Proto: s.build()}
-	before, _ := m.Marshal()
-	err := m.EnablePacking()
-	if !errors.Is(err, ErrPackingUnsupported) {
-		t.Fatalf("EnablePacking on a graph without position embeddings: %v; want ErrPackingUnsupported", err)
-	}
-	t.Log(err)
-	if after, _ := m.Marshal(); !slices.Equal(before, after) {
-		t.Error("the refused edit changed the model")
+	noPositions := s.build()
+	// The synthetic graph casts attention_mask before its one Unsqueeze: give it a
+	// position-embedding Gather, so that the mask is what gets refused.
+	castMask := s.build()
+	g := castMask.GetGraph()
+	g.Initializer = append(g.Initializer, floatInit("embeddings.position_embeddings.weight", []int64{8, 4}, make([]float32, 32)))
+	g.Node = append(g.Node, node("Gather", "/embeddings/position_embeddings/Gather",
+		[]string{"embeddings.position_embeddings.weight", "/embeddings/Cast_output_0"}, "/embeddings/position_embeddings/Gather_output_0"))
+	for _, tc := range []struct {
+		name  string
+		model *onnxpb.ModelProto
+		want  string
+	}{
+		{"no position embeddings", noPositions, "no Gather reads a *position_embeddings* table"},
+		{"mask cast before its Unsqueeze", castMask, `"attention_mask" is not read by exactly one Unsqueeze`},
+	} {
+		m := &Model{Proto: tc.model}
+		before, _ := m.Marshal()
+		err := m.EnablePacking()
+		if !errors.Is(err, ErrPackingUnsupported) || !strings.Contains(fmt.Sprint(err), tc.want) {
+			t.Errorf("%s: EnablePacking: %v; want ErrPackingUnsupported saying %q", tc.name, err, tc.want)
+		}
+		if after, _ := m.Marshal(); !slices.Equal(before, after) {
+			t.Errorf("%s: the refused edit changed the model", tc.name)
+		}
 	}
 }
 
