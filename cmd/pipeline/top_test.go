@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
 )
@@ -163,7 +165,31 @@ func TestTopBlocksEndToEnd(t *testing.T) {
 			maxExport = max(maxExport, d)
 		}
 	}
-	t.Logf("max abs diff of probabilities vs the Go block on the cache: predict %.2g, exported ONNX %.2g (60 texts)", maxPred, maxExport)
+	// serve's path: the Go API with sequence packing (pipeline serve's default), the
+	// trained block written into the packed graph.
+	m, err := headstart.Open(context.Background(), headstart.OpenOptions{Heads: []string{headFile}, HeadNames: []string{"lora"}, PackLen: 32, MaxBatch: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if ok, why := m.Packing(); !ok {
+		t.Fatalf("a top-block head's backbone does not pack: %v", why)
+	}
+	res, err := m.Classify(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxPacked := 0.0
+	for i, r := range res {
+		for k := range 2 {
+			d := math.Abs(float64(r.Predictions[0].Probs[k] - goProbs[i*2+k]))
+			if !(d < topTol) {
+				t.Fatalf("row %d: packed Classify %v, Go block on the cache %v", i, r.Predictions[0].Probs, goProbs[i*2:i*2+2])
+			}
+			maxPacked = max(maxPacked, d)
+		}
+	}
+	t.Logf("max abs diff of probabilities vs the Go block on the cache: predict %.2g, exported ONNX %.2g, packed Classify %.2g (60 texts)", maxPred, maxExport, maxPacked)
 
 	// Bad combinations: clear errors, the head file untouched.
 	before, _ := os.ReadFile(headFile)
