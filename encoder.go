@@ -279,8 +279,8 @@ func (e *Encoder) forward(encs []tokenize.Encoding) error {
 	if e.packed {
 		// Each row is one text: positions 0..T-1, and every token attends to the row's
 		// real tokens, as attention_mask would have it.
-		e.posIDs = resize(e.posIDs, B*T)
-		e.mask4 = resize(e.mask4, B*T*T)
+		e.posIDs = slices.Grow(e.posIDs[:0], B*T)[:B*T]
+		e.mask4 = slices.Grow(e.mask4[:0], B*T*T)[:B*T*T]
 		for b := range B {
 			m := e.batch.AttentionMask[b*T : (b+1)*T]
 			for t := range T {
@@ -306,7 +306,7 @@ func (e *Encoder) forwardPacked(encs []tokenize.Encoding, rows [][]int) error {
 		return errors.New("headstart: forwardPacked on an encoder without a packed graph")
 	}
 	R, T := len(rows), 0
-	e.segs = resize(e.segs, len(encs))
+	e.segs = slices.Grow(e.segs[:0], len(encs))[:len(encs)]
 	for i := range e.segs {
 		e.segs[i].n = -1
 	}
@@ -329,11 +329,11 @@ func (e *Encoder) forwardPacked(encs []tokenize.Encoding, rows [][]int) error {
 	}
 	b := &e.batch
 	b.B, b.T = R, T
-	b.InputIDs = resize(b.InputIDs, R*T)
-	b.AttentionMask = resize(b.AttentionMask, R*T)
-	b.TokenTypeIDs = resize(b.TokenTypeIDs, R*T)
-	e.posIDs = resize(e.posIDs, R*T)
-	e.mask4 = resize(e.mask4, R*T*T)
+	b.InputIDs = slices.Grow(b.InputIDs[:0], R*T)[:R*T]
+	b.AttentionMask = slices.Grow(b.AttentionMask[:0], R*T)[:R*T]
+	b.TokenTypeIDs = slices.Grow(b.TokenTypeIDs[:0], R*T)[:R*T]
+	e.posIDs = slices.Grow(e.posIDs[:0], R*T)[:R*T]
+	e.mask4 = slices.Grow(e.mask4[:0], R*T*T)[:R*T*T]
 	pad := e.tok.PadID()
 	for k := range b.InputIDs {
 		b.InputIDs[k], b.AttentionMask[k], b.TokenTypeIDs[k], e.posIDs[k] = pad, 0, 0, 0
@@ -424,14 +424,6 @@ func (e *Encoder) poolLayers(dst []float32, views [][]float32, p features.Poolin
 			features.Pool(dst[off:off+C], h[base*C:(base+s.n)*C], e.ones[:s.n], s.n, C, p)
 		}
 	}
-}
-
-// resize returns s with length n, reallocated only when its capacity is short.
-func resize[T any](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
-	}
-	return s[:n]
 }
 
 // numBlocks returns the number of encoder blocks of the model at p.

@@ -679,7 +679,7 @@ func (m *Model) forward(w *worker, batch []*piece) {
 		if g.pack {
 			packLen = m.pack
 		}
-		emb, preds, ferr := w.compute(w.encs, task, packLen)
+		emb, preds, ferr := w.compute(w.encs, w.lens[g.lo:g.hi], task, packLen)
 		if ferr == nil {
 			for k, r := range rows {
 				i, c := r.ch.rows[r.j], r.ch.call
@@ -811,7 +811,7 @@ type worker struct {
 
 	encs           []tokenize.Encoding
 	rows           []rowRef
-	lens, plens    []int
+	lens           []int
 	views          [][]float32
 	emb            []float32
 	tokens, padded int
@@ -846,17 +846,14 @@ func newWorker(p models.Paths, heads []*head.Head, opts EncoderOptions) (*worker
 	return w, nil
 }
 
-// compute runs encs as one forward. emb (len(encs) x Dim, reused by the next call) is
-// set when task has TaskEmbed, preds[h][i] when it has TaskClassify.
-func (w *worker) compute(encs []tokenize.Encoding, task Task, packLen int) (emb []float32, preds [][]Prediction, err error) {
+// compute runs encs (token lengths lens) as one forward: padded, or packed in rows of
+// packLen tokens (at least the longest text's) when packLen > 0. emb (len(encs) x Dim,
+// reused by the next call) is set when task has TaskEmbed, preds[h][i] when it has
+// TaskClassify.
+func (w *worker) compute(encs []tokenize.Encoding, lens []int, task Task, packLen int) (emb []float32, preds [][]Prediction, err error) {
 	e := w.enc
 	if packLen > 0 {
-		w.plens = w.plens[:0]
-		for i := range encs {
-			w.plens = append(w.plens, len(encs[i].IDs))
-			packLen = max(packLen, len(encs[i].IDs))
-		}
-		err = e.forwardPacked(encs, packRows(w.plens, packLen))
+		err = e.forwardPacked(encs, packRows(lens, max(packLen, slices.Max(lens))))
 	} else {
 		err = e.forward(encs)
 	}

@@ -665,11 +665,17 @@ func (r *blockReader) shapeInts(name string) ([]int64, []bool) {
 // output of a Constant node (its value attribute), following Identity
 // nodes.
 func (r *blockReader) constant(name string) (*onnxpb.TensorProto, error) {
+	return constantTensor(r.inits, r.producer, name)
+}
+
+// constantTensor is blockReader.constant over a graph's initialisers and the node that
+// produces each tensor.
+func constantTensor(inits map[string]*onnxpb.TensorProto, producer map[string]*onnxpb.NodeProto, name string) (*onnxpb.TensorProto, error) {
 	for range 8 {
-		if t := r.inits[name]; t != nil {
+		if t := inits[name]; t != nil {
 			return t, nil
 		}
-		p := r.producer[name]
+		p := producer[name]
 		switch {
 		case p == nil:
 			return nil, fmt.Errorf("%q is neither an initialiser nor produced by a node", name)

@@ -62,11 +62,16 @@ func (m *Model) EnablePacking() error {
 		return fmt.Errorf("%w: it needs inputs input_ids and attention_mask", ErrPackingUnsupported)
 	}
 	consumers := make(map[string][]*onnxpb.NodeProto)
+	producer := make(map[string]*onnxpb.NodeProto)
 	for _, n := range g.GetNode() {
 		for _, t := range n.GetInput() {
 			consumers[t] = append(consumers[t], n)
 		}
+		for _, t := range n.GetOutput() {
+			producer[t] = n
+		}
 	}
+	inits := m.initializers()
 	isOutput := func(t string) bool {
 		return slices.ContainsFunc(g.GetOutput(), func(o *onnxpb.ValueInfoProto) bool { return o.GetName() == t })
 	}
@@ -98,7 +103,7 @@ func (m *Model) EnablePacking() error {
 		if len(cs) != 1 || cs[0].GetOpType() != "Unsqueeze" || isOutput(t) {
 			return fmt.Errorf("%w: %q is not read by exactly one Unsqueeze (axis %d)", ErrPackingUnsupported, t, want)
 		}
-		if axes, err := unsqueezeAxes(g, cs[0]); err != nil || len(axes) != 1 || axes[0] != want {
+		if axes, err := unsqueezeAxes(inits, producer, cs[0]); err != nil || len(axes) != 1 || axes[0] != want {
 			return fmt.Errorf("%w: Unsqueeze %q of the attention mask inserts axes %v, want [%d]", ErrPackingUnsupported, cs[0].GetName(), axes, want)
 		}
 		chain = append(chain, cs[0])
@@ -136,8 +141,8 @@ func (m *Model) EnablePacking() error {
 }
 
 // unsqueezeAxes returns an Unsqueeze's axes: its attribute (opset < 13) or its constant
-// second input (an initialiser or a Constant node).
-func unsqueezeAxes(g *onnxpb.GraphProto, n *onnxpb.NodeProto) ([]int64, error) {
+// second input.
+func unsqueezeAxes(inits map[string]*onnxpb.TensorProto, producer map[string]*onnxpb.NodeProto, n *onnxpb.NodeProto) ([]int64, error) {
 	for _, a := range n.GetAttribute() {
 		if a.GetName() == "axes" {
 			return a.GetInts(), nil
@@ -146,28 +151,9 @@ func unsqueezeAxes(g *onnxpb.GraphProto, n *onnxpb.NodeProto) ([]int64, error) {
 	if len(n.GetInput()) < 2 {
 		return nil, fmt.Errorf("Unsqueeze %q has no axes", n.GetName())
 	}
-	name := n.GetInput()[1]
-	var tp *onnxpb.TensorProto
-	for _, init := range g.GetInitializer() {
-		if init.GetName() == name {
-			tp = init
-		}
-	}
-	for _, c := range g.GetNode() {
-		if c.GetOpType() == "Constant" && len(c.GetOutput()) == 1 && c.GetOutput()[0] == name {
-			for _, a := range c.GetAttribute() {
-				if a.GetName() == "value" {
-					tp = a.GetT()
-				}
-			}
-		}
-	}
-	if tp == nil {
-		return nil, fmt.Errorf("Unsqueeze %q: axes %q are not a constant", n.GetName(), name)
-	}
-	v, err := intsOf(tp)
+	t, err := constantTensor(inits, producer, n.GetInput()[1])
 	if err != nil {
-		return nil, fmt.Errorf("Unsqueeze %q: %w", n.GetName(), err)
+		return nil, fmt.Errorf("Unsqueeze %q: axes: %w", n.GetName(), err)
 	}
-	return v, nil
+	return intsOf(t)
 }
