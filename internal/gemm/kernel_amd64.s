@@ -1,268 +1,124 @@
 #include "textflag.h"
 
-// One depth step: broadcast the 6 values of A's column and multiply-add them with
-// B's 8-value row into the 12 accumulators Y0..Y11 (row i in Y(2i), Y(2i+1)).
-#define STEP(aoff, boff) \
-	VMOVUPD boff(DI), Y12; \
-	VMOVUPD boff+32(DI), Y13; \
-	VBROADCASTSD aoff(SI), Y14; \
-	VFMADD231PD Y12, Y14, Y0; \
-	VFMADD231PD Y13, Y14, Y1; \
-	VBROADCASTSD aoff+8(SI), Y14; \
-	VFMADD231PD Y12, Y14, Y2; \
-	VFMADD231PD Y13, Y14, Y3; \
-	VBROADCASTSD aoff+16(SI), Y14; \
-	VFMADD231PD Y12, Y14, Y4; \
-	VFMADD231PD Y13, Y14, Y5; \
-	VBROADCASTSD aoff+24(SI), Y14; \
-	VFMADD231PD Y12, Y14, Y6; \
-	VFMADD231PD Y13, Y14, Y7; \
-	VBROADCASTSD aoff+32(SI), Y14; \
-	VFMADD231PD Y12, Y14, Y8; \
-	VFMADD231PD Y13, Y14, Y9; \
-	VBROADCASTSD aoff+40(SI), Y14; \
-	VFMADD231PD Y12, Y14, Y10; \
-	VFMADD231PD Y13, Y14, Y11
+// The three micro-kernels compute C += A·B for a 6×k panel of A and a k×NR panel of B,
+// both packed depth by depth, into 12 accumulators (row i of the tile in registers 2i
+// and 2i+1), then add them to C. They differ only in element type, register width and
+// strides, so they are written once here: KERNEL is the body, and each kernel names
+// its depth step (STEPn), its zeroing (ZEROn) and its store (STOREn).
 
-// Add one accumulator row pair to C's row at DX, then step DX to the next row.
-#define STORE(r0, r1) \
-	VADDPD (DX), r0, r0; \
-	VMOVUPD r0, (DX); \
-	VADDPD 32(DX), r1, r1; \
-	VMOVUPD r1, 32(DX); \
+// ROW multiplies B's row (B0, B1) by one broadcast value of A's column at aoff(SI)
+// and adds the products into one accumulator row (r0, r1).
+#define ROW(BCAST, FMA, aoff, BC, B0, B1, r0, r1) \
+	BCAST aoff(SI), BC; \
+	FMA B0, BC, r0; \
+	FMA B1, BC, r1
+
+// STEP is one depth step: load B's row (its second half bw bytes after the first) and
+// multiply-add it with the 6 values of A's column (es bytes apart) into r0..r11.
+#define STEP(LOAD, BCAST, FMA, es, bw, aoff, boff, B0, B1, BC, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11) \
+	LOAD boff(DI), B0; \
+	LOAD boff+bw(DI), B1; \
+	ROW(BCAST, FMA, aoff, BC, B0, B1, r0, r1); \
+	ROW(BCAST, FMA, aoff+es, BC, B0, B1, r2, r3); \
+	ROW(BCAST, FMA, aoff+2*es, BC, B0, B1, r4, r5); \
+	ROW(BCAST, FMA, aoff+3*es, BC, B0, B1, r6, r7); \
+	ROW(BCAST, FMA, aoff+4*es, BC, B0, B1, r8, r9); \
+	ROW(BCAST, FMA, aoff+5*es, BC, B0, B1, r10, r11)
+
+#define ZERO(XOR, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11) \
+	XOR r0, r0, r0; \
+	XOR r1, r1, r1; \
+	XOR r2, r2, r2; \
+	XOR r3, r3, r3; \
+	XOR r4, r4, r4; \
+	XOR r5, r5, r5; \
+	XOR r6, r6, r6; \
+	XOR r7, r7, r7; \
+	XOR r8, r8, r8; \
+	XOR r9, r9, r9; \
+	XOR r10, r10, r10; \
+	XOR r11, r11, r11
+
+// STOREROW adds one accumulator row (r0, r1; r1 holds C's columns bw bytes on) to C's
+// row at DX, then steps DX to the next row (R8: C's row stride in bytes).
+#define STOREROW(ADD, MOV, bw, r0, r1) \
+	ADD (DX), r0, r0; \
+	MOV r0, (DX); \
+	ADD bw(DX), r1, r1; \
+	MOV r1, bw(DX); \
 	ADDQ R8, DX
+
+#define STORE(ADD, MOV, bw, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11) \
+	STOREROW(ADD, MOV, bw, r0, r1); \
+	STOREROW(ADD, MOV, bw, r2, r3); \
+	STOREROW(ADD, MOV, bw, r4, r5); \
+	STOREROW(ADD, MOV, bw, r6, r7); \
+	STOREROW(ADD, MOV, bw, r8, r9); \
+	STOREROW(ADD, MOV, bw, r10, r11)
+
+// KERNEL is the body of func(k int, a, b, c *T, ldc int) for elements of 1<<shift
+// bytes: A advances as bytes per depth step, B bs.
+#define KERNEL(STEPK, ZEROK, STOREK, shift, as, bs) \
+	MOVQ k+0(FP), CX; \
+	MOVQ a+8(FP), SI; \
+	MOVQ b+16(FP), DI; \
+	MOVQ c+24(FP), DX; \
+	MOVQ ldc+32(FP), R8; \
+	SHLQ $shift, R8; \
+	ZEROK; \
+	MOVQ CX, R9; \
+	SHRQ $2, R9; \
+	ANDQ $3, CX; \
+	TESTQ R9, R9; \
+	JEQ tail; \
+loop4: \
+	STEPK(0, 0); \
+	STEPK(as, bs); \
+	STEPK(2*as, 2*bs); \
+	STEPK(3*as, 3*bs); \
+	ADDQ $(4*as), SI; \
+	ADDQ $(4*bs), DI; \
+	DECQ R9; \
+	JNZ loop4; \
+tail: \
+	TESTQ CX, CX; \
+	JEQ store; \
+loop1: \
+	STEPK(0, 0); \
+	ADDQ $as, SI; \
+	ADDQ $bs, DI; \
+	DECQ CX; \
+	JNZ loop1; \
+store: \
+	STOREK; \
+	VZEROUPPER; \
+	RET
+
+// float64, 6×8: B's 8-value row in Y12, Y13.
+#define STEP64(aoff, boff) STEP(VMOVUPD, VBROADCASTSD, VFMADD231PD, 8, 32, aoff, boff, Y12, Y13, Y14, Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11)
+#define ZERO64 ZERO(VXORPD, Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11)
+#define STORE64 STORE(VADDPD, VMOVUPD, 32, Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11)
 
 // func kern6x8(k int, a, b, c *float64, ldc int)
 TEXT ·kern6x8(SB), NOSPLIT, $0-40
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), DI
-	MOVQ c+24(FP), DX
-	MOVQ ldc+32(FP), R8
-	SHLQ $3, R8
-	VXORPD Y0, Y0, Y0
-	VXORPD Y1, Y1, Y1
-	VXORPD Y2, Y2, Y2
-	VXORPD Y3, Y3, Y3
-	VXORPD Y4, Y4, Y4
-	VXORPD Y5, Y5, Y5
-	VXORPD Y6, Y6, Y6
-	VXORPD Y7, Y7, Y7
-	VXORPD Y8, Y8, Y8
-	VXORPD Y9, Y9, Y9
-	VXORPD Y10, Y10, Y10
-	VXORPD Y11, Y11, Y11
-	MOVQ CX, R9
-	SHRQ $2, R9
-	ANDQ $3, CX
-	TESTQ R9, R9
-	JEQ tail
+	KERNEL(STEP64, ZERO64, STORE64, 3, 48, 64)
 
-loop4:
-	STEP(0, 0)
-	STEP(48, 64)
-	STEP(96, 128)
-	STEP(144, 192)
-	ADDQ $192, SI
-	ADDQ $256, DI
-	DECQ R9
-	JNZ loop4
-
-tail:
-	TESTQ CX, CX
-	JEQ store
-
-loop1:
-	STEP(0, 0)
-	ADDQ $48, SI
-	ADDQ $64, DI
-	DECQ CX
-	JNZ loop1
-
-store:
-	STORE(Y0, Y1)
-	STORE(Y2, Y3)
-	STORE(Y4, Y5)
-	STORE(Y6, Y7)
-	STORE(Y8, Y9)
-	STORE(Y10, Y11)
-	VZEROUPPER
-	RET
-
-// The float32 kernel: one depth step broadcasts the 6 values of A's column and
-// multiply-adds them with B's 16-value row (two registers of 8) into Y0..Y11.
-#define STEP32(aoff, boff) \
-	VMOVUPS boff(DI), Y12; \
-	VMOVUPS boff+32(DI), Y13; \
-	VBROADCASTSS aoff(SI), Y14; \
-	VFMADD231PS Y12, Y14, Y0; \
-	VFMADD231PS Y13, Y14, Y1; \
-	VBROADCASTSS aoff+4(SI), Y14; \
-	VFMADD231PS Y12, Y14, Y2; \
-	VFMADD231PS Y13, Y14, Y3; \
-	VBROADCASTSS aoff+8(SI), Y14; \
-	VFMADD231PS Y12, Y14, Y4; \
-	VFMADD231PS Y13, Y14, Y5; \
-	VBROADCASTSS aoff+12(SI), Y14; \
-	VFMADD231PS Y12, Y14, Y6; \
-	VFMADD231PS Y13, Y14, Y7; \
-	VBROADCASTSS aoff+16(SI), Y14; \
-	VFMADD231PS Y12, Y14, Y8; \
-	VFMADD231PS Y13, Y14, Y9; \
-	VBROADCASTSS aoff+20(SI), Y14; \
-	VFMADD231PS Y12, Y14, Y10; \
-	VFMADD231PS Y13, Y14, Y11
-
-#define STORE32(r0, r1) \
-	VADDPS (DX), r0, r0; \
-	VMOVUPS r0, (DX); \
-	VADDPS 32(DX), r1, r1; \
-	VMOVUPS r1, 32(DX); \
-	ADDQ R8, DX
+// float32, 6×16: B's 16-value row in Y12, Y13.
+#define STEP32(aoff, boff) STEP(VMOVUPS, VBROADCASTSS, VFMADD231PS, 4, 32, aoff, boff, Y12, Y13, Y14, Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11)
+#define ZERO32 ZERO(VXORPS, Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11)
+#define STORE32 STORE(VADDPS, VMOVUPS, 32, Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11)
 
 // func kern6x16(k int, a, b, c *float32, ldc int)
 TEXT ·kern6x16(SB), NOSPLIT, $0-40
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), DI
-	MOVQ c+24(FP), DX
-	MOVQ ldc+32(FP), R8
-	SHLQ $2, R8
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
-	MOVQ CX, R9
-	SHRQ $2, R9
-	ANDQ $3, CX
-	TESTQ R9, R9
-	JEQ tail32
+	KERNEL(STEP32, ZERO32, STORE32, 2, 24, 64)
 
-loop32x4:
-	STEP32(0, 0)
-	STEP32(24, 64)
-	STEP32(48, 128)
-	STEP32(72, 192)
-	ADDQ $96, SI
-	ADDQ $256, DI
-	DECQ R9
-	JNZ loop32x4
-
-tail32:
-	TESTQ CX, CX
-	JEQ store32
-
-loop32x1:
-	STEP32(0, 0)
-	ADDQ $24, SI
-	ADDQ $64, DI
-	DECQ CX
-	JNZ loop32x1
-
-store32:
-	STORE32(Y0, Y1)
-	STORE32(Y2, Y3)
-	STORE32(Y4, Y5)
-	STORE32(Y6, Y7)
-	STORE32(Y8, Y9)
-	STORE32(Y10, Y11)
-	VZEROUPPER
-	RET
-
-// The AVX-512 float32 kernel, 6×32: as kern6x16 with 512-bit registers, B's 32-value
-// row in Z12, Z13 and the 12 accumulators in Z0..Z11 (row i in Z(2i), Z(2i+1)). Each
-// element of C is accumulated over the depth in the same order, with the same fused
-// multiply-adds, as in kern6x16, so the two give the same bits.
-#define STEP512(aoff, boff) \
-	VMOVUPS boff(DI), Z12; \
-	VMOVUPS boff+64(DI), Z13; \
-	VBROADCASTSS aoff(SI), Z14; \
-	VFMADD231PS Z12, Z14, Z0; \
-	VFMADD231PS Z13, Z14, Z1; \
-	VBROADCASTSS aoff+4(SI), Z14; \
-	VFMADD231PS Z12, Z14, Z2; \
-	VFMADD231PS Z13, Z14, Z3; \
-	VBROADCASTSS aoff+8(SI), Z14; \
-	VFMADD231PS Z12, Z14, Z4; \
-	VFMADD231PS Z13, Z14, Z5; \
-	VBROADCASTSS aoff+12(SI), Z14; \
-	VFMADD231PS Z12, Z14, Z6; \
-	VFMADD231PS Z13, Z14, Z7; \
-	VBROADCASTSS aoff+16(SI), Z14; \
-	VFMADD231PS Z12, Z14, Z8; \
-	VFMADD231PS Z13, Z14, Z9; \
-	VBROADCASTSS aoff+20(SI), Z14; \
-	VFMADD231PS Z12, Z14, Z10; \
-	VFMADD231PS Z13, Z14, Z11
-
-#define STORE512(r0, r1) \
-	VADDPS (DX), r0, r0; \
-	VMOVUPS r0, (DX); \
-	VADDPS 64(DX), r1, r1; \
-	VMOVUPS r1, 64(DX); \
-	ADDQ R8, DX
+// AVX-512 float32, 6×32: kern6x16 with 512-bit registers, B's 32-value row in Z12,
+// Z13. Each element of C is accumulated over the depth in the same order, with the
+// same fused multiply-adds, as in kern6x16, so the two give the same bits.
+#define STEP512(aoff, boff) STEP(VMOVUPS, VBROADCASTSS, VFMADD231PS, 4, 64, aoff, boff, Z12, Z13, Z14, Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11)
+#define ZERO512 ZERO(VPXORD, Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11)
+#define STORE512 STORE(VADDPS, VMOVUPS, 64, Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11)
 
 // func kern6x32(k int, a, b, c *float32, ldc int)
 TEXT ·kern6x32(SB), NOSPLIT, $0-40
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), DI
-	MOVQ c+24(FP), DX
-	MOVQ ldc+32(FP), R8
-	SHLQ $2, R8
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	MOVQ CX, R9
-	SHRQ $2, R9
-	ANDQ $3, CX
-	TESTQ R9, R9
-	JEQ tail512
-
-loop512x4:
-	STEP512(0, 0)
-	STEP512(24, 128)
-	STEP512(48, 256)
-	STEP512(72, 384)
-	ADDQ $96, SI
-	ADDQ $512, DI
-	DECQ R9
-	JNZ loop512x4
-
-tail512:
-	TESTQ CX, CX
-	JEQ store512
-
-loop512x1:
-	STEP512(0, 0)
-	ADDQ $24, SI
-	ADDQ $128, DI
-	DECQ CX
-	JNZ loop512x1
-
-store512:
-	STORE512(Z0, Z1)
-	STORE512(Z2, Z3)
-	STORE512(Z4, Z5)
-	STORE512(Z6, Z7)
-	STORE512(Z8, Z9)
-	STORE512(Z10, Z11)
-	VZEROUPPER
-	RET
+	KERNEL(STEP512, ZERO512, STORE512, 2, 24, 128)
