@@ -664,9 +664,9 @@ func (m *Model) forward(w *worker, batch []*piece) {
 		w.lens = append(w.lens, len(r.enc().IDs))
 	}
 	var err error
-	for _, g := range m.plan(w, w.lens) {
+	for _, g := range m.plan(w.lens) {
 		start := time.Now()
-		rows := w.rows[g.lo:g.hi]
+		rows := w.rows[g[0]:g[1]]
 		w.encs = w.encs[:0]
 		calls := 0
 		for k, r := range rows {
@@ -675,11 +675,7 @@ func (m *Model) forward(w *worker, batch []*piece) {
 				calls++
 			}
 		}
-		packLen := 0
-		if g.pack {
-			packLen = m.pack
-		}
-		emb, preds, ferr := w.compute(w.encs, w.lens[g.lo:g.hi], task, packLen)
+		emb, preds, ferr := w.compute(w.encs, w.lens[g[0]:g[1]], task, m.pack)
 		if ferr == nil {
 			for k, r := range rows {
 				i, c := r.ch.rows[r.j], r.ch.call
@@ -714,38 +710,27 @@ type rowRef struct {
 
 func (r rowRef) enc() *tokenize.Encoding { return &r.ch.encs[r.j] }
 
-// group is a run [lo, hi) of a forward's length-sorted rows that runs as one forward,
-// packed (several texts to a row, see packRows) or padded (one text per row).
-type group struct {
-	lo, hi int
-	pack   bool
-}
-
-// plan divides a session's length-sorted rows (lens ascending) into forwards. With
-// packing, the texts of at most m.pack tokens run in one forward packed in rows of
-// m.pack tokens, and the longer ones in a second, packed in rows as long as the longest
-// (a row's length sets the attention's cost for all rows); without, splitPlan divides
-// them.
-func (m *Model) plan(w *worker, lens []int) []group {
-	if m.pack == 0 || !w.enc.packed {
-		var gs []group
-		for _, g := range splitPlan(lens, m.split) {
-			gs = append(gs, group{g[0], g[1], false})
-		}
-		return gs
+// plan divides a session's length-sorted rows (lens ascending) into forwards, as [lo,
+// hi) pairs. With packing (m.pack > 0: every session's graph was edited for it), the
+// texts of at most m.pack tokens run in one forward packed in rows of m.pack tokens, and
+// the longer ones in a second, packed in rows as long as the longest (a row's length
+// sets the attention's cost for all rows); without, splitPlan divides them.
+func (m *Model) plan(lens []int) [][2]int {
+	if m.pack == 0 {
+		return splitPlan(lens, m.split)
 	}
 	cut := 0
 	for cut < len(lens) && lens[cut] <= m.pack {
 		cut++
 	}
-	var gs []group
+	var plan [][2]int
 	if cut > 0 {
-		gs = append(gs, group{0, cut, true})
+		plan = append(plan, [2]int{0, cut})
 	}
 	if cut < len(lens) {
-		gs = append(gs, group{cut, len(lens), true})
+		plan = append(plan, [2]int{cut, len(lens)})
 	}
-	return gs
+	return plan
 }
 
 // packRows places texts of the given lengths (each at most capacity) in rows of at most
