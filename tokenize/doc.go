@@ -34,9 +34,10 @@
 // characters, so U+3000 or U+1680 glue words together; Go's Unicode 15
 // control and punctuation classes; an added-token matcher that loses tokens
 // ("hello [SEP] world [CLS]" keeps [CLS] but splits [SEP] into "[", "sep",
-// "]"); EncodeBatch calls log.Fatal on any error; and about 1,800 texts/s on
-// one core. So this package implements the BERT pipeline itself (bert.go,
-// about 400 lines) and is proven against the Rust library directly.
+// "]"); its EncodeBatch calls log.Fatal on any error, ending the process (this
+// package returns errors); and about 1,800 texts/s on one core. So this package
+// implements the BERT pipeline itself (bert.go, about 400 lines) and is proven
+// against the Rust library directly.
 //
 // # How HuggingFace behaviour is matched
 //
