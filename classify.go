@@ -108,7 +108,8 @@ func newClassifier(p models.Paths, heads []*head.Head, opts EncoderOptions, extr
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("head %d: %w", i, err), enc.Close())
 		}
-		m := features.Manifest{Backbone: enc.Backbone(), Pooling: fp.Pooling, Layers: fp.Layers, Normalize: fp.Normalize, MaxLen: maxLen}
+		m := features.Manifest{Backbone: enc.Backbone(), Spec: fp.Spec.Clone()}
+		m.MaxLen = maxLen
 		check := h.Check
 		if h.Top != nil { // the encoder runs the head's top blocks
 			check = func(m features.Manifest) error { return h.Fingerprint.Compare(head.FingerprintOf(m, 0)) }

@@ -294,10 +294,7 @@ func storeManifest(opts *ExtractOptions, enc *Encoder, scan features.Summary, sh
 	return features.Manifest{
 		Tool:       "headstart " + Version,
 		Backbone:   enc.Backbone(),
-		Pooling:    opts.Pooling.String(),
-		Layers:     enc.Layers(),
-		Normalize:  opts.Normalize,
-		MaxLen:     opts.MaxLen,
+		Spec:       features.Spec{Pooling: opts.Pooling.String(), Layers: enc.Layers(), Normalize: opts.Normalize, MaxLen: opts.MaxLen},
 		Dtype:      opts.Dtype.String(),
 		LabelNames: scan.Labels,
 		MultiLabel: opts.Reader.LabelSep != "",

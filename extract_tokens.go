@@ -74,9 +74,7 @@ func openTokenWriter(opts *ExtractOptions, path string, enc *Encoder, scan featu
 		Manifest: features.Manifest{
 			Tool:       "headstart " + Version,
 			Backbone:   enc.Backbone(),
-			Pooling:    "none",
-			Layers:     []int{cut},
-			MaxLen:     opts.MaxLen,
+			Spec:       features.Spec{Pooling: features.NoPooling, Layers: []int{cut}, MaxLen: opts.MaxLen},
 			LabelNames: scan.Labels,
 			Shard:      shard,
 			Dataset: features.Dataset{

@@ -27,6 +27,10 @@ var (
 	ErrMalformedRow = errors.New("features: malformed row")
 	// ErrUnknownPooling: a pooling name that is not one of mean, cls, max, last.
 	ErrUnknownPooling = errors.New("features: unknown pooling")
+	// ErrBadSpec: a Spec field that extraction cannot use (see Spec.Validate).
+	ErrBadSpec = errors.New("features: invalid feature spec")
+	// ErrSpecMismatch: two Specs that differ where they must agree (Spec.Compare).
+	ErrSpecMismatch = errors.New("features: feature specs differ")
 	// ErrUnknownDtype: a store dtype that is not f32 or f16.
 	ErrUnknownDtype = errors.New("features: unknown dtype")
 	// ErrCorruptStore: a feature store that is truncated, inconsistent or not a

@@ -113,15 +113,13 @@ type Manifest struct {
 	FormatVersion int      `json:"format_version"`
 	Tool          string   `json:"tool"` // name and version of the program, e.g. "headstart 0.1.0"
 	Backbone      Backbone `json:"backbone"`
-	Pooling       string   `json:"pooling"` // Pooling.String()
-	// Layers lists the pooled hidden states (HuggingFace output_hidden_states indices:
-	// 0 = embeddings output, i = output of encoder block i-1), concatenated in this
-	// order; empty means the model's output.
-	Layers    []int   `json:"layers"`
-	Normalize bool    `json:"normalize"` // rows are L2-normalised
-	MaxLen    int     `json:"max_len"`   // tokens per text after truncation
-	Dtype     string  `json:"dtype"`     // set by NewWriter: Dtype.String()
-	Dataset   Dataset `json:"dataset"`
+	// Spec is how the rows were made from the texts (its fields are written at this
+	// level: pooling, layers, normalize, max_len, prefix). Layers are resolved
+	// (HuggingFace output_hidden_states indices: 0 = embeddings output, i = output of
+	// encoder block i-1), concatenated in this order; empty means the model's output.
+	Spec
+	Dtype   string  `json:"dtype"` // set by NewWriter: Dtype.String()
+	Dataset Dataset `json:"dataset"`
 	// LabelNames maps the stored label indices to names (Summary.Labels); for a
 	// multi-label store, the columns of label_sets (the sorted union of the rows' sets).
 	LabelNames []string `json:"label_names"`

@@ -23,10 +23,7 @@ func testManifest() Manifest {
 	return Manifest{
 		Tool:       "headstart test",
 		Backbone:   Backbone{Name: "all-minilm-l6-v2", SHA256: strings.Repeat("a", 64), TokenizerSHA256: strings.Repeat("b", 64)},
-		Pooling:    PoolMean.String(),
-		Layers:     []int{5},
-		Normalize:  true,
-		MaxLen:     128,
+		Spec:       Spec{Pooling: PoolMean.String(), Layers: []int{5}, Normalize: true, MaxLen: 128},
 		Dataset:    Dataset{Path: "data/train.csv", SHA256: strings.Repeat("c", 64), Rows: 40, Format: "csv", TextCol: "text", LabelCol: "label"},
 		LabelNames: []string{"negative", "positive", "naïve \"quoted\""},
 	}

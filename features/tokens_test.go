@@ -12,8 +12,8 @@ import (
 
 func tokenManifest() TokenManifest {
 	return TokenManifest{
-		Manifest: Manifest{Tool: "test", Backbone: Backbone{Name: "m", SHA256: "ab"}, Pooling: "none", Layers: []int{5},
-			MaxLen: 16, LabelNames: []string{"neg", "pos"}},
+		Manifest: Manifest{Tool: "test", Backbone: Backbone{Name: "m", SHA256: "ab"}, Spec: Spec{Pooling: "none", Layers: []int{5},
+			MaxLen: 16}, LabelNames: []string{"neg", "pos"}},
 		CutTop: 1, CutBlock: 5, NumBlocks: 6, Hidden: 3,
 	}
 }

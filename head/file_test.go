@@ -21,7 +21,7 @@ import (
 
 var testFingerprint = Fingerprint{
 	Backbone: "all-minilm-l6-v2", BackboneSHA256: strings.Repeat("ab", 32), TokenizerSHA256: strings.Repeat("cd", 32),
-	Pooling: "mean", Layers: []int{6}, Normalize: false, MaxLen: 128, Dim: 16,
+	Spec: features.Spec{Pooling: "mean", Layers: []int{6}, Normalize: false, MaxLen: 128}, Dim: 16,
 }
 
 // testHeads returns one head of every shape the file format holds.
@@ -197,7 +197,7 @@ func TestCheckFingerprint(t *testing.T) {
 	h := &Head{Fingerprint: testFingerprint, Dim: 16}
 	base := features.Manifest{
 		Backbone: features.Backbone{Name: "all-minilm-l6-v2", SHA256: testFingerprint.BackboneSHA256, TokenizerSHA256: testFingerprint.TokenizerSHA256},
-		Pooling:  "mean", Layers: []int{6}, MaxLen: 128,
+		Spec:     features.Spec{Pooling: "mean", Layers: []int{6}, MaxLen: 128},
 	}
 	if err := h.Check(base); err != nil {
 		t.Fatalf("matching manifest: %v", err)

@@ -134,18 +134,17 @@ type Fingerprint struct {
 	Backbone        string `json:"backbone"`        // registry name; informative, not compared
 	BackboneSHA256  string `json:"backbone_sha256"` // hex SHA-256 of model.onnx
 	TokenizerSHA256 string `json:"tokenizer_sha256"`
-	Pooling         string `json:"pooling"`
-	Layers          []int  `json:"layers"`
-	Normalize       bool   `json:"normalize"`
-	MaxLen          int    `json:"max_len"`
-	Dim             int    `json:"dim"`
+	// Spec is how the features were made (written at this level: pooling, layers,
+	// normalize, max_len, prefix), with layers resolved.
+	features.Spec
+	Dim int `json:"dim"`
 }
 
 // FingerprintOf returns the fingerprint of features described by m with dim columns.
 func FingerprintOf(m features.Manifest, dim int) Fingerprint {
 	return Fingerprint{
 		Backbone: m.Backbone.Name, BackboneSHA256: m.Backbone.SHA256, TokenizerSHA256: m.Backbone.TokenizerSHA256,
-		Pooling: m.Pooling, Layers: slices.Clone(m.Layers), Normalize: m.Normalize, MaxLen: m.MaxLen, Dim: dim,
+		Spec: m.Spec.Clone(), Dim: dim,
 	}
 }
 
@@ -170,17 +169,8 @@ func (f Fingerprint) Compare(g Fingerprint) error {
 	if f.TokenizerSHA256 != g.TokenizerSHA256 {
 		add("tokenizer sha256", short(f.TokenizerSHA256), short(g.TokenizerSHA256))
 	}
-	if f.Pooling != g.Pooling {
-		add("pooling", short(f.Pooling), short(g.Pooling))
-	}
-	if !slices.Equal(f.Layers, g.Layers) {
-		add("layers", f.Layers, g.Layers)
-	}
-	if f.Normalize != g.Normalize {
-		add("normalize", f.Normalize, g.Normalize)
-	}
-	if f.MaxLen != g.MaxLen {
-		add("max_len", f.MaxLen, g.MaxLen)
+	for _, d := range f.Spec.Diff(g.Spec) {
+		add(d.Field, d.A, d.B)
 	}
 	if f.Dim != 0 && g.Dim != 0 && f.Dim != g.Dim {
 		add("dim", f.Dim, g.Dim)

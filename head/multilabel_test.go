@@ -101,7 +101,7 @@ func TestSingleLabelMicro(t *testing.T) {
 func multiStore(t *testing.T, x []float32, d int, names []string, sets []uint8) *features.Store {
 	t.Helper()
 	n := len(x) / d
-	m := features.Manifest{Tool: "test", Pooling: "mean", Layers: []int{6}, MaxLen: 128, LabelNames: names, MultiLabel: true, LabelSep: "|"}
+	m := features.Manifest{Tool: "test", Spec: features.Spec{Pooling: "mean", Layers: []int{6}, MaxLen: 128}, LabelNames: names, MultiLabel: true, LabelSep: "|"}
 	path := filepath.Join(t.TempDir(), "m.safetensors")
 	w, err := features.NewWriter(path, m, n, d, features.Float32)
 	if err != nil {

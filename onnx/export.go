@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/onnx/onnxpb"
 )
 
@@ -70,16 +71,15 @@ const headPrefix = "headstart/head/"
 // and GELU the exact one, 0.5·x·(1 + erf(x/√2)) (PyTorch's
 // nn.GELU(approximate="none")).
 type HeadSpec struct {
-	// Pooling is "mean", "cls", "max" or "last". Default ("") mean.
-	Pooling string
-	// Layers are hidden-state indices as HiddenStates orders them (0 the
-	// embeddings output, i the output of block i-1), already resolved (see
-	// ResolveLayers); each is pooled separately and the results are
-	// concatenated in this order. Default (nil) the last hidden state.
-	Layers []int
-	// Normalize scales the concatenated vector to unit L2 norm. Default
-	// false.
-	Normalize bool
+	// Spec is the features the head was trained on. Pooling is "mean", "cls",
+	// "max" or "last" (default "": mean). Layers are hidden-state indices as
+	// HiddenStates orders them (0 the embeddings output, i the output of block
+	// i-1), already resolved (see ResolveLayers); each is pooled separately and
+	// the results are concatenated in this order (default nil: the last hidden
+	// state). Normalize scales the concatenated vector to unit L2 norm. MaxLen
+	// and Prefix act before the graph (on the token ids) and are not part of
+	// it; a caller records them in Metadata.
+	features.Spec
 	// Mean and Std standardise the (normalised) features, x' = (x−Mean)/Std.
 	// Both nil (default) for no standardisation; otherwise both have length
 	// D and every Std is positive.

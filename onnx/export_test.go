@@ -209,7 +209,7 @@ var exportCases = []exportCase{
 func randomHead(c exportCase, x []float32, n int, seed uint64) HeadSpec {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	d := len(x) / n
-	spec := HeadSpec{Pooling: c.pooling, Layers: c.layers, Normalize: c.normalize, Output: c.output}
+	spec := HeadSpec{Spec: features.Spec{Pooling: c.pooling, Layers: c.layers, Normalize: c.normalize}, Output: c.output}
 	var sum, sumSq float64
 	for _, v := range x {
 		sum += float64(v)
@@ -434,7 +434,7 @@ func TestAppendHeadLabels(t *testing.T) {
 	p.MetadataProps = []*onnxpb.StringStringEntryProto{{Key: proto.String("fingerprint"), Value: proto.String("old")}}
 	m := &Model{Proto: p}
 	spec := HeadSpec{
-		Layers: []int{2}, Output: "binary", Labels: []string{"negative", "positive"},
+		Spec: features.Spec{Layers: []int{2}}, Output: "binary", Labels: []string{"negative", "positive"},
 		Dense:    []DenseLayer{{W: []float32{1, 2, 3, 4}, B: []float32{0}}},
 		Metadata: map[string]string{"fingerprint": "new", "version": "1"},
 	}
@@ -732,7 +732,7 @@ func TestAppendHeadErrors(t *testing.T) {
 	const h = 4 // synth hidden size; 3 layers, so hidden states 0..3
 	w := func(out, in int) []float32 { return make([]float32, out*in) }
 	ok := func() HeadSpec {
-		return HeadSpec{Layers: []int{3}, Dense: []DenseLayer{{W: w(2, h), B: make([]float32, 2)}}}
+		return HeadSpec{Spec: features.Spec{Layers: []int{3}}, Dense: []DenseLayer{{W: w(2, h), B: make([]float32, 2)}}}
 	}
 	with := func(edit func(*HeadSpec)) HeadSpec { s := ok(); edit(&s); return s }
 	tests := []struct {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/headstart-ml/headstart"
+	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/models"
 )
@@ -78,7 +79,7 @@ func intentHead(t testing.TB) *head.Head {
 		bb := m.Backbone()
 		ds := head.Dataset{N: len(xs), D: m.Dim(), Fingerprint: head.Fingerprint{
 			Backbone: bb.Name, BackboneSHA256: bb.SHA256, TokenizerSHA256: bb.TokenizerSHA256,
-			Pooling: "mean", Layers: []int{6}, MaxLen: m.MaxLen(), Dim: m.Dim(),
+			Spec: features.Spec{Pooling: "mean", Layers: []int{6}, MaxLen: m.MaxLen()}, Dim: m.Dim(),
 		}}
 		index := map[string]int{}
 		for i, row := range emb {

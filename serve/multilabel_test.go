@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/headstart-ml/headstart"
+	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
 )
 
@@ -52,7 +53,7 @@ func tagsHead(t testing.TB, m *headstart.Model) (*head.Head, []string) {
 	k := len(classes)
 	ds := head.Dataset{N: len(texts), D: m.Dim(), Classes: classes, Y: make([]float32, len(texts)*k), Fingerprint: head.Fingerprint{
 		Backbone: bb.Name, BackboneSHA256: bb.SHA256, TokenizerSHA256: bb.TokenizerSHA256,
-		Pooling: "mean", Layers: []int{6}, MaxLen: m.MaxLen(), Dim: m.Dim(),
+		Spec: features.Spec{Pooling: "mean", Layers: []int{6}, MaxLen: m.MaxLen()}, Dim: m.Dim(),
 	}}
 	for i, row := range emb {
 		ds.X = append(ds.X, row...)

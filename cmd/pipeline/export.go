@@ -48,7 +48,7 @@ func headSpec(h *head.Head) onnx.HeadSpec {
 		return out
 	}
 	spec := onnx.HeadSpec{
-		Pooling: h.Fingerprint.Pooling, Layers: h.Fingerprint.Layers, Normalize: h.Fingerprint.Normalize,
+		Spec: h.Fingerprint.Spec.Clone(),
 		Mean: f32(h.Mean), Std: f32(h.Std), Output: h.Output.String(), Labels: h.Classes,
 	}
 	for _, l := range h.Layers {
@@ -75,8 +75,7 @@ func runExport(modelArg, headPath, out string, stderr io.Writer) error {
 		return err
 	}
 	fp := h.Fingerprint
-	m := features.Manifest{Backbone: features.Backbone{Name: paths.Name, SHA256: modelSHA, TokenizerSHA256: tokSHA},
-		Pooling: fp.Pooling, Layers: fp.Layers, Normalize: fp.Normalize, MaxLen: fp.MaxLen}
+	m := features.Manifest{Backbone: features.Backbone{Name: paths.Name, SHA256: modelSHA, TokenizerSHA256: tokSHA}, Spec: fp.Spec.Clone()}
 	check := h.Check
 	if h.Top != nil { // the graph gets the head's trained top blocks below
 		check = func(m features.Manifest) error { return fp.Compare(head.FingerprintOf(m, 0)) }

@@ -41,7 +41,7 @@ func syntheticStore(t *testing.T, n, d, k int) string {
 		}
 	}
 	path := filepath.Join(t.TempDir(), "train.safetensors")
-	m := features.Manifest{Tool: "test", Pooling: "mean", MaxLen: 128, LabelNames: names}
+	m := features.Manifest{Tool: "test", Spec: features.Spec{Pooling: "mean", MaxLen: 128}, LabelNames: names}
 	w, err := features.NewWriter(path, m, n, d, features.Float32)
 	if err != nil {
 		t.Fatal(err)

@@ -128,8 +128,14 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) error {
 			return err
 		}
 		vm := valid.Manifest
-		if vm.Backbone.SHA256 != tm.Backbone.SHA256 || vm.CutBlock != tm.CutBlock || vm.MaxLen != tm.MaxLen || vm.Backbone.TokenizerSHA256 != tm.Backbone.TokenizerSHA256 {
-			return fmt.Errorf("--valid %s was extracted differently from --train %s (backbone, tokenizer, max_len or --cut-top differ)", v, c.String("train"))
+		// The spec's layers are the cached block's input (--cut-top).
+		differ := vm.Spec.Compare(tm.Spec)
+		if vm.Backbone.SHA256 != tm.Backbone.SHA256 || vm.Backbone.TokenizerSHA256 != tm.Backbone.TokenizerSHA256 {
+			differ = errors.Join(differ, fmt.Errorf("backbone %s (sha256 %s, tokenizer %s) vs %s (sha256 %s, tokenizer %s)",
+				vm.Backbone.Name, vm.Backbone.SHA256, vm.Backbone.TokenizerSHA256, tm.Backbone.Name, tm.Backbone.SHA256, tm.Backbone.TokenizerSHA256))
+		}
+		if differ != nil {
+			return fmt.Errorf("--valid %s was extracted differently from --train %s: %w", v, c.String("train"), differ)
 		}
 		if validEx, err = examples(valid, v, tm.LabelNames); err != nil {
 			return err
