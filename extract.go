@@ -182,7 +182,7 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		if err != nil {
 			return sum, err
 		}
-		return sum, fmt.Errorf("%w: %s: row %d (0-based, as in row_ids; %d more after it) has an empty %q; fix the data or pass --allow-empty to embed it as [CLS] [SEP]",
+		return sum, fmt.Errorf("%w: %s: row %d (0-based, as in row_ids; %d more after it) has an empty %q (or one of only whitespace and control characters); fix the data or pass --allow-empty to embed it as [CLS] [SEP]",
 			ErrEmptyText, opts.Data, row, scan.EmptyTexts-1, textCol(opts.Reader))
 	}
 	if scan.Rows == 0 {
@@ -482,7 +482,7 @@ func firstEmptyRow(path string, ro features.ReaderOptions) (int64, error) {
 	}
 	defer r.Close()
 	for r.Next() {
-		if r.Row().Text == "" {
+		if features.Blank(r.Row().Text) {
 			return r.Row().Index, nil
 		}
 	}

@@ -277,6 +277,8 @@ func TestExtractBadInput(t *testing.T) {
 		{"missing column", ExtractOptions{Data: write("cols.csv", "sentence,label\nhi,a\n")}, features.ErrMissingColumn, "sentence"},
 		{"invalid utf-8", ExtractOptions{Data: write("utf.csv", "text,label\nfine,a\nbad \xff\xfe,b\n")}, features.ErrInvalidUTF8, "row 1"},
 		{"empty text", ExtractOptions{Data: write("empty.csv", "text,label\nfine,a\n\"\",b\n")}, ErrEmptyText, "row 1"},
+		{"blank text", ExtractOptions{Data: write("blank.csv", "text,label\nfine,a\nok,b\n\" \t\u200b\",b\n")}, ErrEmptyText, "row 2"},
+		{"control text", ExtractOptions{Data: write("ctl.jsonl", `{"text": "fine"}`+"\n"+`{"text": "\u0000\u0007"}`+"\n")}, ErrEmptyText, "row 1"},
 		{"no rows", ExtractOptions{Data: write("norows.csv", "text,label\n")}, ErrBadOption, "no data rows"},
 		{"not onnx", ExtractOptions{Data: good, Model: notONNX}, onnx.ErrNotONNX, "model.onnx"},
 		{"layer out of range", ExtractOptions{Data: good, Layers: []int{-9}}, nil, "out of range"},

@@ -87,7 +87,8 @@ type OpenOptions struct {
 	Pooling   features.Pooling
 	Layers    []int
 	Normalize bool
-	// AllowEmpty embeds empty texts as [CLS] [SEP]; by default they are refused with a
+	// AllowEmpty embeds empty and blank texts (features.Blank: only whitespace and
+	// control characters) as [CLS] [SEP]; by default they are refused with a
 	// *TextError wrapping ErrEmptyText.
 	AllowEmpty bool
 
@@ -414,7 +415,7 @@ func (m *Model) Run(ctx context.Context, texts []string, task Task) (Output, err
 	out := Output{Truncated: make([]bool, n)}
 	lengths := make([]int, n)
 	for i, t := range texts {
-		if t == "" && !m.allowEmp {
+		if !m.allowEmp && features.Blank(t) {
 			return Output{}, &TextError{Index: i, Err: ErrEmptyText}
 		}
 		if err := m.tok.EncodeInto(&encs[i], t); err != nil {

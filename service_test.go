@@ -431,6 +431,7 @@ func TestModelErrors(t *testing.T) {
 		index int
 	}{
 		{"empty text", []string{"ok", ""}, TaskEmbed, ErrEmptyText, 1},
+		{"blank text", []string{"ok", "fine", " \t\u3000\u200b\x00"}, TaskClassify, ErrEmptyText, 2},
 		{"invalid UTF-8", []string{"ok", "fine", "bad \xff byte"}, TaskClassify, tokenize.ErrInvalidUTF8, 2},
 		{"bad task", []string{"ok"}, 0, ErrBadOption, -1},
 		{"unknown task", []string{"ok"}, 8, ErrBadOption, -1},

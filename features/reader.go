@@ -706,7 +706,8 @@ type Summary struct {
 	// Rows is the number of data rows (at most opts.Limit when set).
 	Rows int64
 	// Labelled is the number of rows with a label (a non-empty label set with
-	// ReaderOptions.LabelSep); EmptyTexts the number whose text is "".
+	// ReaderOptions.LabelSep); EmptyTexts the number whose text is empty or blank
+	// (only whitespace and control characters, see Blank).
 	Labelled, EmptyTexts int64
 	// Labels are the distinct labels, sorted: numerically when every label is an
 	// integer ("2" before "10"), otherwise by bytes. With ReaderOptions.LabelSep, the
@@ -753,7 +754,7 @@ func Scan(path string, opts ReaderOptions) (s Summary, err error) {
 	for r.Next() {
 		row := r.Row()
 		s.Rows++
-		if row.Text == "" {
+		if Blank(row.Text) {
 			s.EmptyTexts++
 		}
 		if !row.HasLabel {

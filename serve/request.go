@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"unicode/utf8"
+
+	"github.com/headstart-ml/headstart/features"
 )
 
 // Limits bound what one request may ask for. The zero value applies the defaults.
@@ -48,15 +52,18 @@ func reqErrorf(status int, format string, args ...any) *RequestError {
 	return &RequestError{Status: status, Msg: fmt.Sprintf(format, args...)}
 }
 
-// request is the body of POST /v1/embed and /v1/classify.
-type request struct {
-	Texts *[]*string `json:"texts"` // pointers tell null from absent and from ""
-}
-
 // DecodeRequest reads a request body {"texts": ["...", ...]} and checks it against lim
 // (zero fields: defaults). Every error is a *RequestError whose message says what is
 // wrong and where (the field, the text's index, the byte offset). It reads at most
 // lim.MaxBodyBytes+1 bytes of r.
+//
+// The decoding is strict where encoding/json is lenient: the body is one JSON object
+// whose only key is "texts", spelled exactly so (encoding/json would also take "Texts"
+// or "TEXTS") and given once (encoding/json would keep the last of repeated keys), so
+// that a proxy or client library that reads the body differently cannot make the server
+// embed other texts than the ones it saw. A text that is empty or blank (only
+// whitespace, control or format characters: features.Blank) is refused unless
+// lim.AllowEmpty is set.
 func DecodeRequest(r io.Reader, lim Limits) ([]string, error) {
 	lim = lim.withDefaults()
 	body, err := io.ReadAll(io.LimitReader(r, lim.MaxBodyBytes+1))
@@ -71,38 +78,115 @@ func DecodeRequest(r io.Reader, lim Limits) ([]string, error) {
 	case !utf8.Valid(body):
 		return nil, reqErrorf(http.StatusBadRequest, "request body is not valid UTF-8 (byte %d)", invalidAt(body))
 	}
-	var req request
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, jsonError(err)
+	ptrs, err := decodeTexts(body)
+	if err != nil {
+		return nil, err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, reqErrorf(http.StatusBadRequest, "invalid JSON: unexpected data after the object at byte %d", dec.InputOffset())
-	}
-	if req.Texts == nil {
-		return nil, reqErrorf(http.StatusBadRequest, `missing field "texts"; want {"texts": ["...", ...]}`)
-	}
-	ptrs := *req.Texts
 	switch {
-	case len(ptrs) == 0:
+	case ptrs == nil:
+		return nil, reqErrorf(http.StatusBadRequest, `missing field "texts"; want {"texts": ["...", ...]}`)
+	case len(*ptrs) == 0:
 		return nil, reqErrorf(http.StatusBadRequest, `"texts" is empty; send at least one text`)
-	case len(ptrs) > lim.MaxTexts:
-		return nil, reqErrorf(http.StatusRequestEntityTooLarge, `"texts" holds %d texts; the limit is %d per request (the server's --max-texts)`, len(ptrs), lim.MaxTexts)
+	case len(*ptrs) > lim.MaxTexts:
+		return nil, reqErrorf(http.StatusRequestEntityTooLarge, `"texts" holds %d texts; the limit is %d per request (the server's --max-texts)`, len(*ptrs), lim.MaxTexts)
 	}
-	texts := make([]string, len(ptrs))
-	for i, p := range ptrs {
+	texts := make([]string, len(*ptrs))
+	for i, p := range *ptrs {
 		switch {
 		case p == nil:
 			return nil, reqErrorf(http.StatusBadRequest, "texts[%d] is null; want a string", i)
 		case *p == "" && !lim.AllowEmpty:
 			return nil, reqErrorf(http.StatusBadRequest, "texts[%d] is empty", i)
+		case features.Blank(*p) && !lim.AllowEmpty:
+			return nil, reqErrorf(http.StatusBadRequest, "texts[%d] (%s) holds only whitespace or control characters; it would embed as an empty text", i, clipQuote(*p))
 		case len(*p) > lim.MaxTextBytes:
 			return nil, reqErrorf(http.StatusRequestEntityTooLarge, "texts[%d] is %d bytes long; the limit is %d (the server's --max-text-bytes)", i, len(*p), lim.MaxTextBytes)
 		}
 		texts[i] = *p
 	}
 	return texts, nil
+}
+
+// decodeTexts walks the tokens of body, which must be one JSON object with the single
+// key "texts" (exact case, once) and nothing after it, and returns the key's value: nil
+// when the key is absent. A "texts" that is null is an error.
+func decodeTexts(body []byte) (*[]*string, error) {
+	const want = `want {"texts": ["...", ...]}`
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, jsonError(err)
+	}
+	if tok == nil {
+		return nil, reqErrorf(http.StatusBadRequest, `the body is null: missing field "texts"; %s`, want)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, reqErrorf(http.StatusBadRequest, "the body is a JSON %s; want an object {\"texts\": [\"...\", ...]}", tokenKind(tok))
+	}
+	var texts *[]*string
+	for dec.More() {
+		at := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, jsonError(err)
+		}
+		key, _ := tok.(string)
+		switch {
+		case key == "texts" && texts != nil:
+			return nil, reqErrorf(http.StatusBadRequest, `field "texts" appears twice (again at byte %d); send it once`, at)
+		case key != "texts" && strings.EqualFold(key, "texts"):
+			return nil, reqErrorf(http.StatusBadRequest, `unknown field %q at byte %d; field names are case-sensitive: want "texts"`, key, at)
+		case key != "texts":
+			return nil, reqErrorf(http.StatusBadRequest, `unknown field %q at byte %d; the only field is "texts"`, key, at)
+		}
+		var v []*string
+		if err := dec.Decode(&v); err != nil {
+			return nil, jsonError(err)
+		}
+		if v == nil {
+			return nil, reqErrorf(http.StatusBadRequest, `"texts" is null; %s`, want)
+		}
+		texts = &v
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, reqErrorf(http.StatusBadRequest, "invalid JSON: unexpected data after the object at byte %d", dec.InputOffset())
+	}
+	return texts, nil
+}
+
+// tokenKind names the JSON kind of a token that starts a value.
+func tokenKind(tok json.Token) string {
+	switch t := tok.(type) {
+	case json.Delim:
+		if t == '[' {
+			return "array"
+		}
+	case string:
+		return "string"
+	case float64, json.Number:
+		return "number"
+	case bool:
+		return "boolean"
+	case nil:
+		return "null"
+	}
+	return "value"
+}
+
+// clipQuote quotes a text for an error message, shortened.
+func clipQuote(s string) string {
+	const max = 40
+	if len(s) > max {
+		s = s[:max]
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+		return strconv.Quote(s) + "..."
+	}
+	return strconv.Quote(s)
 }
 
 // jsonError describes a json.Decoder error for the client.
@@ -117,6 +201,8 @@ func jsonError(err error) *RequestError {
 		switch kind := te.Type.String(); {
 		case kind == "string" || kind == "*string":
 			where = `an element of "texts"`
+		case kind == "[]*string":
+			where = `"texts"`
 		case te.Field != "":
 			where = fmt.Sprintf("%q", te.Field)
 		}
@@ -137,8 +223,6 @@ func trimJSON(s string) string {
 // jsonKind names the JSON a Go type of the request takes.
 func jsonKind(goType string) string {
 	switch goType {
-	case "serve.request":
-		return `an object {"texts": ["...", ...]}`
 	case "[]*string", "*[]*string":
 		return "an array of strings"
 	case "string", "*string":

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/headstart-ml/headstart"
+	"github.com/headstart-ml/headstart/features"
 )
 
 func TestDecodeRequest(t *testing.T) {
@@ -24,8 +25,18 @@ func TestDecodeRequest(t *testing.T) {
 	}{
 		{`{"texts": ["a", "b c"]}`, []string{"a", "b c"}, 0},
 		{` {"texts":["é\u00e9\n"]} `, []string{"éé\n"}, 0},
-		{`{"texts": ["a"], "texts": ["b"]}`, []string{"b"}, 0}, // the last key wins, as in encoding/json
-		{`{"TEXTS": ["a"]}`, []string{"a"}, 0},                 // keys match case-insensitively, as in encoding/json
+		{`{"texts": ["a"], "texts": ["b"]}`, nil, 400}, // a repeated key is refused, not last-wins
+		{`{"texts": ["a"], "te\u0078ts": ["b"]}`, nil, 400},
+		{`{"TEXTS": ["a"]}`, nil, 400}, // keys are case-sensitive
+		{`{"Texts": ["a"]}`, nil, 400},
+		{`{"texts": ["a"], "Texts": ["b"]}`, nil, 400},
+		{`{"texts": ["a"], "x": 1}`, nil, 400}, // unknown keys are refused
+		{`{"texts": null}`, nil, 400},
+		{`[["a"]]`, nil, 400},
+		{`{"texts": [" "]}`, nil, 400}, // only whitespace or control characters: refused as empty
+		{`{"texts": ["a", "\t\n\r\u3000"]}`, nil, 400},
+		{`{"texts": ["\u0000\u200b\ufeff"]}`, nil, 400},
+		{`{"texts": [" a "]}`, []string{" a "}, 0},
 		{`{"texts": ["a", "b", "c", "d"]}`, nil, 413},
 		{`{"texts": ["0123456789x"]}`, nil, 413},
 		{`{"texts": ["` + strings.Repeat("a", 300) + `"]}`, nil, 413},
@@ -101,7 +112,7 @@ func FuzzDecodeRequest(f *testing.F) {
 			t.Fatalf("%d texts accepted", len(texts))
 		}
 		for i, s := range texts {
-			if s == "" || len(s) > lim.MaxTextBytes || !utf8.ValidString(s) {
+			if features.Blank(s) || len(s) > lim.MaxTextBytes || !utf8.ValidString(s) {
 				t.Fatalf("text %d %q accepted", i, s)
 			}
 		}

@@ -199,8 +199,8 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	n := 0
 	for r.Next() {
 		row := r.Row()
-		if row.Text == "" && !o.AllowEmpty {
-			return fmt.Errorf("%w: %s: row %d has an empty text; pass --allow-empty to classify it as [CLS] [SEP]", headstart.ErrEmptyText, o.Data, row.Index)
+		if !o.AllowEmpty && features.Blank(row.Text) {
+			return fmt.Errorf("%w: %s: row %d has an empty text (or one of only whitespace and control characters); pass --allow-empty to classify it as [CLS] [SEP]", headstart.ErrEmptyText, o.Data, row.Index)
 		}
 		e, err := clf.Encoder().Tokenizer().Encode(row.Text)
 		if err != nil {
