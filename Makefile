@@ -3,8 +3,6 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/pipeline
 CACHE ?= $(or $(HEADSTART_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/headstart)
-DATA ?= $(or $(HEADSTART_DATA),$(abspath ..)/shared/data)
-export HEADSTART_DATA := $(DATA)
 
 .PHONY: all setup setup-gpu gpu-prepare build test demo bench-extract shard-proof vet clean load-test fuzz fuzz-serve
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/onnx"
 )
 
@@ -21,7 +22,7 @@ func TestExtractCacheOut(t *testing.T) {
 		t.Skip("runs the model")
 	}
 	model := defaultModel(t)
-	data := sharedData(t, "sst2/dev.csv")
+	data := testutil.Data(t, "sst2/dev.csv")
 	base := ExtractOptions{Model: model.Dir, Data: data, Reader: features.ReaderOptions{Limit: 200}, ChunkRows: 64, BatchSize: 16,
 		Session: onnx.SessionOptions{IntraOpThreads: 2}}
 	same := func(t *testing.T, what, a, b string) {

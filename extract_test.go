@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/onnx"
 )
 
@@ -45,7 +46,7 @@ func TestExtractParityWithPythonReference(t *testing.T) {
 	}
 	model := defaultModel(t)
 	py := venvPython(t)
-	data := sharedData(t, "sst2/dev.csv")
+	data := testutil.Data(t, "sst2/dev.csv")
 	dir := t.TempDir()
 	ref := filepath.Join(dir, "ref.safetensors")
 	cmd := exec.Command(py, "scripts/ref_embed.py", "--model", model.Model, "--tokenizer", model.Tokenizer,
@@ -180,7 +181,7 @@ func TestExtractResumeIsByteIdentical(t *testing.T) {
 		t.Skip("runs the model")
 	}
 	model := defaultModel(t)
-	data := sharedData(t, "sst2/dev.csv")
+	data := testutil.Data(t, "sst2/dev.csv")
 	dir := t.TempDir()
 	base := ExtractOptions{Model: model.Dir, Data: data, Reader: features.ReaderOptions{Limit: 300}, ChunkRows: 64, BatchSize: 16,
 		Session: onnx.SessionOptions{IntraOpThreads: 2}}

@@ -2,7 +2,6 @@ package headstart
 
 import (
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/headstart-ml/headstart/internal/cache"
@@ -27,18 +26,4 @@ func venvPython(t testing.TB) string {
 		t.Fatalf("reference venv missing (run `scripts/setup.sh venv`): %v", err)
 	}
 	return py
-}
-
-// sharedData returns a file under the shared datasets ($HEADSTART_DATA, else ../shared/data).
-func sharedData(t testing.TB, rel string) string {
-	t.Helper()
-	dir := os.Getenv("HEADSTART_DATA")
-	if dir == "" {
-		dir = filepath.Join("..", "shared", "data")
-	}
-	p := filepath.Join(dir, rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("dataset %s missing (set HEADSTART_DATA to the folder holding sst2/ and banking77/): %v", rel, err)
-	}
-	return p
 }

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/headstart-ml/headstart/internal/testutil"
 )
 
 // readAll reads every row of data, named name, with opts.
@@ -351,16 +353,9 @@ func TestSortLabels(t *testing.T) {
 	}
 }
 
-// TestScanSST2 reads the shared SST-2 dev split (872 rows, two labels).
+// TestScanSST2 reads the repository's SST-2 dev split (872 rows, two labels).
 func TestScanSST2(t *testing.T) {
-	dir := os.Getenv("HEADSTART_DATA")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "data")
-	}
-	path := filepath.Join(dir, "sst2", "dev.csv")
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("shared dataset missing (set HEADSTART_DATA to the folder holding sst2/): %v", err)
-	}
+	path := testutil.Data(t, "sst2/dev.csv")
 	s, err := Scan(path, ReaderOptions{RequireLabel: true})
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${HEADSTART_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/headstart}
-data=${HEADSTART_DATA:-../shared/data}/sst2/train.csv
+data=data/sst2/train.csv
 N=${BENCH_ROWS:-10000}
 BS=${BENCH_BATCH:-32}
 TH=${BENCH_THREADS:-2}

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${HEADSTART_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/headstart}
-data=${HEADSTART_DATA:-../shared/data}/banking77
+data=data/banking77
 py=$cache/venv-test/bin/python
 out=out/bench
 REPS=${BENCH_REPS:-3}

@@ -59,7 +59,7 @@ import numpy as np
 
 
 def parse_args(argv):
-    data = os.environ.get("HEADSTART_DATA", "/work/shared/data")
+    data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
     cache = os.environ.get("HEADSTART_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "headstart")
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${HEADSTART_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/headstart}
-data=${HEADSTART_DATA:-../shared/data}/sst2
+data=data/sst2
 py=$cache/venv-bench/bin/python
 MODE=${BENCH_MODE:-lora}
 ROWS=${BENCH_ROWS:-2000}

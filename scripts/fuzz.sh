@@ -32,7 +32,6 @@ FUZZMINIMIZETIME=${FUZZMINIMIZETIME:-200x}
 FUZZ_MATCH=${FUZZ_MATCH:-.}
 FUZZ_PARALLEL=${FUZZ_PARALLEL:-1}
 FUZZ_LOGS=${FUZZ_LOGS:-out/fuzz}
-export HEADSTART_DATA=${HEADSTART_DATA:-$(cd .. && pwd)/shared/data}
 [ $# -gt 0 ] || set -- ./...
 mkdir -p "$FUZZ_LOGS"
 

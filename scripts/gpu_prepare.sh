@@ -22,7 +22,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${HEADSTART_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/headstart}
-data=${HEADSTART_DATA:-$(cd "$here/.." && pwd)/shared/data}
+data=$here/data
 variant=${1:-cu13}
 part_mib=${GPU_PART_MIB:-56}
 log() { printf 'gpu_prepare: %s\n' "$*" >&2; }
@@ -71,7 +71,7 @@ log "building bin/pipeline"
 cpu_lib="$cache/onnxruntime/1.24.1/libonnxruntime.so.1.24.1"
 model="$cache/models/all-minilm-l6-v2"
 for f in "$cpu_lib" "$model/model.onnx" "$model/tokenizer.json" "$data/sst2/dev.csv" "$data/sst2/train.csv"; do
-  [ -f "$f" ] || { log "missing $f (run scripts/setup.sh all; HEADSTART_DATA names the datasets folder)"; exit 1; }
+  [ -f "$f" ] || { log "missing $f (run scripts/setup.sh all)"; exit 1; }
 done
 cp "$model"/model.onnx "$model"/tokenizer.json "$p/model/"
 [ -f "$model/manifest.json" ] && cp "$model/manifest.json" "$p/model/"

@@ -5,7 +5,7 @@
 # Usage: scripts/shard_proof.sh [DATA.csv] [ROWS]   (default: SST-2 dev, all 872 rows)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=${1:-${HEADSTART_DATA:-../shared/data}/sst2/dev.csv}
+data=${1:-data/sst2/dev.csv}
 rows=${2:-0}
 out=out/shard-proof
 rm -rf "$out"; mkdir -p "$out"

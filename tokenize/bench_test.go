@@ -1,6 +1,7 @@
 package tokenize
 
 import (
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +13,7 @@ import (
 func BenchmarkEncode(b *testing.B) {
 	tok := defaultTokenizer(b, Options{MaxLen: 512})
 	var variants []string
-	for _, c := range buildCorpus(b, dataDir()) {
+	for _, c := range buildCorpus(b, testutil.DataDir()) {
 		if strings.HasPrefix(c.kind, "variant") {
 			variants = append(variants, c.text)
 		}
@@ -21,8 +22,8 @@ func BenchmarkEncode(b *testing.B) {
 		name  string
 		texts []string
 	}{
-		{"sst2", readTexts(b, filepath.Join(dataDir(), "sst2", "dev.csv"))},
-		{"banking77", readTexts(b, filepath.Join(dataDir(), "banking77", "test.csv"))},
+		{"sst2", readTexts(b, filepath.Join(testutil.DataDir(), "sst2", "dev.csv"))},
+		{"banking77", readTexts(b, filepath.Join(testutil.DataDir(), "banking77", "test.csv"))},
 		{"unicode", variants},
 	} {
 		b.Run(set.name, func(b *testing.B) {
@@ -46,7 +47,7 @@ func BenchmarkEncode(b *testing.B) {
 // allocation of the returned encodings.
 func BenchmarkEncodeAll(b *testing.B) {
 	tok := defaultTokenizer(b, Options{MaxLen: 512})
-	texts := readTexts(b, filepath.Join(dataDir(), "sst2", "dev.csv"))
+	texts := readTexts(b, filepath.Join(testutil.DataDir(), "sst2", "dev.csv"))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {

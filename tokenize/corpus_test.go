@@ -251,7 +251,7 @@ func readTexts(t testing.TB, path string) []string {
 		if testing.Short() {
 			t.Skipf("%v (-short)", err)
 		}
-		t.Fatalf("%v (the datasets live in $HEADSTART_DATA, which make test sets to ../shared/data)", err)
+		t.Fatalf("%v (the datasets live in the repository's data/ folder)", err)
 	}
 	defer f.Close()
 	rows, err := csv.NewReader(f).ReadAll()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/headstart-ml/headstart/internal/cache"
+	"github.com/headstart-ml/headstart/internal/testutil"
 )
 
 // refVersion is the tokenizers release the reference must come from: the one
@@ -44,15 +45,6 @@ func modelTokenizer(t testing.TB, model string) string {
 	p := filepath.Join(cache.ModelDir(model), "tokenizer.json")
 	requireFile(t, p, "scripts/setup.sh model "+model)
 	return p
-}
-
-// dataDir is where the SST-2 and Banking77 CSVs are: $HEADSTART_DATA, else the
-// shared/data folder beside the clone (what make test sets).
-func dataDir() string {
-	if d := os.Getenv("HEADSTART_DATA"); d != "" {
-		return d
-	}
-	return filepath.Join("..", "..", "shared", "data")
 }
 
 type refHeader struct {
@@ -221,7 +213,7 @@ func idDiff(got, want []int64) string {
 func TestParity(t *testing.T) {
 	python := venvPython(t)
 	tokPath := modelTokenizer(t, "all-minilm-l6-v2")
-	corpus := buildCorpus(t, dataDir())
+	corpus := buildCorpus(t, testutil.DataDir())
 	if len(corpus) < 5000 {
 		t.Fatalf("corpus has %d texts; want at least 5000", len(corpus))
 	}
@@ -244,7 +236,7 @@ func TestParityVariants(t *testing.T) {
 	}
 	python := venvPython(t)
 	base := modelTokenizer(t, "all-minilm-l6-v2")
-	full := buildCorpus(t, dataDir())
+	full := buildCorpus(t, testutil.DataDir())
 	var corpus []corpusText
 	for i, c := range full {
 		if i%2 == 0 || strings.HasPrefix(c.kind, "sweep") {
@@ -297,7 +289,7 @@ func TestParityE5(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("optional model not pulled (scripts/setup.sh model e5-small-v2-q): %v", err)
 	}
-	full := buildCorpus(t, dataDir())
+	full := buildCorpus(t, testutil.DataDir())
 	var corpus []corpusText
 	for i, c := range full {
 		if i%4 == 0 {

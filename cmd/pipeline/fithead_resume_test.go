@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +25,7 @@ func TestFitHeadKillAndResume(t *testing.T) {
 		t.Skip("runs the model")
 	}
 	requireModel(t)
-	data := sharedData(t, "sst2/dev.csv")
+	data := testutil.Data(t, "sst2/dev.csv")
 	dir := t.TempDir()
 	feats := filepath.Join(dir, "train.safetensors")
 	if code, _, stderr := run(t, "extract", "--data", data, "--limit", "200", "--out", feats, "--threads", "1"); code != 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/headstart-ml/headstart/internal/cache"
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
 )
@@ -54,7 +55,7 @@ func TestProviderWithoutCUDABuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{"HEADSTART_CACHE=" + c, "HEADSTART_ORT_LIB="}
-	data := sharedData(t, "sst2/dev.csv")
+	data := testutil.Data(t, "sst2/dev.csv")
 	out := filepath.Join(t.TempDir(), "o.safetensors")
 	args := []string{"extract", "--data", data, "--limit", "8", "--threads", "1", "--model", p.Dir, "--out", out}
 
@@ -102,7 +103,7 @@ func TestProviderWithCUDABuild(t *testing.T) {
 	}
 	t.Logf("the CUDA build is in the cache (%s)", onnx.GPULibrary())
 	env := []string{"HEADSTART_ORT_LIB="}
-	data := sharedData(t, "sst2/dev.csv")
+	data := testutil.Data(t, "sst2/dev.csv")
 	out := filepath.Join(t.TempDir(), "o.safetensors")
 	args := []string{"extract", "--data", data, "--limit", "8", "--threads", "1", "--out", out}
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/models"
 )
 
@@ -29,19 +30,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func sharedData(t *testing.T, rel string) string {
-	t.Helper()
-	dir := os.Getenv("HEADSTART_DATA")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "data")
-	}
-	p, _ := filepath.Abs(filepath.Join(dir, rel))
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("dataset %s missing (set HEADSTART_DATA): %v", rel, err)
-	}
-	return p
 }
 
 func requireModel(t *testing.T) {
@@ -116,7 +104,7 @@ func TestKillAndResume(t *testing.T) {
 		t.Skip("runs the model")
 	}
 	requireModel(t)
-	data := sharedData(t, "sst2/dev.csv")
+	data := testutil.Data(t, "sst2/dev.csv")
 	dir := t.TempDir()
 	common := []string{"extract", "--data", data, "--limit", "640", "--chunk-rows", "64", "--batch-size", "16", "--threads", "1"}
 	full := filepath.Join(dir, "full.safetensors")
@@ -166,7 +154,7 @@ func TestDiskFull(t *testing.T) {
 		t.Skip("runs the model")
 	}
 	requireModel(t)
-	data := sharedData(t, "sst2/dev.csv")
+	data := testutil.Data(t, "sst2/dev.csv")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "o.safetensors")
 	cmd := exec.Command("bash", "-c", `ulimit -f 64; exec "$0" "$@"`, pipelineBin, "extract", "--data", data, "--out", out, "--chunk-rows", "128")

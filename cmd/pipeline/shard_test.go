@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,7 +61,7 @@ func TestShardedExtractMerge(t *testing.T) {
 		t.Skip("runs the model")
 	}
 	requireModel(t)
-	data := sharedData(t, "sst2/dev.csv")
+	data := testutil.Data(t, "sst2/dev.csv")
 	dir := t.TempDir()
 	common := []string{"extract", "--data", data, "--limit", "203", "--chunk-rows", "32", "--batch-size", "8", "--threads", "1"}
 	single := filepath.Join(dir, "single.safetensors")

@@ -13,6 +13,7 @@ import (
 	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/testutil"
 )
 
 // topTol bounds |p − p'| between the Go top block on cached states and onnxruntime
@@ -43,8 +44,8 @@ func TestTopBlocksEndToEnd(t *testing.T) {
 	requireModel(t)
 	dir := t.TempDir()
 	trainCSV, devCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "dev.csv")
-	headRows(t, sharedData(t, "sst2/train.csv"), trainCSV, 400)
-	headRows(t, sharedData(t, "sst2/dev.csv"), devCSV, 60)
+	headRows(t, testutil.Data(t, "sst2/train.csv"), trainCSV, 400)
+	headRows(t, testutil.Data(t, "sst2/dev.csv"), devCSV, 60)
 	train, dev := filepath.Join(dir, "train.cache"), filepath.Join(dir, "dev.cache")
 	for _, c := range [][2]string{{trainCSV, train}, {devCSV, dev}} {
 		if code, _, stderr := run(t, "extract", "--data", c[0], "--out", c[1], "--cut-top", "1", "--threads", "2"); code != 0 {
