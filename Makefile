@@ -4,13 +4,17 @@ GO ?= go
 BIN := bin/pipeline
 CACHE ?= $(or $(HEADSTART_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/headstart)
 
-.PHONY: all setup setup-gpu gpu-prepare build test demo bench-extract shard-proof vet clean load-test fuzz fuzz-serve
+.PHONY: all setup setup-demo setup-gpu gpu-prepare build test demo bench-extract shard-proof vet clean load-test fuzz fuzz-serve
 
 all: build
 
-## setup: fetch onnxruntime, the default model and the Python reference venv into $(CACHE)
+## setup: everything the tests need: onnxruntime, the registry models and the Python reference venv, into $(CACHE)
 setup:
 	scripts/setup.sh all
+
+## setup-demo: only what the demo runs on: onnxruntime and the default model (no int8 models, no venv)
+setup-demo:
+	scripts/setup.sh demo
 
 ## setup-gpu: opt-in, never part of setup/test/CI: onnxruntime 1.24.1 CUDA build + CUDA 12.8/cuDNN 9.10 (1.8 GB)
 setup-gpu:
@@ -31,8 +35,8 @@ vet:
 test: setup vet
 	$(GO) test -count=1 -timeout 30m ./...
 
-## demo: setup, then extract embeddings of the shipped Banking77 sample with the default model
-demo: setup build
+## demo: fetch the runtime and the default model, then extract -> fit-head -> eval on the shipped Banking77 sample
+demo: setup-demo build
 	scripts/demo.sh
 
 ## bench-extract: pipeline extract vs Python onnxruntime vs sentence-transformers (see BENCHMARKS.md)

@@ -7,6 +7,7 @@
 #                                 wheels, ~1.8 GB download, ~2.7 GB unpacked; opt-in, never part of `all`)
 #   scripts/setup.sh model NAME.. models from models/ (default all-minilm-l6-v2), via `pipeline models pull`
 #   scripts/setup.sh venv         Python venv with the reference packages (scripts/requirements-test.txt)
+#   scripts/setup.sh demo         runtime + the default model: what `make demo` runs on
 #   scripts/setup.sh all          runtime + the three registry models (fp32 default, two int8) + venv
 #
 # Cache: $HEADSTART_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/headstart.
@@ -175,8 +176,9 @@ case "${1:-all}" in
   runtime) runtime ;;
   gpu) gpu ;;
   model) shift; model "$@" ;;
+  demo) runtime; model all-minilm-l6-v2 ;;
   venv) venv "${2:-test}" ;;
   # The int8 models are small (23 and 34 MB) and the graph tests cover them.
   all) runtime; model all-minilm-l6-v2 all-minilm-l6-v2-q e5-small-v2-q; venv test ;;
-  *) log "unknown step ${1}; want one of runtime, gpu, model NAME, venv [test|bench], all"; exit 2 ;;
+  *) log "unknown step ${1}; want one of runtime, gpu, model NAME, venv [test|bench], demo, all"; exit 2 ;;
 esac
