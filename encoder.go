@@ -173,6 +173,11 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 			e.inputs = append(e.inputs, in.Name)
 		}
 	}
+	// The hidden size comes from the whole graph: after a cut at the embeddings output
+	// (extract --cut-top L) no block is left to read it from.
+	if e.hidden, err = model.HiddenSize(); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Model, err)
+	}
 	if missing || opts.cut || opts.top != nil || opts.pack {
 		if opts.cut {
 			err = model.KeepOutputs(names...)
@@ -185,9 +190,6 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 		if data, err = model.Marshal(); err != nil {
 			return nil, fmt.Errorf("%s: %w", p.Model, err)
 		}
-	}
-	if e.hidden, err = model.HiddenSize(); err != nil {
-		return nil, fmt.Errorf("%s: %w", p.Model, err)
 	}
 	e.tok, err = tokenize.Load(p.Tokenizer, tokenize.Options{MaxLen: opts.MaxLen})
 	if err != nil {

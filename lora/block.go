@@ -161,7 +161,18 @@ type Block[F Float] struct {
 	frozen               bool
 	dropout              float64
 	dense                [6]dense[F] // query, key, value, attention output, intermediate, output
+	src                  *rand.PCG   // rng's source
 	rng                  *rand.Rand
+	srcAt                rand.PCG // src at the start of the last Forward (Rewind)
+
+	// The activations of the last Forward and the backward scratch; blocks that
+	// ShareCache share one.
+	*blockCache[F]
+}
+
+// blockCache holds what Forward caches for Backward and Backward's scratch.
+type blockCache[F Float] struct {
+	owner any // the block whose Forward the cache holds
 
 	// Forward cache, packed: n tokens.
 	rows        Rows
@@ -186,6 +197,25 @@ type Block[F Float] struct {
 	acc                           []float64
 }
 
+// ShareCache makes the blocks share one activation cache, that of blocks[0]:
+// a block's Forward then overwrites what the last Forward of another cached,
+// so that a stack of blocks holds the activations of one block instead of
+// one per block. Backward needs the block's own Forward to be the last one
+// (recompute it first, after Rewind when dropout is on); it panics
+// otherwise. For evaluation, and for training that recomputes each block's
+// forward before its backward (activation checkpointing, Chen et al. 2016,
+// "Training Deep Nets with Sublinear Memory Cost").
+func ShareCache[F Float](blocks []*Block[F]) {
+	for _, b := range blocks[1:] {
+		b.blockCache = blocks[0].blockCache
+	}
+}
+
+// Rewind restores the dropout's random stream to where it stood at the start
+// of the last Forward, so that a Forward run again on the same input draws
+// the same dropout masks and computes the same activations.
+func (b *Block[F]) Rewind() { *b.src = b.srcAt }
+
 // NewBlock returns a block on the weights w (used in place, not copied; see
 // Block.W) with settings s. Weights whose shapes do not form a block give an
 // error wrapping ErrBadWeights, settings out of range one wrapping
@@ -204,8 +234,11 @@ func NewBlock[F Float](w Weights[F], s Settings) (*Block[F], error) {
 		hidden: c,
 		inter:  inter,
 		frozen: s.FreezeBase || s.LoRA.Rank > 0,
-		rng:    rand.New(rand.NewPCG(s.Seed, 0x6c6f7261)), // "lora"
+		src:    rand.NewPCG(s.Seed, 0x6c6f7261), // "lora"
+
+		blockCache: &blockCache[F]{},
 	}
+	b.rng = rand.New(b.src)
 	if !b.frozen {
 		b.G = Weights[F]{
 			Query:           zeroLinear[F](c, c),
@@ -423,6 +456,8 @@ func (b *Block[F]) Forward(y, x []F, rows Rows) {
 		panic("lora: Forward: len(x) is not a multiple of the hidden size, or len(y) != len(x)")
 	}
 	rows.check(len(x) / c)
+	b.srcAt = *b.src
+	b.owner = b
 	b.setRows(rows)
 	n := b.n
 
@@ -485,6 +520,9 @@ func (b *Block[F]) Backward(dx, dy []F, rows Rows) {
 	c, in, n := b.hidden, b.inter, b.n
 	if !b.forwardDone {
 		panic("lora: Backward without Forward")
+	}
+	if b.owner != any(b) {
+		panic("lora: Backward: the shared cache holds another block's Forward")
 	}
 	if (dx != nil && len(dx) != len(dy)) || len(dy)%c != 0 || !rows.equal(b.rows) {
 		panic("lora: Backward: rows differ from the last Forward's, or len(dx) != len(dy)")
@@ -692,5 +730,6 @@ func (d *dense[F]) backward(dx, dy, x []F, n int, beta F, blk *Block[F]) {
 // that training can resume at an epoch boundary and draw what an
 // uninterrupted run draws.
 func (b *Block[F]) Reseed(seed uint64) {
-	b.rng = rand.New(rand.NewPCG(seed, 0x6c6f7261))
+	b.src = rand.NewPCG(seed, 0x6c6f7261)
+	b.rng = rand.New(b.src)
 }

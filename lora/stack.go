@@ -91,10 +91,64 @@ func NewStack(blocks []Weights[float32], heads int, w, b []float32) (*Stack, err
 		}
 		s.Blocks = append(s.Blocks, blk)
 	}
+	ShareCache(s.Blocks) // evaluation only: one block's activations at a time
 	if err := s.init(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Advance runs the frozen blocks (bottom first, merged weights, heads attention heads,
+// default DefaultHeads) over every sequence of ex, in batches of batch sequences
+// (default 64), and writes the top block's token states into dst, laid out as
+// ex.Hidden: the states a cache cut above these blocks would hold. dst may be
+// ex.Hidden itself (the states are then replaced in place); otherwise ex is not
+// modified. One block's activations are held at a time.
+func Advance(dst []float32, blocks []Weights[float32], heads int, ex *Examples, batch int) error {
+	if len(blocks) == 0 {
+		copy(dst, ex.Hidden)
+		return nil
+	}
+	var bs []*Block[float32]
+	for i, bw := range blocks {
+		blk, err := NewBlock(bw, Settings{Heads: heads, FreezeBase: true})
+		if err != nil {
+			return fmt.Errorf("block %d: %w", i, err)
+		}
+		bs = append(bs, blk)
+	}
+	ShareCache(bs)
+	c := bs[0].Hidden()
+	unlabelled := *ex
+	unlabelled.Labels = nil
+	if err := unlabelled.check("examples", c, 0); err != nil {
+		return err
+	}
+	if len(dst) != len(ex.Hidden) {
+		return fmt.Errorf("%w: dst holds %d values; want %d", ErrBadData, len(dst), len(ex.Hidden))
+	}
+	if batch <= 0 {
+		batch = 64
+	}
+	var a, b []float32
+	var lens []int
+	for lo := 0; lo < ex.Len(); lo += batch {
+		hi := min(lo+batch, ex.Len())
+		lens = lens[:0]
+		for i := lo; i < hi; i++ {
+			lens = append(lens, int(ex.Offsets[i+1]-ex.Offsets[i]))
+		}
+		rows := Packed(lens)
+		from, to := ex.Offsets[lo]*int64(c), ex.Offsets[hi]*int64(c)
+		a = append(a[:0], ex.Hidden[from:to]...)
+		b = grow(b, len(a))
+		for _, blk := range bs {
+			blk.Forward(b, a, rows)
+			a, b = b, a
+		}
+		copy(dst[from:to], a)
+	}
+	return nil
 }
 
 func (s *Stack) init() error {

@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -101,6 +103,13 @@ type TrainSettings struct {
 	// records. Default: torch.nn.Linear's, U(−1/√C, 1/√C).
 	HeadW, HeadB []float32 `json:"-"`
 	HeadInit     string    `json:"head_init,omitempty"`
+
+	// Recompute keeps only each block's input between the forward and the backward
+	// pass and runs each block's forward again just before its backward (activation
+	// checkpointing per block): the activations of one block are held instead of
+	// one per block, for about a third more compute on the blocks below the top.
+	// The result is the same, bit for bit. Default false.
+	Recompute bool `json:"-"`
 
 	// Progress, when set, is called after every step and every epoch.
 	Progress func(TrainProgress) `json:"-"`
@@ -378,6 +387,9 @@ func newTrainer(blocks []Weights[float32], classes int, s TrainSettings) (*train
 			t.st.B[i] = float32((2*rng.Float64() - 1) * bound)
 		}
 	}
+	if s.Recompute {
+		ShareCache(t.st.Blocks)
+	}
 	if err := t.st.init(); err != nil {
 		return nil, err
 	}
@@ -534,6 +546,12 @@ func (t *trainer) trainStep(idx []int) float64 {
 		}
 	}
 	for j := top - 1; j >= 0; j-- {
+		if t.s.Recompute && j < top-1 {
+			// The cache holds block j+1's activations: recompute block j's, with the
+			// dropout masks it drew.
+			st.Blocks[j].Rewind()
+			st.Blocks[j].Forward(st.hs[j+1], st.hs[j], st.rows)
+		}
 		var dx []float32
 		if j > 0 {
 			dx = grow(t.grads[j-1], len(st.hs[j]))
@@ -621,23 +639,26 @@ func Scores(probs []float32, labels []int, k int) (loss, acc, macroF1 float64) {
 	return loss / n, acc / n, macroF1
 }
 
-// checkpointFile is what a training checkpoint holds (gob), followed in the file by the
-// SHA-256 of those bytes.
+// checkpointFile is the header of a training checkpoint: a gob message followed, for
+// every parameter in Names' order, by four gob messages (the []float32 of its value,
+// AdamW's m and v, and the best epoch's value), then the SHA-256 of everything before
+// it. One message per tensor keeps the encoder's buffer at one tensor.
 type checkpointFile struct {
 	Version   int
 	Key       string
 	Epoch     int
 	Step      int
 	Names     []string
-	Values    [][]float32
-	M, V      [][]float32
-	Best      [][]float32
+	Sizes     []int
 	BestEpoch int
 	BestAcc   float64
 	BestLoss  float64
 	BadEpochs int
 	History   []EpochStats
 }
+
+// checkpointVersion is the version of checkpointFile's layout.
+const checkpointVersion = 2
 
 // key identifies the settings and data a checkpoint continues.
 func (t *trainer) key() string {
@@ -657,19 +678,12 @@ func (t *trainer) key() string {
 
 // save writes the checkpoint of the state after epoch, atomically.
 func (t *trainer) save(epoch int) error {
-	ck := checkpointFile{Version: 1, Key: t.key(), Epoch: epoch, Step: t.step, BestEpoch: t.bestEpoch,
+	ck := checkpointFile{Version: checkpointVersion, Key: t.key(), Epoch: epoch, Step: t.step, BestEpoch: t.bestEpoch,
 		BestAcc: t.bestAcc, BestLoss: t.bestLoss, BadEpochs: t.badEpochs, History: t.history}
 	for _, p := range t.params {
 		ck.Names = append(ck.Names, p.name)
-		ck.Values = append(ck.Values, p.value)
-		ck.M, ck.V, ck.Best = append(ck.M, p.m), append(ck.V, p.v), append(ck.Best, p.best)
+		ck.Sizes = append(ck.Sizes, len(p.value))
 	}
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(&ck); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", t.s.Checkpoint, err)
-	}
-	sum := sha256.Sum256(buf.Bytes())
-	buf.Write(sum[:])
 	path := t.s.Checkpoint
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -679,7 +693,23 @@ func (t *trainer) save(epoch int) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", path, err)
 	}
-	_, err = f.Write(buf.Bytes())
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	enc := gob.NewEncoder(w)
+	err = enc.Encode(&ck)
+	for _, p := range t.params {
+		for _, v := range [][]float32{p.value, p.m, p.v, p.best} {
+			if err == nil {
+				err = enc.Encode(v)
+			}
+		}
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		_, err = f.Write(h.Sum(nil))
+	}
 	err = errors.Join(err, f.Sync(), f.Close())
 	if err == nil {
 		err = os.Rename(f.Name(), path)
@@ -692,40 +722,65 @@ func (t *trainer) save(epoch int) error {
 }
 
 // load restores the checkpoint, if there is one, and returns the epochs it holds.
-func (t *trainer) load() (int, error) {
+func (t *trainer) load() (_ int, err error) {
 	path := t.s.Checkpoint
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
-	if len(b) < sha256.Size {
+	defer func() { err = errors.Join(err, f.Close()) }()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	size := fi.Size() - sha256.Size
+	if size < 0 {
 		return 0, fmt.Errorf("%w: %s is truncated", ErrCheckpoint, path)
 	}
-	body, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
-	if h := sha256.Sum256(body); !bytes.Equal(h[:], sum) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, size)); err != nil {
+		return 0, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	sum := make([]byte, sha256.Size)
+	if _, err := f.ReadAt(sum, size); err != nil {
+		return 0, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	if !bytes.Equal(h.Sum(nil), sum) {
 		return 0, fmt.Errorf("%w: %s: checksum mismatch (corrupt or truncated); delete it to start afresh", ErrCheckpoint, path)
 	}
+	dec := gob.NewDecoder(bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 1<<20))
 	var ck checkpointFile
-	if err := gob.NewDecoder(bytes.NewReader(body)).Decode(&ck); err != nil {
+	if err := dec.Decode(&ck); err != nil {
 		return 0, fmt.Errorf("%w: %s: %v", ErrCheckpoint, path, err)
 	}
-	if ck.Version != 1 || ck.Key != t.key() {
-		return 0, fmt.Errorf("%w: %s was made with other settings or data; rerun with the same ones, or without resume to start afresh", ErrCheckpoint, path)
+	if ck.Version != checkpointVersion || ck.Key != t.key() {
+		return 0, fmt.Errorf("%w: %s was made with other settings or data (or by another version); rerun with the same ones, or without resume to start afresh", ErrCheckpoint, path)
 	}
-	if len(ck.Values) != len(t.params) || ck.Epoch < 1 || ck.Epoch > t.s.Epochs {
-		return 0, fmt.Errorf("%w: %s: %d tensors for %d parameters, epoch %d", ErrCheckpoint, path, len(ck.Values), len(t.params), ck.Epoch)
+	if len(ck.Names) != len(t.params) || len(ck.Sizes) != len(t.params) || ck.Epoch < 1 || ck.Epoch > t.s.Epochs {
+		return 0, fmt.Errorf("%w: %s: %d tensors for %d parameters, epoch %d", ErrCheckpoint, path, len(ck.Names), len(t.params), ck.Epoch)
 	}
+	var buf []float32
 	for i, p := range t.params {
-		if ck.Names[i] != p.name || len(ck.Values[i]) != len(p.value) || len(ck.M[i]) != len(p.value) || len(ck.V[i]) != len(p.value) {
-			return 0, fmt.Errorf("%w: %s: tensor %d is %s of %d values; want %s of %d", ErrCheckpoint, path, i, ck.Names[i], len(ck.Values[i]), p.name, len(p.value))
+		if ck.Names[i] != p.name || ck.Sizes[i] != len(p.value) {
+			return 0, fmt.Errorf("%w: %s: tensor %d is %s of %d values; want %s of %d", ErrCheckpoint, path, i, ck.Names[i], ck.Sizes[i], p.name, len(p.value))
 		}
-		copy(p.value, ck.Values[i])
-		copy(p.m, ck.M[i])
-		copy(p.v, ck.V[i])
-		p.best = append(p.best[:0], ck.Best[i]...)
+		for j, dst := range []*[]float32{&p.value, &p.m, &p.v, &p.best} {
+			buf = buf[:0]
+			if err := dec.Decode(&buf); err != nil {
+				return 0, fmt.Errorf("%w: %s: tensor %s: %v", ErrCheckpoint, path, p.name, err)
+			}
+			if j == 3 { // best: empty before the first validated epoch
+				*dst = append((*dst)[:0], buf...)
+				continue
+			}
+			if len(buf) != len(p.value) {
+				return 0, fmt.Errorf("%w: %s: tensor %s holds %d values; want %d", ErrCheckpoint, path, p.name, len(buf), len(p.value))
+			}
+			copy(*dst, buf)
+		}
 	}
 	t.step, t.bestEpoch, t.bestAcc, t.bestLoss, t.badEpochs, t.history = ck.Step, ck.BestEpoch, ck.BestAcc, ck.BestLoss, ck.BadEpochs, ck.History
 	return ck.Epoch, nil

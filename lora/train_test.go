@@ -309,3 +309,84 @@ func TestStackMergedEqualsAdapters(t *testing.T) {
 		t.Fatalf("merged and adapter stacks differ by %g", d)
 	}
 }
+
+// TestTrainRecompute: recomputing each block's forward before its backward (one shared
+// activation cache) trains to the same bits as keeping every block's activations, in
+// every mode, LoRA dropout included (the recomputed forward redraws the same masks).
+func TestTrainRecompute(t *testing.T) {
+	train, valid := toyExamples(11, 80, 3), toyExamples(12, 30, 3)
+	for _, mode := range []Mode{ModeLoRA, ModeFull, ModeReinit} {
+		t.Run(mode.String(), func(t *testing.T) {
+			s := TrainSettings{Mode: mode, Heads: tHeads, Epochs: 2, BatchSize: 16, LR: 3e-3, Seed: 4}
+			if mode == ModeLoRA {
+				s.LoRA = LoRA{Rank: 4, Alpha: 8, Dropout: 0.3, Targets: TargetQuery | TargetValue | TargetFFN}
+			}
+			kept, err := Train(context.Background(), toyBlocks(3), 3, train, valid, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Recompute = true
+			recomputed, err := Train(context.Background(), toyBlocks(3), 3, train, valid, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := stackValues(kept), stackValues(recomputed)
+			for i := range a {
+				if !sameBits(a[i], b[i]) {
+					t.Fatalf("tensor %d differs with Recompute", i)
+				}
+			}
+		})
+	}
+}
+
+// TestAdvance: running frozen blocks over cached states gives what the stack's own
+// blocks compute (the input of the blocks above), in place or not, for any batch.
+func TestAdvance(t *testing.T) {
+	ex := toyExamples(13, 25, 2)
+	blocks := toyBlocks(3)
+	orig := slices.Clone(ex.Hidden)
+	out := make([]float32, len(ex.Hidden))
+	if err := Advance(out, blocks[:2], tHeads, ex, 4); err != nil {
+		t.Fatal(err)
+	}
+	if !sameBits(ex.Hidden, orig) {
+		t.Fatal("Advance modified its input")
+	}
+	// One sequence at a time, through two blocks by hand.
+	for i := range ex.Len() {
+		x := slices.Clone(ex.Hidden[ex.Offsets[i]*tC : ex.Offsets[i+1]*tC])
+		rows := Packed([]int{len(x) / tC})
+		for _, w := range blocks[:2] {
+			b, err := NewBlock(w, Settings{Heads: tHeads, FreezeBase: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			y := make([]float32, len(x))
+			b.Forward(y, x, rows)
+			x = y
+		}
+		got := out[ex.Offsets[i]*tC : ex.Offsets[i+1]*tC]
+		for j := range x {
+			// The blocks pack sequences, and the products' blocking depends on the
+			// batch: agreement to float32 rounding, not bits.
+			if d := math.Abs(float64(got[j] - x[j])); !(d < 1e-5) {
+				t.Fatalf("sequence %d value %d: batched %v, alone %v", i, j, got[j], x[j])
+			}
+		}
+	}
+	inPlace := slices.Clone(ex.Hidden)
+	ex2 := *ex
+	ex2.Hidden = inPlace
+	if err := Advance(inPlace, blocks[:2], tHeads, &ex2, 64); err != nil {
+		t.Fatal(err)
+	}
+	for j := range out {
+		if d := math.Abs(float64(inPlace[j] - out[j])); !(d < 1e-5) {
+			t.Fatalf("in place, value %d: %v; not in place %v", j, inPlace[j], out[j])
+		}
+	}
+	if err := Advance(out[1:], blocks[:1], tHeads, ex, 4); !errors.Is(err, ErrBadData) {
+		t.Fatalf("short dst: %v; want ErrBadData", err)
+	}
+}

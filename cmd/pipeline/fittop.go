@@ -26,7 +26,8 @@ import (
 func topFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "mode", Value: "head", Usage: "head: a head on pooled features | lora | full | reinit: train the top blocks (LoRA adapters, all their weights, or re-initialised) with a linear head, on an activation cache from extract --cut-top"},
-		&cli.IntFlag{Name: "top-k", Usage: "top blocks to train (default: the cache's --cut-top; must equal it)"},
+		&cli.IntFlag{Name: "top-k", Usage: "top blocks to train, 1 to the cache's --cut-top (default: all the cache's); the frozen blocks between run once in Go, so one cache cut at the embeddings (--cut-top L) feeds every depth"},
+		&cli.BoolFlag{Name: "recompute", Usage: "lora/full/reinit: keep one block's activations and recompute each block's forward before its backward (less memory for many blocks, about a third more time below the top block; same result)"},
 		&cli.StringFlag{Name: "model", Usage: "backbone `NAME|DIR` whose top blocks to train (default: the one the cache names; its sha256 must match)"},
 		&cli.IntFlag{Name: "rank", Value: 8, Usage: "lora: adapter rank r"},
 		&cli.Float64Flag{Name: "alpha", Value: 16, Usage: "lora: scaling alpha (adapters add alpha/r · B·A)"},
@@ -108,15 +109,26 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) error {
 		}
 	}
 
+	s.Recompute = c.Bool("recompute")
 	train, err := features.OpenTokens(c.String("train"))
 	if err != nil {
 		return err
 	}
 	tm := train.Manifest
-	if k := c.Int("top-k"); c.IsSet("top-k") && k != tm.CutTop {
-		return usagef("--top-k %d: the cache %s holds the states entering the top %d blocks (extract --cut-top %d); extract again with --cut-top %d to train %d blocks",
-			k, c.String("train"), tm.CutTop, tm.CutTop, k, k)
+	topK := tm.CutTop
+	if c.IsSet("top-k") {
+		topK = c.Int("top-k")
 	}
+	switch {
+	case topK < 1:
+		return usagef("--top-k %d: want the number of top blocks to train, 1 to %d", topK, tm.CutTop)
+	case topK > tm.NumBlocks:
+		return usagef("--top-k %d: the backbone of %s has %d encoder blocks; want 1 to %d", topK, c.String("train"), tm.NumBlocks, tm.CutTop)
+	case topK > tm.CutTop:
+		return usagef("--top-k %d: the cache %s holds the states entering the top %d blocks (extract --cut-top %d), too shallow for %d; extract again with --cut-top %d (or %d: the embeddings' output, which feeds every depth)",
+			topK, c.String("train"), tm.CutTop, tm.CutTop, topK, topK, tm.NumBlocks)
+	}
+	cut := tm.NumBlocks - topK // the first trained block
 	trainEx, err := examples(train, c.String("train"), tm.LabelNames)
 	if err != nil {
 		return err
@@ -170,6 +182,18 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) error {
 	}
 	model = nil
 	s.Heads = heads
+	if frozen := blocks[:cut-tm.CutBlock]; len(frozen) > 0 {
+		// The cache was cut deeper than the blocks to train: run the frozen ones once,
+		// in place, for the states entering block cut.
+		for _, ex := range []*lora.Examples{trainEx, validEx} {
+			if ex != nil {
+				if err := lora.Advance(ex.Hidden, frozen, heads, ex, 0); err != nil {
+					return err
+				}
+			}
+		}
+		blocks = blocks[cut-tm.CutBlock:]
+	}
 	switch c.String("head-init") {
 	case "logreg":
 		if s.HeadW, s.HeadB, err = head.LinearProbe(blocks, heads, trainEx, tm.LabelNames, 0); err != nil {
@@ -189,7 +213,7 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) error {
 		}
 	}
 	key := sha256.New()
-	for _, x := range []string{tm.Dataset.SHA256, tm.Backbone.SHA256, fmt.Sprint(tm.CutBlock, tm.MaxLen, train.N)} {
+	for _, x := range []string{tm.Dataset.SHA256, tm.Backbone.SHA256, fmt.Sprint(tm.CutBlock, tm.MaxLen, train.N, cut)} {
 		key.Write([]byte(x + "\x00"))
 	}
 	s.Key = hex.EncodeToString(key.Sum(nil))
@@ -228,19 +252,19 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	h := topHead(res, tm, s, trainEx.Len())
+	h := topHead(res, tm, cut, s, trainEx.Len())
 	if err := h.Save(out); err != nil {
 		return err
 	}
 	os.Remove(s.Checkpoint)
 	if c.Bool("json") {
 		return json.NewEncoder(stdout).Encode(map[string]any{"out": out, "mode": mode.String(), "classes": len(h.Classes),
-			"top_k": tm.CutTop, "trainable_params": res.Trainable, "best_epoch": res.BestEpoch, "stop": res.Stop,
+			"top_k": topK, "trainable_params": res.Trainable, "best_epoch": res.BestEpoch, "stop": res.Stop,
 			"resumed_epochs": res.Resumed, "epochs": res.History})
 	}
 	last := res.History[len(res.History)-1]
 	fmt.Fprintf(stderr, "fit-head: %s on the top %d block(s), %d trainable parameters, %d rows, %d classes -> %s (%d epochs, best %d; %s",
-		mode, tm.CutTop, res.Trainable, trainEx.Len(), len(h.Classes), out, len(res.History), res.BestEpoch, res.Stop)
+		mode, topK, res.Trainable, trainEx.Len(), len(h.Classes), out, len(res.History), res.BestEpoch, res.Stop)
 	if validEx != nil {
 		fmt.Fprintf(stderr, "; valid accuracy %.4f", res.History[res.BestEpoch-1].ValidAccuracy)
 	}
@@ -268,7 +292,7 @@ func examples(tc *features.TokenCache, path string, names []string) (*lora.Examp
 
 // topHead packs a training result as a head file: one softmax layer over the mean of
 // the last hidden state, carrying the trained blocks.
-func topHead(res *lora.Result, tm features.TokenManifest, s lora.TrainSettings, rows int) *head.Head {
+func topHead(res *lora.Result, tm features.TokenManifest, cut int, s lora.TrainSettings, rows int) *head.Head {
 	st := res.Stack
 	c, k := st.Hidden(), st.Classes()
 	l := head.Dense{Out: k, In: c, W: make([]float64, k*c), B: make([]float64, k)}
@@ -297,6 +321,6 @@ func topHead(res *lora.Result, tm features.TokenManifest, s lora.TrainSettings, 
 		Layers: []head.Dense{l},
 		Summary: head.Summary{Rows: rows, Classes: k, Epochs: len(res.History), BestEpoch: res.BestEpoch,
 			ValidAccuracy: best.ValidAccuracy, TrainLoss: best.TrainLoss, Loss: best.ValidLoss},
-		Top: &head.Top{CutBlock: tm.CutBlock, NumBlocks: tm.NumBlocks, Heads: s.Heads, Blocks: res.Blocks, Training: tr},
+		Top: &head.Top{CutBlock: cut, NumBlocks: tm.NumBlocks, Heads: s.Heads, Blocks: res.Blocks, Training: tr},
 	}
 }

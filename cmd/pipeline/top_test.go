@@ -245,3 +245,114 @@ func readFile(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// topProbs returns the Go stack's probabilities of head file h on the cache at path.
+func topProbs(t *testing.T, headFile, cache string) ([]float32, []string) {
+	t.Helper()
+	h, err := head.Load(headFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := features.OpenTokens(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := examples(tc, cache, h.Classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.Stack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	probs := make([]float32, ex.Len()*len(h.Classes))
+	if err := st.Probs(probs, ex, 64); err != nil {
+		t.Fatal(err)
+	}
+	return probs, h.Classes
+}
+
+// TestTopAllBlocks: extract --cut-top 6 caches the embeddings' output of the 6-block
+// model; fit-head --mode full trains every block on it, and the exported graph computes
+// the Go stack's probabilities (topTol). The same cache feeds --top-k 2: the frozen
+// blocks between run in Go and the head equals the Go stack on a --cut-top 2 cache.
+// Bad depths are refused before any training.
+func TestTopAllBlocks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the model")
+	}
+	requireModel(t)
+	dir := t.TempDir()
+	trainCSV, devCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "dev.csv")
+	headRows(t, sharedData(t, "sst2/train.csv"), trainCSV, 48)
+	headRows(t, sharedData(t, "sst2/dev.csv"), devCSV, 16)
+	cache := func(csv, name, k string) string {
+		out := filepath.Join(dir, name)
+		if code, _, stderr := run(t, "extract", "--data", csv, "--out", out, "--cut-top", k, "--threads", "2"); code != 0 {
+			t.Fatalf("extract --cut-top %s %s: %d\n%s", k, csv, code, stderr)
+		}
+		return out
+	}
+	train6, dev6 := cache(trainCSV, "train6.cache", "6"), cache(devCSV, "dev6.cache", "6")
+	dev2 := cache(devCSV, "dev2.cache", "2")
+
+	r, _ := features.Open(devCSV, features.ReaderOptions{})
+	var texts []string
+	for r.Next() {
+		texts = append(texts, r.Row().Text)
+	}
+	r.Close()
+
+	for _, c := range []struct {
+		k      string
+		blocks int
+		goOn   string // the cache the Go stack reads
+	}{{"6", 6, dev6}, {"2", 2, dev2}} {
+		headFile := filepath.Join(dir, "full"+c.k+".head")
+		code, stdout, stderr := run(t, "fit-head", "--train", train6, "--mode", "full", "--top-k", c.k, "--epochs", "1", "--batch-size", "16", "--recompute", "--out", headFile, "--json")
+		if code != 0 {
+			t.Fatalf("fit-head --mode full --top-k %s: %d\n%s", c.k, code, stderr)
+		}
+		var fit struct {
+			TopK      int `json:"top_k"`
+			Trainable int `json:"trainable_params"`
+		}
+		json.Unmarshal([]byte(stdout), &fit)
+		// Per block: 4 C×C projections, C→I, I→C with biases, two LayerNorms; and the head.
+		perBlock := 4*(384*384+384) + 384*1536 + 1536 + 1536*384 + 384 + 4*384
+		if fit.TopK != c.blocks || fit.Trainable != c.blocks*perBlock+2*384+2 {
+			t.Fatalf("--top-k %s: top_k %d, %d trainable parameters", c.k, fit.TopK, fit.Trainable)
+		}
+		goProbs, _ := topProbs(t, headFile, c.goOn)
+		onnxFile := filepath.Join(dir, "full"+c.k+".onnx")
+		if code, _, stderr := run(t, "export", "--head", headFile, "--out", onnxFile); code != 0 {
+			t.Fatalf("export: %d\n%s", code, stderr)
+		}
+		maxDiff := 0.0
+		for i, probs := range exportedProbs(t, onnxFile, texts) {
+			for k := range 2 {
+				d := math.Abs(float64(probs[k] - goProbs[i*2+k]))
+				if !(d < topTol) {
+					t.Fatalf("--top-k %s row %d: exported graph %v, Go stack on the cache %v", c.k, i, probs, goProbs[i*2:i*2+2])
+				}
+				maxDiff = max(maxDiff, d)
+			}
+		}
+		t.Logf("--top-k %s: max abs diff exported ONNX vs Go stack %.2g (%d texts)", c.k, maxDiff, len(texts))
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--top-k", "7"}, "has 6 encoder blocks"},
+		{[]string{"--top-k", "0"}, "want the number of top blocks"},
+		{[]string{"--train", filepath.Join(dir, "dev2.cache"), "--top-k", "3"}, "too shallow for 3"},
+	} {
+		args := append([]string{"fit-head", "--train", train6, "--mode", "full", "--out", filepath.Join(dir, "bad.head")}, c.args...)
+		code, _, stderr := run(t, args...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q; want exit 2 mentioning %q", c.args, code, stderr, c.want)
+		}
+	}
+}
