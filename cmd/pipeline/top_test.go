@@ -284,8 +284,8 @@ func TestTopAllBlocks(t *testing.T) {
 	requireModel(t)
 	dir := t.TempDir()
 	trainCSV, devCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "dev.csv")
-	headRows(t, sharedData(t, "sst2/train.csv"), trainCSV, 48)
-	headRows(t, sharedData(t, "sst2/dev.csv"), devCSV, 16)
+	headRows(t, testutil.Data(t, "sst2/train.csv"), trainCSV, 48)
+	headRows(t, testutil.Data(t, "sst2/dev.csv"), devCSV, 16)
 	cache := func(csv, name, k string) string {
 		out := filepath.Join(dir, name)
 		if code, _, stderr := run(t, "extract", "--data", csv, "--out", out, "--cut-top", k, "--threads", "2"); code != 0 {
