@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/internal/fileio"
 	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
 	"github.com/headstart-ml/headstart/tokenize"
@@ -23,6 +25,9 @@ var (
 	ErrEmptyText   = errors.New("headstart: empty text")
 	ErrBadOption   = errors.New("headstart: invalid option")
 	ErrModelInputs = errors.New("headstart: model inputs cannot be fed by the tokenizer")
+	// ErrCheckpointExists: a run without Resume whose output has the checkpoint of an
+	// interrupted run, which it would discard.
+	ErrCheckpointExists = errors.New("headstart: checkpoint exists")
 )
 
 // ExtractOptions configure Extract. The zero value needs only Data and Out.
@@ -148,7 +153,7 @@ func (o *ExtractOptions) setDefaults() error {
 		return fmt.Errorf("%w: cut-top %d must be at least 1 (or 0: pooled features)", ErrBadOption, o.CutTop)
 	case o.CacheOut != "" && o.CutTop == 0:
 		return fmt.Errorf("%w: cache-out %s needs cut-top (the blocks to cache the input of)", ErrBadOption, o.CacheOut)
-	case o.CacheOut != "" && filepath.Clean(o.CacheOut) == filepath.Clean(o.Out):
+	case o.CacheOut != "" && sameOutput(o.CacheOut, o.Out):
 		return fmt.Errorf("%w: cache-out and out are the same file %s", ErrBadOption, o.Out)
 	case o.CutTop > 0 && o.Reader.LabelSep != "":
 		return fmt.Errorf("%w: label-sep %q: activation caches (cut-top) hold one label per row; multi-label data needs pooled features", ErrBadOption, o.Reader.LabelSep)
@@ -156,6 +161,19 @@ func (o *ExtractOptions) setDefaults() error {
 		return fmt.Errorf("%w: chunk rows %d smaller than batch size %d", ErrBadOption, o.ChunkRows, o.BatchSize)
 	}
 	return nil
+}
+
+// sameOutput reports whether two output paths name one file: the same absolute path,
+// or, when both exist, the same file (links).
+func sameOutput(a, b string) bool {
+	aa, _ := filepath.Abs(a)
+	ab, _ := filepath.Abs(b)
+	if aa == ab {
+		return true
+	}
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }
 
 // Extract writes the pooled features of every row of opts.Data to opts.Out.
@@ -166,9 +184,22 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	if err := opts.setDefaults(); err != nil {
 		return sum, err
 	}
+	unlock, err := claimOutputs(&opts)
+	if err != nil {
+		return sum, err
+	}
+	defer func() { err = errors.Join(err, unlock()) }()
 	paths, err := models.Resolve(opts.Model)
 	if err != nil {
 		return sum, err
+	}
+	for _, out := range []string{opts.Out, opts.CacheOut} {
+		if out == "" {
+			continue
+		}
+		if err := fileio.CheckOutput(out, paths.Model, paths.Tokenizer); err != nil {
+			return sum, err
+		}
 	}
 
 	// Pre-pass: validate the whole file (columns, UTF-8, empty texts), count rows,
@@ -286,6 +317,41 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	sum.Rows = int(rows)
 	sum.Elapsed = time.Since(start)
 	return sum, nil
+}
+
+// claimOutputs checks, before any work, the files Extract writes (Out, and CacheOut when
+// set) against the data file and locks them (fileio.Claim), and refuses to discard the
+// checkpoint of an interrupted run when Resume is not set. The returned func releases
+// the locks.
+func claimOutputs(opts *ExtractOptions) (release func() error, err error) {
+	var locks []*fileio.Locked
+	release = func() error {
+		var err error
+		for _, l := range locks {
+			err = errors.Join(err, l.Release())
+		}
+		return err
+	}
+	for _, out := range []string{opts.Out, opts.CacheOut} {
+		if out == "" {
+			continue
+		}
+		l, err := fileio.Claim(out, opts.Data)
+		if err != nil {
+			return nil, errors.Join(err, release())
+		}
+		locks = append(locks, l)
+		if opts.Resume {
+			continue
+		}
+		for _, ck := range []string{out + ".partial.json", out + ".partial"} {
+			if _, serr := os.Stat(ck); serr == nil {
+				return nil, errors.Join(fmt.Errorf("%w: %s: a checkpoint of an interrupted run is there; pass --resume to continue it, or remove %s and %s to start afresh",
+					ErrCheckpointExists, ck, out+".partial", out+".partial.json"), release())
+			}
+		}
+	}
+	return release, nil
 }
 
 // storeManifest describes the pooled-feature store Extract writes.

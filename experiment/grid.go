@@ -15,6 +15,8 @@ import (
 
 	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/lora"
+
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 // cellVersion is the version of the cell files; cells of another version are
@@ -358,7 +360,7 @@ func (g *Grid) save(c Cell) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(g.cellPath(c.Strategy, c.Shots, c.Seed), append(b, '\n'))
+	return fileio.WriteFile(g.cellPath(c.Strategy, c.Shots, c.Seed), append(b, '\n'))
 }
 
 // fit trains and scores one cell.
@@ -454,33 +456,6 @@ func Params(h *head.Head) int {
 		n += len(l.W) + len(l.B)
 	}
 	return n
-}
-
-// writeFileAtomic writes b to path through a temporary file in the same directory
-// and a rename, so that a reader (or a rerun after a kill) sees the old file or the
-// new one, never a part.
-func writeFileAtomic(path string, b []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, removeIfExists(f.Name()))
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return os.Rename(f.Name(), path)
 }
 
 func removeIfExists(path string) error {

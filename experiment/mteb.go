@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/headstart-ml/headstart/head"
+
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 // MTEBSettings configure RunMTEB. The zero value is MTEB's default: 8 samples per
@@ -169,7 +171,7 @@ func (r *MTEBResult) WriteFiles(dir, title, command string, settings map[string]
 		name string
 		b    []byte
 	}{{"results.json", append(js, '\n')}, {"results.csv", c.Bytes()}, {"results.md", r.Markdown(title, command, settings)}} {
-		if err := writeFileAtomic(filepath.Join(dir, o.name), o.b); err != nil {
+		if err := fileio.WriteFile(filepath.Join(dir, o.name), o.b); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 // errPoints are points with symmetric vertical error bars.
@@ -183,7 +185,7 @@ func savePNG(p *plot.Plot, path string) error {
 	if _, err := w.WriteTo(&b); err != nil {
 		return fmt.Errorf("plotting %s: %w", path, err)
 	}
-	return writeFileAtomic(path, b.Bytes())
+	return fileio.WriteFile(path, b.Bytes())
 }
 
 // logTicks puts labelled ticks at the powers of ten in range, and at 2 and 5 times

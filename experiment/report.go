@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 // Summary aggregates the cells of one strategy and shot count over seeds.
@@ -159,7 +161,7 @@ func (r *Results) WriteFiles(dir, title string) error {
 		name string
 		b    []byte
 	}{{"results.json", js}, {"results.csv", r.CSV()}, {"results.md", r.Markdown(title)}} {
-		if err := writeFileAtomic(filepath.Join(dir, f.name), f.b); err != nil {
+		if err := fileio.WriteFile(filepath.Join(dir, f.name), f.b); err != nil {
 			return err
 		}
 	}

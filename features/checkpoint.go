@@ -10,7 +10,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
+
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 // Checkpoint keeps the finished rows of an extraction on disk so that an interrupted run
@@ -101,7 +102,7 @@ func OpenCheckpointSets(out, key string, d, k int, resume bool) (*Checkpoint, er
 	if err := os.Remove(c.metaPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("removing old checkpoint: %w", err)
 	}
-	f, err := os.OpenFile(c.dataPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(c.dataPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
 	if err != nil {
 		return nil, fmt.Errorf("creating checkpoint: %w", err)
 	}
@@ -224,26 +225,9 @@ func (c *Checkpoint) append(features []float32, labels []int64, sets []uint8, ro
 // writeMeta replaces the sidecar atomically.
 func (c *Checkpoint) writeMeta() error {
 	b, _ := json.Marshal(c.meta)
-	tmp := c.metaPath + ".tmp"
-	err := func() error {
-		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return err
-		}
-		_, err = f.Write(append(b, '\n'))
-		if err == nil {
-			err = f.Sync()
-		}
-		return errors.Join(err, f.Close())
-	}()
-	if err == nil {
-		err = os.Rename(tmp, c.metaPath)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := fileio.WriteFile(c.metaPath, append(b, '\n')); err != nil {
 		return fmt.Errorf("writing checkpoint %s: %w", c.metaPath, err)
 	}
-	syncDir(filepath.Dir(c.metaPath))
 	return nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 // ErrShards reports shard stores that cannot be merged.
@@ -24,11 +26,17 @@ var ErrShards = errors.New("features: shards do not merge")
 // with different label_names, or a multi-label shard and a single-label one, are
 // refused as made with other settings.
 //
-// Merge holds all shards in memory at once.
-func Merge(out string, paths []string) error {
+// Merge holds all shards in memory at once. It checks out (not a directory, not one of
+// the shards, even through a link) and locks it before reading anything.
+func Merge(out string, paths []string) (err error) {
 	if len(paths) == 0 {
 		return fmt.Errorf("%w: no shard files given", ErrShards)
 	}
+	lock, err := fileio.Claim(out, paths...)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, lock.Release()) }()
 	stores := make([]*Store, len(paths))
 	for i, p := range paths {
 		s, err := OpenStore(p)

@@ -12,9 +12,10 @@ import (
 	"math"
 	"math/bits"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 // A feature store is a safetensors file (https://github.com/huggingface/safetensors):
@@ -220,18 +221,18 @@ func makeLayout(m *Manifest, n, d int, dtype Dtype) (layout, error) {
 // abandoned write never leaves a partial store at the destination. Rows go straight to
 // the file: memory does not grow with the number of rows.
 type Writer struct {
-	path, tmp string
-	f         *os.File
-	lay       layout
-	n, d      int
-	dtype     Dtype
-	labels    int  // len(Manifest.LabelNames)
-	multi     bool // Manifest.MultiLabel: rows come through WriteRowSets
-	rows      int  // rows written so far
-	buf       []byte
-	noLabels  []int64 // -1s for the labels tensor of a multi-label store
-	err       error   // sticky
-	done      bool
+	path     string
+	f        *fileio.File // the temporary file Close renames to path
+	lay      layout
+	n, d     int
+	dtype    Dtype
+	labels   int  // len(Manifest.LabelNames)
+	multi    bool // Manifest.MultiLabel: rows come through WriteRowSets
+	rows     int  // rows written so far
+	buf      []byte
+	noLabels []int64 // -1s for the labels tensor of a multi-label store
+	err      error   // sticky
+	done     bool
 }
 
 // NewWriter starts a store at path that will hold n rows of d features of the given
@@ -257,15 +258,11 @@ func NewWriter(path string, m Manifest, n, d int, dtype Dtype) (*Writer, error) 
 	if err != nil {
 		return nil, err
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, base+".tmp-*")
+	f, err := fileio.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("creating store %s: %w", path, err)
 	}
-	w := &Writer{path: path, tmp: f.Name(), f: f, lay: lay, n: n, d: d, dtype: dtype, labels: len(m.LabelNames), multi: m.MultiLabel}
+	w := &Writer{path: path, f: f, lay: lay, n: n, d: d, dtype: dtype, labels: len(m.LabelNames), multi: m.MultiLabel}
 	if _, err := f.WriteAt(lay.header, 0); err != nil {
 		return nil, errors.Join(fmt.Errorf("writing store %s: %w", path, err), w.Abort())
 	}
@@ -373,18 +370,9 @@ func (w *Writer) Close() error {
 	w.done = true
 	f := w.f
 	w.f = nil
-	err := f.Sync()
-	err = errors.Join(err, f.Close())
-	if err == nil {
-		err = os.Chmod(w.tmp, 0o644)
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("finishing store %s: %w", w.path, err)
 	}
-	if err == nil {
-		err = os.Rename(w.tmp, w.path)
-	}
-	if err != nil {
-		return errors.Join(fmt.Errorf("finishing store %s: %w", w.path, err), os.Remove(w.tmp))
-	}
-	syncDir(filepath.Dir(w.path))
 	return nil
 }
 
@@ -397,11 +385,8 @@ func (w *Writer) Abort() error {
 	w.done = true
 	var err error
 	if w.f != nil {
-		err = w.f.Close()
+		err = w.f.Abort()
 		w.f = nil
-	}
-	if rerr := os.Remove(w.tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-		err = errors.Join(err, rerr)
 	}
 	if err != nil {
 		return fmt.Errorf("abandoning store %s: %w", w.path, err)
@@ -410,14 +395,7 @@ func (w *Writer) Abort() error {
 }
 
 // syncDir flushes a directory entry (a rename) to disk, where the platform allows it.
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	d.Sync() // best effort: some file systems refuse to sync directories
-	d.Close()
-}
+func syncDir(dir string) { fileio.SyncDir(dir) }
 
 func putInt64s(dst []byte, v []int64) []byte {
 	dst = dst[:8*len(v)]

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 // An activation cache holds, for every row of a dataset, the hidden states of its real
@@ -198,7 +200,7 @@ func NewTokenWriter(path string, m TokenManifest, lens []int, dtype Dtype, key s
 		}
 	}
 	os.Remove(w.meta)
-	f, err := os.OpenFile(w.data, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(w.data, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
 	if err != nil {
 		return nil, fmt.Errorf("creating cache %s: %w", path, err)
 	}
@@ -263,7 +265,7 @@ func (w *TokenWriter) Commit() error {
 		return w.err
 	}
 	b, _ := json.Marshal(tokenCheckpoint{Version: 1, Key: w.key, Rows: w.rows, Size: w.lay.size})
-	if err := writeFileAtomic(w.meta, b); err != nil {
+	if err := fileio.WriteFile(w.meta, b); err != nil {
 		w.err = fmt.Errorf("writing checkpoint %s: %w", w.meta, err)
 		return w.err
 	}
@@ -325,27 +327,6 @@ func (w *TokenWriter) writeAt(b []byte, off int64) error {
 		return w.err
 	}
 	return nil
-}
-
-// writeFileAtomic writes b to path through a synced temporary file and a rename.
-func writeFileAtomic(path string, b []byte) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	err = errors.Join(err, f.Sync(), f.Close())
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }
 
 // OpenTokens reads and validates the activation cache at path. A truncated, corrupt or

@@ -11,10 +11,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 // A head file is a safetensors file (https://github.com/huggingface/safetensors) that
@@ -168,21 +169,15 @@ func (h *Head) Encode() ([]byte, error) {
 	return append(out, data...), nil
 }
 
-// Save writes the head to path atomically: into a temporary file in the same directory,
-// flushed, then renamed over path. On error path is left as it was.
+// Save writes the head to path atomically (fileio.WriteFile): into a uniquely named
+// temporary file in the same directory, flushed, then renamed over path, with mode 0666
+// less the umask. On error path is left as it was.
 func (h *Head) Save(path string) error {
 	b, err := h.Encode()
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, b); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync() // best effort: flush the rename
-		d.Close()
-	}
-	return nil
+	return fileio.WriteFile(path, b)
 }
 
 // maxHeadHeader bounds the header length Load accepts.

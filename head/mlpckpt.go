@@ -13,6 +13,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 // newPCG returns the source of newRNG, so that its state can be saved.
@@ -71,7 +73,7 @@ func (c *mlpCheckpointer) save(epoch int) error {
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	buf.Write(sum[:])
-	return writeFileAtomic(c.path, buf.Bytes())
+	return fileio.WriteFile(c.path, buf.Bytes())
 }
 
 // load restores the state from the checkpoint file and returns the number of epochs

@@ -2,12 +2,9 @@ package head
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"image/color"
 	"math"
-	"os"
-	"path/filepath"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -15,6 +12,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 // maxTickLabels is the number of classes up to which PlotConfusion names every class
@@ -112,7 +111,7 @@ func PlotConfusion(path string, r Report) error {
 	if _, err := wt.WriteTo(&buf); err != nil {
 		return fmt.Errorf("head: plotting %s: %w", path, err)
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return fileio.WriteFile(path, buf.Bytes())
 }
 
 // confusionGrid is a confusion matrix as a heat-map grid: column c is the predicted
@@ -161,32 +160,3 @@ func blues(n int) palette.Palette {
 type colors []color.Color
 
 func (c colors) Colors() []color.Color { return c }
-
-// writeFileAtomic writes b to path through a temporary file in the same directory and a
-// rename; on error path is left as it was.
-func writeFileAtomic(path string, b []byte) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("head: writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	err = errors.Join(err, f.Close())
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		return errors.Join(fmt.Errorf("head: writing %s: %w", path, err), os.Remove(tmp))
-	}
-	return nil
-}

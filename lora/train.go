@@ -14,10 +14,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 // Mode says what of the top blocks trains.
@@ -685,11 +686,7 @@ func (t *trainer) save(epoch int) error {
 		ck.Sizes = append(ck.Sizes, len(p.value))
 	}
 	path := t.s.Checkpoint
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, base+".tmp-*")
+	f, err := fileio.Create(path)
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", path, err)
 	}
@@ -710,13 +707,11 @@ func (t *trainer) save(epoch int) error {
 	if err == nil {
 		_, err = f.Write(h.Sum(nil))
 	}
-	err = errors.Join(err, f.Sync(), f.Close())
 	if err == nil {
-		err = os.Rename(f.Name(), path)
+		err = f.Commit()
 	}
 	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("checkpoint %s: %w", path, err)
+		return errors.Join(fmt.Errorf("checkpoint %s: %w", path, err), f.Abort())
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package models
 
 import (
 	"archive/zip"
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -209,5 +211,60 @@ func TestPullHub(t *testing.T) {
 	_, err = Pull(context.Background(), m, filepath.Join(t.TempDir(), "enc"), PullOptions{Endpoint: srv.URL})
 	if !errors.Is(err, ErrFetch) || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("missing revision: %v, want ErrFetch naming the 404", err)
+	}
+}
+
+// TestPullConcurrent pulls one model into one directory from two goroutines at once, a
+// few times: both pulls must succeed with the verified files in place and no temporary
+// file left (concurrent pulls once shared model.onnx.part; issue 17, item 2).
+func TestPullConcurrent(t *testing.T) {
+	model := bytes.Repeat([]byte("pretend onnx weights "), 50_000) // ~1 MB, sent in pieces
+	tok := []byte(`{"version":"1.0"}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/org/enc/resolve/abc123/onnx/model.onnx":
+			w.Header().Set("X-Linked-Etag", `"`+sum256(model)+`"`)
+			for b := model; len(b) > 0; {
+				n := min(len(b), 64<<10)
+				w.Write(b[:n])
+				w.(http.Flusher).Flush()
+				b = b[n:]
+			}
+		case "/org/enc/resolve/abc123/tokenizer.json":
+			w.Header().Set("ETag", `"`+gitBlobSHA1(tok)+`"`)
+			w.Write(tok)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	m := Manifest{Name: "enc", Source: Source{Kind: "hf", Repo: "org/enc", Revision: "abc123"},
+		Files: map[string]File{"model": {Path: "onnx/model.onnx"}, "tokenizer": {Path: "tokenizer.json"}}}
+	for try := range 5 {
+		dir := filepath.Join(t.TempDir(), "enc")
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = Pull(context.Background(), m, dir, PullOptions{Endpoint: srv.URL})
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("try %d: pull %d: %v", try, i, err)
+			}
+		}
+		if got, err := os.ReadFile(filepath.Join(dir, ModelFile)); err != nil || !bytes.Equal(got, model) {
+			t.Fatalf("try %d: model file %d bytes, %v; want the %d bytes served", try, len(got), err, len(model))
+		}
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if n := e.Name(); n != ModelFile && n != TokenizerFile && n != ManifestFile {
+				t.Fatalf("try %d: %s left in the model directory", try, n)
+			}
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"context"
 	"crypto/sha1"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/headstart-ml/headstart/internal/cache"
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 // PullOptions configure Pull. The zero value is valid.
@@ -56,14 +56,24 @@ func Pull(ctx context.Context, m Manifest, dir string, opts PullOptions) (Paths,
 		opts.logf("%s: cached in %s", m.Name, dir)
 		return p, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return Paths{}, err
+	}
+	// One pull of a model at a time: a second one waits, then finds the first one's
+	// verified files (or, with Force, fetches them again).
+	lock, err := fileio.LockWait(ctx, filepath.Join(dir, "pull"))
+	if err != nil {
+		return Paths{}, fmt.Errorf("models: %s: %w", m.Name, err)
+	}
+	defer lock.Release()
+	if !opts.Force && verified(p) {
+		opts.logf("%s: cached in %s (pulled by another run)", m.Name, dir)
+		return p, nil
 	}
 	// Remove the completion marker first: a pull that dies midway must not look complete.
 	if err := os.Remove(filepath.Join(dir, ManifestFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return Paths{}, err
 	}
-	var err error
 	switch m.Source.Kind {
 	case "maven":
 		err = pullMaven(ctx, &m, dir, &opts)
@@ -105,7 +115,7 @@ func verified(p Paths) bool {
 		if want := p.Manifest.Files[key].SHA256; want != "" && want != f.SHA256 {
 			return false
 		}
-		if sum, err := fileSHA256(local); err != nil || sum != f.SHA256 {
+		if sum, err := fileio.SHA256(local); err != nil || sum != f.SHA256 {
 			return false
 		}
 	}
@@ -126,7 +136,7 @@ func pullMaven(ctx context.Context, m *Manifest, dir string, opts *PullOptions) 
 		repo = filepath.Join(cache.Dir(), "m2")
 	}
 	jar := filepath.Join(repo, filepath.FromSlash(strings.ReplaceAll(group, ".", "/")), artifact, version, artifact+"-"+version+".jar")
-	if sum, err := fileSHA256(jar); err != nil || sum != m.Source.SHA256 {
+	if sum, err := fileio.SHA256(jar); err != nil || sum != m.Source.SHA256 {
 		mvn := opts.Mvn
 		if mvn == "" {
 			mvn = "mvn"
@@ -138,7 +148,7 @@ func pullMaven(ctx context.Context, m *Manifest, dir string, opts *PullOptions) 
 		if err != nil {
 			return fmt.Errorf("%w: %s: %s %s: %v\n%s", ErrFetch, m.Name, mvn, m.Source.Coordinates, err, tail(out, 2000))
 		}
-		sum, err := fileSHA256(jar)
+		sum, err := fileio.SHA256(jar)
 		if err != nil {
 			return fmt.Errorf("%w: %s: mvn succeeded but %s is missing: %v", ErrFetch, m.Name, jar, err)
 		}
@@ -157,19 +167,22 @@ func pullMaven(ctx context.Context, m *Manifest, dir string, opts *PullOptions) 
 			return fmt.Errorf("models: %s: manifest lists no %q file", m.Name, key)
 		}
 		dst := filepath.Join(dir, local)
-		if sum, err := fileSHA256(dst); err == nil && sum == f.SHA256 {
+		if sum, err := fileio.SHA256(dst); err == nil && sum == f.SHA256 {
 			continue
 		}
 		entry, err := zr.Open(f.Path)
 		if err != nil {
 			return fmt.Errorf("models: %s: %s has no entry %s: %w", m.Name, jar, f.Path, err)
 		}
-		h := sha256.New()
 		err = writeAtomicVerify(dst, func(w io.Writer) error {
-			_, err := io.Copy(io.MultiWriter(w, h), entry)
+			_, err := io.Copy(w, entry)
 			return err
-		}, func() error {
-			if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
+		}, func(tmp string) error {
+			got, err := fileio.SHA256(tmp)
+			if err != nil {
+				return err
+			}
+			if got != f.SHA256 {
 				return fmt.Errorf("%w: %s: %s in %s has sha256 %s, want %s", ErrChecksum, m.Name, f.Path, jar, got, f.SHA256)
 			}
 			return nil
@@ -216,7 +229,7 @@ func pullHub(ctx context.Context, m *Manifest, dir string, opts *PullOptions) er
 		}
 		dst := filepath.Join(dir, local)
 		if f.SHA256 != "" {
-			if sum, err := fileSHA256(dst); err == nil && sum == f.SHA256 {
+			if sum, err := fileio.SHA256(dst); err == nil && sum == f.SHA256 {
 				continue
 			}
 		}
@@ -252,31 +265,38 @@ func download(ctx context.Context, client *http.Client, u, token, dst, wantSHA25
 	lfs := strings.Trim(resp.Header.Get("X-Linked-Etag"), `"`)
 	etag := strings.TrimPrefix(strings.Trim(resp.Header.Get("ETag"), `"`), "W/")
 	etag = strings.Trim(etag, `"`)
-	h256, h1 := sha256.New(), sha1.New()
-	var n int64
+	var sum string
 	err = writeAtomicVerify(dst, func(w io.Writer) error {
-		var err error
-		n, err = io.Copy(io.MultiWriter(w, h256), resp.Body)
+		_, err := io.Copy(w, resp.Body)
 		return err
-	}, func() error {
-		got := hex.EncodeToString(h256.Sum(nil))
+	}, func(tmp string) error {
+		// The checks read back the file that will be renamed into place, not the stream.
+		var err error
+		if sum, err = fileio.SHA256(tmp); err != nil {
+			return err
+		}
 		switch {
 		case wantSHA256 != "":
-			if got != wantSHA256 {
-				return fmt.Errorf("%w: %s has sha256 %s, want %s", ErrChecksum, u, got, wantSHA256)
+			if sum != wantSHA256 {
+				return fmt.Errorf("%w: %s has sha256 %s, want %s", ErrChecksum, u, sum, wantSHA256)
 			}
 		case isHex(lfs, 64):
-			if got != lfs {
-				return fmt.Errorf("%w: %s has sha256 %s, the hub says %s", ErrChecksum, u, got, lfs)
+			if sum != lfs {
+				return fmt.Errorf("%w: %s has sha256 %s, the hub says %s", ErrChecksum, u, sum, lfs)
 			}
 		case isHex(etag, 40):
 			// A git-stored file: the ETag is the git blob sha1 of its content.
-			h1.Write([]byte("blob " + strconv.FormatInt(n, 10) + "\x00"))
-			f, err := os.Open(dst + ".part")
+			f, err := os.Open(tmp)
 			if err != nil {
 				return err
 			}
 			defer f.Close()
+			st, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			h1 := sha1.New()
+			h1.Write([]byte("blob " + strconv.FormatInt(st.Size(), 10) + "\x00"))
 			if _, err := io.Copy(h1, f); err != nil {
 				return err
 			}
@@ -291,7 +311,7 @@ func download(ctx context.Context, client *http.Client, u, token, dst, wantSHA25
 	if err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(h256.Sum(nil)), nil
+	return sum, nil
 }
 
 func isHex(s string, n int) bool {
@@ -302,23 +322,23 @@ func isHex(s string, n int) bool {
 	return err == nil
 }
 
-// writeAtomic writes dst through a temporary file in the same directory, fsyncs and renames it.
+// writeAtomic writes dst atomically through a uniquely named temporary file
+// (fileio.Create).
 func writeAtomic(dst string, write func(io.Writer) error) error {
 	return writeAtomicVerify(dst, write, nil)
 }
 
-// writeAtomicVerify is writeAtomic with a check run after the data is on disk (as dst+".part")
-// and before the rename; a failed check removes the temporary file.
-func writeAtomicVerify(dst string, write func(io.Writer) error, verify func() error) (err error) {
-	tmp := dst + ".part"
-	f, err := os.Create(tmp)
+// writeAtomicVerify is writeAtomic with a check of the temporary file (named by its
+// argument), run after the data is synced to disk and before the rename; a failed check
+// removes the temporary file.
+func writeAtomicVerify(dst string, write func(io.Writer) error, verify func(tmp string) error) (err error) {
+	f, err := fileio.Create(dst)
 	if err != nil {
-		return err
+		return fmt.Errorf("models: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+			err = errors.Join(err, f.Abort())
 		}
 	}()
 	if err = write(f); err != nil {
@@ -328,31 +348,15 @@ func writeAtomicVerify(dst string, write func(io.Writer) error, verify func() er
 		return fmt.Errorf("models: write %s: %w", dst, err)
 	}
 	if verify != nil {
-		if err = verify(); err != nil {
+		if err = verify(f.Name()); err != nil {
 			return err
 		}
 	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("models: write %s: %w", dst, err)
-	}
-	return os.Rename(tmp, dst)
+	return f.Commit()
 }
 
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// FileSHA256 returns the hex sha256 of a file's content.
-func FileSHA256(path string) (string, error) { return fileSHA256(path) }
+// FileSHA256 returns the hex sha256 of a file's content (fileio.SHA256).
+func FileSHA256(path string) (string, error) { return fileio.SHA256(path) }
 
 func tail(b []byte, n int) string {
 	if len(b) > n {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 func newEvalCommand() *cli.Command {
@@ -31,7 +33,14 @@ func newEvalCommand() *cli.Command {
 	}
 }
 
-func runEval(featuresPath, headPath string, asJSON bool, plot string, threshold float64, thresholdSet bool, stdout, stderr io.Writer) error {
+func runEval(featuresPath, headPath string, asJSON bool, plot string, threshold float64, thresholdSet bool, stdout, stderr io.Writer) (err error) {
+	if plot != "" {
+		lock, err := fileio.Claim(plot, featuresPath, headPath)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, lock.Release()) }()
+	}
 	h, err := head.Load(headPath)
 	if err != nil {
 		return err

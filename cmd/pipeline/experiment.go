@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +20,7 @@ import (
 	"github.com/headstart-ml/headstart/experiment"
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/fileio"
 	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
 )
@@ -199,19 +197,6 @@ func labelCounts(path string, ro features.ReaderOptions) ([]string, []int, error
 	return classes, n, nil
 }
 
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, bufio.NewReader(f)); err != nil {
-		return "", fmt.Errorf("reading %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // splitFeatures is the feature store of one split.
 type splitFeatures struct {
 	name, data, store string
@@ -243,7 +228,7 @@ func cacheCurrent(path, sha string, k int, o *experimentOptions, cfg featureConf
 // forward, unless a current one is there.
 func ensureStore(ctx context.Context, o *experimentOptions, cfg featureConfig, k int, sf *splitFeatures, stderr io.Writer) error {
 	ro := features.ReaderOptions{TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: true}
-	sha, err := fileSHA256(sf.data)
+	sha, err := fileio.SHA256(sf.data)
 	if err != nil {
 		return err
 	}
@@ -284,7 +269,7 @@ func ensureStore(ctx context.Context, o *experimentOptions, cfg featureConfig, k
 	}
 	sf.withCache = sum.CacheOut != ""
 	sf.seconds = sum.Elapsed.Seconds()
-	if err := os.WriteFile(sf.store+".seconds", []byte(strconv.FormatFloat(sf.seconds, 'f', 1, 64)+"\n"), 0o644); err != nil {
+	if err := fileio.WriteFile(sf.store+".seconds", []byte(strconv.FormatFloat(sf.seconds, 'f', 1, 64)+"\n")); err != nil {
 		return err
 	}
 	also := ""
@@ -304,7 +289,14 @@ func extractResuming(ctx context.Context, lo headstart.ExtractOptions, desc stri
 	lo.Progress, lo.Resume = p, true
 	sum, err := headstart.Extract(ctx, lo)
 	if errors.Is(err, features.ErrCheckpointMismatch) {
-		lo.Resume = false
+		// A checkpoint of other data or settings: start afresh (the experiment's
+		// directory is locked, so no other run is using it).
+		for _, out := range []string{lo.Out, lo.CacheOut} {
+			if out != "" {
+				os.Remove(out + ".partial.json")
+				os.Remove(out + ".partial")
+			}
+		}
 		sum, err = headstart.Extract(ctx, lo)
 	}
 	return sum, err
@@ -317,7 +309,7 @@ func topData(ctx context.Context, o *experimentOptions, cfg featureConfig, k int
 	var manifest features.TokenManifest
 	for _, sf := range splits {
 		path := sf.cachePath(k)
-		sha, err := fileSHA256(sf.data)
+		sha, err := fileio.SHA256(sf.data)
 		if err != nil {
 			return nil, err
 		}
@@ -374,7 +366,7 @@ func loadSplit(sf *splitFeatures) (head.Dataset, error) {
 	return head.FromStore(st, sf.store)
 }
 
-func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.Writer) error {
+func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.Writer) (err error) {
 	start := time.Now()
 	switch {
 	case o.Protocol != "grid" && o.Protocol != "mteb":
@@ -478,10 +470,16 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		}
 	}
 
-	// Extract (or reuse) the features of every split.
-	if err := os.MkdirAll(filepath.Join(o.Out, "features"), 0o755); err != nil {
+	// Extract (or reuse) the features of every split. One run at a time writes the
+	// experiment's directory.
+	if err := os.MkdirAll(filepath.Join(o.Out, "features"), 0o777); err != nil {
 		return err
 	}
+	lock, err := fileio.Lock(filepath.Join(o.Out, "experiment"))
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, lock.Release()) }()
 	topK := experiment.TopK(grid.Strategies)
 	for _, sf := range splits {
 		sf.store = filepath.Join(o.Out, "features", sf.name+"_"+cfg.tag()+".safetensors")

@@ -2,10 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/urfave/cli/v2"
@@ -13,6 +12,7 @@ import (
 	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/fileio"
 	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
 )
@@ -57,7 +57,12 @@ func headSpec(h *head.Head) onnx.HeadSpec {
 	return spec
 }
 
-func runExport(modelArg, headPath, out string, stderr io.Writer) error {
+func runExport(modelArg, headPath, out string, stderr io.Writer) (err error) {
+	lock, err := fileio.Claim(out, headPath)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, lock.Release()) }()
 	h, err := head.Load(headPath)
 	if err != nil {
 		return err
@@ -66,11 +71,14 @@ func runExport(modelArg, headPath, out string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	modelSHA, err := models.FileSHA256(paths.Model)
+	if err := fileio.CheckOutput(out, paths.Model, paths.Tokenizer); err != nil {
+		return err
+	}
+	modelSHA, err := fileio.SHA256(paths.Model)
 	if err != nil {
 		return err
 	}
-	tokSHA, err := models.FileSHA256(paths.Tokenizer)
+	tokSHA, err := fileio.SHA256(paths.Tokenizer)
 	if err != nil {
 		return err
 	}
@@ -102,21 +110,7 @@ func runExport(modelArg, headPath, out string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err = tmp.Write(b); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), out)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := fileio.WriteFile(out, b); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "export: %s + %s head (%d classes) -> %s (%.1f MB; inputs input_ids, attention_mask, token_type_ids; outputs probabilities, logits; max_len %d)\n",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/fileio"
 )
 
 type fitHeadOptions struct {
@@ -143,7 +144,7 @@ func loadDataset(path string) (*features.Store, head.Dataset, error) {
 	return st, d, err
 }
 
-func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer) error {
+func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer) (err error) {
 	tty := isTerminal(stderr)
 	progress := func(p head.Progress) {
 		line := fmt.Sprintf("fit-head: %s iter %d loss %.6g", p.Stage, p.Iter, p.Loss)
@@ -163,6 +164,11 @@ func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	lock, err := fileio.Claim(o.Out, o.Train, o.Valid)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, lock.Release()) }()
 	if ck := ho.MLP.Checkpoint; ho.Kind == head.MLP && !o.Resume {
 		if _, err := os.Stat(ck); err == nil {
 			return usagef("a checkpoint of an interrupted run is at %s: pass --resume to continue it, or delete it to start afresh", ck)

@@ -17,6 +17,7 @@ import (
 	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/fileio"
 	"github.com/headstart-ml/headstart/lora"
 	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
@@ -46,7 +47,7 @@ const (
 )
 
 // runFitTop trains the top blocks and a linear head on activation caches.
-func runFitTop(c *cli.Context, stdout, stderr io.Writer) error {
+func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 	ctx := c.Context
 	mode, err := lora.ParseMode(c.String("mode"))
 	if err != nil {
@@ -110,6 +111,12 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) error {
 	}
 
 	s.Recompute = c.Bool("recompute")
+	out := c.String("out")
+	lock, err := fileio.Claim(out, c.String("train"), c.String("valid"))
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, lock.Release()) }()
 	train, err := features.OpenTokens(c.String("train"))
 	if err != nil {
 		return err
@@ -163,6 +170,9 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := fileio.CheckOutput(out, paths.Model, paths.Tokenizer); err != nil {
+		return err
+	}
 	data, err := os.ReadFile(paths.Model)
 	if err != nil {
 		return err
@@ -205,7 +215,6 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) error {
 		return usagef("--head-init %q: want logreg or random", c.String("head-init"))
 	}
 
-	out := c.String("out")
 	s.Checkpoint, s.Resume = out+".ckpt", c.Bool("resume")
 	if !s.Resume {
 		if _, err := os.Stat(s.Checkpoint); err == nil {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/fileio"
 	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
 	"github.com/headstart-ml/headstart/tokenize"
@@ -104,6 +104,13 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	if o.LabelSep == "" {
 		o.LabelSep = "|"
 	}
+	if o.Out != "-" {
+		lock, err := fileio.Claim(o.Out, append([]string{o.Data}, o.Heads...)...)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, lock.Release()) }()
+	}
 	heads := make([]*head.Head, len(o.Heads))
 	multi := false
 	for i, p := range o.Heads {
@@ -118,6 +125,11 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	paths, err := models.Resolve(o.Model)
 	if err != nil {
 		return err
+	}
+	if o.Out != "-" {
+		if err := fileio.CheckOutput(o.Out, paths.Model, paths.Tokenizer); err != nil {
+			return err
+		}
 	}
 	clf, err := headstart.NewClassifier(paths, heads, headstart.EncoderOptions{
 		RuntimeLib: o.RuntimeLib, Session: onnx.SessionOptions{IntraOpThreads: o.Threads, Provider: provider}})
@@ -134,15 +146,14 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 
 	// Output: stdout, or a temporary file renamed into place when everything succeeded.
 	var w io.Writer = stdout
-	var tmp *os.File
+	var tmp *fileio.File
 	if o.Out != "-" {
-		if tmp, err = os.CreateTemp(filepath.Dir(o.Out), "."+filepath.Base(o.Out)+".tmp-*"); err != nil {
+		if tmp, err = fileio.Create(o.Out); err != nil {
 			return err
 		}
 		defer func() {
 			if err != nil {
-				tmp.Close()
-				os.Remove(tmp.Name())
+				err = errors.Join(err, tmp.Abort())
 			}
 		}()
 		w = tmp
@@ -224,13 +235,7 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 		return err
 	}
 	if tmp != nil {
-		if err := tmp.Sync(); err != nil {
-			return err
-		}
-		if err := tmp.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp.Name(), o.Out); err != nil {
+		if err := tmp.Commit(); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "predict: %d rows x %d heads -> %s\n", n, len(heads), o.Out)
