@@ -114,6 +114,9 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Model, err)
 	}
+	if err := checkMaxLen(p, opts.MaxLen, model); err != nil {
+		return nil, err
+	}
 	if opts.top != nil {
 		if err := ApplyTop(model, opts.top); err != nil {
 			return nil, fmt.Errorf("%s: %w", p.Model, err)
@@ -426,6 +429,29 @@ func (e *Encoder) poolLayers(dst []float32, views [][]float32, p features.Poolin
 			features.Pool(dst[off:off+C], h[base*C:(base+s.n)*C], e.ones[:s.n], s.n, C, p)
 		}
 	}
+}
+
+// CheckMaxLen returns an error wrapping ErrMaxLen when maxLen exceeds the positions of
+// the model at p (see onnx.Model.MaxPositions); Extract, Open and NewEncoder check it
+// themselves, before any work: this is for a caller that wants to know sooner.
+func CheckMaxLen(p models.Paths, maxLen int) error { return checkMaxLen(p, maxLen, nil) }
+
+// checkMaxLen returns an ErrMaxLen error when maxLen exceeds the rows of the position
+// table of the model at p (model, when not nil, is that model already parsed): beyond
+// it onnxruntime would fail mid-run with a broadcast error. A model whose table is not
+// found is not checked.
+func checkMaxLen(p models.Paths, maxLen int, model *onnx.Model) error {
+	if model == nil {
+		var err error
+		if model, err = onnx.LoadModel(p.Model); err != nil {
+			return fmt.Errorf("%s: %w", p.Model, err)
+		}
+	}
+	if n, ok := model.MaxPositions(); ok && maxLen > n {
+		return fmt.Errorf("%w: --max-len %d: %s has %d positions (its position-embedding table's rows); want 2..%d",
+			ErrMaxLen, maxLen, p.Model, n, n)
+	}
+	return nil
 }
 
 // numBlocks returns the number of encoder blocks of the model at p.

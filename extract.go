@@ -28,6 +28,9 @@ var (
 	// ErrCheckpointExists: a run without Resume whose output has the checkpoint of an
 	// interrupted run, which it would discard.
 	ErrCheckpointExists = errors.New("headstart: checkpoint exists")
+	// ErrMaxLen: a max_len above the rows of the model's position table (an
+	// ErrBadOption too), found before any work.
+	ErrMaxLen = fmt.Errorf("%w: max-len beyond the model's positions", ErrBadOption)
 )
 
 // ExtractOptions configure Extract. The zero value needs only Data and Out.
@@ -200,6 +203,9 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		if err := fileio.CheckOutput(out, paths.Model, paths.Tokenizer); err != nil {
 			return sum, err
 		}
+	}
+	if err := checkMaxLen(paths, opts.MaxLen, nil); err != nil {
+		return sum, err
 	}
 
 	// Pre-pass: validate the whole file (columns, UTF-8, empty texts), count rows,

@@ -281,6 +281,7 @@ func TestExtractBadInput(t *testing.T) {
 		{"blank text", ExtractOptions{Data: write("blank.csv", "text,label\nfine,a\nok,b\n\" \t\u200b\",b\n")}, ErrEmptyText, "row 2"},
 		{"control text", ExtractOptions{Data: write("ctl.jsonl", `{"text": "fine"}`+"\n"+`{"text": "\u0000\u0007"}`+"\n")}, ErrEmptyText, "row 1"},
 		{"no rows", ExtractOptions{Data: write("norows.csv", "text,label\n")}, ErrBadOption, "no data rows"},
+		{"max len beyond positions", ExtractOptions{Data: good, MaxLen: 1000}, ErrMaxLen, "512 positions"},
 		{"not onnx", ExtractOptions{Data: good, Model: notONNX}, onnx.ErrNotONNX, "model.onnx"},
 		{"layer out of range", ExtractOptions{Data: good, Layers: []int{-9}}, nil, "out of range"},
 		{"unknown model", ExtractOptions{Data: good, Model: "no-such-model"}, nil, "known models"},

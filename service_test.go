@@ -461,6 +461,7 @@ func TestModelErrors(t *testing.T) {
 		{"pack len", OpenOptions{PackLen: -1}, ErrBadOption},
 		{"max wait", OpenOptions{MaxWait: -time.Second}, ErrBadOption},
 		{"max len", OpenOptions{MaxLen: 1}, ErrBadOption},
+		{"max len beyond positions", OpenOptions{MaxLen: 513}, ErrMaxLen},
 		{"max len vs head", OpenOptions{MaxLen: 64, LoadedHeads: []*head.Head{h}}, ErrHeadMismatch},
 		{"head names", OpenOptions{HeadNames: []string{"a", "b"}, LoadedHeads: []*head.Head{h}}, ErrBadOption},
 		{"missing head file", OpenOptions{Heads: []string{filepath.Join(t.TempDir(), "none.safetensors")}}, os.ErrNotExist},

@@ -231,3 +231,24 @@ func TestResolveLayers(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxPositions(t *testing.T) {
+	for _, c := range []struct {
+		inits []*onnxpb.TensorProto
+		n     int
+		ok    bool
+	}{
+		{[]*onnxpb.TensorProto{{Name: proto.String("embeddings.position_embeddings.weight"), Dims: []int64{512, 384}}}, 512, true},
+		{[]*onnxpb.TensorProto{
+			{Name: proto.String("embeddings.position_ids"), Dims: []int64{1, 512}},
+			{Name: proto.String("embeddings.position_embeddings.weight_scale")},
+			{Name: proto.String("embeddings.position_embeddings.weight_quantized"), Dims: []int64{256, 384}},
+		}, 256, true},
+		{[]*onnxpb.TensorProto{{Name: proto.String("embeddings.word_embeddings.weight"), Dims: []int64{30522, 384}}}, 0, false},
+	} {
+		m := &Model{Proto: &onnxpb.ModelProto{Graph: &onnxpb.GraphProto{Initializer: c.inits}}}
+		if n, ok := m.MaxPositions(); n != c.n || ok != c.ok {
+			t.Errorf("%v: MaxPositions() = %d, %v; want %d, %v", c.inits, n, ok, c.n, c.ok)
+		}
+	}
+}

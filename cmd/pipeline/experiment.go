@@ -427,6 +427,9 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		if o.MaxLen < 2 {
 			return usagef("--max-len %d: want at least 2", o.MaxLen)
 		}
+		if err := headstart.CheckMaxLen(paths, o.MaxLen); err != nil {
+			return usageError{err}
+		}
 		strategies, err := experiment.ParseStrategies(o.Strategies)
 		if err != nil {
 			return usageError{err}

@@ -118,6 +118,15 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 	if o.Limit < 0 {
 		return lo, usagef("--limit %d: want 0 (all rows) or more", o.Limit)
 	}
+	// Zero is not "the default" here: the flags have their defaults, so a 0 was typed.
+	switch {
+	case o.MaxLen < 2:
+		return lo, usagef("--max-len %d: want at least 2 ([CLS] and [SEP]) and at most the model's positions (512 for BERT-family models)", o.MaxLen)
+	case o.BatchSize < 1:
+		return lo, usagef("--batch-size %d: want at least 1", o.BatchSize)
+	case o.ChunkRows < 1:
+		return lo, usagef("--chunk-rows %d: want at least 1 (and at least --batch-size)", o.ChunkRows)
+	}
 	lo.Session.IntraOpThreads = o.Threads
 	lo.Model, lo.Data, lo.Out = o.Model, o.Data, o.Out
 	if o.LabelSep != "" && strings.TrimSpace(o.LabelSep) == "" {

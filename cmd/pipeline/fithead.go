@@ -118,6 +118,24 @@ func (o fitHeadOptions) settings(progress func(head.Progress)) (head.Options, er
 		ho.LogReg = head.LogRegSettings{C: c, AutoC: auto, Tol: o.Tol, MaxIter: o.MaxIter, ClassWeight: cw,
 			Precision: prec, Standardize: o.Standardize, Seed: o.Seed, Threads: o.Threads, Progress: progress}
 	case head.MLP:
+		switch {
+		case o.BatchSize < 1:
+			return ho, usagef("--batch-size %d: want at least 1", o.BatchSize)
+		case o.Epochs < 1:
+			return ho, usagef("--epochs %d: want at least 1", o.Epochs)
+		case o.Patience < 1:
+			return ho, usagef("--patience %d: want at least 1", o.Patience)
+		case !(o.LR > 0):
+			return ho, usagef("--lr %g: want > 0", o.LR)
+		case !(o.Dropout >= 0 && o.Dropout < 1):
+			return ho, usagef("--dropout %g: want a probability in [0, 1)", o.Dropout)
+		case !(o.WD >= 0):
+			return ho, usagef("--weight-decay %g: want 0 (none) or more", o.WD)
+		}
+		wd := o.WD
+		if wd == 0 {
+			wd = -1 // MLPSettings: 0 is the default (0.01), a negative value none
+		}
 		var hidden []int
 		for _, f := range strings.Split(o.Hidden, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -126,7 +144,7 @@ func (o fitHeadOptions) settings(progress func(head.Progress)) (head.Options, er
 			}
 			hidden = append(hidden, n)
 		}
-		ho.MLP = head.MLPSettings{Hidden: hidden, Dropout: o.Dropout, LearningRate: o.LR, WeightDecay: o.WD,
+		ho.MLP = head.MLPSettings{Hidden: hidden, Dropout: o.Dropout, LearningRate: o.LR, WeightDecay: wd,
 			BatchSize: o.BatchSize, MaxEpochs: o.Epochs, Patience: o.Patience, ClassWeight: cw,
 			Standardize: o.Standardize, Seed: o.Seed, Threads: o.Threads, Progress: progress,
 			Checkpoint: o.Out + ".ckpt", Resume: o.Resume}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/headstart-ml/headstart"
 )
 
 // version is the tool version recorded in every artifact's manifest.
@@ -85,7 +87,7 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "Required flag"):
+	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "Required flag"), errors.Is(err, headstart.ErrMaxLen):
 		return exitUsage
 	default:
 		return exitError
