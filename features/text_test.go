@@ -11,8 +11,8 @@ func TestBlank(t *testing.T) {
 		{" ", true},
 		{"\t\n\r\v\f", true},
 		{"\u00a0\u3000\u2028", true}, // no-break, ideographic and line separator spaces
-		{"\x00\x07\x1b", true},        // control characters (Cc)
-		{"\u200b\ufeff\u00ad", true},  // zero-width space, byte order mark, soft hyphen (Cf)
+		{"\x00\x07\x1b", true},       // control characters (Cc)
+		{"\u200b\ufeff\u00ad", true}, // zero-width space, byte order mark, soft hyphen (Cf)
 		{" \x00 \u200b ", true},
 		{"a", false},
 		{" a ", false},
