@@ -62,7 +62,7 @@ func extractTokens(ctx context.Context, opts ExtractOptions, paths models.Paths,
 // openTokenWriter starts (or, with opts.Resume, continues) the activation cache at path
 // of the rows entering hidden state cut, tokenizing every row first for the offsets.
 func openTokenWriter(opts *ExtractOptions, path string, enc *Encoder, scan features.Summary, rows int64, shard *features.Shard, cut int) (*features.TokenWriter, error) {
-	lens, err := tokenLengths(opts, enc.Tokenizer())
+	lens, ids, err := tokenLengths(opts, enc.Tokenizer())
 	if err != nil {
 		return nil, err
 	}
@@ -82,21 +82,29 @@ func openTokenWriter(opts *ExtractOptions, path string, enc *Encoder, scan featu
 				TextCol: textCol(opts.Reader), LabelCol: labelCol(opts.Reader), Limit: opts.Reader.Limit,
 			},
 		},
-		CutTop: opts.CutTop, CutBlock: cut, NumBlocks: enc.states - 1, Hidden: enc.hidden,
+		CutTop: opts.CutTop, CutBlock: cut, NumBlocks: enc.states - 1, Hidden: enc.hidden, IDs: true,
 	}
 	key := features.CheckpointKey(man.Manifest, "cut="+strconv.Itoa(cut), "dtype="+opts.Dtype.String(), "chunk="+strconv.Itoa(opts.ChunkRows))
-	return features.NewTokenWriter(path, man, lens, opts.Dtype, key, opts.Resume)
-}
-
-// tokenLengths tokenizes every row of opts.Data (of the shard, if any) and returns the
-// token counts in order.
-func tokenLengths(opts *ExtractOptions, tok *tokenize.Tokenizer) ([]int, error) {
-	r, err := features.Open(opts.Data, opts.Reader)
+	w, err := features.NewTokenWriter(path, man, lens, opts.Dtype, key, opts.Resume)
 	if err != nil {
 		return nil, err
 	}
+	if err := w.WriteIDs(ids); err != nil {
+		return nil, errors.Join(err, w.Release())
+	}
+	return w, nil
+}
+
+// tokenLengths tokenizes every row of opts.Data (of the shard, if any) and returns the
+// token counts in order, and every token's input id, row after row.
+func tokenLengths(opts *ExtractOptions, tok *tokenize.Tokenizer) ([]int, []int64, error) {
+	r, err := features.Open(opts.Data, opts.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
 	defer r.Close()
 	var lens []int
+	var ids []int64
 	for r.Next() {
 		row := r.Row()
 		if opts.Shard.Count > 0 && int(row.Index%int64(opts.Shard.Count)) != opts.Shard.Index {
@@ -104,11 +112,12 @@ func tokenLengths(opts *ExtractOptions, tok *tokenize.Tokenizer) ([]int, error) 
 		}
 		e, err := tok.Encode(row.Text)
 		if err != nil {
-			return nil, fmt.Errorf("%s: row %d: %w", opts.Data, row.Index, err)
+			return nil, nil, fmt.Errorf("%s: row %d: %w", opts.Data, row.Index, err)
 		}
 		lens = append(lens, len(e.IDs))
+		ids = append(ids, e.IDs...)
 	}
-	return lens, r.Err()
+	return lens, ids, r.Err()
 }
 
 // tokenSink copies each batch's real token states into its chunk's packed buffer and

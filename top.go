@@ -45,7 +45,27 @@ func ApplyTop(m *onnx.Model, top *head.Top) error {
 			return fmt.Errorf("top block %d: %w", top.CutBlock+i, err)
 		}
 	}
+	if e := top.Embeddings; e != nil {
+		if top.CutBlock != 0 {
+			return fmt.Errorf("%w: trained embeddings under block %d; they go under block 0", head.ErrFingerprint, top.CutBlock)
+		}
+		if err := m.SetEmbeddingWeights(onnx.EmbeddingWeights{Word: e.Word, Position: e.Position, TokenType: e.TokenType,
+			Norm: onnx.LayerNormWeights{Gamma: e.Norm.Gamma, Beta: e.Norm.Beta, Eps: float32(e.Norm.Eps)}}); err != nil {
+			return fmt.Errorf("embeddings: %w", err)
+		}
+	}
 	return nil
+}
+
+// Embeddings reads the embedding tables and their LayerNorm of the model (an exported
+// BERT-family encoder) for training them with package lora (TrainSettings.Embeddings).
+func Embeddings(m *onnx.Model) (lora.EmbeddingWeights[float32], error) {
+	ew, err := m.EmbeddingWeights()
+	if err != nil {
+		return lora.EmbeddingWeights[float32]{}, err
+	}
+	return lora.EmbeddingWeights[float32]{Word: ew.Word, Position: ew.Position, TokenType: ew.TokenType,
+		Norm: lora.LayerNorm[float32]{Gamma: ew.Norm.Gamma, Beta: ew.Norm.Beta, Eps: float64(ew.Norm.Eps)}}, nil
 }
 
 func loraWeights(bw onnx.BlockWeights) lora.Weights[float32] {

@@ -26,9 +26,12 @@ import (
 //	 "labels":  {"dtype":"I64","shape":[rows]},
 //	 "row_ids": {"dtype":"I64","shape":[rows]},
 //	 "offsets": {"dtype":"I64","shape":[rows+1]},
+//	 "input_ids": {"dtype":"I64","shape":[tokens]},      (when the manifest's ids is set)
 //	 "hidden":  {"dtype":"F32" or "F16","shape":[tokens,hidden]}}
 //
-// with the data in that order. Row i's tokens are hidden[offsets[i]:offsets[i+1]], in
+// with the data in that order. input_ids are the tokenizer's ids of the cached tokens,
+// which training the embeddings needs (pipeline fit-head --embeddings); their token type
+// ids are all 0 (one text per row). Row i's tokens are hidden[offsets[i]:offsets[i+1]], in
 // sequence order ([CLS] first, [SEP] last); offsets[0] = 0 and offsets[rows] = tokens.
 // labels and row_ids are as in a feature store.
 
@@ -48,6 +51,8 @@ type TokenManifest struct {
 	// Hidden is the width of a hidden state; Tokens the number of cached tokens.
 	Hidden int   `json:"hidden"`
 	Tokens int64 `json:"tokens"`
+	// IDs says that the cache holds the tokens' input ids (tensor input_ids).
+	IDs bool `json:"ids,omitempty"`
 }
 
 // TokenCache is an activation cache read into memory.
@@ -58,6 +63,7 @@ type TokenCache struct {
 	Offsets  []int64   // (N+1)
 	Labels   []int64   // (N): index into Manifest.LabelNames, -1 for unlabelled
 	RowIDs   []int64   // (N)
+	IDs      []int64   // (Tokens): the tokens' input ids; nil unless Manifest.IDs
 }
 
 // Row returns row i's token states, (len, hidden) row-major, sharing the cache's memory.
@@ -73,6 +79,7 @@ func (c *TokenCache) Len(i int) int { return int(c.Offsets[i+1] - c.Offsets[i]) 
 type tokenLayout struct {
 	header                          []byte
 	labels, rowIDs, offsets, hidden int64 // file offsets
+	ids                             int64 // file offset of input_ids; 0: none
 	size                            int64
 }
 
@@ -100,6 +107,10 @@ func makeTokenLayout(m *TokenManifest, n int, dtype Dtype) (tokenLayout, error) 
 	lab := add("labels", "I64", []int64{N}, 8*N)
 	rid := add("row_ids", "I64", []int64{N}, 8*N)
 	off := add("offsets", "I64", []int64{N + 1}, 8*(N+1))
+	ids := int64(-1)
+	if m.IDs {
+		ids = add("input_ids", "I64", []int64{T}, 8*T)
+	}
 	hid := add("hidden", name, []int64{T, C}, T*C*int64(es))
 	h.WriteByte('}')
 	for h.Len()%8 != 0 {
@@ -109,7 +120,11 @@ func makeTokenLayout(m *TokenManifest, n int, dtype Dtype) (tokenLayout, error) 
 	binary.LittleEndian.PutUint64(hdr, uint64(h.Len()))
 	hdr = append(hdr, h.Bytes()...)
 	base := int64(len(hdr))
-	return tokenLayout{header: hdr, labels: base + lab, rowIDs: base + rid, offsets: base + off, hidden: base + hid, size: base + at}, nil
+	lay := tokenLayout{header: hdr, labels: base + lab, rowIDs: base + rid, offsets: base + off, hidden: base + hid, size: base + at}
+	if ids >= 0 {
+		lay.ids = base + ids
+	}
+	return lay, nil
 }
 
 // TokenWriter writes an activation cache of known row lengths, resumably. It writes
@@ -215,6 +230,20 @@ func NewTokenWriter(path string, m TokenManifest, lens []int, dtype Dtype, key s
 		return nil, errors.Join(err, w.Abort())
 	}
 	return w, nil
+}
+
+// WriteIDs writes the input ids of every token of the cache, (Tokens) in row order: a
+// cache whose manifest has IDs set needs them before Close. It may be called again after a
+// resume (the same ids give the same bytes). WriteIDs panics if the cache holds no ids or
+// the count differs.
+func (w *TokenWriter) WriteIDs(ids []int64) error {
+	if w.lay.ids == 0 || int64(len(ids)) != w.m.Tokens {
+		panic("features: TokenWriter.WriteIDs: the cache holds no ids, or not this many tokens")
+	}
+	if w.err != nil {
+		return w.err
+	}
+	return w.writeAt(putInt64s(make([]byte, 8*len(ids)), ids), w.lay.ids)
 }
 
 // Rows returns the number of rows written so far.
@@ -368,6 +397,9 @@ func decodeTokens(r io.ReaderAt, size int64, name string) (*TokenCache, error) {
 		return nil, bad("format version %d; this program reads versions 1 to %d", m.FormatVersion, FormatVersion)
 	}
 	want := []string{"hidden", "labels", "offsets", "row_ids"}
+	if m.IDs {
+		want = []string{"hidden", "input_ids", "labels", "offsets", "row_ids"}
+	}
 	if have := slices.Sorted(maps.Keys(sf.tensors)); !slices.Equal(have, want) {
 		return nil, bad("want tensors %s; have %s", strings.Join(want, ", "), strings.Join(have, ", "))
 	}
@@ -414,6 +446,20 @@ func decodeTokens(r io.ReaderAt, size int64, name string) (*TokenCache, error) {
 	}
 	if c.RowIDs, err = readInt64s(r, sf.base+sf.tensors["row_ids"].DataOffsets[0], int(n), name); err != nil {
 		return nil, err
+	}
+	if m.IDs {
+		th := sf.tensors["input_ids"]
+		if th.Dtype != "I64" || len(th.Shape) != 1 || th.Shape[0] != m.Tokens {
+			return nil, bad("input_ids: want I64 [%d], have %s %v", m.Tokens, th.Dtype, th.Shape)
+		}
+		if c.IDs, err = readInt64s(r, sf.base+th.DataOffsets[0], int(m.Tokens), name); err != nil {
+			return nil, err
+		}
+		for i, id := range c.IDs {
+			if id < 0 {
+				return nil, bad("token %d: input id %d is negative", i, id)
+			}
+		}
 	}
 	if c.Hidden, err = readFloats(r, sf.base+hid.DataOffsets[0], int(m.Tokens)*m.Hidden, dtype, name); err != nil {
 		return nil, err

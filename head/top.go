@@ -21,6 +21,9 @@ type Top struct {
 	// Heads is the blocks' attention head count.
 	Heads  int
 	Blocks []lora.Weights[float32]
+	// Embeddings are the trained embedding tables (fit-head --embeddings, with
+	// CutBlock 0); nil when the backbone's own embeddings stay.
+	Embeddings *lora.EmbeddingWeights[float32]
 	// Training records how the blocks were trained.
 	Training TopTraining
 }
@@ -56,6 +59,16 @@ type topMeta struct {
 	Inter     int         `json:"intermediate"`
 	Eps       [2]float64  `json:"layer_norm_eps"`
 	Training  TopTraining `json:"training"`
+	// Embeddings describes the trained embedding tables, when there are any.
+	Embeddings *embeddingsMeta `json:"embeddings,omitempty"`
+}
+
+// embeddingsMeta is the shape of a Top's embedding tables.
+type embeddingsMeta struct {
+	Vocab     int     `json:"vocab"`
+	Positions int     `json:"positions"`
+	Types     int     `json:"types"`
+	Eps       float64 `json:"layer_norm_eps"`
 }
 
 // f32Tensor is a float32 tensor of a head file.
@@ -89,13 +102,27 @@ func (t *Top) tensors() []f32Tensor {
 				f32Tensor{p + n.name + ".bias", []int64{int64(len(n.n.Beta))}, n.n.Beta})
 		}
 	}
+	if e := t.Embeddings; e != nil {
+		c := int64(e.Hidden())
+		out = append(out,
+			f32Tensor{"embeddings.word_embeddings.weight", []int64{int64(len(e.Word)) / c, c}, e.Word},
+			f32Tensor{"embeddings.position_embeddings.weight", []int64{int64(len(e.Position)) / c, c}, e.Position},
+			f32Tensor{"embeddings.token_type_embeddings.weight", []int64{int64(len(e.TokenType)) / c, c}, e.TokenType},
+			f32Tensor{"embeddings.LayerNorm.weight", []int64{c}, e.Norm.Gamma},
+			f32Tensor{"embeddings.LayerNorm.bias", []int64{c}, e.Norm.Beta})
+	}
 	return out
 }
 
 func (t *Top) meta() *topMeta {
 	b := t.Blocks[0]
-	return &topMeta{CutBlock: t.CutBlock, NumBlocks: t.NumBlocks, Heads: t.Heads, Hidden: b.Query.In,
+	m := &topMeta{CutBlock: t.CutBlock, NumBlocks: t.NumBlocks, Heads: t.Heads, Hidden: b.Query.In,
 		Inter: b.Intermediate.Out, Eps: [2]float64{b.AttentionNorm.Eps, b.OutputNorm.Eps}, Training: t.Training}
+	if e := t.Embeddings; e != nil {
+		c := e.Hidden()
+		m.Embeddings = &embeddingsMeta{Vocab: len(e.Word) / c, Positions: len(e.Position) / c, Types: len(e.TokenType) / c, Eps: e.Norm.Eps}
+	}
+	return m
 }
 
 // topFromMeta rebuilds a Top from its metadata and tensors (by name); it checks every
@@ -140,6 +167,32 @@ func topFromMeta(m *topMeta, get func(name string, shape []int64) ([]float32, er
 		}
 		t.Blocks = append(t.Blocks, w)
 	}
+	if em := m.Embeddings; em != nil {
+		if m.CutBlock != 0 || em.Vocab < 1 || em.Positions < 1 || em.Types < 1 {
+			return nil, fmt.Errorf("embeddings of %d words, %d positions, %d types above block %d", em.Vocab, em.Positions, em.Types, m.CutBlock)
+		}
+		e := &lora.EmbeddingWeights[float32]{Norm: lora.LayerNorm[float32]{Eps: em.Eps}}
+		var err error
+		for _, x := range []struct {
+			dst  *[]float32
+			name string
+			rows int
+		}{
+			{&e.Word, "word_embeddings.weight", em.Vocab}, {&e.Position, "position_embeddings.weight", em.Positions},
+			{&e.TokenType, "token_type_embeddings.weight", em.Types},
+		} {
+			if *x.dst, err = get("embeddings."+x.name, []int64{int64(x.rows), int64(c)}); err != nil {
+				return nil, err
+			}
+		}
+		if e.Norm.Gamma, err = get("embeddings.LayerNorm.weight", []int64{int64(c)}); err != nil {
+			return nil, err
+		}
+		if e.Norm.Beta, err = get("embeddings.LayerNorm.bias", []int64{int64(c)}); err != nil {
+			return nil, err
+		}
+		t.Embeddings = e
+	}
 	return t, nil
 }
 
@@ -163,6 +216,9 @@ func (h *Head) CheckTokens(m features.TokenManifest, name string) error {
 	if m.Hidden != h.Dim {
 		return errorf(ErrDimension, "head: cache %s has hidden size %d; the head takes %d", name, m.Hidden, h.Dim)
 	}
+	if h.Top.Embeddings != nil && !m.IDs {
+		return errorf(ErrFingerprint, "head: this head trained the embeddings; cache %s holds no input ids: extract it again with this version", name)
+	}
 	return nil
 }
 
@@ -185,7 +241,16 @@ func (h *Head) Stack() (*lora.Stack, error) {
 	for i, v := range l.B {
 		b[i] = float32(v)
 	}
-	return lora.NewStack(slices.Clone(h.Top.Blocks), h.Top.Heads, w, b)
+	st, err := lora.NewStack(slices.Clone(h.Top.Blocks), h.Top.Heads, w, b)
+	if err != nil {
+		return nil, err
+	}
+	if h.Top.Embeddings != nil {
+		if err := st.SetEmbeddings(*h.Top.Embeddings); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
 // LinearProbe fits the classifier a top-block run starts from (linear probing then

@@ -16,6 +16,10 @@ type Examples struct {
 	Offsets []int64
 	// Labels are the classes, in [0, K); nil for prediction.
 	Labels []int
+	// IDs are the tokens' input ids, Offsets[Len()] of them, which a stack with
+	// embeddings (Stack.SetEmbeddings) starts from instead of Hidden; Hidden may then
+	// be nil. Token type ids are 0 (one text per sequence).
+	IDs []int64
 }
 
 // Len returns the number of sequences.
@@ -27,7 +31,10 @@ func (e *Examples) check(what string, c, k int) error {
 	if n < 1 {
 		return fmt.Errorf("%w: %s: no sequences", ErrBadData, what)
 	}
-	if e.Offsets[0] != 0 || int64(len(e.Hidden)) != e.Offsets[n]*int64(c) {
+	if e.IDs != nil && int64(len(e.IDs)) != e.Offsets[n] {
+		return fmt.Errorf("%w: %s: %d input ids for %d tokens", ErrBadData, what, len(e.IDs), e.Offsets[n])
+	}
+	if e.Offsets[0] != 0 || (e.Hidden != nil || e.IDs == nil) && int64(len(e.Hidden)) != e.Offsets[n]*int64(c) {
 		return fmt.Errorf("%w: %s: offsets 0..%d do not cover %d values of width %d", ErrBadData, what, e.Offsets[n], len(e.Hidden), c)
 	}
 	for i := range n {
@@ -64,6 +71,9 @@ type Stack struct {
 	Blocks []*Block[float32]
 	// W (K, C) row-major and B (K) are the classifier.
 	W, B []float32
+	// Embed, when set (SetEmbeddings), computes the input of the bottom block from
+	// the examples' input ids.
+	Embed *Embeddings[float32]
 
 	c, k int
 
@@ -74,6 +84,7 @@ type Stack struct {
 	logits []float32
 	rows   Rows
 	lens   []int
+	ids    []int64
 }
 
 // NewStack returns a stack on merged block weights (no adapters; the weights are used,
@@ -166,6 +177,42 @@ func (s *Stack) init() error {
 	return nil
 }
 
+// SetEmbeddings puts BERT's embeddings (the tables w, used in place) under the
+// bottom block: the stack then starts from the examples' input ids (Examples.IDs).
+func (s *Stack) SetEmbeddings(w EmbeddingWeights[float32]) error {
+	e, err := NewEmbeddings(w)
+	if err != nil {
+		return err
+	}
+	if w.Hidden() != s.c {
+		return fmt.Errorf("%w: embeddings of width %d under blocks of hidden size %d", ErrBadWeights, w.Hidden(), s.c)
+	}
+	s.Embed = e
+	return nil
+}
+
+// checkExamples checks ex for this stack: with embeddings, every sequence's ids must
+// be in range.
+func (s *Stack) checkExamples(what string, ex *Examples, k int) error {
+	if err := ex.check(what, s.c, k); err != nil {
+		return err
+	}
+	if s.Embed == nil {
+		return nil
+	}
+	if ex.IDs == nil {
+		return fmt.Errorf("%w: %s: no input ids; training or running the embeddings needs them (a cache from extract --cut-top with ids)", ErrBadData, what)
+	}
+	lens := make([]int, ex.Len())
+	for i := range lens {
+		lens[i] = int(ex.Offsets[i+1] - ex.Offsets[i])
+	}
+	if err := s.Embed.CheckIDs(ex.IDs, Packed(lens)); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
 // Hidden returns C; Classes K.
 func (s *Stack) Hidden() int  { return s.c }
 func (s *Stack) Classes() int { return s.k }
@@ -183,10 +230,18 @@ func (s *Stack) forward(ex *Examples, idx []int) {
 	}
 	s.rows = Packed(s.lens)
 	x := grow(s.hs[0], tokens*c)
-	at := 0
-	for _, i := range idx {
-		n := copy(x[at:], ex.Hidden[ex.Offsets[i]*int64(c):ex.Offsets[i+1]*int64(c)])
-		at += n
+	if s.Embed != nil {
+		s.ids = s.ids[:0]
+		for _, i := range idx {
+			s.ids = append(s.ids, ex.IDs[ex.Offsets[i]:ex.Offsets[i+1]]...)
+		}
+		s.Embed.Forward(x, s.ids, nil, s.rows)
+	} else {
+		at := 0
+		for _, i := range idx {
+			n := copy(x[at:], ex.Hidden[ex.Offsets[i]*int64(c):ex.Offsets[i+1]*int64(c)])
+			at += n
+		}
 	}
 	s.hs[0] = x
 	for j, b := range s.Blocks {
@@ -219,7 +274,7 @@ func (s *Stack) forward(ex *Examples, idx []int) {
 // Probs writes the class probabilities of every sequence of ex into dst (N, K), in
 // batches of batch sequences (default 64), in evaluation mode (no dropout).
 func (s *Stack) Probs(dst []float32, ex *Examples, batch int) error {
-	if err := ex.check("examples", s.c, s.k); err != nil {
+	if err := s.checkExamples("examples", ex, s.k); err != nil {
 		return err
 	}
 	n := ex.Len()
@@ -260,7 +315,7 @@ func (s *Stack) inBatches(ex *Examples, batch int, done func(lo, n int)) {
 // of ex into dst (N, C), in batches of batch sequences (default 64), in evaluation mode:
 // with the pretrained blocks, the frozen features a linear probe fits on.
 func (s *Stack) Pooled(dst []float32, ex *Examples, batch int) error {
-	if err := ex.check("examples", s.c, s.k); err != nil {
+	if err := s.checkExamples("examples", ex, s.k); err != nil {
 		return err
 	}
 	n := ex.Len()

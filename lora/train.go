@@ -105,6 +105,12 @@ type TrainSettings struct {
 	HeadW, HeadB []float32 `json:"-"`
 	HeadInit     string    `json:"head_init,omitempty"`
 
+	// Embeddings, when set, are BERT's pretrained embedding tables (copied, not
+	// modified), which then train with the blocks from the examples' input ids
+	// (Examples.IDs): true full fine-tuning when the blocks are all of the encoder's.
+	// ModeFull only. Default nil: the blocks start from the cached states.
+	Embeddings *EmbeddingWeights[float32] `json:"-"`
+
 	// Recompute keeps only each block's input between the forward and the backward
 	// pass and runs each block's forward again just before its backward (activation
 	// checkpointing per block): the activations of one block are held instead of
@@ -143,6 +149,9 @@ type Result struct {
 	Stack *Stack
 	// Blocks are Stack's block weights (merged).
 	Blocks []Weights[float32]
+	// Embeddings are the trained embedding tables (TrainSettings.Embeddings); nil
+	// when they did not train.
+	Embeddings *EmbeddingWeights[float32]
 	// History has one entry per epoch run (resumed ones included).
 	History []EpochStats
 	// BestEpoch is the 1-based epoch whose weights were kept.
@@ -230,7 +239,8 @@ type trainer struct {
 	gW, gB       []float32
 	dlogits      []float32
 	dpooled      []float32
-	grads        [][]float32 // per block input, backward scratch
+	grads        [][]float32 // per block output, backward scratch
+	dxs          [][]float32 // per block input, backward scratch
 	step         int         // optimiser steps done (global)
 	steps        int         // total steps
 	warm         int         // warmup steps
@@ -261,24 +271,26 @@ func Train(ctx context.Context, blocks []Weights[float32], classes int, train, v
 	if classes < 2 {
 		return nil, fmt.Errorf("%w: %d classes; want at least 2", ErrBadData, classes)
 	}
-	c := blocks[0].Query.In
-	if err := train.check("training examples", c, classes); err != nil {
+	if s.Embeddings != nil && s.Mode != ModeFull {
+		return nil, fmt.Errorf("%w: embeddings train with mode full, not %v", ErrBadSetting, s.Mode)
+	}
+	t, err := newTrainer(blocks, classes, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.st.checkExamples("training examples", train, classes); err != nil {
 		return nil, err
 	}
 	if train.Labels == nil {
 		return nil, fmt.Errorf("%w: training examples have no labels", ErrBadData)
 	}
 	if valid != nil {
-		if err := valid.check("validation examples", c, classes); err != nil {
+		if err := t.st.checkExamples("validation examples", valid, classes); err != nil {
 			return nil, err
 		}
 		if valid.Labels == nil {
 			return nil, fmt.Errorf("%w: validation examples have no labels", ErrBadData)
 		}
-	}
-	t, err := newTrainer(blocks, classes, s)
-	if err != nil {
-		return nil, err
 	}
 	t.train, t.valid, t.hasValid = train, valid, valid != nil
 	perEpoch := (train.Len() + s.BatchSize - 1) / s.BatchSize
@@ -342,6 +354,13 @@ func Train(ctx context.Context, blocks []Weights[float32], classes int, train, v
 	if res.Stack, err = NewStack(res.Blocks, s.Heads, slices.Clone(t.st.W), slices.Clone(t.st.B)); err != nil {
 		return nil, err
 	}
+	if e := t.st.Embed; e != nil {
+		w := e.W.clone()
+		res.Embeddings = &w
+		if err := res.Stack.SetEmbeddings(w); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
@@ -394,6 +413,16 @@ func newTrainer(blocks []Weights[float32], classes int, s TrainSettings) (*train
 	if err := t.st.init(); err != nil {
 		return nil, err
 	}
+	if s.Embeddings != nil {
+		if err := t.st.SetEmbeddings(s.Embeddings.clone()); err != nil {
+			return nil, err
+		}
+		var ps []*tparam
+		for _, p := range t.st.Embed.Params() {
+			ps = append(ps, &tparam{name: "embeddings." + p.Name, value: p.Value, grad: p.Grad, decay: decays(p.Name), blockIndex: -2})
+		}
+		t.params = append(ps, t.params...)
+	}
 	t.gW, t.gB = make([]float32, len(t.st.W)), make([]float32, len(t.st.B))
 	t.params = append(t.params,
 		&tparam{name: "classifier.weight", value: t.st.W, grad: t.gW, decay: true, blockIndex: -1},
@@ -402,6 +431,7 @@ func newTrainer(blocks []Weights[float32], classes int, s TrainSettings) (*train
 		p.m, p.v = make([]float32, len(p.value)), make([]float32, len(p.value))
 	}
 	t.grads = make([][]float32, len(t.st.Blocks))
+	t.dxs = make([][]float32, len(t.st.Blocks))
 	return t, nil
 }
 
@@ -500,6 +530,9 @@ func (t *trainer) trainStep(idx []int) float64 {
 	for _, b := range st.Blocks {
 		b.ZeroGrad()
 	}
+	if st.Embed != nil {
+		st.Embed.ZeroGrad()
+	}
 	clear(t.gW)
 	clear(t.gB)
 	st.forward(t.train, idx)
@@ -554,13 +587,16 @@ func (t *trainer) trainStep(idx []int) float64 {
 			st.Blocks[j].Forward(st.hs[j+1], st.hs[j], st.rows)
 		}
 		var dx []float32
-		if j > 0 {
-			dx = grow(t.grads[j-1], len(st.hs[j]))
+		if j > 0 || st.Embed != nil {
+			dx = grow(t.dxs[j], len(st.hs[j]))
 			clear(dx)
-			t.grads[j-1] = dx
+			t.dxs[j] = dx
 		}
 		st.Blocks[j].Backward(dx, dy, st.rows)
 		dy = dx
+	}
+	if st.Embed != nil {
+		st.Embed.Backward(dy, st.rows)
 	}
 	t.adamW()
 	return loss
@@ -672,7 +708,8 @@ func (t *trainer) key() string {
 		Train   int
 		HeadW   []float32
 		HeadB   []float32
-	}{s, t.st.k, len(t.st.Blocks), t.train.Len(), t.s.HeadW, t.s.HeadB})
+		Embed   bool
+	}{s, t.st.k, len(t.st.Blocks), t.train.Len(), t.s.HeadW, t.s.HeadB, t.s.Embeddings != nil})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }

@@ -28,6 +28,7 @@ func topFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "mode", Value: "head", Usage: "head: a head on pooled features | lora | full | reinit: train the top blocks (LoRA adapters, all their weights, or re-initialised) with a linear head, on an activation cache from extract --cut-top"},
 		&cli.IntFlag{Name: "top-k", Usage: "top blocks to train, 1 to the cache's --cut-top (default: all the cache's); the frozen blocks between run once in Go, so one cache cut at the embeddings (--cut-top L) feeds every depth"},
+		&cli.BoolFlag{Name: "embeddings", Usage: "full: also train the embedding tables and their LayerNorm (every block must train: --top-k L on a --cut-top L cache, which holds the token ids)"},
 		&cli.BoolFlag{Name: "recompute", Usage: "lora/full/reinit: keep one block's activations and recompute each block's forward before its backward (less memory for many blocks, about a third more time below the top block; same result)"},
 		&cli.StringFlag{Name: "model", Usage: "backbone `NAME|DIR` whose top blocks to train (default: the one the cache names; its sha256 must match)"},
 		&cli.IntFlag{Name: "rank", Value: 8, Usage: "lora: adapter rank r"},
@@ -136,6 +137,16 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 			topK, c.String("train"), tm.CutTop, tm.CutTop, topK, topK, tm.NumBlocks)
 	}
 	cut := tm.NumBlocks - topK // the first trained block
+	if c.Bool("embeddings") {
+		switch {
+		case mode != lora.ModeFull:
+			return usagef("--embeddings trains with --mode full, not %s", mode)
+		case cut != 0:
+			return usagef("--embeddings needs every block trained: --top-k %d (the model's blocks) on a --cut-top %d cache; --top-k is %d", tm.NumBlocks, tm.NumBlocks, topK)
+		case !tm.IDs:
+			return usagef("--embeddings: the cache %s holds no token ids (made by an older version); extract it again", c.String("train"))
+		}
+	}
 	trainEx, err := examples(train, c.String("train"), tm.LabelNames)
 	if err != nil {
 		return err
@@ -189,6 +200,13 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 	blocks, heads, err := headstart.TopBlocks(model, tm.CutBlock)
 	if err != nil {
 		return fmt.Errorf("%s: %w", paths.Model, err)
+	}
+	if c.Bool("embeddings") {
+		e, err := headstart.Embeddings(model)
+		if err != nil {
+			return fmt.Errorf("%s: %w", paths.Model, err)
+		}
+		s.Embeddings = &e
 	}
 	model = nil
 	s.Heads = heads
@@ -284,7 +302,7 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 // examples converts a cache into training examples whose labels index names (the
 // training cache's label names): every row must be labelled with one of them.
 func examples(tc *features.TokenCache, path string, names []string) (*lora.Examples, error) {
-	ex := &lora.Examples{Hidden: tc.Hidden, Offsets: tc.Offsets, Labels: make([]int, tc.N)}
+	ex := &lora.Examples{Hidden: tc.Hidden, Offsets: tc.Offsets, Labels: make([]int, tc.N), IDs: tc.IDs}
 	for i, l := range tc.Labels {
 		if l < 0 {
 			return nil, fmt.Errorf("%w: %s: row %d (row_id %d) has no label; every row of a training or validation cache needs one", head.ErrUnlabelled, path, i, tc.RowIDs[i])
@@ -330,6 +348,6 @@ func topHead(res *lora.Result, tm features.TokenManifest, cut int, s lora.TrainS
 		Layers: []head.Dense{l},
 		Summary: head.Summary{Rows: rows, Classes: k, Epochs: len(res.History), BestEpoch: res.BestEpoch,
 			ValidAccuracy: best.ValidAccuracy, TrainLoss: best.TrainLoss, Loss: best.ValidLoss},
-		Top: &head.Top{CutBlock: cut, NumBlocks: tm.NumBlocks, Heads: s.Heads, Blocks: res.Blocks, Training: tr},
+		Top: &head.Top{CutBlock: cut, NumBlocks: tm.NumBlocks, Heads: s.Heads, Blocks: res.Blocks, Embeddings: res.Embeddings, Training: tr},
 	}
 }

@@ -307,9 +307,16 @@ func TestTopAllBlocks(t *testing.T) {
 		k      string
 		blocks int
 		goOn   string // the cache the Go stack reads
-	}{{"6", 6, dev6}, {"2", 2, dev2}} {
-		headFile := filepath.Join(dir, "full"+c.k+".head")
-		code, stdout, stderr := run(t, "fit-head", "--train", train6, "--mode", "full", "--top-k", c.k, "--epochs", "1", "--batch-size", "16", "--recompute", "--out", headFile, "--json")
+		emb    bool   // --embeddings
+	}{{"6", 6, dev6, false}, {"2", 2, dev2, false}, {"6", 6, dev6, true}} {
+		name := "full" + c.k
+		args := []string{"fit-head", "--train", train6, "--mode", "full", "--top-k", c.k, "--epochs", "1", "--batch-size", "16", "--recompute", "--json"}
+		if c.emb {
+			name += "+emb"
+			args = append(args, "--embeddings")
+		}
+		headFile := filepath.Join(dir, name+".head")
+		code, stdout, stderr := run(t, append(args, "--out", headFile)...)
 		if code != 0 {
 			t.Fatalf("fit-head --mode full --top-k %s: %d\n%s", c.k, code, stderr)
 		}
@@ -320,11 +327,15 @@ func TestTopAllBlocks(t *testing.T) {
 		json.Unmarshal([]byte(stdout), &fit)
 		// Per block: 4 C×C projections, C→I, I→C with biases, two LayerNorms; and the head.
 		perBlock := 4*(384*384+384) + 384*1536 + 1536 + 1536*384 + 384 + 4*384
-		if fit.TopK != c.blocks || fit.Trainable != c.blocks*perBlock+2*384+2 {
+		want := c.blocks*perBlock + 2*384 + 2
+		if c.emb { // word, position and token type tables and the LayerNorm
+			want += (30522+512+2)*384 + 2*384
+		}
+		if fit.TopK != c.blocks || fit.Trainable != want {
 			t.Fatalf("--top-k %s: top_k %d, %d trainable parameters", c.k, fit.TopK, fit.Trainable)
 		}
 		goProbs, _ := topProbs(t, headFile, c.goOn)
-		onnxFile := filepath.Join(dir, "full"+c.k+".onnx")
+		onnxFile := filepath.Join(dir, name+".onnx")
 		if code, _, stderr := run(t, "export", "--head", headFile, "--out", onnxFile); code != 0 {
 			t.Fatalf("export: %d\n%s", code, stderr)
 		}
@@ -333,12 +344,12 @@ func TestTopAllBlocks(t *testing.T) {
 			for k := range 2 {
 				d := math.Abs(float64(probs[k] - goProbs[i*2+k]))
 				if !(d < topTol) {
-					t.Fatalf("--top-k %s row %d: exported graph %v, Go stack on the cache %v", c.k, i, probs, goProbs[i*2:i*2+2])
+					t.Fatalf("%s row %d: exported graph %v, Go stack on the cache %v", name, i, probs, goProbs[i*2:i*2+2])
 				}
 				maxDiff = max(maxDiff, d)
 			}
 		}
-		t.Logf("--top-k %s: max abs diff exported ONNX vs Go stack %.2g (%d texts)", c.k, maxDiff, len(texts))
+		t.Logf("%s: max abs diff exported ONNX vs Go stack %.2g (%d texts)", name, maxDiff, len(texts))
 	}
 
 	for _, c := range []struct {
@@ -348,6 +359,8 @@ func TestTopAllBlocks(t *testing.T) {
 		{[]string{"--top-k", "7"}, "has 6 encoder blocks"},
 		{[]string{"--top-k", "0"}, "want the number of top blocks"},
 		{[]string{"--train", filepath.Join(dir, "dev2.cache"), "--top-k", "3"}, "too shallow for 3"},
+		{[]string{"--top-k", "5", "--embeddings"}, "needs every block trained"},
+		{[]string{"--mode", "lora", "--embeddings"}, "--mode full"},
 	} {
 		args := append([]string{"fit-head", "--train", train6, "--mode", "full", "--out", filepath.Join(dir, "bad.head")}, c.args...)
 		code, _, stderr := run(t, args...)
