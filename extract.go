@@ -219,8 +219,8 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		if err != nil {
 			return sum, err
 		}
-		return sum, fmt.Errorf("%w: %s: row %d (0-based, as in row_ids; %d more after it) has an empty %q (or one of only whitespace and control characters); fix the data or pass --allow-empty to embed it as [CLS] [SEP]",
-			ErrEmptyText, opts.Data, row, scan.EmptyTexts-1, textCol(opts.Reader))
+		return sum, fmt.Errorf("%w: %s: row %d (0-based, as in row_ids%s) has an empty %q (or one of only whitespace and control characters); fix the data or pass --allow-empty to embed it as [CLS] [SEP]",
+			ErrEmptyText, opts.Data, row, moreAfter(scan.EmptyTexts-1), textCol(opts.Reader))
 	}
 	if scan.Rows == 0 {
 		return sum, fmt.Errorf("%w: %s has no data rows", ErrBadOption, opts.Data)
@@ -583,4 +583,13 @@ func shardRows(n int64, s features.Shard) int64 {
 		k++
 	}
 	return k
+}
+
+// moreAfter says how many more rows share a problem after the one named: "" for none,
+// "; 1 more after it", "; 3 more after it".
+func moreAfter(n int64) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d more after it", n)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,9 +55,9 @@ type Event struct {
 	Index, Total int  // the cell's position in the grid, from 1
 	Cell         Cell // the cell's result
 	Reused       bool // found in Dir, not recomputed
-	// ETA estimates the time left for the cells still to compute, from the cells
-	// computed so far (seconds per training row and strategy); 0 when unknown or none
-	// is left.
+	// ETA estimates the time left for the cells still to compute, from the wall time
+	// of the cells computed so far, scaled by each cell's work (see etaModel); 0 when
+	// unknown or none is left.
 	ETA time.Duration
 }
 
@@ -253,26 +254,19 @@ func Run(ctx context.Context, g Grid, data *Data) ([]Cell, error) {
 			cells[i], done[i] = c, true
 		}
 	}
-	// Time per training row, by strategy, of the cells computed in this run.
-	secs, rows := map[string]float64{}, map[string]float64{}
+	// The time left is predicted from the cells computed in this run (etaModel).
+	var model etaModel
 	eta := func() time.Duration {
-		var totalS, totalR, left float64
-		for k := range secs {
-			totalS += secs[k]
-			totalR += rows[k]
-		}
-		if totalR == 0 {
-			return 0
-		}
+		left := 0.0
 		for i, sp := range specs {
 			if done[i] || (sp.seedFree() && sp.seed > 0) {
 				continue
 			}
-			rate := totalS / totalR
-			if rows[sp.strategy.Name] > 0 {
-				rate = secs[sp.strategy.Name] / rows[sp.strategy.Name]
+			secs, ok := model.predict(sp)
+			if !ok {
+				return 0
 			}
-			left += rate * float64(sp.rows)
+			left += secs
 		}
 		return time.Duration(left * float64(time.Second))
 	}
@@ -290,6 +284,7 @@ func Run(ctx context.Context, g Grid, data *Data) ([]Cell, error) {
 			return nil, fmt.Errorf("experiment interrupted before cell %d of %d (finished cells are kept in %s; rerun to continue): %w", i+1, len(specs), g.Dir, err)
 		}
 		var c Cell
+		start := time.Now()
 		if j := i - sp.seed; sp.seedFree() && sp.seed > 0 {
 			// Seeds are innermost: cell j is this one's seed 0, done before it.
 			c = cells[j]
@@ -308,8 +303,7 @@ func Run(ctx context.Context, g Grid, data *Data) ([]Cell, error) {
 			if err != nil {
 				return nil, fmt.Errorf("cell %s shots=%s seed=%d: %w", sp.strategy.Name, ShotsName(sp.shots), sp.seed, err)
 			}
-			secs[sp.strategy.Name] += c.TrainSeconds
-			rows[sp.strategy.Name] += float64(sp.rows)
+			model.add(sp, time.Since(start).Seconds())
 		}
 		if err := g.save(c); err != nil {
 			return nil, err
@@ -463,4 +457,68 @@ func removeIfExists(path string) error {
 		return err
 	}
 	return nil
+}
+
+// etaModel predicts how long the cells left will take from the wall time (training and
+// scoring) of the cells computed so far. A cell's cost is taken as proportional to its
+// work: training rows, times the epochs for the top-block strategies, whose small
+// training sets run extra epochs (MinSteps); rows alone would make the first,
+// smallest cells predict far too much for the large ones.
+type etaModel struct {
+	obs []etaObs
+}
+
+type etaObs struct {
+	strategy   string
+	shots      int
+	work, secs float64
+}
+
+// cellWork is the unit a cell's time is taken as proportional to.
+func cellWork(sp cellSpec) float64 {
+	if t := sp.strategy.Top; t != nil {
+		return float64(sp.rows * t.epochs(sp.rows))
+	}
+	return float64(max(sp.rows, 1))
+}
+
+func (m *etaModel) add(sp cellSpec, secs float64) {
+	m.obs = append(m.obs, etaObs{sp.strategy.Name, sp.shots, cellWork(sp), secs})
+}
+
+// predict returns the seconds sp should take: the mean of the same strategy's cells at
+// the same shots (other seeds); else the same strategy's cell of the nearest work,
+// scaled to sp's work; else the seconds per unit of work of every cell so far, scaled.
+// ok is false before any cell is done.
+func (m *etaModel) predict(sp cellSpec) (secs float64, ok bool) {
+	if len(m.obs) == 0 {
+		return 0, false
+	}
+	work := cellWork(sp)
+	var same, n float64
+	var nearest *etaObs
+	var totalSecs, totalWork float64
+	for i := range m.obs {
+		o := &m.obs[i]
+		totalSecs += o.secs
+		totalWork += o.work
+		if o.strategy != sp.strategy.Name {
+			continue
+		}
+		if o.shots == sp.shots {
+			same += o.secs
+			n++
+		}
+		if nearest == nil || math.Abs(math.Log(o.work/work)) < math.Abs(math.Log(nearest.work/work)) {
+			nearest = o
+		}
+	}
+	switch {
+	case n > 0:
+		return same / n, true
+	case nearest != nil:
+		return nearest.secs * work / nearest.work, true
+	default:
+		return totalSecs * work / totalWork, true
+	}
 }

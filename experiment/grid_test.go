@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"gonum.org/v1/gonum/floats/scalar"
+	"gonum.org/v1/plot/plotter"
 
 	"github.com/headstart-ml/headstart/head"
 )
@@ -413,5 +414,106 @@ func TestRunMTEB(t *testing.T) {
 	}
 	if _, err := RunMTEB(context.Background(), train, train, MTEBSettings{Experiments: -1}); !errors.Is(err, ErrBadGrid) {
 		t.Fatalf("bad settings: %v", err)
+	}
+}
+
+// TestETAModel: the time left is predicted per strategy from its cells so far, scaled by
+// work (rows, times epochs for the top-block strategies), not by rows alone: a top-block
+// cell on 8 rows per class runs extra epochs (MinSteps), and scaling its time by rows
+// predicted the full-data cell several times too long.
+func TestETAModel(t *testing.T) {
+	strategies, err := ParseStrategies("logreg,lora-top1,mlp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logreg, lora, mlp := strategies[0], strategies[1], strategies[2]
+	spec := func(s Strategy, shots, rows, seed int) cellSpec {
+		return cellSpec{strategy: s, shots: shots, rows: rows, seed: seed}
+	}
+	// Banking77's sizes: 8 per class = 616 rows (5 epochs of 20 steps reach 100 steps),
+	// all = 10,003 rows (3 epochs of 313 steps).
+	small, all := spec(lora, 8, 616, 0), spec(lora, All, 10003, 0)
+	if w, want := cellWork(small), 616.0*5; w != want {
+		t.Fatalf("work of a 616-row lora cell %v; want %v (5 epochs)", w, want)
+	}
+	if w, want := cellWork(all), 10003.0*3; w != want {
+		t.Fatalf("work of a 10,003-row lora cell %v; want %v (3 epochs)", w, want)
+	}
+	var m etaModel
+	if _, ok := m.predict(small); ok {
+		t.Fatal("a prediction before any cell")
+	}
+	m.add(small, 10)
+	m.add(spec(logreg, 8, 616, 0), 0.5)
+	const tol = 1e-9 // the predictions are a few products and quotients
+	for _, tc := range []struct {
+		name string
+		sp   cellSpec
+		want float64
+	}{
+		{"another seed: the same cell's time", spec(lora, 8, 616, 1), 10},
+		{"all rows: scaled by work", all, 10 * 10003 * 3 / (616 * 5.0)},
+		{"logreg all rows: scaled by rows", spec(logreg, All, 10003, 0), 0.5 * 10003 / 616},
+		{"an unseen strategy: the mean seconds per work of all cells", spec(mlp, 8, 616, 0), 10.5 * 616 / (616*5 + 616)},
+	} {
+		got, ok := m.predict(tc.sp)
+		if !ok || !scalar.EqualWithinAbsOrRel(got, tc.want, tol, tol) {
+			t.Errorf("%s: %v, %v; want %v", tc.name, got, ok, tc.want)
+		}
+	}
+	// With a larger cell of the strategy done, the nearest one in work is used.
+	m.add(spec(lora, 64, 4800, 0), 50)
+	if got, want := mustPredict(t, &m, all), 50*10003*3/(4800*3.0); !scalar.EqualWithinAbsOrRel(got, want, tol, tol) {
+		t.Errorf("all rows after the 64-shot cell: %v; want %v", got, want)
+	}
+}
+
+func mustPredict(t *testing.T, m *etaModel, sp cellSpec) float64 {
+	t.Helper()
+	secs, ok := m.predict(sp)
+	if !ok {
+		t.Fatal("no prediction")
+	}
+	return secs
+}
+
+// TestPlotAxesAndLines: the accuracy axis spans the data (plus 8% of it each side), not
+// room for a legend drawn inside; the parameters plot joins no points with lines (its
+// points are different strategies), while the size plot joins each strategy's sizes.
+func TestPlotAxesAndLines(t *testing.T) {
+	summary := []Summary{
+		{Strategy: "logreg", Shots: 8, TrainRows: 616, AccuracyMean: 0.83, AccuracyStd: 0.005, Params: 29645},
+		{Strategy: "reinit-top1", Shots: 8, TrainRows: 616, AccuracyMean: 0.727, AccuracyStd: 0.003, Params: 1804109},
+		{Strategy: "logreg", Shots: All, TrainRows: 10003, AccuracyMean: 0.929, Params: 29645},
+		{Strategy: "reinit-top1", Shots: All, TrainRows: 10003, AccuracyMean: 0.907, AccuracyStd: 0.002, Params: 1804109},
+	}
+	lo, hi := accuracyRange(summary)
+	span := 0.929 - 0.724
+	if !scalar.EqualWithinAbs(lo, 0.724-0.08*span, 1e-12) || !scalar.EqualWithinAbs(hi, 0.929+0.08*span, 1e-12) {
+		t.Errorf("accuracy axis [%v, %v]; want [%v, %v]", lo, hi, 0.724-0.08*span, 0.929+0.08*span)
+	}
+	if lo, hi := accuracyRange([]Summary{{AccuracyMean: 0.999, AccuracyStd: 0.01}}); lo < 0 || hi != 1 {
+		t.Errorf("accuracy axis near 1: [%v, %v]; want within [0, 1]", lo, hi)
+	}
+	for i, n := range []int{8, All} {
+		ps, _, labels, err := paramsSeries(i, n, summary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(labels.Labels) != 2 {
+			t.Errorf("shots %d: labels %q; want both strategies", n, labels.Labels)
+		}
+		for _, p := range ps {
+			if _, ok := p.(*plotter.Line); ok {
+				t.Errorf("shots %d: the parameters plot joins strategies with a line", n)
+			}
+		}
+	}
+	ps, _, err := series(0, errPoints{XYs: plotter.XYs{{X: 1, Y: 0.5}, {X: 2, Y: 0.6}}, YErrors: plotter.YErrors{{}, {}}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ps[0].(*plotter.Line); !ok {
+		t.Errorf("a size series draws no line: %T", ps[0])
 	}
 }

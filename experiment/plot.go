@@ -10,6 +10,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/headstart-ml/headstart/internal/fileio"
 )
@@ -20,37 +22,43 @@ type errPoints struct {
 	plotter.YErrors
 }
 
-// series adds a line through pts with markers, error bars and a legend entry.
-func series(p *plot.Plot, i int, name string, pts errPoints) error {
-	line, scatter, err := plotter.NewLinePoints(pts.XYs)
+// series returns the plotters of one series drawn in style i: markers with error bars,
+// and a line through them when line is set; thumbs are its legend entry's pictures.
+func series(i int, pts errPoints, line bool) (ps []plot.Plotter, thumbs []plot.Thumbnailer, err error) {
+	scatter, err := plotter.NewScatter(pts.XYs)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	line.Color = plotutil.Color(i)
-	line.Dashes = plotutil.Dashes(i)
 	scatter.Color = plotutil.Color(i)
 	scatter.Shape = plotutil.Shape(i)
 	bars, err := plotter.NewYErrorBars(pts)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	bars.Color = plotutil.Color(i)
 	bars.CapWidth = vg.Points(5)
-	p.Add(line, scatter, bars)
-	p.Legend.Add(name, line, scatter)
-	return nil
+	if line {
+		l, err := plotter.NewLine(pts.XYs)
+		if err != nil {
+			return nil, nil, err
+		}
+		l.Color = plotutil.Color(i)
+		l.Dashes = plotutil.Dashes(i)
+		ps, thumbs = append(ps, l), append(thumbs, l)
+	}
+	return append(ps, scatter, bars), append(thumbs, scatter), nil
 }
 
-// newAccuracyPlot makes a plot with a log x axis and accuracy on the y axis.
-func newAccuracyPlot(title, xlabel string) *plot.Plot {
+// newAccuracyPlot makes a plot with a log x axis and accuracy on the y axis, fitted to
+// the data (see accuracyRange).
+func newAccuracyPlot(title, xlabel string, summary []Summary) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = xlabel
 	p.Y.Label.Text = "test accuracy (mean ± std over seeds)"
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = logTicks{}
-	p.Legend.Top = false
-	p.Legend.Left = false
+	p.Y.Min, p.Y.Max = accuracyRange(summary)
 	p.Add(plotter.NewGrid())
 	return p
 }
@@ -59,7 +67,8 @@ func newAccuracyPlot(title, xlabel string) *plot.Plot {
 // line per strategy with error bars of one standard deviation over seeds, and writes it
 // as a PNG at path atomically. Points are labelled with their shots per class.
 func PlotSize(path, title string, summary []Summary) error {
-	p := newAccuracyPlot(title, "training rows (log scale); labels: shots per class")
+	p := newAccuracyPlot(title, "training rows (log scale); labels: shots per class", summary)
+	legend, entries := plot.NewLegend(), []string(nil)
 	var names []string
 	for _, s := range summary {
 		if !slices.Contains(names, s.Strategy) {
@@ -81,9 +90,13 @@ func PlotSize(path, title string, summary []Summary) error {
 			}
 		}
 		sortByX(&pts)
-		if err := series(p, i, name, pts); err != nil {
+		ps, thumbs, err := series(i, pts, true) // one strategy over sizes: a line
+		if err != nil {
 			return err
 		}
+		p.Add(ps...)
+		legend.Add(name, thumbs...)
+		entries = append(entries, name)
 		if i == 0 {
 			l, err := plotter.NewLabels(labels)
 			if err != nil {
@@ -93,15 +106,17 @@ func PlotSize(path, title string, summary []Summary) error {
 			p.Add(l)
 		}
 	}
-	roomForLegend(p, summary, len(names))
-	return savePNG(p, path)
+	return savePNG(p, legend, entries, path)
 }
 
 // PlotParams draws test accuracy against the number of trainable parameters (log
-// scale), one line per shot count through the strategies (labelled), with error bars
-// of one standard deviation over seeds, and writes it as a PNG at path atomically.
+// scale): one point per strategy and shot count, with error bars of one standard
+// deviation over seeds, coloured by shot count and labelled with the strategy (no
+// lines: the strategies are not steps of one quantity), and writes it as a PNG at path
+// atomically.
 func PlotParams(path, title string, summary []Summary) error {
-	p := newAccuracyPlot(title, "trainable parameters (log scale)")
+	p := newAccuracyPlot(title, "trainable parameters (log scale); labels: strategy", summary)
+	legend, entries := plot.NewLegend(), []string(nil)
 	var shots []int
 	for _, s := range summary {
 		if !slices.Contains(shots, s.Shots) {
@@ -109,25 +124,17 @@ func PlotParams(path, title string, summary []Summary) error {
 		}
 	}
 	for i, n := range shots {
-		var pts errPoints
-		var labels plotter.XYLabels
-		for _, s := range summary {
-			if s.Shots != n {
-				continue
-			}
-			pts.XYs = append(pts.XYs, plotter.XY{X: float64(s.Params), Y: s.AccuracyMean})
-			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{s.AccuracyStd, s.AccuracyStd})
-			labels.XYs = append(labels.XYs, plotter.XY{X: float64(s.Params), Y: s.AccuracyMean})
-			labels.Labels = append(labels.Labels, s.Strategy)
+		ps, thumbs, labels, err := paramsSeries(i, n, summary)
+		if err != nil {
+			return err
 		}
-		sortByX(&pts)
+		p.Add(ps...)
 		name := ShotsName(n) + " per class"
 		if n == All {
 			name = "all rows"
 		}
-		if err := series(p, i, name, pts); err != nil {
-			return err
-		}
+		legend.Add(name, thumbs...)
+		entries = append(entries, name)
 		if i == len(shots)-1 {
 			l, err := plotter.NewLabels(labels)
 			if err != nil {
@@ -137,8 +144,25 @@ func PlotParams(path, title string, summary []Summary) error {
 			p.Add(l)
 		}
 	}
-	roomForLegend(p, summary, len(shots))
-	return savePNG(p, path)
+	return savePNG(p, legend, entries, path)
+}
+
+// paramsSeries returns PlotParams' points for shot count n, drawn in style i, and
+// their strategy labels.
+func paramsSeries(i, n int, summary []Summary) ([]plot.Plotter, []plot.Thumbnailer, plotter.XYLabels, error) {
+	var pts errPoints
+	var labels plotter.XYLabels
+	for _, s := range summary {
+		if s.Shots != n {
+			continue
+		}
+		pts.XYs = append(pts.XYs, plotter.XY{X: float64(s.Params), Y: s.AccuracyMean})
+		pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{s.AccuracyStd, s.AccuracyStd})
+		labels.XYs = append(labels.XYs, plotter.XY{X: float64(s.Params), Y: s.AccuracyMean})
+		labels.Labels = append(labels.Labels, s.Strategy)
+	}
+	ps, thumbs, err := series(i, pts, false)
+	return ps, thumbs, labels, err
 }
 
 // sortByX orders points by x (lines join them in that order).
@@ -162,27 +186,43 @@ func sortByX(pts *errPoints) {
 	}
 }
 
-// roomForLegend lowers the y axis so that the legend, at the bottom right, sits below
-// the data.
-func roomForLegend(p *plot.Plot, summary []Summary, entries int) {
-	lo, hi := math.Inf(1), math.Inf(-1)
+// accuracyRange is the y axis of the accuracy plots: the span of the means ± std,
+// widened by 8% of it on each side (at least 0.01 in all), within [0, 1]. The legend is
+// drawn beside the plot, so it needs no room inside.
+func accuracyRange(summary []Summary) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
 	for _, s := range summary {
 		lo = math.Min(lo, s.AccuracyMean-s.AccuracyStd)
 		hi = math.Max(hi, s.AccuracyMean+s.AccuracyStd)
 	}
-	span := math.Max(hi-lo, 0.01)
-	p.Y.Min = math.Max(0, lo-0.12*span*float64(entries))
-	p.Y.Max = math.Min(1, hi+0.05*span)
+	if lo > hi { // no data
+		return 0, 1
+	}
+	pad := math.Max(hi-lo, 0.01) * 0.08
+	return math.Max(0, lo-pad), math.Min(1, hi+pad)
 }
 
-// savePNG renders p at 16×10 cm and writes it atomically.
-func savePNG(p *plot.Plot, path string) error {
-	w, err := p.WriterTo(16*vg.Centimeter, 10*vg.Centimeter, "png")
-	if err != nil {
-		return fmt.Errorf("plotting %s: %w", path, err)
+// savePNG renders p at 16×10 cm with the legend (whose entries are named entries) in a
+// column on its right, and writes it atomically.
+func savePNG(p *plot.Plot, legend plot.Legend, entries []string, path string) error {
+	legend.Top, legend.Left = true, true
+	width := vg.Length(0)
+	for _, e := range entries {
+		width = max(width, legend.TextStyle.Width(e))
 	}
+	width += legend.ThumbnailWidth + vg.Points(20)
+	w, h := 16*vg.Centimeter+width, 10*vg.Centimeter
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	area := draw.Crop(dc, 0, -width, 0, 0)
+	p.Draw(area)
+	da := p.DataCanvas(area)
+	lc := dc
+	lc.Min = vg.Point{X: w - width + vg.Points(8), Y: da.Min.Y}
+	lc.Max = vg.Point{X: w, Y: da.Max.Y}
+	legend.Draw(lc)
 	var b bytes.Buffer
-	if _, err := w.WriteTo(&b); err != nil {
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&b); err != nil {
 		return fmt.Errorf("plotting %s: %w", path, err)
 	}
 	return fileio.WriteFile(path, b.Bytes())

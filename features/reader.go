@@ -24,8 +24,8 @@ import (
 type Format int
 
 const (
-	// FormatAuto: .csv is CSV, .tsv is TSV, .jsonl and .ndjson are JSONL (case does not
-	// matter); standard input ("-") is CSV. Any other extension is an error.
+	// FormatAuto: .csv is CSV, .tsv is TSV, .jsonl and .ndjson are JSONL, .txt is text
+	// (case does not matter); standard input ("-") is CSV. Any other extension is an error.
 	FormatAuto Format = iota
 	// FormatCSV: RFC 4180 comma-separated values with a header line. Fields may be
 	// quoted ("a ""b"", c"), and quoted fields may span lines. A quote inside an unquoted
@@ -43,11 +43,15 @@ const (
 	// ReaderOptions.LabelSep it may also be an array of labels (["card", "arrival"]).
 	// Blank lines are skipped. Other keys are ignored.
 	FormatJSONL
+	// FormatText: plain text, one text per line, no header and no labels (so it cannot
+	// be read with RequireLabel). The line end ("\n" or "\r\n") is not part of the
+	// text; blank lines (only whitespace) are skipped, as in the other formats.
+	FormatText
 )
 
-var formatNames = [...]string{FormatAuto: "auto", FormatCSV: "csv", FormatTSV: "tsv", FormatJSONL: "jsonl"}
+var formatNames = [...]string{FormatAuto: "auto", FormatCSV: "csv", FormatTSV: "tsv", FormatJSONL: "jsonl", FormatText: "text"}
 
-// String returns the format's name: auto, csv, tsv or jsonl.
+// String returns the format's name: auto, csv, tsv, jsonl or text.
 func (f Format) String() string {
 	if f < 0 || int(f) >= len(formatNames) {
 		return "Format(" + strconv.Itoa(int(f)) + ")"
@@ -56,7 +60,7 @@ func (f Format) String() string {
 }
 
 // ParseFormat parses a format name as a user writes it (a --format flag): auto (or the
-// empty string), csv, tsv, jsonl or ndjson, in any case.
+// empty string), csv, tsv, jsonl or ndjson, text or txt, in any case.
 func ParseFormat(s string) (Format, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "", "auto":
@@ -67,8 +71,10 @@ func ParseFormat(s string) (Format, error) {
 		return FormatTSV, nil
 	case "jsonl", "ndjson":
 		return FormatJSONL, nil
+	case "text", "txt":
+		return FormatText, nil
 	}
-	return FormatAuto, errorf(ErrUnknownFormat, "format %q unknown; want one of auto, csv, tsv, jsonl", s)
+	return FormatAuto, errorf(ErrUnknownFormat, "format %q unknown; want one of auto, csv, tsv, jsonl, text", s)
 }
 
 // FormatOf returns the format of the file at path, from its extension (see FormatAuto).
@@ -83,9 +89,11 @@ func FormatOf(path string) (Format, error) {
 		return FormatTSV, nil
 	case ".jsonl", ".ndjson":
 		return FormatJSONL, nil
+	case ".txt":
+		return FormatText, nil
 	}
 	return FormatAuto, errorf(ErrUnknownFormat,
-		"cannot tell the format of %s from its extension; want .csv, .tsv, .jsonl or .ndjson, or name the format", path)
+		"cannot tell the format of %s from its extension; want .csv, .tsv, .jsonl, .ndjson or .txt, or name the format (csv, tsv, jsonl, text)", path)
 }
 
 // ReaderOptions say how to read a dataset. The zero value reads a file whose format the
@@ -226,8 +234,11 @@ func NewReader(src io.Reader, name string, opts ReaderOptions) (*Reader, error) 
 
 func newReader(src io.Reader, name string, opts ReaderOptions) (*Reader, error) {
 	opts = opts.withDefaults()
-	if opts.Format <= FormatAuto || opts.Format > FormatJSONL {
-		return nil, errorf(ErrUnknownFormat, "%s: format %v unknown; want one of csv, tsv, jsonl", name, opts.Format)
+	if opts.Format <= FormatAuto || opts.Format > FormatText {
+		return nil, errorf(ErrUnknownFormat, "%s: format %v unknown; want one of csv, tsv, jsonl, text", name, opts.Format)
+	}
+	if opts.Format == FormatText && opts.RequireLabel {
+		return nil, errorf(ErrMissingColumn, "%s: plain text (one text per line) has no labels; give labelled data as csv, tsv or jsonl", name)
 	}
 	r := &Reader{name: name, format: opts.Format, opts: opts, br: bufio.NewReaderSize(src, 64<<10), labelIdx: -1}
 	// A UTF-8 byte order mark (Excel writes one) is not part of the first column's name.
@@ -264,6 +275,9 @@ func newReader(src io.Reader, name string, opts ReaderOptions) (*Reader, error) 
 			}
 			r.columns = keys
 		}
+		return r, nil
+	case FormatText:
+		r.columns = []string{r.opts.TextCol}
 		return r, nil
 	}
 	if err := r.findColumns(); err != nil {
@@ -335,7 +349,8 @@ func listColumns(cols []string) string {
 }
 
 // Columns returns the header's column names (CSV, TSV) or the keys of the first object
-// (JSONL), in file order; nil for an empty file. The caller must not modify it.
+// (JSONL), in file order, or the text column's name alone (text); nil for an empty CSV, TSV
+// or JSONL file. The caller must not modify it.
 func (r *Reader) Columns() []string { return r.columns }
 
 // Next advances to the next row, which Row then returns. It returns false at the end of
@@ -356,6 +371,8 @@ func (r *Reader) Next() bool {
 		err = r.nextTSV()
 	case FormatJSONL:
 		err = r.nextJSONL()
+	case FormatText:
+		err = r.nextText()
 	}
 	if err != nil {
 		r.done = true
@@ -448,6 +465,22 @@ func (r *Reader) nextTSV() error {
 			r.name, r.line, r.n, len(r.fields), r.nfields, listColumns(r.columns))
 	}
 	return r.setFields(r.fields, r.line)
+}
+
+// nextText reads one line of plain text as the row's text (no label).
+func (r *Reader) nextText() error {
+	line, err := r.nextLine()
+	if err != nil {
+		return err
+	}
+	if line == nil {
+		return io.EOF
+	}
+	if !utf8.Valid(line) {
+		return r.badUTF8("text", string(line), r.line)
+	}
+	r.row.Text, r.row.Label, r.row.HasLabel, r.row.Labels = string(line), "", false, nil
+	return nil
 }
 
 // setFields fills r.row from the fields of a CSV or TSV row.

@@ -221,8 +221,28 @@ func TestReader(t *testing.T) {
 			data: "text\na\n", want: []Row{unl(0, "a")},
 		},
 		{
-			name: "unknown extension", file: "data.txt", data: "text\na\n", err: ErrUnknownFormat,
-			msg: "cannot tell the format of data.txt from its extension; want .csv, .tsv, .jsonl or .ndjson",
+			name: "unknown extension", file: "data.dat", data: "text\na\n", err: ErrUnknownFormat,
+			msg: "cannot tell the format of data.dat from its extension; want .csv, .tsv, .jsonl, .ndjson or .txt, or name the format (csv, tsv, jsonl, text)",
+		},
+		{
+			name: "text: one text per line, CRLF, blank lines skipped, no quoting", file: "data.txt",
+			data: "text\r\n\"quoted\", with comma\tand tab\n\n   \nlast without newline",
+			want: []Row{unl(0, "text"), unl(1, "\"quoted\", with comma\tand tab"), unl(2, "last without newline")}, cols: []string{"text"},
+		},
+		{
+			name: "text on stdin, format named", file: "-", opts: ReaderOptions{Format: FormatText},
+			data: "I lost my card\nwhere is it?\n", want: []Row{unl(0, "I lost my card"), unl(1, "where is it?")},
+		},
+		{
+			name: "text needs no header, empty input", file: "empty.txt", data: "", want: nil, cols: []string{"text"},
+		},
+		{
+			name: "text invalid UTF-8", file: "d.txt", data: "ok\nbad \xff byte\n", err: ErrInvalidUTF8, want: []Row{unl(0, "ok")},
+			msg: "d.txt: line 2 (row 1): text is not valid UTF-8",
+		},
+		{
+			name: "text has no labels", file: "d.txt", opts: ReaderOptions{RequireLabel: true}, data: "a\n", err: ErrMissingColumn,
+			msg: "d.txt: plain text (one text per line) has no labels",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,13 +270,13 @@ func TestReader(t *testing.T) {
 
 func TestParseFormat(t *testing.T) {
 	for in, want := range map[string]Format{"": FormatAuto, "auto": FormatAuto, "CSV": FormatCSV, "tsv": FormatTSV,
-		"jsonl": FormatJSONL, "ndjson": FormatJSONL} {
+		"jsonl": FormatJSONL, "ndjson": FormatJSONL, "text": FormatText, "TXT": FormatText} {
 		if got, err := ParseFormat(in); err != nil || got != want {
 			t.Errorf("ParseFormat(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	_, err := ParseFormat("parquet")
-	if !errors.Is(err, ErrUnknownFormat) || err.Error() != `format "parquet" unknown; want one of auto, csv, tsv, jsonl` {
+	if !errors.Is(err, ErrUnknownFormat) || err.Error() != `format "parquet" unknown; want one of auto, csv, tsv, jsonl, text` {
 		t.Errorf("ParseFormat(parquet): %v", err)
 	}
 }

@@ -189,6 +189,27 @@ func TestPlotConfusion(t *testing.T) {
 		if w := img.Bounds().Dx(); w < 400 || (k == 77 && w < 1000) {
 			t.Errorf("%d classes: %d pixels wide", k, w)
 		}
+		// Every class is named on the axes, whatever their number.
+		for c, tick := range confusionTicks(r) {
+			if tick.Value != float64(c) || tick.Label != classes[c] {
+				t.Errorf("%d classes: tick %d is %v %q; want %d %q", k, c, tick.Value, tick.Label, c, classes[c])
+			}
+		}
+		// The colour bar: the right-hand strip holds the whole scale, from white to the
+		// darkest blue, in many shades (the matrix's cells alone have a handful).
+		b := img.Bounds()
+		shades := map[[3]uint32]bool{}
+		darkest := false
+		for x := b.Max.X - b.Dx()/12; x < b.Max.X; x++ {
+			for y := b.Min.Y; y < b.Max.Y; y++ {
+				r, g, bl, _ := img.At(x, y).RGBA()
+				shades[[3]uint32{r >> 8, g >> 8, bl >> 8}] = true
+				darkest = darkest || (r>>8 <= 10 && g>>8 <= 50 && bl>>8 <= 110 && bl>>8 >= 100)
+			}
+		}
+		if len(shades) < 100 || !darkest {
+			t.Errorf("%d classes: the right-hand strip has %d colours, darkest blue %v; want a colour bar", k, len(shades), darkest)
+		}
 	}
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {

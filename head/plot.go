@@ -12,13 +12,10 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/headstart-ml/headstart/internal/fileio"
 )
-
-// maxTickLabels is the number of classes up to which PlotConfusion names every class
-// on the axes; beyond it the axes are numbered and the names omitted.
-const maxTickLabels = 30
 
 // maxCellCounts is the number of classes up to which PlotConfusion writes each cell's
 // count.
@@ -27,47 +24,57 @@ const maxCellCounts = 20
 // PlotConfusion draws the report's confusion matrix as a PNG heat map at path, written
 // atomically (temporary file and rename). The colour of a cell is the square root of
 // its share of the true class's rows (the recall on the diagonal), so that rare and
-// common classes read alike and scattered confusions still show; cells hold the counts
-// when there are at most 20 classes. Up to 30 classes
-// the axes carry the class names, beyond that the class indices (the table of
-// WriteTable names them). The canvas grows with the number of classes.
+// common classes read alike and scattered confusions still show; a colour bar beside
+// the matrix gives the scale in shares. Both axes name every class; cells hold the
+// counts when there are at most 20 classes. The canvas grows with the number of
+// classes and the length of their names.
 func PlotConfusion(path string, r Report) error {
-	k := len(r.Confusion)
-	if k == 0 {
+	if len(r.Confusion) == 0 {
 		return errorf(ErrBadSetting, "head: plotting %s: the report has no confusion matrix (multi-label data)", path)
 	}
+	b, err := confusionPNG(r)
+	if err != nil {
+		return fmt.Errorf("head: plotting %s: %w", path, err)
+	}
+	return fileio.WriteFile(path, b)
+}
+
+// confusionTicks names class c at position c on both axes.
+func confusionTicks(r Report) []plot.Tick {
+	ticks := make([]plot.Tick, len(r.Confusion))
+	for c := range ticks {
+		ticks[c] = plot.Tick{Value: float64(c), Label: r.PerClass[c].Label}
+	}
+	return ticks
+}
+
+// confusionPNG renders PlotConfusion's image.
+func confusionPNG(r Report) ([]byte, error) {
+	k := len(r.Confusion)
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Confusion matrix (n=%d, accuracy %.4f); colour: √(share of the true class)", r.N, r.Accuracy)
+	p.Title.Text = fmt.Sprintf("Confusion matrix (n=%d, accuracy %.4f)", r.N, r.Accuracy)
+	p.Title.Padding = vg.Points(8)
 	p.X.Label.Text = "predicted"
 	p.Y.Label.Text = "true"
 	grid := confusionGrid{r.Confusion}
-	hm := plotter.NewHeatMap(grid, blues(64))
+	shares := newShareMap()
+	hm := plotter.NewHeatMap(grid, shares.Palette(256))
 	hm.Min, hm.Max = 0, 1
 	p.Add(hm)
 
-	tickSize := font.Length(10)
+	// Cells of 0.16 in hold 7-point names side by side; a few classes get larger ones.
+	tickSize, cell := font.Length(10), vg.Length(0.5)*vg.Inch
 	if k > 12 {
-		tickSize = 7
+		tickSize, cell = 7, vg.Length(0.16)*vg.Inch
 	}
-	var ticks []plot.Tick
-	for c := range k {
-		label := fmt.Sprint(c)
-		if k <= maxTickLabels {
-			label = r.PerClass[c].Label
-		} else if c%5 != 0 {
-			label = ""
-		}
-		ticks = append(ticks, plot.Tick{Value: float64(c), Label: label})
-	}
+	ticks := confusionTicks(r)
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	p.Y.Tick.Marker = plot.ConstantTicks(ticks)
 	p.X.Tick.Label.Font.Size = tickSize
 	p.Y.Tick.Label.Font.Size = tickSize
-	if k <= maxTickLabels {
-		p.X.Tick.Label.Rotation = 1.2 // radians, so long names do not overlap
-		p.X.Tick.Label.XAlign = draw.XRight
-		p.X.Tick.Label.YAlign = draw.YCenter
-	}
+	p.X.Tick.Label.Rotation = math.Pi / 2 // names run upwards from the axis, none overlap
+	p.X.Tick.Label.XAlign = draw.XRight
+	p.X.Tick.Label.YAlign = draw.YCenter
 	p.X.Min, p.X.Max = -0.5, float64(k)-0.5
 	p.Y.Min, p.Y.Max = -0.5, float64(k)-0.5
 	p.Y.Scale = invertedScale{}
@@ -85,7 +92,7 @@ func PlotConfusion(path string, r Report) error {
 		}
 		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
 		if err != nil {
-			return fmt.Errorf("head: plotting %s: %w", path, err)
+			return nil, err
 		}
 		for i := range lb.TextStyle {
 			lb.TextStyle[i].XAlign = draw.XCenter
@@ -99,19 +106,43 @@ func PlotConfusion(path string, r Report) error {
 		p.Add(lb)
 	}
 
-	side := vg.Length(6) * vg.Inch
-	if k > 12 {
-		side = vg.Length(4+float64(k)*0.16) * vg.Inch
+	// The colour bar: a narrow plot of the same colours, its axis in shares of the true
+	// class (the colour is their square root, so the ticks sit at √share).
+	bar := plot.New()
+	bar.Add(&plotter.ColorBar{ColorMap: shares, Vertical: true})
+	bar.HideX()
+	bar.Y.Min, bar.Y.Max = 0, 1
+	bar.Y.Label.Text = "share of the true class"
+	bar.Y.Tick.Label.Font.Size = 8
+	var barTicks []plot.Tick
+	for _, share := range []float64{0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1} {
+		barTicks = append(barTicks, plot.Tick{Value: math.Sqrt(share), Label: fmt.Sprintf("%g%%", 100*share)})
 	}
-	wt, err := p.WriterTo(side, side, "png")
-	if err != nil {
-		return fmt.Errorf("head: plotting %s: %w", path, err)
+	bar.Y.Tick.Marker = plot.ConstantTicks(barTicks)
+
+	longest := vg.Length(0)
+	for _, t := range ticks {
+		longest = max(longest, p.Y.Tick.Label.Width(t.Label))
 	}
+	barWidth := vg.Length(1.5) * vg.Inch
+	side := max(vg.Length(4)*vg.Inch, vg.Length(k)*cell)
+	w := side + longest + vg.Length(0.8)*vg.Inch + barWidth
+	h := side + longest + vg.Length(1)*vg.Inch
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	matrix := draw.Crop(dc, 0, -barWidth, 0, 0)
+	p.Draw(matrix)
+	da := p.DataCanvas(matrix)
+	bc := dc
+	bc.Min = vg.Point{X: w - barWidth + vg.Length(0.1)*vg.Inch, Y: da.Min.Y}
+	bc.Max = vg.Point{X: w - vg.Length(0.3)*vg.Inch, Y: da.Max.Y}
+	bar.Draw(bc)
+
 	var buf bytes.Buffer
-	if _, err := wt.WriteTo(&buf); err != nil {
-		return fmt.Errorf("head: plotting %s: %w", path, err)
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
+		return nil, err
 	}
-	return fileio.WriteFile(path, buf.Bytes())
+	return buf.Bytes(), nil
 }
 
 // confusionGrid is a confusion matrix as a heat-map grid: column c is the predicted
@@ -141,18 +172,41 @@ func (invertedScale) Normalize(min, max, x float64) float64 {
 	return plot.LinearScale{}.Normalize(min, max, max+min-x)
 }
 
-// blues is a sequential palette of n colours from white to dark blue (the ends of
-// ColorBrewer's Blues, interpolated linearly in sRGB).
-func blues(n int) palette.Palette {
+// shareMap is the colour map of PlotConfusion: a sequential scale from white to dark
+// blue (the ends of ColorBrewer's Blues, interpolated linearly in sRGB) over [Min, Max],
+// by default [0, 1]. It implements palette.ColorMap.
+type shareMap struct{ min, max, alpha float64 }
+
+func newShareMap() *shareMap { return &shareMap{min: 0, max: 1, alpha: 1} }
+
+func (m *shareMap) At(v float64) (color.Color, error) {
+	switch {
+	case v < m.min:
+		return nil, palette.ErrUnderflow
+	case v > m.max:
+		return nil, palette.ErrOverflow
+	case math.IsNaN(v):
+		return nil, palette.ErrNaN
+	}
 	lo, hi := [3]float64{255, 255, 255}, [3]float64{8, 48, 107}
+	f := (v - m.min) / (m.max - m.min)
+	var c [3]uint8
+	for j := range c {
+		c[j] = uint8(lo[j] + f*(hi[j]-lo[j]) + 0.5)
+	}
+	return color.NRGBA{c[0], c[1], c[2], uint8(255*m.alpha + 0.5)}, nil
+}
+
+func (m *shareMap) Max() float64       { return m.max }
+func (m *shareMap) SetMax(v float64)   { m.max = v }
+func (m *shareMap) Min() float64       { return m.min }
+func (m *shareMap) SetMin(v float64)   { m.min = v }
+func (m *shareMap) Alpha() float64     { return m.alpha }
+func (m *shareMap) SetAlpha(a float64) { m.alpha = a }
+func (m *shareMap) Palette(n int) palette.Palette {
 	cs := make([]color.Color, n)
 	for i := range cs {
-		f := float64(i) / float64(n-1)
-		var c [3]uint8
-		for j := range c {
-			c[j] = uint8(lo[j] + f*(hi[j]-lo[j]) + 0.5)
-		}
-		cs[i] = color.RGBA{c[0], c[1], c[2], 255}
+		cs[i], _ = m.At(m.min + (m.max-m.min)*float64(i)/float64(max(n-1, 1)))
 	}
 	return colors(cs)
 }

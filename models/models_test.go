@@ -156,6 +156,53 @@ func TestPullMavenFromLocalRepo(t *testing.T) {
 	}
 }
 
+// TestPullMavenLogsSizes: a fetch through mvn (here a stand-in script that puts the jar
+// where Maven would) says what it fetches and how large it is before mvn runs, which
+// prints nothing meanwhile, and the jar's and each file's size after.
+func TestPullMavenLogsSizes(t *testing.T) {
+	staging := t.TempDir()
+	model, tok := []byte(strings.Repeat("w", 2500)), []byte(`{"tokenizer": true}`)
+	coords := "org.example:tiny-model:1.0"
+	jarSum := makeJar(t, staging, coords, map[string][]byte{"m.onnx": model, "t.json": tok})
+	rel := "org/example/tiny-model/1.0/tiny-model-1.0.jar"
+	jarInfo, err := os.Stat(filepath.Join(staging, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := t.TempDir()
+	mvn := filepath.Join(t.TempDir(), "mvn")
+	script := "#!/bin/sh\nmkdir -p " + filepath.Dir(filepath.Join(repo, rel)) + " && cp " + filepath.Join(staging, rel) + " " + filepath.Join(repo, rel) + "\n"
+	if err := os.WriteFile(mvn, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := Manifest{Name: "tiny", Source: Source{Kind: "maven", Coordinates: coords, SHA256: jarSum},
+		Files: map[string]File{"model": {Path: "m.onnx", SHA256: sum256(model), Size: int64(len(model))}, "tokenizer": {Path: "t.json", SHA256: sum256(tok)}}}
+	var log strings.Builder
+	if _, err := Pull(context.Background(), m, filepath.Join(t.TempDir(), "tiny"), PullOptions{MavenRepo: repo, Mvn: mvn, Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"tiny: fetching org.example:tiny-model:1.0 with " + mvn + " (holds the 2.5 kB model file;",
+		"tiny: fetched tiny-model-1.0.jar, " + byteSize(jarInfo.Size()) + ", sha256 ok (",
+		"m.onnx -> ", "(2.5 kB, sha256 ok)", "(19 B, sha256 ok)",
+	} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{{0, "size unknown"}, {999, "999 B"}, {2500, "2.5 kB"}, {90387606, "90.4 MB"}, {1_800_000_000, "1.80 GB"}} {
+		if got := byteSize(tc.n); got != tc.want {
+			t.Errorf("byteSize(%d) = %q; want %q", tc.n, got, tc.want)
+		}
+	}
+}
+
 func gitBlobSHA1(b []byte) string {
 	h := sha1.New()
 	fmt.Fprintf(h, "blob %d\x00", len(b))

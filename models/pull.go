@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/headstart-ml/headstart/internal/cache"
 	"github.com/headstart-ml/headstart/internal/fileio"
@@ -141,7 +142,11 @@ func pullMaven(ctx context.Context, m *Manifest, dir string, opts *PullOptions) 
 		if mvn == "" {
 			mvn = "mvn"
 		}
-		opts.logf("%s: fetching %s with %s", m.Name, m.Source.Coordinates, mvn)
+		// mvn -q prints nothing while it downloads (minutes for a large jar), so say what
+		// comes and how large it is before, and what came after.
+		opts.logf("%s: fetching %s with %s (holds the %s model file; a first run also fetches Maven's dependency plugin)",
+			m.Name, m.Source.Coordinates, mvn, byteSize(m.Files["model"].Size))
+		start := time.Now()
 		cmd := exec.CommandContext(ctx, mvn, "-q", "-B", "dependency:get",
 			"-Dmaven.repo.local="+repo, "-Dartifact="+m.Source.Coordinates, "-Dtransitive=false")
 		out, err := cmd.CombinedOutput()
@@ -155,6 +160,7 @@ func pullMaven(ctx context.Context, m *Manifest, dir string, opts *PullOptions) 
 		if sum != m.Source.SHA256 {
 			return fmt.Errorf("%w: %s: %s has sha256 %s, want %s", ErrChecksum, m.Name, jar, sum, m.Source.SHA256)
 		}
+		opts.logf("%s: fetched %s, %s, sha256 ok (%s)", m.Name, filepath.Base(jar), fileSize(jar), time.Since(start).Round(100*time.Millisecond))
 	}
 	zr, err := zip.OpenReader(jar)
 	if err != nil {
@@ -191,7 +197,7 @@ func pullMaven(ctx context.Context, m *Manifest, dir string, opts *PullOptions) 
 		if err != nil {
 			return err
 		}
-		opts.logf("%s: %s -> %s (sha256 ok)", m.Name, f.Path, dst)
+		opts.logf("%s: %s -> %s (%s, sha256 ok)", m.Name, f.Path, dst, fileSize(dst))
 	}
 	return nil
 }
@@ -241,6 +247,7 @@ func pullHub(ctx context.Context, m *Manifest, dir string, opts *PullOptions) er
 		}
 		f.SHA256 = sum
 		m.Files[key] = f
+		opts.logf("%s: %s -> %s (%s, sha256 ok)", m.Name, f.Path, dst, fileSize(dst))
 	}
 	return nil
 }
@@ -363,4 +370,30 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// byteSize formats n bytes for a progress line: "86.2 MB" (decimal units, as pip and
+// Maven print them); "size unknown" for n <= 0.
+func byteSize(n int64) string {
+	switch {
+	case n <= 0:
+		return "size unknown"
+	case n < 1000:
+		return fmt.Sprintf("%d B", n)
+	case n < 1000*1000:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	case n < 1000*1000*1000:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	default:
+		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+	}
+}
+
+// fileSize is byteSize of the file at path.
+func fileSize(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "size unknown"
+	}
+	return byteSize(st.Size())
 }

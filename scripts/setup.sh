@@ -31,9 +31,10 @@ runtime() {
   mkdir -p "$cache/downloads" "$dir"
   local whl="$cache/downloads/$ORT_WHEEL"
   if ! sha_ok "$whl" "$ORT_WHEEL_SHA256"; then
-    log "fetching onnxruntime==$ORT_VERSION wheel with pip"
+    log "fetching onnxruntime==$ORT_VERSION wheel with pip (about 17 MB)"
     local tmp; tmp=$(mktemp -d "$cache/downloads/.pip.XXXXXX")
-    python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+    # Not --quiet: pip names each file with its size (and draws a progress bar on a terminal).
+    python3 -m pip download --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.11 \
       --implementation cp --abi cp311 --platform manylinux_2_28_x86_64 \
       -d "$tmp" "onnxruntime==$ORT_VERSION"
     mv "$tmp/$ORT_WHEEL" "$whl"; rm -rf "$tmp"
@@ -50,7 +51,7 @@ PY
   for f in "$tmp"/onnxruntime/capi/libonnxruntime*; do mv "$f" "$dir/"; done
   rm -rf "$tmp"
   sha_ok "$dir/$ORT_LIB" "$ORT_LIB_SHA256" || { log "checksum mismatch: $dir/$ORT_LIB"; rm -f "$dir/$ORT_LIB"; exit 1; }
-  log "onnxruntime $ORT_VERSION ready: $dir/$ORT_LIB"
+  log "onnxruntime $ORT_VERSION ready: $dir/$ORT_LIB ($(du -h "$dir/$ORT_LIB" | cut -f1))"
 }
 
 # The CUDA build of onnxruntime 1.24.1 (PyPI onnxruntime-gpu, built for CUDA 12.x and cuDNN 9) and the
@@ -107,7 +108,7 @@ gpu() {
     sha_ok "$dl/$whl" "$sha" && continue
     log "fetching $spec with pip"
     local tmp; tmp=$(mktemp -d "$dl/.pip.XXXXXX")
-    python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+    python3 -m pip download --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.11 \
       --implementation cp --abi cp311 --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_12_x86_64 \
       --platform manylinux2010_x86_64 -d "$tmp" "$spec"
@@ -166,8 +167,10 @@ venv() {
     log "creating venv $dir from $(basename "$req")"
     rm -rf "$dir"
     python3 -m venv "$dir"
-    "$dir/bin/pip" install --quiet -r "$req"
+    # Not --quiet: pip names each package with its download size as it goes.
+    "$dir/bin/pip" install --disable-pip-version-check -r "$req"
     touch "$dir/.complete"
+    log "venv ready: $dir ($(du -sh "$dir" | cut -f1))"
   fi
   ln -sfn "$dir" "$cache/venv-${1:-test}"
 }

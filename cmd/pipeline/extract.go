@@ -18,6 +18,7 @@ import (
 type extractOptions struct {
 	Model, Data, Out               string
 	TextCol, LabelCol, LabelSep    string
+	InputFormat                    string // csv, tsv, jsonl, text; "" from Data's extension
 	LabelRequired                  bool
 	Pooling, Layers, Dtype         string
 	Normalize, Resume, AllowEmpty  bool
@@ -42,6 +43,7 @@ func newExtractCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Value: "all-minilm-l6-v2", Usage: "registry `NAME` or a DIR holding model.onnx and tokenizer.json"},
 			&cli.StringFlag{Name: "data", Required: true, Usage: "input `FILE` (.csv, .tsv, .jsonl)"},
+			&cli.StringFlag{Name: "input-format", Usage: "csv | tsv | jsonl | text (one text per line, no labels) (default: from --data's extension)"},
 			&cli.StringFlag{Name: "text-col", Value: "text", Usage: "column (or JSON key) holding the text"},
 			&cli.StringFlag{Name: "label-col", Value: "label", Usage: "column holding the label (optional unless given explicitly)"},
 			&cli.StringFlag{Name: "label-sep", Usage: "multi-label: the label column holds several labels separated by `SEP` (e.g. \"|\": card|arrival); in JSONL a label may also be an array ([\"card\", \"arrival\"]); an empty field is no labels; the store gets label_sets"},
@@ -68,7 +70,7 @@ func newExtractCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			return runExtract(c.Context, extractOptions{
 				Model: c.String("model"), Data: c.String("data"), Out: c.String("out"),
-				TextCol: c.String("text-col"), LabelCol: c.String("label-col"), LabelSep: c.String("label-sep"), LabelRequired: c.IsSet("label-col"),
+				InputFormat: c.String("input-format"), TextCol: c.String("text-col"), LabelCol: c.String("label-col"), LabelSep: c.String("label-sep"), LabelRequired: c.IsSet("label-col"),
 				Pooling: c.String("pooling"), Layers: c.String("layers"), Dtype: c.String("dtype"),
 				Normalize: c.Bool("normalize"), Resume: c.Bool("resume"), AllowEmpty: c.Bool("allow-empty"),
 				MaxLen: c.Int("max-len"), BatchSize: c.Int("batch-size"), Threads: c.Int("threads"),
@@ -132,8 +134,12 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 	if o.LabelSep != "" && strings.TrimSpace(o.LabelSep) == "" {
 		return lo, usagef("--label-sep %q: want a separator that is not whitespace (labels are trimmed), e.g. \"|\"", o.LabelSep)
 	}
+	inFormat, err := features.ParseFormat(o.InputFormat)
+	if err != nil {
+		return lo, usagef("--input-format: %w", err)
+	}
 	// Multi-label data needs the label column.
-	lo.Reader = features.ReaderOptions{TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: o.LabelRequired || o.LabelSep != "", Limit: o.Limit, LabelSep: o.LabelSep}
+	lo.Reader = features.ReaderOptions{Format: inFormat, TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: o.LabelRequired || o.LabelSep != "", Limit: o.Limit, LabelSep: o.LabelSep}
 	lo.Normalize, lo.Resume, lo.AllowEmpty = o.Normalize, o.Resume, o.AllowEmpty
 	lo.MaxLen, lo.BatchSize, lo.ChunkRows = o.MaxLen, o.BatchSize, o.ChunkRows
 	lo.RuntimeLib = o.RuntimeLib

@@ -165,13 +165,7 @@ func loadDataset(path string) (*features.Store, head.Dataset, error) {
 func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer) (err error) {
 	tty := isTerminal(stderr)
 	progress := func(p head.Progress) {
-		line := fmt.Sprintf("fit-head: %s iter %d loss %.6g", p.Stage, p.Iter, p.Loss)
-		if p.GradMax > 0 {
-			line += fmt.Sprintf(" max|grad| %.3g", p.GradMax)
-		}
-		if p.ValidLoss > 0 {
-			line += fmt.Sprintf(" valid loss %.4g acc %.4f", p.ValidLoss, p.ValidAccuracy)
-		}
+		line := fitProgressLine(p)
 		if tty {
 			fmt.Fprintf(stderr, "\r\033[K%s", line)
 		} else {
@@ -235,15 +229,44 @@ func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer)
 		return json.NewEncoder(stdout).Encode(map[string]any{"out": o.Out, "head": h.Kind.String(), "classes": len(h.Classes),
 			"multi_label": h.MultiLabel, "dim": h.Dim, "summary": s, "seconds": s.Elapsed.Seconds(), "resumed_epochs": s.Resumed})
 	}
-	classes := fmt.Sprintf("%d classes", len(h.Classes))
-	if h.MultiLabel {
-		classes = fmt.Sprintf("%d labels (multi-label: one-vs-rest sigmoids)", len(h.Classes))
-	}
-	fmt.Fprintf(stderr, "fit-head: %s on %d rows x %d features, %s -> %s (%.2fs", h.Kind, s.Rows, h.Dim, classes, o.Out, s.Elapsed.Seconds())
-	if h.Kind == head.LogReg {
-		fmt.Fprintf(stderr, "; C=%g, %d iterations, converged=%v)\n", s.C, s.Iterations, s.Converged)
-	} else {
-		fmt.Fprintf(stderr, "; %d epochs (%d resumed), best %d, valid accuracy %.4f)\n", s.Epochs, s.Resumed, s.BestEpoch, s.ValidAccuracy)
-	}
+	fmt.Fprintln(stderr, fitSummaryLine(h, o.Out, ho.LogReg.AutoC))
 	return nil
+}
+
+// fitProgressLine is the line fit-head prints per solver iteration (logistic
+// regression) or epoch (MLP, stage "train").
+func fitProgressLine(p head.Progress) string {
+	unit := "iter"
+	if p.Stage == "train" {
+		unit = "epoch"
+	}
+	line := fmt.Sprintf("fit-head: %s %s %d loss %.6g", p.Stage, unit, p.Iter, p.Loss)
+	if p.GradMax > 0 {
+		line += fmt.Sprintf(" max|grad| %.3g", p.GradMax)
+	}
+	if p.ValidLoss > 0 {
+		line += fmt.Sprintf(" valid loss %.4g acc %.4f", p.ValidLoss, p.ValidAccuracy)
+	}
+	return line
+}
+
+// fitSummaryLine is fit-head's last line: what was fitted to what, and how it went. C
+// is shown to 4 significant digits (the head file keeps it exactly); autoC says it was
+// chosen by cross-validation.
+func fitSummaryLine(h *head.Head, out string, autoC bool) string {
+	s := h.Summary
+	classes := count(len(h.Classes), "class", "classes")
+	if h.MultiLabel {
+		classes = count(len(h.Classes), "label", "labels") + " (multi-label: one-vs-rest sigmoids)"
+	}
+	line := fmt.Sprintf("fit-head: %s on %s x %s, %s -> %s (%.2fs", h.Kind, count(s.Rows, "row", "rows"),
+		count(h.Dim, "feature", "features"), classes, out, s.Elapsed.Seconds())
+	if h.Kind == head.LogReg {
+		c := "C=" + strconv.FormatFloat(s.C, 'g', 4, 64)
+		if autoC {
+			c += " (cross-validated)"
+		}
+		return line + fmt.Sprintf("; %s, %s, converged=%v)", c, count(s.Iterations, "iteration", "iterations"), s.Converged)
+	}
+	return line + fmt.Sprintf("; %s (%d resumed), best %d, valid accuracy %.4f)", count(s.Epochs, "epoch", "epochs"), s.Resumed, s.BestEpoch, s.ValidAccuracy)
 }

@@ -92,12 +92,28 @@ func TestHeadsEndToEnd(t *testing.T) {
 	if len(rows) != len(texts) || rows[0].Heads["head"].Label != "lost_or_stolen_card" || len(rows[0].Heads) != 2 {
 		t.Fatalf("predict output: %+v", rows)
 	}
+	// The same texts as plain lines on stdin (--input-format text) give the same CSV as the
+	// CSV file does; an extension that names no format is a usage error naming the flag.
+	_, fromCSV, _ := run(t, "predict", "--head", headFile, "--data", data)
+	code, fromText, stderr := runInput(t, strings.Join(texts, "\n")+"\n", "predict", "--head", headFile, "--data", "-", "--input-format", "text")
+	if code != 0 || fromText != fromCSV || strings.Count(fromText, "\n") != len(texts)+1 {
+		t.Fatalf("predict --input-format text on stdin: exit %d, %q\n%s\nwant the CSV file's output:\n%s", code, stderr, fromText, fromCSV)
+	}
+	odd := filepath.Join(dir, "texts.dat")
+	os.WriteFile(odd, []byte("hello\n"), 0o644)
+	if code, _, stderr := run(t, "predict", "--head", headFile, "--data", odd); code != 2 || !strings.Contains(stderr, "with --input-format") {
+		t.Fatalf("predict on .dat: exit %d, %q; want 2 and a hint naming --input-format", code, stderr)
+	}
 
 	onnxFile := filepath.Join(dir, "classifier.onnx")
 	if code, _, stderr := run(t, "export", "--head", headFile, "--out", onnxFile); code != 0 {
 		t.Fatalf("export: %d\n%s", code, stderr)
 	}
 	exported := exportedProbs(t, onnxFile, texts)
+	if man := readExportManifest(t, onnxFile); man.MaxLen != 128 || man.Pooling != "mean" || !slices.Equal(man.Labels, sortedClasses(man.Labels)) ||
+		len(man.Labels) != 77 || man.MultiLabel || man.Output != "softmax" {
+		t.Errorf("export manifest: %+v; want max_len 128, mean pooling, the 77 classes in the head's order, softmax", man)
+	}
 	// Labels in file order come from the head's classes; read them from a second session's metadata-free path:
 	// the probabilities map of predict is keyed by class, so compare per class via the head's class order.
 	var classes []string
@@ -179,12 +195,13 @@ func sortedClasses(c []string) []string {
 	return out
 }
 
-// exportedProbs runs an exported classifier (pipeline export) in onnxruntime on each text,
-// tokenized with the default model's tokenizer, and returns its probabilities.
+// exportedProbs runs an exported classifier (pipeline export) in onnxruntime on each text
+// with only what export wrote: the graph, and the tokenizer, max_len and prefix its
+// manifest names (checked against the default model's); it returns the probabilities.
 func exportedProbs(t *testing.T, onnxFile string, texts []string) [][]float32 {
 	t.Helper()
-	paths, _ := models.Resolve(models.Default)
-	tok, err := tokenize.Load(paths.Tokenizer, tokenize.Options{MaxLen: 128})
+	man := readExportManifest(t, onnxFile)
+	tok, err := tokenize.Load(filepath.Join(filepath.Dir(onnxFile), man.Tokenizer), tokenize.Options{MaxLen: man.MaxLen})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +215,7 @@ func exportedProbs(t *testing.T, onnxFile string, texts []string) [][]float32 {
 	defer sess.Close()
 	var out [][]float32
 	for _, text := range texts {
-		e, err := tok.Encode(text)
+		e, err := tok.Encode(man.Prefix + text)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,4 +227,37 @@ func exportedProbs(t *testing.T, onnxFile string, texts []string) [][]float32 {
 		out = append(out, slices.Clone(res[0].Data))
 	}
 	return out
+}
+
+// readExportManifest reads the manifest export writes beside onnxFile and checks it
+// against the default model: the tokenizer copy has the backbone's bytes, the manifest
+// names the graph and a positive max_len.
+func readExportManifest(t *testing.T, onnxFile string) exportManifest {
+	t.Helper()
+	stem := strings.TrimSuffix(onnxFile, ".onnx")
+	b, err := os.ReadFile(stem + ".manifest.json")
+	if err != nil {
+		t.Fatalf("export wrote no manifest: %v", err)
+	}
+	var man exportManifest
+	if err := json.Unmarshal(b, &man); err != nil {
+		t.Fatalf("%s: %v", stem+".manifest.json", err)
+	}
+	paths, err := models.Resolve(models.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokSHA, err := models.FileSHA256(paths.Tokenizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copySHA, err := models.FileSHA256(filepath.Join(filepath.Dir(onnxFile), man.Tokenizer))
+	if err != nil {
+		t.Fatalf("the tokenizer the manifest names: %v", err)
+	}
+	if man.Format != exportFormat || man.ONNX != filepath.Base(onnxFile) || man.Tokenizer != filepath.Base(stem)+".tokenizer.json" ||
+		man.Backbone.Name != models.Default || man.Backbone.TokenizerSHA256 != tokSHA || copySHA != tokSHA || man.MaxLen <= 0 {
+		t.Fatalf("export manifest %+v (tokenizer copy sha256 %s, backbone's %s)", man, copySHA, tokSHA)
+	}
+	return man
 }

@@ -38,6 +38,36 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
+// missingFlagsError says which required flags a command was called without.
+type missingFlagsError struct {
+	command string   // "predict", "features merge"
+	flags   []string // flag names as declared ("data", "C")
+}
+
+func (e missingFlagsError) Error() string {
+	names := make([]string, len(e.flags))
+	for i, f := range e.flags {
+		names[i] = flagName(f)
+	}
+	verb := "is"
+	if len(names) > 1 {
+		verb = "are"
+	}
+	list := strings.Join(names, ", ")
+	if n := len(names); n > 1 {
+		list = strings.Join(names[:n-1], ", ") + " and " + names[n-1]
+	}
+	return fmt.Sprintf("%s: %s %s required (every flag: pipeline %s --help)", e.command, list, verb, e.command)
+}
+
+// flagName writes a flag's name as it is typed: --data, -C.
+func flagName(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
 func newApp() *cli.App {
 	app := &cli.App{
 		Name:    "pipeline",
@@ -58,16 +88,79 @@ func newApp() *cli.App {
 		},
 		OnUsageError:   func(c *cli.Context, err error, isSubcommand bool) error { return usageError{err} },
 		ExitErrHandler: func(c *cli.Context, err error) {},
+		// Without a command: the help. With an unknown one: a usage error (cli's default
+		// says "No help topic" and the exit code would be 1).
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				var names []string
+				for _, cmd := range c.App.Commands {
+					names = append(names, cmd.Name)
+				}
+				return usagef("unknown command %q; want one of %s (pipeline --help)", c.Args().First(), strings.Join(names, ", "))
+			}
+			return cli.ShowAppHelp(c)
+		},
 	}
-	markUsageErrors(app.Commands)
+	markUsageErrors(app.Commands, "")
 	return app
 }
 
-// markUsageErrors makes flag parsing errors of every command usage errors (exit code 2).
-func markUsageErrors(cmds []*cli.Command) {
+// markUsageErrors makes flag parsing errors of every command usage errors (exit code 2),
+// and checks its required flags itself: cli's own check prints the whole help before a
+// message recognisable only by its text, where a missing flag should get one line, typed
+// (missingFlagsError, a usageError).
+func markUsageErrors(cmds []*cli.Command, parent string) {
 	for _, c := range cmds {
 		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
-		markUsageErrors(c.Subcommands)
+		name := strings.TrimSpace(parent + " " + c.Name)
+		var required []string
+		for _, f := range c.Flags {
+			if rf, ok := f.(cli.RequiredFlag); ok && rf.IsRequired() {
+				required = append(required, f.Names()[0])
+				unrequire(f)
+			}
+		}
+		if len(required) > 0 {
+			before := c.Before
+			c.Before = func(ctx *cli.Context) error {
+				var missing []string
+				for _, n := range required {
+					if !ctx.IsSet(n) {
+						missing = append(missing, n)
+					}
+				}
+				if len(missing) > 0 {
+					return usageError{missingFlagsError{command: name, flags: missing}}
+				}
+				if before != nil {
+					return before(ctx)
+				}
+				return nil
+			}
+		}
+		markUsageErrors(c.Subcommands, name)
+	}
+}
+
+// unrequire clears a flag's Required field (markUsageErrors checks it instead).
+func unrequire(f cli.Flag) {
+	switch f := f.(type) {
+	case *cli.StringFlag:
+		f.Required = false
+	case *cli.StringSliceFlag:
+		f.Required = false
+	case *cli.IntFlag:
+		f.Required = false
+	case *cli.Float64Flag:
+		f.Required = false
+	case *cli.BoolFlag:
+		f.Required = false
+	case *cli.PathFlag:
+		f.Required = false
+	case *cli.DurationFlag:
+		f.Required = false
+	default:
+		panic(fmt.Sprintf("pipeline: required flag %s of type %T: add the type to unrequire", f.Names()[0], f))
 	}
 }
 
@@ -87,7 +180,7 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "Required flag"), errors.Is(err, headstart.ErrMaxLen):
+	case errors.As(err, &ue), errors.Is(err, headstart.ErrMaxLen):
 		return exitUsage
 	default:
 		return exitError

@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/models"
@@ -42,7 +46,14 @@ func requireModel(t *testing.T) {
 // run runs the pipeline binary and returns its exit code, stdout and stderr.
 func run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return runInput(t, "", args...)
+}
+
+// runInput is run with stdin as the command's standard input.
+func runInput(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	cmd := exec.Command(pipelineBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -95,6 +106,58 @@ func TestExitCodesAndMessages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMissingFlagsAreUsageErrors: a command called without a required flag returns a
+// usageError holding a missingFlagsError (recognised by type, not by its text), and the
+// binary prints one line naming the flags and where to see them, no help page, exit 2.
+// An unknown command is wrong usage too.
+func TestMissingFlagsAreUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		command string
+		missing []string
+		line    string
+	}{
+		{[]string{"predict"}, "predict", []string{"head", "data"},
+			"pipeline: predict: --head and --data are required (every flag: pipeline predict --help)\n"},
+		{[]string{"predict", "--head", "h.safetensors"}, "predict", []string{"data"},
+			"pipeline: predict: --data is required (every flag: pipeline predict --help)\n"},
+		{[]string{"features", "merge", "a.safetensors"}, "features merge", []string{"out"},
+			"pipeline: features merge: --out is required (every flag: pipeline features merge --help)\n"},
+		{[]string{"fit-head", "--out", "h.safetensors"}, "fit-head", []string{"train"},
+			"pipeline: fit-head: --train is required (every flag: pipeline fit-head --help)\n"},
+	} {
+		app := newApp()
+		app.Writer, app.ErrWriter = io.Discard, io.Discard
+		err := app.Run(append([]string{"pipeline"}, tc.args...))
+		var ue usageError
+		var mf missingFlagsError
+		if !errors.As(err, &ue) || !errors.As(err, &mf) || mf.command != tc.command || !slices.Equal(mf.flags, tc.missing) {
+			t.Errorf("%q: error %#v; want a usageError with missingFlagsError{%q, %q}", tc.args, err, tc.command, tc.missing)
+		}
+		code, stdout, stderr := run(t, tc.args...)
+		if code != exitUsage || stdout != "" || stderr != tc.line {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2, nothing on stdout, stderr %q", tc.args, code, stdout, stderr, tc.line)
+		}
+	}
+	code, _, stderr := run(t, "bogus")
+	if code != exitUsage || !strings.HasPrefix(stderr, `pipeline: unknown command "bogus"; want one of extract, `) || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("unknown command: exit %d, %q; want 2 and one line listing the commands", code, stderr)
+	}
+	// Every flag declared Required is checked by markUsageErrors, none by cli.
+	var walk func([]*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			for _, f := range c.Flags {
+				if rf, ok := f.(cli.RequiredFlag); ok && rf.IsRequired() {
+					t.Errorf("%s --%s is still Required for cli", c.Name, f.Names()[0])
+				}
+			}
+			walk(c.Subcommands)
+		}
+	}
+	walk(newApp().Commands)
 }
 
 // TestKillAndResume kills a running extract with SIGKILL once its checkpoint holds some

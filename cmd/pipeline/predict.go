@@ -25,6 +25,7 @@ import (
 
 type predictOptions struct {
 	Model, Data, Out, Format, TextCol string
+	InputFormat                       string // csv, tsv, jsonl, text; "" from Data's extension (stdin: csv)
 	Heads                             []string
 	BatchSize, Threads, Limit         int
 	Provider, RuntimeLib              string
@@ -41,7 +42,8 @@ func newPredictCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Value: "all-minilm-l6-v2", Usage: "registry `NAME` or DIR (the backbone the heads were trained on)"},
 			&cli.StringSliceFlag{Name: "head", Required: true, Usage: "head `FILE`; repeat for several heads"},
-			&cli.StringFlag{Name: "data", Required: true, Usage: "texts: `FILE` (.csv, .tsv, .jsonl) or - for CSV on stdin"},
+			&cli.StringFlag{Name: "data", Required: true, Usage: "texts: `FILE` (.csv, .tsv, .jsonl, .txt) or - for standard input"},
+			&cli.StringFlag{Name: "input-format", Usage: "csv | tsv | jsonl | text (one text per line) (default: from --data's extension, csv for -)"},
 			&cli.StringFlag{Name: "text-col", Value: "text", Usage: "column (or JSON key) holding the text"},
 			&cli.StringFlag{Name: "out", Value: "-", Usage: "`FILE` (.csv or .jsonl) or - for stdout"},
 			&cli.StringFlag{Name: "format", Usage: "csv | jsonl (default: from --out's extension, csv for stdout)"},
@@ -57,7 +59,7 @@ func newPredictCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			return runPredict(c.Context, predictOptions{
 				Model: c.String("model"), Heads: c.StringSlice("head"), Data: c.String("data"), Out: c.String("out"),
-				Format: c.String("format"), TextCol: c.String("text-col"), BatchSize: c.Int("batch-size"),
+				Format: c.String("format"), InputFormat: c.String("input-format"), TextCol: c.String("text-col"), BatchSize: c.Int("batch-size"),
 				Threads: c.Int("threads"), Limit: c.Int("limit"), Provider: c.String("provider"),
 				RuntimeLib: c.String("ort-lib"), AllowEmpty: c.Bool("allow-empty"),
 				Threshold: c.Float64("threshold"), ThresholdSet: c.IsSet("threshold"), LabelSep: c.String("label-sep"),
@@ -90,6 +92,15 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	}
 	if format != "csv" && format != "jsonl" {
 		return usagef("--format %q unknown; want one of csv, jsonl", format)
+	}
+	inFormat, err := features.ParseFormat(o.InputFormat)
+	if err != nil {
+		return usagef("--input-format: %w", err)
+	}
+	if inFormat == features.FormatAuto {
+		if _, err := features.FormatOf(o.Data); err != nil { // before the model loads
+			return usagef("%w with --input-format", err)
+		}
 	}
 	if o.BatchSize < 1 {
 		return usagef("--batch-size %d: want at least 1", o.BatchSize)
@@ -138,7 +149,10 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	}
 	defer func() { err = errors.Join(err, clf.Close()) }()
 
-	r, err := features.Open(o.Data, features.ReaderOptions{TextCol: o.TextCol, Limit: o.Limit})
+	r, err := features.Open(o.Data, features.ReaderOptions{Format: inFormat, TextCol: o.TextCol, Limit: o.Limit})
+	if errors.Is(err, features.ErrUnknownFormat) {
+		return usagef("%w with --input-format", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -238,7 +252,7 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 		if err := tmp.Commit(); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "predict: %d rows x %d heads -> %s\n", n, len(heads), o.Out)
+		fmt.Fprintf(stderr, "predict: %s x %s -> %s\n", count(n, "row", "rows"), count(len(heads), "head", "heads"), o.Out)
 	}
 	return nil
 }

@@ -10,6 +10,14 @@ import (
 	"golang.org/x/term"
 )
 
+// count writes n with the noun's singular or plural form: "1 session", "2 sessions".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 // progress reports long work on stderr: a bar with rate and ETA when stderr is a terminal,
 // nothing per step otherwise (the command prints a one-line summary at the end).
 type progress struct {

@@ -162,12 +162,12 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 	} else if why != nil {
 		fmt.Fprintf(stderr, "serve: warning: --pack-len %d ignored: %v\n", o.PackLen, why)
 	}
-	heads := fmt.Sprintf("%d heads", len(m.HeadNames()))
+	heads := count(len(m.HeadNames()), "head", "heads")
 	if multi {
 		heads += fmt.Sprintf(", label sets at p >= %g", m.Threshold())
 	}
-	fmt.Fprintf(stderr, "serve: listening on http://%s (model %s, %s, %d sessions on %s, %s, GOMAXPROCS %d)\n",
-		addr, m.Backbone().Name, heads, m.Sessions(), m.Provider(), batching, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(stderr, "serve: listening on http://%s (model %s, %s, %s on %s, %s, GOMAXPROCS %d)\n",
+		addr, m.Backbone().Name, heads, count(m.Sessions(), "session", "sessions"), m.Provider(), batching, runtime.GOMAXPROCS(0))
 	if o.ready != nil {
 		o.ready(addr)
 	}
