@@ -13,8 +13,13 @@ writes JSON lines:
            "ids":  {"128": [...], "512": [...]},
            "mask": {"128": [...], "512": [...]},
            "type": {"128": [...], "512": [...]}}
+  with --offsets, each line also has, at the largest max length,
+          "off": [[start, end], ...]  byte offsets of each token in its own sequence's UTF-8 text
+          "seq": [0, 0, 1, -1, ...]    sequence of each token (-1: special token)
+          "tok": ["<s>", ...]          token strings
 
-The corpus is JSON lines with a "text" field (.jsonl) or plain text, one text per line.
+The corpus is JSON lines with a "text" field and optionally a "pair" field (encoded as a
+sentence pair) (.jsonl), or plain text, one text per line.
 
 Usage: ref_tokenize.py --tokenizer tokenizer.json --input corpus.jsonl --out ref.jsonl
        [--max-len 128 --max-len 512]
@@ -32,7 +37,8 @@ def read_corpus(path):
         if path.endswith(".jsonl"):
             for line in f:
                 if line.strip():
-                    texts.append(json.loads(line)["text"])
+                    rec = json.loads(line)
+                    texts.append((rec["text"], rec["pair"]) if "pair" in rec else rec["text"])
         else:
             texts = [line.rstrip("\n") for line in f]
     return texts
@@ -44,6 +50,7 @@ def main():
     ap.add_argument("--input", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--max-len", type=int, action="append")
+    ap.add_argument("--offsets", action="store_true", help="also write byte offsets, sequence ids and tokens")
     args = ap.parse_args()
     max_lens = args.max_len or [128, 512]
 
@@ -76,6 +83,26 @@ def main():
                 rec["ids"][str(m)] = e.ids
                 rec["mask"][str(m)] = e.attention_mask
                 rec["type"][str(m)] = e.type_ids
+            if args.offsets:
+                e = by_len[max(max_lens)][i]
+                seqs = texts[i] if isinstance(texts[i], tuple) else (texts[i],)
+                starts = []  # byte offset of each character, and of the end, per sequence
+                for t in seqs:
+                    b, acc = 0, []
+                    for ch in t:
+                        acc.append(b)
+                        b += len(ch.encode("utf-8"))
+                    acc.append(b)
+                    starts.append(acc)
+                off, seq = [], []
+                for (a, z), sid in zip(e.offsets, e.sequence_ids):
+                    if sid is None:
+                        off.append([0, 0])
+                        seq.append(-1)
+                    else:
+                        off.append([starts[sid][a], starts[sid][z]])
+                        seq.append(sid)
+                rec["off"], rec["seq"], rec["tok"] = off, seq, e.tokens
             out.write(json.dumps(rec, separators=(",", ":")) + "\n")
     return 0
 

@@ -21,13 +21,16 @@ type fileConfig struct {
 	Normalizer    json.RawMessage `json:"normalizer"`
 	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
 	PostProcessor json.RawMessage `json:"post_processor"`
-	Model         struct {
-		Type                    string         `json:"type"`
-		UnkToken                *string        `json:"unk_token"`
-		ContinuingSubwordPrefix *string        `json:"continuing_subword_prefix"`
-		MaxInputCharsPerWord    *int           `json:"max_input_chars_per_word"`
-		Vocab                   map[string]int `json:"vocab"`
-	} `json:"model"`
+	ModelRaw      json.RawMessage `json:"model"`
+}
+
+// bertModel is the part of a WordPiece model the BERT fast path reads.
+type bertModel struct {
+	Type                    string         `json:"type"`
+	UnkToken                *string        `json:"unk_token"`
+	ContinuingSubwordPrefix *string        `json:"continuing_subword_prefix"`
+	MaxInputCharsPerWord    *int           `json:"max_input_chars_per_word"`
+	Vocab                   map[string]int `json:"vocab"`
 }
 
 type addedToken struct {
@@ -61,19 +64,39 @@ type templatePiece struct {
 	typeID int64
 }
 
-// parseConfig checks that data describes a BERT WordPiece tokenizer that this
-// package reproduces exactly and returns its pipeline. Errors do not name the
-// file; Load adds the path.
-func parseConfig(data []byte) (*pipeline, *fileConfig, error) {
+// parseConfig reads data as tokenizer.json and returns its general pipeline,
+// and the BERT fast path when the file describes a BERT WordPiece tokenizer
+// (nil otherwise). Errors do not name the file; Load adds the path.
+func parseConfig(data []byte) (*pipeline, *general, *fileConfig, error) {
 	var fc fileConfig
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&fc); err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrFormat, err)
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
+	if isNull(fc.ModelRaw) {
+		return nil, nil, nil, fmt.Errorf("%w: no model", ErrFormat)
+	}
+	g, err := parseGeneral(&fc)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p, _, err := parseBert(&fc)
+	if err != nil {
+		p = nil // not BERT-shaped: the general pipeline encodes everything
+	}
+	return p, g, &fc, nil
+}
+
+// parseBert checks that fc describes a BERT WordPiece tokenizer that the fast
+// path reproduces exactly and returns its pipeline.
+func parseBert(fc *fileConfig) (*pipeline, *fileConfig, error) {
 	p := &pipeline{}
 
 	// Model: WordPiece.
-	m := &fc.Model
+	m := &bertModel{}
+	if err := json.Unmarshal(fc.ModelRaw, m); err != nil {
+		return nil, nil, fmt.Errorf("%w: model: %w", ErrFormat, err)
+	}
 	if m.Type != "WordPiece" {
 		return nil, nil, fmt.Errorf("%w: model type %q; want WordPiece", ErrUnsupported, m.Type)
 	}
@@ -156,7 +179,7 @@ func parseConfig(data []byte) (*pipeline, *fileConfig, error) {
 	}
 	// Longest first, so that the first match at a position is the longest.
 	slices.SortStableFunc(p.added, func(a, b specialToken) int { return len(b.content) - len(a.content) })
-	return p, &fc, nil
+	return p, fc, nil
 }
 
 // parsePostProcessor reads the single-sequence template.

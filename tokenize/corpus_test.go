@@ -18,6 +18,7 @@ import (
 type corpusText struct {
 	kind string
 	text string
+	pair *string // encoded as a sentence pair with text when set
 }
 
 // corpusSeed fixes the corpus: changing it (or the pools below) changes the
@@ -100,7 +101,7 @@ func buildCorpus(t testing.TB, dataDir string) []corpusText {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(corpusSeed, 1))
 	var out []corpusText
-	add := func(kind, text string) { out = append(out, corpusText{kind, text}) }
+	add := func(kind, text string) { out = append(out, corpusText{kind: kind, text: text}) }
 
 	// Real sentences.
 	var real []string
@@ -225,6 +226,88 @@ func buildCorpus(t testing.TB, dataDir string) []corpusText {
 			b.WriteString("x ")
 		}
 		add(fmt.Sprintf("sweep-U+%04X", sweep[i]), b.String())
+	}
+	return append(out, multilingualCorpus(t, real)...)
+}
+
+// multilingualCorpus returns the multilingual part of the corpus: the
+// sentences of testdata/multilingual.txt (many scripts, right-to-left text,
+// combining marks, full-width forms, emoji ZWJ sequences) whole, and seeded
+// mixtures of them with real sentences: concatenations, inserted pool items,
+// full-width and NFD/NFC forms, emoji sequences inside words.
+func multilingualCorpus(t testing.TB, real []string) []corpusText {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "multilingual.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ml []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" {
+			ml = append(ml, l)
+		}
+	}
+	rng := rand.New(rand.NewPCG(corpusSeed, 2))
+	var out []corpusText
+	add := func(kind, text string) { out = append(out, corpusText{kind: kind, text: text}) }
+	for _, s := range ml {
+		add("multilingual", s)
+	}
+	pick := func(p []string) string { return p[rng.IntN(len(p))] }
+	zwj := []string{"👨‍👩‍👧‍👦", "👩‍❤️‍💋‍👨", "🏳️‍🌈", "🧑🏻‍💻", "🤷‍♀️", "👁️‍🗨️", "🐻‍❄️", "❤️‍🔥", "👩🏽‍🚀", "🇺🇳", "🏴󠁧󠁢󠁷󠁬󠁳󠁿"}
+	for i := range 2000 {
+		var s, kind string
+		switch i % 5 {
+		case 0:
+			s, kind = pick(ml)+" "+pick(ml), "multilingual-concat"
+		case 1:
+			s, kind = insert(rng, pick(real), pick(ml)), "multilingual-mixed"
+		case 2:
+			s, kind = fullWidth(pick(real)), "multilingual-fullwidth"
+		case 3:
+			s, kind = pick(ml), "multilingual-emoji"
+			for range 1 + rng.IntN(3) {
+				s = insert(rng, s, pick(zwj))
+			}
+		case 4:
+			s, kind = pick(ml), "multilingual-pool"
+			p := pools[rng.IntN(len(pools))]
+			s = insert(rng, s, pick(p.pool))
+		}
+		switch rng.IntN(4) {
+		case 0:
+			s, kind = norm.NFD.String(s), kind+"-nfd"
+		case 1:
+			s, kind = norm.NFC.String(s), kind+"-nfc"
+		}
+		add(kind, s)
+	}
+	return out
+}
+
+// fullWidth writes ASCII letters, digits, punctuation and spaces in their
+// full-width forms (U+FF01..U+FF5E, U+3000).
+func fullWidth(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == ' ':
+			return '\u3000'
+		case '!' <= r && r <= '~':
+			return r - '!' + '\uff01'
+		}
+		return r
+	}, s)
+}
+
+// pairCorpus returns sentence pairs drawn from corpus: every k-th text paired
+// with another text of the corpus (seeded), long pairs included.
+func pairCorpus(corpus []corpusText, k int) []corpusText {
+	rng := rand.New(rand.NewPCG(corpusSeed, 3))
+	var out []corpusText
+	for i := 0; i < len(corpus); i += k {
+		j := rng.IntN(len(corpus))
+		p := corpus[j].text
+		out = append(out, corpusText{kind: corpus[i].kind + "+" + corpus[j].kind, text: corpus[i].text, pair: &p})
 	}
 	return out
 }

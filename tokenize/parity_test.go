@@ -60,10 +60,13 @@ type refRecord struct {
 	IDs  map[string][]int64 `json:"ids"`
 	Mask map[string][]int64 `json:"mask"`
 	Type map[string][]int64 `json:"type"`
+	Off  [][2]int           `json:"off"` // with offsets, at the largest max length
+	Seq  []int              `json:"seq"`
+	Tok  []string           `json:"tok"`
 }
 
 // reference runs scripts/ref_tokenize.py on the corpus and reads its output.
-func reference(t *testing.T, python, tokPath string, corpus []corpusText) (refHeader, []refRecord) {
+func reference(t *testing.T, python, tokPath string, corpus []corpusText, offsets ...bool) (refHeader, []refRecord) {
 	t.Helper()
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "corpus.jsonl"), filepath.Join(dir, "ref.jsonl")
@@ -74,7 +77,11 @@ func reference(t *testing.T, python, tokPath string, corpus []corpusText) (refHe
 	w := bufio.NewWriter(f)
 	enc := json.NewEncoder(w)
 	for _, c := range corpus {
-		if err := enc.Encode(map[string]string{"text": c.text}); err != nil {
+		rec := map[string]string{"text": c.text}
+		if c.pair != nil {
+			rec["pair"] = *c.pair
+		}
+		if err := enc.Encode(rec); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,6 +95,9 @@ func reference(t *testing.T, python, tokPath string, corpus []corpusText) (refHe
 	args := []string{filepath.Join("..", "scripts", "ref_tokenize.py"), "--tokenizer", tokPath, "--input", in, "--out", out}
 	for _, m := range parityMaxLens {
 		args = append(args, "--max-len", strconv.Itoa(m))
+	}
+	if len(offsets) > 0 && offsets[0] {
+		args = append(args, "--offsets")
 	}
 	start := time.Now()
 	cmd := exec.Command(python, args...)
@@ -122,7 +132,10 @@ func reference(t *testing.T, python, tokPath string, corpus []corpusText) (refHe
 }
 
 // checkParity encodes the corpus with the Go tokenizer at each max length and
-// requires ids, masks, type ids and untruncated lengths equal to the reference.
+// requires ids, masks, type ids and untruncated lengths equal to the reference
+// (texts with a pair through EncodePair, the others through EncodeAll). When
+// the reference has offsets, it also requires EncodeDetailed's ids, tokens,
+// offsets and sequence ids at the largest max length to equal them.
 func checkParity(t *testing.T, tokPath string, corpus []corpusText, hdr refHeader, recs []refRecord) {
 	t.Helper()
 	texts := make([]string, len(corpus))
@@ -140,6 +153,16 @@ func checkParity(t *testing.T, tokPath string, corpus []corpusText, hdr refHeade
 		encs, err := tok.EncodeAll(texts, 0)
 		if err != nil {
 			t.Fatal(err)
+		}
+		for i, c := range corpus {
+			if c.pair != nil {
+				if encs[i], err = tok.EncodePair(c.text, *c.pair); err != nil {
+					t.Fatalf("text %d: %v", i, err)
+				}
+			}
+		}
+		if maxLen == slices.Max(parityMaxLens) && len(recs) > 0 && recs[0].Off != nil {
+			checkOffsets(t, tok, corpus, recs)
 		}
 		key := strconv.Itoa(maxLen)
 		var bad, truncated int
@@ -170,6 +193,46 @@ func checkParity(t *testing.T, tokPath string, corpus []corpusText, hdr refHeade
 		if bad > 0 {
 			t.Errorf("max_len %d: %d of %d texts differ from tokenizers %s", maxLen, bad, len(encs), hdr.Tokenizers)
 		}
+	}
+}
+
+// checkOffsets requires EncodeDetailed to give the reference's ids, offsets
+// and sequence ids.
+func checkOffsets(t *testing.T, tok *Tokenizer, corpus []corpusText, recs []refRecord) {
+	t.Helper()
+	key := strconv.Itoa(tok.MaxLen())
+	bad := 0
+	for i, c := range corpus {
+		var pair []string
+		if c.pair != nil {
+			pair = []string{*c.pair}
+		}
+		e, d, err := tok.EncodeDetailed(c.text, pair...)
+		if err != nil {
+			t.Fatalf("text %d: %v", i, err)
+		}
+		r := recs[i]
+		var what string
+		switch {
+		case !slices.Equal(e.IDs, r.IDs[key]):
+			what = "ids:\n" + idDiff(e.IDs, r.IDs[key])
+		case !slices.Equal(d.Offsets, r.Off):
+			what = fmt.Sprintf("offsets:\n  go: %v\n  hf: %v\n  tokens %q", d.Offsets, r.Off, r.Tok)
+		case !slices.Equal(d.Sequence, r.Seq):
+			what = fmt.Sprintf("sequence ids:\n  go: %v\n  hf: %v", d.Sequence, r.Seq)
+		case !slices.Equal(d.Tokens, r.Tok):
+			what = fmt.Sprintf("tokens:\n  go: %q\n  hf: %q", d.Tokens, r.Tok)
+		default:
+			continue
+		}
+		bad++
+		if bad <= 5 {
+			t.Errorf("EncodeDetailed, text %d (%s) %s\n  text %s", i, c.kind, what, clip(c.text))
+		}
+	}
+	t.Logf("EncodeDetailed at max_len %s: %d texts, %d mismatches (ids, offsets, sequence ids, tokens)", key, len(corpus), bad)
+	if bad > 0 {
+		t.Errorf("EncodeDetailed: %d of %d texts differ from tokenizers", bad, len(corpus))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -45,12 +46,14 @@ type Encoding struct {
 // HuggingFace tokenizers does with the same tokenizer.json. It is safe for
 // concurrent use.
 type Tokenizer struct {
-	p      *pipeline
+	p      *pipeline // BERT fast path for single texts; nil when the file is not BERT-shaped
+	g      *general  // everything else: pairs, offsets, other models
 	path   string
 	sha256 string
 	maxLen int
 	padID  int64
 	pool   sync.Pool // *scratch
+	gpool  sync.Pool // *genScratch
 }
 
 // Load reads a tokenizer.json. The file's own padding is ignored (batches are
@@ -63,12 +66,12 @@ func Load(path string, opts Options) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenize: %w", err) // names the path
 	}
-	p, fc, err := parseConfig(data)
+	p, g, fc, err := parseConfig(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	sum := sha256.Sum256(data)
-	t := &Tokenizer{p: p, path: path, sha256: hex.EncodeToString(sum[:])}
+	t := &Tokenizer{p: p, g: g, path: path, sha256: hex.EncodeToString(sum[:])}
 
 	switch {
 	case opts.MaxLen < 0:
@@ -80,26 +83,33 @@ func Load(path string, opts Options) (*Tokenizer, error) {
 	default:
 		t.maxLen = DefaultMaxLen
 	}
-	if n := p.numAdded(); t.maxLen < n {
+	if n := numAdded(g.post, false); t.maxLen < n {
 		return nil, fmt.Errorf("%s: %w: MaxLen %d is below the %d special tokens the template adds", path, ErrOption, t.maxLen, n)
 	}
 
-	// Pad id: padding.pad_id of the file, else the id of its pad token or "[PAD]".
+	// Pad id: padding.pad_id of the file, else the id of its pad token,
+	// "[PAD]" or "<pad>".
 	switch {
 	case fc.Padding != nil && fc.Padding.PadID != nil:
 		t.padID = int64(*fc.Padding.PadID)
 	default:
-		tok := "[PAD]"
+		cands := []string{"[PAD]", "<pad>"}
 		if fc.Padding != nil && fc.Padding.PadToken != "" {
-			tok = fc.Padding.PadToken
+			cands = []string{fc.Padding.PadToken}
 		}
-		id, ok := p.vocab[tok]
-		if !ok {
-			return nil, fmt.Errorf("%s: %w: no padding.pad_id and no %q token", path, ErrFormat, tok)
+		t.padID = -1
+		for _, tok := range cands {
+			if id, ok := g.vocab[tok]; ok {
+				t.padID = int64(id)
+				break
+			}
 		}
-		t.padID = int64(id)
+		if t.padID < 0 {
+			return nil, fmt.Errorf("%s: %w: no padding.pad_id and no %s token", path, ErrFormat, strings.Join(cands, " or "))
+		}
 	}
 	t.pool.New = func() any { return new(scratch) }
+	t.gpool.New = func() any { return new(genScratch) }
 	return t, nil
 }
 
@@ -132,6 +142,9 @@ func (t *Tokenizer) EncodeInto(dst *Encoding, text string) error {
 	dst.NumTokens, dst.Truncated = 0, false
 	if !utf8.ValidString(text) {
 		return fmt.Errorf("%w at byte %d", ErrInvalidUTF8, invalidAt(text))
+	}
+	if t.p == nil {
+		return t.encodeGeneral(dst, nil, text)
 	}
 	s := t.pool.Get().(*scratch)
 	defer t.pool.Put(s)
@@ -238,4 +251,88 @@ func invalidAt(s string) int {
 		i += size
 	}
 	return len(s)
+}
+
+// Detail is what an encoding's tokens are, beside their ids: for each token
+// its text (the vocabulary entry, or for an added token and an unknown
+// Unigram piece the text it matched, as tokenizers reports them), its byte
+// span [start, end) in the text of its own sequence ([0, 0] for special
+// tokens the template adds), and which sequence it belongs to (0 the text, 1
+// the pair, -1 a special token of the template).
+type Detail struct {
+	Tokens   []string
+	Offsets  [][2]int
+	Sequence []int
+}
+
+// EncodePair encodes a sentence pair with the template's pair form (for BERT
+// [CLS] text [SEP] pair [SEP], the pair's part with type id 1). When the two
+// exceed MaxLen, tokenizers' LongestFirst cuts the longer one down to the
+// shorter, then both to half of what is left (the first gets the smaller
+// half). Errors name which sequence is invalid UTF-8.
+func (t *Tokenizer) EncodePair(text, pair string) (Encoding, error) {
+	var e Encoding
+	err := t.EncodePairInto(&e, text, pair)
+	return e, err
+}
+
+// EncodePairInto is EncodePair writing into dst, as EncodeInto does.
+func (t *Tokenizer) EncodePairInto(dst *Encoding, text, pair string) error {
+	return t.encodeGeneral(dst, nil, text, pair)
+}
+
+// EncodeDetailed encodes one text, or a pair when pair is given, and reports
+// each token's text, offsets and sequence as well. It takes the slower path
+// that keeps offsets; its ids equal Encode's and EncodePair's.
+func (t *Tokenizer) EncodeDetailed(text string, pair ...string) (Encoding, Detail, error) {
+	var e Encoding
+	var d Detail
+	if len(pair) > 1 {
+		panic("tokenize: EncodeDetailed takes at most one pair text")
+	}
+	err := t.encodeGeneral(&e, &d, append([]string{text}, pair...)...)
+	return e, d, err
+}
+
+// VocabSize is the largest token id the tokenizer can produce plus one: the
+// number of rows the model's word embedding table needs.
+func (t *Tokenizer) VocabSize() int { return t.g.vocabSize }
+
+// encodeGeneral encodes texts (one or a pair) with the general pipeline.
+func (t *Tokenizer) encodeGeneral(dst *Encoding, d *Detail, texts ...string) error {
+	dst.IDs, dst.TypeIDs, dst.Mask = dst.IDs[:0], dst.TypeIDs[:0], dst.Mask[:0]
+	dst.NumTokens, dst.Truncated = 0, false
+	for i, s := range texts {
+		if !utf8.ValidString(s) {
+			if len(texts) == 2 {
+				return fmt.Errorf("sequence %d: %w at byte %d", i+1, ErrInvalidUTF8, invalidAt(s))
+			}
+			return fmt.Errorf("%w at byte %d", ErrInvalidUTF8, invalidAt(s))
+		}
+	}
+	s := t.gpool.Get().(*genScratch)
+	defer t.gpool.Put(s)
+	e, err := t.g.encode(s, t.maxLen, texts...)
+	if err != nil {
+		return err
+	}
+	n := len(e.toks)
+	dst.IDs = slices.Grow(dst.IDs, n)
+	dst.TypeIDs = slices.Grow(dst.TypeIDs, n)
+	dst.Mask = slices.Grow(dst.Mask, n)
+	for i, tk := range e.toks {
+		dst.IDs = append(dst.IDs, int64(tk.id))
+		dst.TypeIDs = append(dst.TypeIDs, e.types[i])
+		dst.Mask = append(dst.Mask, 1)
+	}
+	dst.NumTokens, dst.Truncated = e.n, e.trunc
+	if d != nil {
+		d.Tokens, d.Offsets, d.Sequence = make([]string, n), make([][2]int, n), make([]int, n)
+		for i, tk := range e.toks {
+			d.Tokens[i] = t.g.tokenText(tk)
+			d.Offsets[i] = [2]int{int(tk.sp.start), int(tk.sp.end)}
+			d.Sequence[i] = int(e.seq[i])
+		}
+	}
+	return nil
 }

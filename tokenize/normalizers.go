@@ -1,0 +1,470 @@
+package tokenize
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// normalizer is one step of tokenizer.json's "normalizer".
+type normalizer interface {
+	normalize(n normStr) normStr
+}
+
+// normalizerTypes are the normalizer types parseNormalizer reads.
+const normalizerTypes = "BertNormalizer, Precompiled, Replace, Strip, NFC, NFD, NFKC, NFKD, Lowercase, Prepend, Sequence or null"
+
+// parseNormalizer reads a normalizer object; null gives nil.
+func parseNormalizer(raw json.RawMessage) (normalizer, error) {
+	typ, err := typeOf(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: normalizer: %w", ErrFormat, err)
+	}
+	switch typ {
+	case "null":
+		return nil, nil
+	case "BertNormalizer":
+		f, err := parseBertNormalizer(raw)
+		if err != nil {
+			return nil, err
+		}
+		return bertNorm{f}, nil
+	case "Precompiled":
+		var v struct {
+			Charsmap *[]byte `json:"precompiled_charsmap"` // base64 in JSON
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("%w: Precompiled: %w", ErrFormat, err)
+		}
+		if v.Charsmap == nil {
+			return nil, fmt.Errorf("%w: Precompiled lacks precompiled_charsmap", ErrFormat)
+		}
+		if len(*v.Charsmap) == 0 { // tokenizers: an empty charsmap normalises nothing
+			return nil, nil
+		}
+		return parsePrecompiled(*v.Charsmap)
+	case "Replace":
+		var v struct {
+			Pattern stringOrRegex `json:"pattern"`
+			Content *string       `json:"content"`
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("%w: Replace: %w", ErrFormat, err)
+		}
+		if v.Content == nil {
+			return nil, fmt.Errorf("%w: Replace lacks content", ErrFormat)
+		}
+		m, err := v.Pattern.matcher("Replace")
+		if err != nil {
+			return nil, err
+		}
+		return replaceNorm{m, []rune(*v.Content)}, nil
+	case "Strip":
+		var v struct {
+			Left  bool `json:"strip_left"`
+			Right bool `json:"strip_right"`
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("%w: Strip: %w", ErrFormat, err)
+		}
+		return stripNorm{v.Left, v.Right}, nil
+	case "NFC":
+		return nfNorm{norm.NFC}, nil
+	case "NFD":
+		return nfNorm{norm.NFD}, nil
+	case "NFKC":
+		return nfNorm{norm.NFKC}, nil
+	case "NFKD":
+		return nfNorm{norm.NFKD}, nil
+	case "Lowercase":
+		return lowerNorm{}, nil
+	case "Prepend":
+		var v struct {
+			Prepend string `json:"prepend"`
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("%w: Prepend: %w", ErrFormat, err)
+		}
+		return prependNorm{[]rune(v.Prepend)}, nil
+	case "Sequence":
+		var v struct {
+			Normalizers []json.RawMessage `json:"normalizers"`
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("%w: normalizer Sequence: %w", ErrFormat, err)
+		}
+		var seq seqNorm
+		for _, r := range v.Normalizers {
+			n, err := parseNormalizer(r)
+			if err != nil {
+				return nil, err
+			}
+			if n != nil {
+				seq = append(seq, n)
+			}
+		}
+		return seq, nil
+	}
+	return nil, fmt.Errorf("%w: normalizer type %q; supported: %s", ErrUnsupported, typ, normalizerTypes)
+}
+
+// parseBertNormalizer reads a BertNormalizer. The Rust library refuses a file
+// that lacks any field but strip_accents, which may also be null.
+func parseBertNormalizer(raw json.RawMessage) (normalizerFlags, error) {
+	var bn bertNormalizer
+	if err := json.Unmarshal(raw, &bn); err != nil {
+		return normalizerFlags{}, fmt.Errorf("%w: normalizer: %w", ErrFormat, err)
+	}
+	for _, f := range []struct {
+		name string
+		v    *bool
+	}{{"clean_text", bn.CleanText}, {"handle_chinese_chars", bn.HandleChineseChars}, {"lowercase", bn.Lowercase}} {
+		if f.v == nil {
+			return normalizerFlags{}, fmt.Errorf("%w: BertNormalizer lacks %s", ErrFormat, f.name)
+		}
+	}
+	f := normalizerFlags{clean: *bn.CleanText, chinese: *bn.HandleChineseChars, lower: *bn.Lowercase}
+	// tokenizers: strip_accents.unwrap_or(lowercase).
+	f.strip = f.lower
+	if bn.StripAccents != nil {
+		f.strip = *bn.StripAccents
+	}
+	return f, nil
+}
+
+// bertNorm is BertNormalizer on an aligned string (the same steps as
+// pipeline.normalize, which is the fast path without alignments).
+type bertNorm struct{ f normalizerFlags }
+
+func (b bertNorm) normalize(n normStr) normStr {
+	f := b.f
+	n = n.mapRunes(func(dst []rune, r rune) []rune {
+		if f.clean {
+			if isIn(r, hfRemoved, clsRemoved) {
+				return dst
+			}
+			if isIn(r, hfCleanSpace, clsCleanSpace) {
+				r = ' '
+			}
+		}
+		if f.chinese && r >= chineseLo && unicode.Is(hfChinese, r) {
+			return append(dst, ' ', r, ' ')
+		}
+		return append(dst, r)
+	})
+	if f.strip {
+		n = nfNorm{norm.NFD}.normalize(n)
+		n = n.mapRunes(func(dst []rune, r rune) []rune {
+			if r >= marksLo && unicode.Is(hfMarks, r) {
+				return dst
+			}
+			return append(dst, r)
+		})
+	}
+	if f.lower {
+		n = lowerNorm{}.normalize(n)
+	}
+	return n
+}
+
+// lowerNorm is Lowercase: Rust's char::to_lowercase per code point.
+type lowerNorm struct{}
+
+func (lowerNorm) normalize(n normStr) normStr {
+	return n.mapRunes(appendLowerRune)
+}
+
+func appendLowerRune(dst []rune, r rune) []rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		return append(dst, r)
+	}
+	if i, ok := slices.BinarySearch(hfLowerFrom[:], r); ok {
+		return append(dst, hfLowerTo[i])
+	}
+	if m, ok := hfLowerMulti[r]; ok {
+		return append(dst, []rune(m)...)
+	}
+	return append(dst, r)
+}
+
+// nfNorm is NFC, NFD, NFKC or NFKD. The text is cut at the form's boundaries
+// (before each starter that cannot combine backwards); each piece is
+// normalised on its own and its code points take the span of the whole piece.
+// Code points in nfdKeep are left as they are (their decomposition is newer
+// than the Rust library's Unicode tables).
+type nfNorm struct{ form norm.Form }
+
+func (f nfNorm) normalize(n normStr) normStr {
+	s := string(n.r)
+	if f.form.IsNormalString(s) {
+		return n
+	}
+	out := normStr{r: make([]rune, 0, len(n.r)+8), o: make([]span, 0, len(n.r)+8)}
+	ri := 0 // code point index of s[bi:]
+	for bi := 0; bi < len(s); {
+		k := f.form.NextBoundaryInString(s[bi:], true)
+		if k <= 0 {
+			k = len(s) - bi
+		}
+		piece := s[bi : bi+k]
+		cnt := utf8.RuneCountInString(piece)
+		if f.perRune(piece, n.o[ri:ri+cnt], &out) {
+			bi += k
+			ri += cnt
+			continue
+		}
+		sp := n.origin(ri, ri+cnt)
+		appendForm := func(p string) {
+			if p == "" {
+				return
+			}
+			for _, r := range f.form.String(p) {
+				out.r = append(out.r, r)
+				out.o = append(out.o, sp)
+			}
+		}
+		for {
+			cut := -1
+			var keep rune
+			for _, kr := range nfdKeep {
+				if i := strings.IndexRune(piece, kr); i >= 0 && (cut < 0 || i < cut) {
+					cut, keep = i, kr
+				}
+			}
+			if cut < 0 {
+				appendForm(piece)
+				break
+			}
+			appendForm(piece[:cut])
+			out.r = append(out.r, keep)
+			out.o = append(out.o, sp)
+			piece = piece[cut+utf8.RuneLen(keep):]
+		}
+		bi += k
+		ri += cnt
+	}
+	return out
+}
+
+// perRune appends the normal form of piece with each code point aligned to
+// the one it came from, when the form of the piece is the forms of its code
+// points one after another (no composition or reordering across them), and
+// reports whether it did.
+func (f nfNorm) perRune(piece string, spans []span, out *normStr) bool {
+	whole := f.form.String(piece)
+	if strings.ContainsRune(piece, 0x11938) {
+		return false
+	}
+	k, i := 0, 0
+	for _, r := range piece {
+		var buf [utf8.UTFMax]byte
+		one := f.form.String(string(buf[:utf8.EncodeRune(buf[:], r)]))
+		if !strings.HasPrefix(whole[k:], one) {
+			return false
+		}
+		k += len(one)
+		i++
+	}
+	if k != len(whole) {
+		return false
+	}
+	i = 0
+	for _, r := range piece {
+		var buf [utf8.UTFMax]byte
+		for _, x := range f.form.String(string(buf[:utf8.EncodeRune(buf[:], r)])) {
+			out.r = append(out.r, x)
+			out.o = append(out.o, spans[i])
+		}
+		i++
+	}
+	return true
+}
+
+// stripNorm is Strip: whitespace (Rust's char::is_whitespace) removed from
+// either end.
+type stripNorm struct{ left, right bool }
+
+func (s stripNorm) normalize(n normStr) normStr {
+	i, j := 0, len(n.r)
+	if s.left {
+		for i < j && isRustSpace(n.r[i]) {
+			i++
+		}
+	}
+	if s.right {
+		for j > i && isRustSpace(n.r[j-1]) {
+			j--
+		}
+	}
+	return n.slice(i, j)
+}
+
+// isRustSpace is Rust's char::is_whitespace (the White_Space property).
+func isRustSpace(r rune) bool { return isIn(r, hfPreSpace, clsPreSpace) }
+
+// prependNorm is Prepend: a string put before non-empty text.
+type prependNorm struct{ s []rune }
+
+func (p prependNorm) normalize(n normStr) normStr { return n.prepend(p.s) }
+
+// replaceNorm is Replace: every match of a pattern replaced by content.
+type replaceNorm struct {
+	m       matcher
+	content []rune
+}
+
+func (r replaceNorm) normalize(n normStr) normStr {
+	return n.replaceRanges(r.m.find(n.r), r.content)
+}
+
+// seqNorm is a Sequence of normalizers, applied in order.
+type seqNorm []normalizer
+
+func (s seqNorm) normalize(n normStr) normStr {
+	for _, x := range s {
+		n = x.normalize(n)
+	}
+	return n
+}
+
+// matcher finds the non-overlapping matches of a pattern in a string of code
+// points, as code point ranges [start, end), left to right.
+type matcher interface {
+	find(rs []rune) [][2]int
+}
+
+// stringOrRegex is tokenizer.json's pattern: {"String": s} or {"Regex": re}.
+type stringOrRegex struct {
+	String *string `json:"String"`
+	Regex  *string `json:"Regex"`
+}
+
+func (p stringOrRegex) matcher(where string) (matcher, error) {
+	switch {
+	case p.String != nil:
+		if *p.String == "" {
+			return nil, fmt.Errorf("%w: %s has an empty String pattern", ErrFormat, where)
+		}
+		return literalMatcher([]rune(*p.String)), nil
+	case p.Regex != nil:
+		if *p.Regex == gpt2Pattern {
+			return gpt2Matcher{}, nil
+		}
+		re, err := compileOnig(*p.Regex)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s regex %q is not one Go's regexp (RE2) accepts, and not the GPT-2 pattern this package implements: %w", ErrUnsupported, where, *p.Regex, err)
+		}
+		return regexMatcher{re}, nil
+	}
+	return nil, fmt.Errorf("%w: %s pattern needs String or Regex", ErrFormat, where)
+}
+
+// literalMatcher matches a fixed string.
+type literalMatcher []rune
+
+func (l literalMatcher) find(rs []rune) [][2]int {
+	var out [][2]int
+	for i := 0; i+len(l) <= len(rs); {
+		if slices.Equal(rs[i:i+len(l)], l) {
+			out = append(out, [2]int{i, i + len(l)})
+			i += len(l)
+			continue
+		}
+		i++
+	}
+	return out
+}
+
+// regexMatcher matches a Go regexp; empty matches are dropped.
+type regexMatcher struct{ re *regexp.Regexp }
+
+func (m regexMatcher) find(rs []rune) [][2]int {
+	s := string(rs)
+	locs := m.re.FindAllStringIndex(s, -1)
+	if len(locs) == 0 {
+		return nil
+	}
+	idx := byteToRune(rs, nil)
+	out := make([][2]int, 0, len(locs))
+	for _, l := range locs {
+		if l[0] == l[1] {
+			continue
+		}
+		out = append(out, [2]int{idx[l[0]], idx[l[1]]})
+	}
+	return out
+}
+
+// compileOnig compiles an Oniguruma pattern (what tokenizers uses) with Go's
+// regexp, rewriting the shorthand classes to their Unicode meaning in
+// Oniguruma (RE2's are ASCII only): \s White_Space, \d Nd, \w letters,
+// marks, Nd and Pc. A negated shorthand inside brackets has no RE2 spelling
+// and is refused.
+func compileOnig(p string) (*regexp.Regexp, error) {
+	const (
+		space = `\t\n\v\f\r\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}`
+		digit = `\p{Nd}`
+		word  = `\p{L}\p{M}\p{Nd}\p{Pc}`
+	)
+	var b strings.Builder
+	inClass := false
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == '\\' && i+1 < len(p) {
+			d := p[i+1]
+			i++
+			var set string
+			switch d {
+			case 's', 'S':
+				set = space
+			case 'd', 'D':
+				set = digit
+			case 'w', 'W':
+				set = word
+			default:
+				b.WriteByte(c)
+				b.WriteByte(d)
+				continue
+			}
+			neg := d == 'S' || d == 'D' || d == 'W'
+			switch {
+			case inClass && neg:
+				return nil, fmt.Errorf("negated class \\%c inside brackets", d)
+			case inClass:
+				b.WriteString(set)
+			case neg:
+				b.WriteString("[^" + set + "]")
+			default:
+				b.WriteString("[" + set + "]")
+			}
+			continue
+		}
+		switch {
+		case c == '[' && !inClass:
+			inClass = true
+			b.WriteByte(c)
+			if i+1 < len(p) && p[i+1] == '^' {
+				b.WriteByte('^')
+				i++
+			}
+			if i+1 < len(p) && p[i+1] == ']' { // a leading ] is a literal
+				b.WriteString(`\]`)
+				i++
+			}
+			continue
+		case c == ']' && inClass:
+			inClass = false
+		}
+		b.WriteByte(c)
+	}
+	return regexp.Compile(b.String())
+}
