@@ -196,20 +196,64 @@ func appendLowerRune(dst []rune, r rune) []rune {
 	return append(dst, r)
 }
 
-// nfNorm is NFC, NFD, NFKC or NFKD. The text is cut at the form's boundaries
-// (before each starter that cannot combine backwards); each piece is
-// normalised on its own and its code points take the span of the whole piece.
-// Code points in nfdKeep are left as they are (their decomposition is newer
-// than the Rust library's Unicode tables).
+// nfNorm is NFC, NFD, NFKC or NFKD, keeping tokenizers' alignments
+// (unicode-normalization-alignments): each code point decomposes on its own
+// (the first piece replacing it, the others inserted after it), runs of
+// combining marks are put in canonical order, each taking its change along,
+// the spans follow from the changes (normStr.transform), and for NFC and NFKC each composed segment takes
+// the spans of what it was composed from as a replacement does
+// (appendReplaced: a composed character keeps the span of its first code
+// point). Code points in nfdKeep are left as they are (their decomposition is
+// newer than the Rust library's Unicode tables).
 type nfNorm struct{ form norm.Form }
 
 func (f nfNorm) normalize(n normStr) normStr {
-	s := string(n.r)
-	if f.form.IsNormalString(s) {
+	if f.form.IsNormalString(string(n.r)) {
 		return n
 	}
-	out := normStr{r: make([]rune, 0, len(n.r)+8), o: make([]span, 0, len(n.r)+8)}
-	ri := 0 // code point index of s[bi:]
+	dec := norm.NFD
+	if f.form == norm.NFKC || f.form == norm.NFKD {
+		dec = norm.NFKD
+	}
+	cs := make([]change, 0, len(n.r)+8)
+	var buf [utf8.UTFMax]byte
+	for _, r := range n.r {
+		if r < utf8.RuneSelf || slices.Contains(nfdKeep, r) {
+			cs = append(cs, change{r: r})
+			continue
+		}
+		for i, x := range []rune(dec.String(string(buf[:utf8.EncodeRune(buf[:], r)]))) {
+			cs = append(cs, change{r: x, d: min(i, 1)})
+		}
+	}
+	// Canonical ordering: a stable sort of each run of non-starters by
+	// class, each code point taking its change along.
+	ccc := func(r rune) uint8 {
+		if r < 0x300 {
+			return 0
+		}
+		return norm.NFD.PropertiesString(string(buf[:utf8.EncodeRune(buf[:], r)])).CCC()
+	}
+	for i := 0; i < len(cs); {
+		if ccc(cs[i].r) == 0 {
+			i++
+			continue
+		}
+		j := i
+		for j < len(cs) && ccc(cs[j].r) != 0 {
+			j++
+		}
+		slices.SortStableFunc(cs[i:j], func(a, b change) int { return int(ccc(a.r)) - int(ccc(b.r)) })
+		i = j
+	}
+	d := n.transform(cs)
+	if f.form == norm.NFD || f.form == norm.NFKD {
+		return d
+	}
+	// Composition, one segment at a time.
+	s := string(d.r)
+	out := normStr{r: make([]rune, 0, len(d.r)), o: make([]span, 0, len(d.r))}
+	ri := 0
 	for bi := 0; bi < len(s); {
 		k := f.form.NextBoundaryInString(s[bi:], true)
 		if k <= 0 {
@@ -217,76 +261,15 @@ func (f nfNorm) normalize(n normStr) normStr {
 		}
 		piece := s[bi : bi+k]
 		cnt := utf8.RuneCountInString(piece)
-		if f.perRune(piece, n.o[ri:ri+cnt], &out) {
-			bi += k
-			ri += cnt
-			continue
+		comp := piece
+		if !strings.ContainsFunc(piece, func(r rune) bool { return slices.Contains(nfdKeep, r) }) {
+			comp = f.form.String(piece)
 		}
-		sp := n.origin(ri, ri+cnt)
-		appendForm := func(p string) {
-			if p == "" {
-				return
-			}
-			for _, r := range f.form.String(p) {
-				out.r = append(out.r, r)
-				out.o = append(out.o, sp)
-			}
-		}
-		for {
-			cut := -1
-			var keep rune
-			for _, kr := range nfdKeep {
-				if i := strings.IndexRune(piece, kr); i >= 0 && (cut < 0 || i < cut) {
-					cut, keep = i, kr
-				}
-			}
-			if cut < 0 {
-				appendForm(piece)
-				break
-			}
-			appendForm(piece[:cut])
-			out.r = append(out.r, keep)
-			out.o = append(out.o, sp)
-			piece = piece[cut+utf8.RuneLen(keep):]
-		}
+		appendReplaced(&out, comp, d.o[ri:ri+cnt])
 		bi += k
 		ri += cnt
 	}
 	return out
-}
-
-// perRune appends the normal form of piece with each code point aligned to
-// the one it came from, when the form of the piece is the forms of its code
-// points one after another (no composition or reordering across them), and
-// reports whether it did.
-func (f nfNorm) perRune(piece string, spans []span, out *normStr) bool {
-	whole := f.form.String(piece)
-	if strings.ContainsRune(piece, 0x11938) {
-		return false
-	}
-	k, i := 0, 0
-	for _, r := range piece {
-		var buf [utf8.UTFMax]byte
-		one := f.form.String(string(buf[:utf8.EncodeRune(buf[:], r)]))
-		if !strings.HasPrefix(whole[k:], one) {
-			return false
-		}
-		k += len(one)
-		i++
-	}
-	if k != len(whole) {
-		return false
-	}
-	i = 0
-	for _, r := range piece {
-		var buf [utf8.UTFMax]byte
-		for _, x := range f.form.String(string(buf[:utf8.EncodeRune(buf[:], r)])) {
-			out.r = append(out.r, x)
-			out.o = append(out.o, spans[i])
-		}
-		i++
-	}
-	return true
 }
 
 // stripNorm is Strip: whitespace (Rust's char::is_whitespace) removed from

@@ -116,3 +116,66 @@ func byteToRune(rs []rune, dst []int) []int {
 	}
 	return append(dst, len(rs))
 }
+
+// change is a code point of a transformation and how it changes the text,
+// in tokenizers' NormalizedString::transform terms: 0 replaces the next
+// original code point, 1 is inserted after the last one consumed, -k
+// replaces the next one and removes the k after it.
+type change struct {
+	r rune
+	d int
+}
+
+// transform rebuilds n from changes, with tokenizers' alignment rule: a code
+// point that replaces takes the span of the original it consumes, an inserted
+// one the span of the last consumed. Like the Rust library it does not
+// check that the changes consume the whole text: a removal with nothing
+// before it to attach to (spm_precompiled deleting the first code point)
+// leaves every later span one code point behind, and the reference has the
+// same offsets.
+func (n normStr) transform(cs []change) normStr {
+	out := normStr{r: make([]rune, 0, len(cs)), o: make([]span, 0, len(cs))}
+	at := 0
+	spanAt := func(i int) span {
+		switch {
+		case i < 0:
+			return span{}
+		case i < len(n.o):
+			return n.o[i]
+		case len(n.o) > 0:
+			e := n.o[len(n.o)-1].end
+			return span{e, e}
+		}
+		return span{}
+	}
+	for _, c := range cs {
+		out.r = append(out.r, c.r)
+		if c.d > 0 {
+			out.o = append(out.o, spanAt(at-1))
+			continue
+		}
+		out.o = append(out.o, spanAt(at))
+		at += 1 - c.d
+	}
+	return out
+}
+
+// appendReplaced appends rep, which replaces code points with spans from, to
+// out as spm_precompiled's replace aligns a replacement: the code points of
+// rep take the spans of from one by one and extra ones the span of the last
+// of from.
+func appendReplaced(out *normStr, rep string, from []span) {
+	k := 0
+	for _, r := range rep {
+		out.r = append(out.r, r)
+		switch {
+		case len(from) == 0:
+			out.o = append(out.o, span{})
+		case k < len(from):
+			out.o = append(out.o, from[k])
+		default:
+			out.o = append(out.o, from[len(from)-1])
+		}
+		k++
+	}
+}

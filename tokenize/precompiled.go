@@ -93,37 +93,49 @@ func (p *precompiled) lookup(s string) (string, bool) {
 
 func (p *precompiled) normalize(n normStr) normStr {
 	s := string(n.r)
-	out := normStr{r: make([]rune, 0, len(n.r)), o: make([]span, 0, len(n.r))}
-	ri := 0
+	cs := make([]change, 0, len(n.r))
+	modified := false
+	// replace is spm_precompiled's: the new code points replace the old one
+	// by one, extra ones are inserted, and a shortfall is removed after the
+	// last change so far (even one of an earlier cluster).
+	replace := func(old []rune, rep string) {
+		k := len(cs)
+		for _, r := range rep {
+			cs = append(cs, change{r: r})
+		}
+		diff := len(cs) - k - len(old)
+		switch {
+		case diff > 0:
+			for i := len(cs) - diff; i < len(cs); i++ {
+				cs[i].d = 1
+			}
+		case diff < 0 && len(cs) > 0:
+			cs[len(cs)-1].d += diff
+		}
+	}
 	g := uniseg.NewGraphemes(s)
+	var buf [utf8.UTFMax]byte
 	for g.Next() {
 		cl := g.Str()
 		rs := g.Runes()
 		if len(cl) < 6 {
 			if rep, ok := p.lookup(cl); ok {
-				sp := n.origin(ri, ri+len(rs))
-				for _, r := range rep {
-					out.r = append(out.r, r)
-					out.o = append(out.o, sp)
-				}
-				ri += len(rs)
+				modified = true
+				replace(rs, rep)
 				continue
 			}
 		}
-		var buf [4]byte
 		for _, r := range rs {
-			k := utf8.EncodeRune(buf[:], r)
-			if rep, ok := p.lookup(string(buf[:k])); ok {
-				for _, x := range rep {
-					out.r = append(out.r, x)
-					out.o = append(out.o, n.o[ri])
-				}
+			if rep, ok := p.lookup(string(buf[:utf8.EncodeRune(buf[:], r)])); ok {
+				modified = true
+				replace([]rune{r}, rep)
 			} else {
-				out.r = append(out.r, r)
-				out.o = append(out.o, n.o[ri])
+				cs = append(cs, change{r: r})
 			}
-			ri++
 		}
 	}
-	return out
+	if !modified {
+		return n
+	}
+	return n.transform(cs)
 }
