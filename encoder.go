@@ -198,6 +198,10 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	if err != nil {
 		return nil, err
 	}
+	if rows, ok := model.WordEmbeddingRows(); ok && e.tok.VocabSize() > rows {
+		return nil, fmt.Errorf("%w: %s produces ids up to %d but the word embedding table of %s has %d rows; the two files are not from one model",
+			tokenize.ErrVocabSize, p.Tokenizer, e.tok.VocabSize()-1, p.Model, rows)
+	}
 	e.sess, err = onnx.NewSessionFromBytes(data, e.inputs, names, opts.Session)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Model, err)

@@ -105,4 +105,10 @@ var (
 	ErrFormat = errors.New("tokenize: malformed tokenizer.json")
 	// ErrOption means an Options field is out of range.
 	ErrOption = errors.New("tokenize: bad option")
+	// ErrUnknown is returned when a Unigram model without unk_id meets text
+	// none of its pieces covers (tokenizers: "unk_id is missing").
+	ErrUnknown = errors.New("tokenize: text has a character the vocabulary lacks and the model has no unk token")
+	// ErrVocabSize means a tokenizer can produce ids the model's word
+	// embedding table has no row for (the caller that holds both checks).
+	ErrVocabSize = errors.New("tokenize: tokenizer vocabulary larger than the model's embedding table")
 )

@@ -2,7 +2,6 @@ package tokenize
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -23,10 +22,6 @@ type token struct {
 type model interface {
 	tokenize(dst []token, w normStr, s *genScratch) ([]token, error)
 }
-
-// ErrUnknown is returned when a Unigram model without unk_id meets text none
-// of its pieces covers.
-var ErrUnknown = errors.New("tokenize: text has a character the vocabulary lacks and the model has no unk token")
 
 const modelTypes = "WordPiece, BPE or Unigram"
 

@@ -272,11 +272,14 @@ func idDiff(got, want []int64) string {
 }
 
 // TestParity compares the default model's tokenizer with tokenizers on the
-// whole corpus at max_len 128 and 512.
+// whole corpus and pairs drawn from it at max_len 128 and 512: the BERT fast
+// path for single texts, the general pipeline for pairs and, with offsets,
+// for every text.
 func TestParity(t *testing.T) {
 	python := venvPython(t)
 	tokPath := modelTokenizer(t, "all-minilm-l6-v2")
 	corpus := buildCorpus(t, testutil.DataDir())
+	corpus = append(corpus, pairCorpus(corpus, 3)...)
 	if len(corpus) < 5000 {
 		t.Fatalf("corpus has %d texts; want at least 5000", len(corpus))
 	}
@@ -286,7 +289,7 @@ func TestParity(t *testing.T) {
 		kinds[k]++
 	}
 	t.Logf("corpus: %d texts by kind %v", len(corpus), kinds)
-	hdr, recs := reference(t, python, tokPath, corpus)
+	hdr, recs := reference(t, python, tokPath, corpus, true)
 	checkParity(t, tokPath, corpus, hdr, recs)
 }
 

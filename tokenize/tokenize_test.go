@@ -163,13 +163,13 @@ func TestLoadErrors(t *testing.T) {
 		opts   Options
 		want   error
 	}{
-		{"bpe", map[string]string{"model": `{"type":"BPE","vocab":{"a":0},"merges":[]}`}, Options{}, ErrUnsupported},
+		{"bpe merge of unknown tokens", map[string]string{"model": `{"type":"BPE","vocab":{"a":0},"merges":["a b"]}`}, Options{}, ErrFormat},
 		{"no unk", map[string]string{"model": `{"type":"WordPiece","unk_token":"<unk>","vocab":{"a":0}}`}, Options{}, ErrFormat},
-		{"sequence normalizer", map[string]string{"normalizer": `{"type":"Sequence","normalizers":[]}`}, Options{}, ErrUnsupported},
+		{"sequence normalizer", map[string]string{"normalizer": `{"type":"Sequence","normalizers":[{"type":"StripAccents"}]}`}, Options{}, ErrUnsupported},
 		{"missing lowercase", map[string]string{"normalizer": `{"type":"BertNormalizer","clean_text":true,"handle_chinese_chars":true,"strip_accents":null}`}, Options{}, ErrFormat},
-		{"metaspace", map[string]string{"pre_tokenizer": `{"type":"Metaspace"}`}, Options{}, ErrUnsupported},
-		{"roberta", map[string]string{"post_processor": `{"type":"RobertaProcessing"}`}, Options{}, ErrUnsupported},
-		{"lstrip", map[string]string{"added_tokens": `[{"id":103,"content":"[MASK]","lstrip":true}]`}, Options{}, ErrUnsupported},
+		{"char delimiter", map[string]string{"pre_tokenizer": `{"type":"CharDelimiterSplit","delimiter":"x"}`}, Options{}, ErrUnsupported},
+		{"roberta without tokens", map[string]string{"post_processor": `{"type":"RobertaProcessing"}`}, Options{}, ErrFormat},
+		{"negative added id", map[string]string{"added_tokens": `[{"id":-3,"content":"[MASK]","lstrip":true}]`}, Options{}, ErrFormat},
 		{"negative MaxLen", nil, Options{MaxLen: -1}, ErrOption},
 		{"MaxLen below specials", nil, Options{MaxLen: 1}, ErrOption},
 	} {

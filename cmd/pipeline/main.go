@@ -85,6 +85,7 @@ func newApp() *cli.App {
 			newExportCommand(),
 			newServeCommand(),
 			newExperimentCommand(),
+			newTokenizeCommand(),
 		},
 		OnUsageError:   func(c *cli.Context, err error, isSubcommand bool) error { return usageError{err} },
 		ExitErrHandler: func(c *cli.Context, err error) {},

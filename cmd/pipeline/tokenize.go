@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/models"
+	"github.com/headstart-ml/headstart/tokenize"
+)
+
+type tokenizeOptions struct {
+	Model, Data, Out, TextCol string
+	MaxLen, Limit             int
+}
+
+func newTokenizeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "tokenize",
+		Usage: "show what the model sees: ids, tokens, offsets and truncation of each text, as JSON lines",
+		Description: "Each output line is one row: {\"row\": N, \"ids\": [...], \"type_ids\": [...], \"tokens\": [...],\n" +
+			"\"offsets\": [[start, end], ...], \"num_tokens\": N, \"truncated\": BOOL}. Offsets count characters\n" +
+			"(code points) of the row's text, as Python tokenizers reports them; special tokens have [0, 0].\n" +
+			"num_tokens is the length before truncation, special tokens included.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Value: models.Default, Usage: "registry `NAME`, DIR holding tokenizer.json, or a tokenizer.json file"},
+			&cli.StringFlag{Name: "data", Required: true, Usage: "texts: `FILE` (.csv, .tsv, .jsonl) or - for CSV on stdin"},
+			&cli.StringFlag{Name: "text-col", Value: "text", Usage: "column (or JSON key) holding the text"},
+			&cli.IntFlag{Name: "max-len", Usage: "truncate to `N` tokens, special tokens included (default: tokenizer.json's truncation, else 512)"},
+			&cli.StringFlag{Name: "out", Value: "-", Usage: "`FILE`.jsonl or - for stdout"},
+			&cli.IntFlag{Name: "limit", Usage: "read at most N rows (0 = all)"},
+		},
+		Action: func(c *cli.Context) error {
+			return runTokenize(c.Context, tokenizeOptions{
+				Model: c.String("model"), Data: c.String("data"), Out: c.String("out"), TextCol: c.String("text-col"),
+				MaxLen: c.Int("max-len"), Limit: c.Int("limit"),
+			}, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+// tokenizerPath resolves --model for tokenize: a tokenizer.json file, a
+// directory holding one, or a registry model that has been pulled.
+func tokenizerPath(arg string) (string, error) {
+	if st, err := os.Stat(arg); err == nil {
+		if !st.IsDir() {
+			return arg, nil
+		}
+		p := filepath.Join(arg, models.TokenizerFile)
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("--model %s: directory has no %s: %w", arg, models.TokenizerFile, err)
+		}
+		return p, nil
+	}
+	paths, err := models.Resolve(arg)
+	if err != nil {
+		return "", err
+	}
+	return paths.Tokenizer, nil
+}
+
+// tokenizeRecord is one output line.
+type tokenizeRecord struct {
+	Row       int64    `json:"row"`
+	IDs       []int64  `json:"ids"`
+	TypeIDs   []int64  `json:"type_ids"`
+	Tokens    []string `json:"tokens"`
+	Offsets   [][2]int `json:"offsets"`
+	NumTokens int      `json:"num_tokens"`
+	Truncated bool     `json:"truncated"`
+}
+
+func runTokenize(ctx context.Context, o tokenizeOptions, stdout, stderr io.Writer) (err error) {
+	if o.MaxLen < 0 {
+		return usagef("--max-len %d: want 0 (the tokenizer's own) or more", o.MaxLen)
+	}
+	if o.Limit < 0 {
+		return usagef("--limit %d: want 0 (all) or more", o.Limit)
+	}
+	if o.Out != "-" && !strings.HasSuffix(o.Out, ".jsonl") && !strings.HasSuffix(o.Out, ".ndjson") {
+		return usagef("--out %s: tokenize writes JSON lines; want a .jsonl file or -", o.Out)
+	}
+	path, err := tokenizerPath(o.Model)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenize.Load(path, tokenize.Options{MaxLen: o.MaxLen})
+	if err != nil {
+		return err
+	}
+	r, err := features.Open(o.Data, features.ReaderOptions{TextCol: o.TextCol, Limit: o.Limit})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+
+	// Output: stdout, or a temporary file renamed into place when everything succeeded.
+	var w io.Writer = stdout
+	var tmp *os.File
+	if o.Out != "-" {
+		if tmp, err = os.CreateTemp(filepath.Dir(o.Out), "."+filepath.Base(o.Out)+".tmp-*"); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				tmp.Close()
+				os.Remove(tmp.Name())
+			}
+		}()
+		w = tmp
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+
+	start := time.Now()
+	var rows, tokens, truncated int
+	var charOf []int // code point index of each byte of the text
+	for r.Next() {
+		if rows%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		row := r.Row()
+		e, d, err := tok.EncodeDetailed(row.Text)
+		if err != nil {
+			return fmt.Errorf("%s: row %d: %w", o.Data, row.Index, err)
+		}
+		// Byte offsets to code point offsets.
+		charOf = charOf[:0]
+		for i, c := range []rune(row.Text) {
+			for range utf8.RuneLen(c) {
+				charOf = append(charOf, i)
+			}
+		}
+		for i := range d.Offsets {
+			if d.Sequence[i] >= 0 {
+				d.Offsets[i] = charOffsets(charOf, d.Offsets[i])
+			}
+		}
+		rec := tokenizeRecord{Row: row.Index, IDs: e.IDs, TypeIDs: e.TypeIDs, Tokens: d.Tokens, Offsets: d.Offsets,
+			NumTokens: e.NumTokens, Truncated: e.Truncated}
+		if err := enc.Encode(rec); err != nil {
+			return err
+		}
+		rows++
+		tokens += len(e.IDs)
+		if e.Truncated {
+			truncated++
+		}
+	}
+	if err := r.Err(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if tmp != nil {
+		if err := tmp.Sync(); err != nil {
+			return err
+		}
+		if err := tmp.Close(); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp.Name(), o.Out); err != nil {
+			return err
+		}
+	}
+	el := time.Since(start)
+	fmt.Fprintf(stderr, "tokenize: %d rows, %d tokens, %d truncated at %d, %.0f rows/s (%s)\n",
+		rows, tokens, truncated, tok.MaxLen(), float64(rows)/max(el.Seconds(), 1e-9), filepath.Base(path))
+	return nil
+}
+
+// charOffsets converts a byte span to code points as tokenizers does
+// (BytesToCharOffsetConverter): the start is the code point holding its byte,
+// the end one past the code point holding the byte before it.
+func charOffsets(charOf []int, sp [2]int) [2]int {
+	conv := func(b int, end bool) int {
+		switch {
+		case end && b == 0:
+			return 0
+		case end:
+			b--
+		}
+		if b >= len(charOf) {
+			if len(charOf) == 0 {
+				return 0
+			}
+			return charOf[len(charOf)-1] + 1
+		}
+		if end {
+			return charOf[b] + 1
+		}
+		return charOf[b]
+	}
+	return [2]int{conv(sp[0], false), conv(sp[1], true)}
+}
