@@ -1,7 +1,7 @@
 package tokenize
 
 import (
-		"fmt"
+	"fmt"
 	"math"
 	"slices"
 	"strings"

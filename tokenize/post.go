@@ -149,10 +149,10 @@ func parsePostProcessor(raw json.RawMessage, lookup func(string) (int32, bool)) 
 // <s> A </s> </s> B </s>, all type 0, offsets trimmed of the spaces a token
 // starts or ends with when trim_offsets is set).
 type clsSepPost struct {
-	cls, sep            int32
-	clsTok, sepTok      string
-	roberta             bool
-	trim, prefixSpace   bool
+	cls, sep          int32
+	clsTok, sepTok    string
+	roberta           bool
+	trim, prefixSpace bool
 }
 
 func (p clsSepPost) added(pair bool) int {

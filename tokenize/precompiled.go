@@ -43,10 +43,10 @@ func parsePrecompiled(b []byte) (*precompiled, error) {
 }
 
 // Fields of a darts-clone unit.
-func dartsHasLeaf(u uint32) bool   { return (u>>8)&1 == 1 }
-func dartsValue(u uint32) uint32   { return u & (1<<31 - 1) }
-func dartsLabel(u uint32) uint32   { return u & (1<<31 | 0xff) }
-func dartsOffset(u uint32) uint32  { return (u >> 10) << ((u & (1 << 9)) >> 6) }
+func dartsHasLeaf(u uint32) bool  { return (u>>8)&1 == 1 }
+func dartsValue(u uint32) uint32  { return u & (1<<31 - 1) }
+func dartsLabel(u uint32) uint32  { return u & (1<<31 | 0xff) }
+func dartsOffset(u uint32) uint32 { return (u >> 10) << ((u & (1 << 9)) >> 6) }
 func (p *precompiled) unit(i uint32) (uint32, bool) {
 	if int(i) >= len(p.units) {
 		return 0, false
