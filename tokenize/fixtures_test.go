@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/headstart-ml/headstart/internal/testutil"
 )
 
 // parityFixtures are the tokenizer.json files of testdata, made by
@@ -24,7 +26,7 @@ var parityFixtures = []struct {
 // and 512, and compares offsets, tokens and sequence ids at 512.
 func TestParityFixtures(t *testing.T) {
 	python := venvPython(t)
-	full := buildCorpus(t, dataDir())
+	full := buildCorpus(t, testutil.DataDir())
 	corpus := append(full, pairCorpus(full, 3)...)
 	t.Logf("corpus: %d single texts, %d pairs", len(full), len(corpus)-len(full))
 	for _, f := range parityFixtures {

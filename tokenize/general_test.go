@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/headstart-ml/headstart/internal/testutil"
 )
 
 // TestNormalFormsAligned checks that the aligned NFC, NFD, NFKC and NFKD give
@@ -14,7 +16,7 @@ import (
 // inserts U+034F (the stream-safe format) and orders the marks on either side
 // of it separately; the Rust library does not, nor does nfNorm.
 func TestNormalFormsAligned(t *testing.T) {
-	corpus := buildCorpus(t, dataDir())
+	corpus := buildCorpus(t, testutil.DataDir())
 	for _, f := range []struct {
 		name string
 		form norm.Form
