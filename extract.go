@@ -92,6 +92,37 @@ type ExtractOptions struct {
 
 	// Progress, when set, is told the total rows, the rows already done, and each chunk done.
 	Progress Progress
+
+	spool string // the copy of a single-pass Data (features.SinglePass) read after the scan
+}
+
+// openData opens the rows of Data for the pass after the scan: Data itself, or its
+// spool, read under Data's name.
+func (o *ExtractOptions) openData(ctx context.Context) (*features.Reader, error) {
+	if o.spool == "" {
+		return features.OpenContext(ctx, o.Data, o.Reader)
+	}
+	ro := o.Reader
+	if ro.Name == "" {
+		ro.Name = o.Data
+	}
+	if ro.Format == features.FormatAuto {
+		f, err := features.FormatOf(o.Data)
+		if err != nil {
+			return nil, err
+		}
+		ro.Format = f
+	}
+	return features.OpenContext(ctx, o.spool, ro)
+}
+
+// dataPath is Data as the manifest records it: absolute, or "-" for standard input.
+func (o *ExtractOptions) dataPath() string {
+	if o.Data == "-" {
+		return "-"
+	}
+	p, _ := filepath.Abs(o.Data)
+	return p
 }
 
 // Progress receives extraction progress.
@@ -209,13 +240,23 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	}
 
 	// Pre-pass: validate the whole file (columns, UTF-8, empty texts), count rows,
-	// collect labels and hash it, before spending any compute.
-	scan, err := features.Scan(opts.Data, opts.Reader)
+	// collect labels and hash it, before spending any compute. An input that can be
+	// read only once (standard input, a FIFO) is copied to a spool beside the output
+	// as it is scanned, and the rows are read from the spool.
+	var spool *os.File
+	if features.SinglePass(opts.Data) {
+		if spool, err = os.CreateTemp(filepath.Dir(opts.Out), "."+filepath.Base(opts.Out)+".input-*"); err != nil {
+			return sum, fmt.Errorf("spooling %s: %w", opts.Data, err)
+		}
+		defer func() { err = errors.Join(err, spool.Close(), os.Remove(spool.Name())) }()
+		opts.spool = spool.Name()
+	}
+	scan, err := features.ScanContext(ctx, opts.Data, opts.Reader, spool)
 	if err != nil {
 		return sum, err
 	}
 	if scan.EmptyTexts > 0 && !opts.AllowEmpty {
-		row, err := firstEmptyRow(opts.Data, opts.Reader)
+		row, err := firstEmptyRow(ctx, &opts)
 		if err != nil {
 			return sum, err
 		}
@@ -362,7 +403,7 @@ func claimOutputs(opts *ExtractOptions) (release func() error, err error) {
 
 // storeManifest describes the pooled-feature store Extract writes.
 func storeManifest(opts *ExtractOptions, enc *Encoder, scan features.Summary, shard *features.Shard) features.Manifest {
-	absData, _ := filepath.Abs(opts.Data)
+	absData := opts.dataPath()
 	return features.Manifest{
 		Tool:       "headstart " + Version,
 		Backbone:   enc.Backbone(),
@@ -395,7 +436,7 @@ type chunk struct {
 // hands each chunk's batches to sink. With opts.Reader.LabelSep each chunk also gets the
 // rows' multi-hot label sets over the len(labelIndex) labels, and labels -1.
 func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelIndex map[string]int64, skip int, sink chunkSink, sum *ExtractSummary) error {
-	r, err := features.Open(opts.Data, opts.Reader)
+	r, err := opts.openData(ctx)
 	if err != nil {
 		return err
 	}
@@ -547,8 +588,8 @@ func (p *poolSink) end(c *chunk) error {
 
 func (p *poolSink) rows() int { return int(p.ck.Rows()) }
 
-func firstEmptyRow(path string, ro features.ReaderOptions) (int64, error) {
-	r, err := features.Open(path, ro)
+func firstEmptyRow(ctx context.Context, opts *ExtractOptions) (int64, error) {
+	r, err := opts.openData(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -69,7 +68,7 @@ func openTokenWriter(opts *ExtractOptions, path string, enc *Encoder, scan featu
 	if int64(len(lens)) != rows {
 		return nil, fmt.Errorf("%s changed while reading it: %d rows, then %d", opts.Data, rows, len(lens))
 	}
-	absData, _ := filepath.Abs(opts.Data)
+	absData := opts.dataPath()
 	man := features.TokenManifest{
 		Manifest: features.Manifest{
 			Tool:       "headstart " + Version,
@@ -98,7 +97,7 @@ func openTokenWriter(opts *ExtractOptions, path string, enc *Encoder, scan featu
 // tokenLengths tokenizes every row of opts.Data (of the shard, if any) and returns the
 // token counts in order, and every token's input id, row after row.
 func tokenLengths(opts *ExtractOptions, tok *tokenize.Tokenizer) ([]int, []int64, error) {
-	r, err := features.Open(opts.Data, opts.Reader)
+	r, err := opts.openData(context.Background())
 	if err != nil {
 		return nil, nil, err
 	}

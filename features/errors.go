@@ -25,6 +25,9 @@ var (
 	// ErrMalformedRow: a row that cannot be parsed (wrong number of fields, bad quoting,
 	// a JSONL line that is not an object, a text that is not a string).
 	ErrMalformedRow = errors.New("features: malformed row")
+	// ErrLineTooLong: a row longer than ReaderOptions.MaxLineBytes (an input without
+	// line ends, such as a binary file or a device).
+	ErrLineTooLong = errors.New("features: row too long")
 	// ErrUnknownPooling: a pooling name that is not one of mean, cls, max, last.
 	ErrUnknownPooling = errors.New("features: unknown pooling")
 	// ErrBadSpec: a Spec field that extraction cannot use (see Spec.Validate).

@@ -3,6 +3,7 @@ package features
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -124,6 +125,16 @@ type ReaderOptions struct {
 	// labels, taken as they are (not split; an element holding LabelSep is an error).
 	// Default "": one label per field.
 	LabelSep string
+	// MaxLineBytes bounds the length of one row in bytes, its line end not counted: a
+	// line of TSV or JSONL, a CSV record (all its lines, when a quoted field spans
+	// several). A longer row is an
+	// error (ErrLineTooLong) naming it, met after reading at most MaxLineBytes plus
+	// 64 KiB of it, so that an input without line ends (a binary file, /dev/zero)
+	// cannot exhaust memory. Default DefaultMaxLineBytes (4 MiB); negative: no bound.
+	MaxLineBytes int
+	// Name is the name errors give the data. Default: the path ("standard input" for
+	// "-"). FormatAuto takes the format from Name's extension when it is set.
+	Name string
 }
 
 func (o ReaderOptions) withDefaults() ReaderOptions {
@@ -132,6 +143,9 @@ func (o ReaderOptions) withDefaults() ReaderOptions {
 	}
 	if o.LabelCol == "" {
 		o.LabelCol = "label"
+	}
+	if o.MaxLineBytes == 0 {
+		o.MaxLineBytes = DefaultMaxLineBytes
 	}
 	return o
 }
@@ -174,6 +188,9 @@ type Reader struct {
 	format Format
 	opts   ReaderOptions
 	closer io.Closer // nil when the caller owns the source (stdin, NewReader)
+	ctx    context.Context
+	src    *source
+	async  *asyncReader // reading a pipe or terminal: Reads that ctx can abandon
 	br     *bufio.Reader
 	cr     *csv.Reader // FormatCSV
 
@@ -197,21 +214,45 @@ type Reader struct {
 // opts.RequireLabel is set, is reported here for CSV and TSV, and at the first line
 // that lacks it for JSONL.
 func Open(path string, opts ReaderOptions) (*Reader, error) {
+	return OpenContext(context.Background(), path, opts)
+}
+
+// OpenContext is Open with a context: once ctx is done, opening (a FIFO waits for its
+// writer) and reading stop at once, and Next returns false with Err wrapping ctx.Err().
+// Standard input, FIFOs and devices are read through a goroutine, so that even a read
+// blocked on an idle pipe gives way.
+func OpenContext(ctx context.Context, path string, opts ReaderOptions) (*Reader, error) {
+	return openTee(ctx, path, opts, nil)
+}
+
+// openTee opens path like OpenContext, copying every byte read to tee when it is set.
+func openTee(ctx context.Context, path string, opts ReaderOptions, tee io.Writer) (*Reader, error) {
+	name := opts.Name
+	if name == "" {
+		name = path
+		if path == "-" {
+			name = "standard input"
+		}
+	}
 	if opts.Format == FormatAuto {
-		f, err := FormatOf(path)
+		from := path
+		if opts.Name != "" {
+			from = opts.Name
+		}
+		f, err := FormatOf(from)
 		if err != nil {
 			return nil, err
 		}
 		opts.Format = f
 	}
 	if path == "-" {
-		return NewReader(os.Stdin, "standard input", opts)
+		return newReader(ctx, os.Stdin, name, opts, tee, true)
 	}
-	f, err := os.Open(path)
+	f, err := openInput(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	r, err := newReader(f, path, opts)
+	r, err := newReader(ctx, f, name, opts, tee, SinglePass(path))
 	if err != nil {
 		return nil, errors.Join(err, f.Close())
 	}
@@ -229,10 +270,14 @@ func NewReader(src io.Reader, name string, opts ReaderOptions) (*Reader, error) 
 		}
 		opts.Format = f
 	}
-	return newReader(src, name, opts)
+	if opts.Name != "" {
+		name = opts.Name
+	}
+	return newReader(context.Background(), src, name, opts, nil, false)
 }
 
-func newReader(src io.Reader, name string, opts ReaderOptions) (*Reader, error) {
+// newReader reads src (through a goroutine when async, see asyncReader) and its header.
+func newReader(ctx context.Context, src io.Reader, name string, opts ReaderOptions, tee io.Writer, async bool) (*Reader, error) {
 	opts = opts.withDefaults()
 	if opts.Format <= FormatAuto || opts.Format > FormatText {
 		return nil, errorf(ErrUnknownFormat, "%s: format %v unknown; want one of csv, tsv, jsonl, text", name, opts.Format)
@@ -240,7 +285,31 @@ func newReader(src io.Reader, name string, opts ReaderOptions) (*Reader, error) 
 	if opts.Format == FormatText && opts.RequireLabel {
 		return nil, errorf(ErrMissingColumn, "%s: plain text (one text per line) has no labels; give labelled data as csv, tsv or jsonl", name)
 	}
-	r := &Reader{name: name, format: opts.Format, opts: opts, br: bufio.NewReaderSize(src, 64<<10), labelIdx: -1}
+	r := &Reader{name: name, format: opts.Format, opts: opts, ctx: ctx, labelIdx: -1}
+	if async {
+		r.async = newAsyncReader(ctx, src)
+		src = r.async
+	}
+	r.src = &source{ctx: ctx, r: src, tee: tee, max: int64(max(opts.MaxLineBytes, 0))}
+	r.br = bufio.NewReaderSize(r.src, readBuf)
+	hdr, err := r.readHeader()
+	if err != nil {
+		r.stopAsync()
+		return nil, err
+	}
+	return hdr, nil
+}
+
+// stopAsync ends the goroutine of an asynchronous source.
+func (r *Reader) stopAsync() {
+	if r.async != nil {
+		r.async.stop()
+	}
+}
+
+// readHeader reads the header (CSV, TSV) or the first object (JSONL).
+func (r *Reader) readHeader() (*Reader, error) {
+	name := r.name
 	// A UTF-8 byte order mark (Excel writes one) is not part of the first column's name.
 	if b, err := r.br.Peek(3); err == nil && string(b) == "\ufeff" {
 		r.br.Discard(3)
@@ -252,6 +321,9 @@ func newReader(src io.Reader, name string, opts ReaderOptions) (*Reader, error) 
 		hdr, err := r.cr.Read()
 		if err != nil && err != io.EOF {
 			return nil, r.csvError(err, nil)
+		}
+		if err := r.checkCSVRow(); err != nil {
+			return nil, err
 		}
 		r.columns = slices.Clone(hdr)
 	case FormatTSV:
@@ -284,6 +356,44 @@ func newReader(src io.Reader, name string, opts ReaderOptions) (*Reader, error) 
 		return nil, err
 	}
 	return r, nil
+}
+
+// consumed is the number of bytes of the source the parser has taken.
+func (r *Reader) consumed() int64 { return r.src.n - int64(r.br.Buffered()) }
+
+// checkCSVRow checks the CSV record just read against the row bound, and starts the next.
+func (r *Reader) checkCSVRow() error {
+	end := r.consumed()
+	if r.src.max > 0 && end-r.src.mark > r.src.max+2 { // its line end ("\r\n") not counted
+		return r.tooLong(0, r.src.mark)
+	}
+	r.src.mark = end
+	return nil
+}
+
+// tooLong reports a row longer than the bound; line is its line when known (else 0),
+// at its byte offset in the input.
+func (r *Reader) tooLong(line int, at int64) error {
+	where := fmt.Sprintf("row %d", r.n)
+	if r.format != FormatJSONL && r.columns == nil {
+		where = "header"
+	}
+	if line > 0 {
+		where = fmt.Sprintf("line %d (%s)", line, where)
+	}
+	return errorf(ErrLineTooLong, "%s: %s, from byte %d: longer than %d bytes without a line end; is it a text file? (raise the bound with --max-line-bytes, ReaderOptions.MaxLineBytes)",
+		r.name, where, at, r.src.max)
+}
+
+// sourceError turns an error of the source into one naming the file and the row.
+func (r *Reader) sourceError(err error, line int) error {
+	switch {
+	case errors.Is(err, errLineTooLong):
+		return r.tooLong(line, r.src.mark)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("reading %s: stopped at row %d: %w", r.name, r.n, err)
+	}
+	return fmt.Errorf("reading %s: %w", r.name, err)
 }
 
 // findColumns locates the text and label columns in a CSV or TSV header.
@@ -363,19 +473,24 @@ func (r *Reader) Next() bool {
 		r.done = true
 		return false
 	}
-	var err error
-	switch r.format {
-	case FormatCSV:
-		err = r.nextCSV()
-	case FormatTSV:
-		err = r.nextTSV()
-	case FormatJSONL:
-		err = r.nextJSONL()
-	case FormatText:
-		err = r.nextText()
+	err := r.ctx.Err()
+	if err != nil {
+		err = r.sourceError(err, 0)
+	} else {
+		switch r.format {
+		case FormatCSV:
+			err = r.nextCSV()
+		case FormatTSV:
+			err = r.nextTSV()
+		case FormatJSONL:
+			err = r.nextJSONL()
+		case FormatText:
+			err = r.nextText()
+		}
 	}
 	if err != nil {
 		r.done = true
+		r.stopAsync()
 		if err != io.EOF {
 			r.err = err
 		}
@@ -396,6 +511,7 @@ func (r *Reader) Err() error { return r.err }
 // source given to NewReader.
 func (r *Reader) Close() error {
 	r.done = true
+	r.stopAsync()
 	if r.closer == nil {
 		return nil
 	}
@@ -415,6 +531,9 @@ func (r *Reader) nextCSV() error {
 		}
 		return r.csvError(err, rec)
 	}
+	if err := r.checkCSVRow(); err != nil {
+		return err
+	}
 	line, _ := r.cr.FieldPos(0)
 	return r.setFields(rec, line)
 }
@@ -423,7 +542,7 @@ func (r *Reader) nextCSV() error {
 func (r *Reader) csvError(err error, rec []string) error {
 	var pe *csv.ParseError
 	if !errors.As(err, &pe) {
-		return fmt.Errorf("reading %s: %w", r.name, err)
+		return r.sourceError(err, 0)
 	}
 	if errors.Is(pe.Err, csv.ErrFieldCount) {
 		return errorf(ErrMalformedRow, "%s: line %d (row %d): %d fields, want %d (columns: %s)",
@@ -554,18 +673,25 @@ func (r *Reader) badUTF8(what, s string, line int) error {
 // next call.
 func (r *Reader) nextLine() ([]byte, error) {
 	for {
+		r.src.mark = r.consumed()
 		line, err := r.br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
-			// A line longer than the buffer: collect it whole.
+			// A line longer than the buffer: collect it whole, up to the bound.
 			buf := slices.Clone(line)
 			for err == bufio.ErrBufferFull {
+				if r.src.max > 0 && int64(len(buf)) > r.src.max {
+					return nil, r.tooLong(r.line+1, r.src.mark)
+				}
 				line, err = r.br.ReadSlice('\n')
 				buf = append(buf, line...)
 			}
 			line = buf
 		}
 		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("reading %s: %w", r.name, err)
+			return nil, r.sourceError(err, r.line+1)
+		}
+		if r.src.max > 0 && int64(len(bytes.TrimSuffix(line, []byte("\n")))) > r.src.max {
+			return nil, r.tooLong(r.line+1, r.src.mark)
 		}
 		if len(line) == 0 && err == io.EOF {
 			return nil, nil
@@ -756,32 +882,38 @@ type Summary struct {
 
 // Scan reads the dataset at path once, streaming, and summarises it: the pre-pass that
 // validates a dataset before compute is spent on it, and gives a progress total and the
-// label set. It returns the first error a Reader would meet. Standard input cannot be
-// scanned (it could not be read again afterwards).
+// label set. It returns the first error a Reader would meet. An input that can be read
+// only once (SinglePass: standard input, a FIFO) cannot be scanned and then read: use
+// ScanContext with a spool.
 func Scan(path string, opts ReaderOptions) (s Summary, err error) {
-	if path == "-" {
-		return s, errors.New("cannot scan standard input ahead of reading it; save it to a file first")
+	if SinglePass(path) {
+		return s, fmt.Errorf("%s can be read only once (standard input, a pipe or a device): it cannot be scanned ahead of reading it; save it to a file first, or spool it (ScanContext)", path)
 	}
-	if opts.Format == FormatAuto {
-		if opts.Format, err = FormatOf(path); err != nil {
-			return s, err
-		}
+	return ScanContext(context.Background(), path, opts, nil)
+}
+
+// ScanContext is Scan that stops when ctx is done, and that copies the input to spool
+// when spool is not nil: the second pass then reads the spool, so that an input that
+// can be read only once is read once. With a spool, the input is read up to the end of
+// the last row taken (opts.Limit) and no further, and SHA256 and Bytes describe the
+// spool's bytes: with a Limit, those rows only. Without a spool, they describe the
+// whole file, even with a Limit.
+func ScanContext(ctx context.Context, path string, opts ReaderOptions, spool *os.File) (s Summary, err error) {
+	var tee io.Writer
+	h := sha256.New()
+	tee = h
+	if spool != nil {
+		tee = spool
 	}
-	f, err := os.Open(path)
+	r, err := openTee(ctx, path, opts, tee)
 	if err != nil {
 		return s, err
 	}
 	defer func() {
-		if cerr := f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("closing %s: %w", path, cerr)
+		if cerr := r.Close(); cerr != nil && err == nil {
+			err = cerr
 		}
 	}()
-	h := sha256.New()
-	cr := &countingReader{r: io.TeeReader(f, h)}
-	r, err := newReader(cr, path, opts)
-	if err != nil {
-		return s, err
-	}
 	s.Columns = r.Columns()
 	seen := map[string]bool{}
 	for r.Next() {
@@ -809,13 +941,33 @@ func Scan(path string, opts ReaderOptions) (s Summary, err error) {
 	if err := r.Err(); err != nil {
 		return s, err
 	}
-	// Hash what the reader did not need (after a Limit).
-	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return s, fmt.Errorf("reading %s: %w", path, err)
-	}
 	SortLabels(s.Labels)
+	if spool == nil {
+		// Hash what the reader did not need (after a Limit), not bound to rows.
+		r.src.max = 0
+		if _, err := io.Copy(io.Discard, r.src); err != nil {
+			return s, r.sourceError(err, 0)
+		}
+		s.SHA256 = hex.EncodeToString(h.Sum(nil))
+		s.Bytes = r.src.n
+		return s, nil
+	}
+	// The spool holds what was read, read-ahead included: keep what the rows took.
+	end := r.src.n
+	if opts.Limit > 0 && s.Rows >= int64(opts.Limit) {
+		end = r.consumed()
+	}
+	if err := spool.Truncate(end); err != nil {
+		return s, fmt.Errorf("spooling %s: %w", path, err)
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return s, fmt.Errorf("spooling %s: %w", path, err)
+	}
+	if _, err := io.Copy(h, spool); err != nil {
+		return s, fmt.Errorf("spooling %s: %w", path, err)
+	}
 	s.SHA256 = hex.EncodeToString(h.Sum(nil))
-	s.Bytes = cr.n
+	s.Bytes = end
 	return s, nil
 }
 
@@ -844,15 +996,4 @@ func SortLabels(labels []string) {
 		}
 		return strings.Compare(a, b)
 	})
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -376,6 +376,11 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 	case o.BatchSize < 1:
 		return usagef("--batch-size %d: want at least 1", o.BatchSize)
 	}
+	for _, f := range [][2]string{{"--train", o.Train}, {"--test", o.Test}, {"--valid", o.Valid}} {
+		if f[1] != "" && features.SinglePass(f[1]) {
+			return usagef("%s %s: experiment reads its data several times; standard input, a pipe or a device can be read only once: save it to a file", f[0], f[1])
+		}
+	}
 	pooling, err := features.ParsePooling(o.Pooling)
 	if err != nil {
 		return usageError{err}

@@ -24,6 +24,7 @@ type extractOptions struct {
 	Normalize, Resume, AllowEmpty  bool
 	MaxLen, BatchSize, Threads     int
 	ChunkRows, Limit               int
+	MaxLineBytes                   int
 	Provider, OptLevel, RuntimeLib string
 	JSON                           bool
 	Shard                          string
@@ -42,7 +43,7 @@ func newExtractCommand() *cli.Command {
 			"--resume to continue: the result is byte-identical to an uninterrupted run.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Value: "all-minilm-l6-v2", Usage: "registry `NAME` or a DIR holding model.onnx and tokenizer.json"},
-			&cli.StringFlag{Name: "data", Required: true, Usage: "input `FILE` (.csv, .tsv, .jsonl)"},
+			&cli.StringFlag{Name: "data", Required: true, Usage: "input `FILE` (.csv, .tsv, .jsonl, .txt), or - for stdin (CSV unless --input-format); stdin or a FIFO is read once, copied to a temporary file beside --out"},
 			&cli.StringFlag{Name: "input-format", Usage: "csv | tsv | jsonl | text (one text per line, no labels) (default: from --data's extension)"},
 			&cli.StringFlag{Name: "text-col", Value: "text", Usage: "column (or JSON key) holding the text"},
 			&cli.StringFlag{Name: "label-col", Value: "label", Usage: "column holding the label (optional unless given explicitly)"},
@@ -59,6 +60,7 @@ func newExtractCommand() *cli.Command {
 			&cli.StringFlag{Name: "opt-level", Value: "all", Usage: "graph optimisation: all | extended | basic | disabled"},
 			&cli.StringFlag{Name: "dtype", Value: "float32", Usage: "stored feature type: float32 | float16"},
 			&cli.IntFlag{Name: "limit", Usage: "read at most N rows (0 = all)"},
+			maxLineBytesFlag(),
 			&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted run from its checkpoint"},
 			&cli.BoolFlag{Name: "allow-empty", Usage: "embed empty texts as [CLS] [SEP] instead of refusing them"},
 			&cli.StringFlag{Name: "ort-lib", EnvVars: []string{"HEADSTART_ORT_LIB"}, Usage: "onnxruntime shared library (default: the setup cache)"},
@@ -74,7 +76,7 @@ func newExtractCommand() *cli.Command {
 				Pooling: c.String("pooling"), Layers: c.String("layers"), Dtype: c.String("dtype"),
 				Normalize: c.Bool("normalize"), Resume: c.Bool("resume"), AllowEmpty: c.Bool("allow-empty"),
 				MaxLen: c.Int("max-len"), BatchSize: c.Int("batch-size"), Threads: c.Int("threads"),
-				ChunkRows: c.Int("chunk-rows"), Limit: c.Int("limit"),
+				ChunkRows: c.Int("chunk-rows"), Limit: c.Int("limit"), MaxLineBytes: c.Int("max-line-bytes"),
 				Provider: c.String("provider"), OptLevel: c.String("opt-level"), RuntimeLib: c.String("ort-lib"),
 				JSON: c.Bool("json"), Shard: c.String("shard"),
 				CutTop: c.Int("cut-top"), CacheOut: c.String("cache-out"), PoolingSet: c.IsSet("pooling") || c.IsSet("normalize"), LayersSet: c.IsSet("layers"),
@@ -139,7 +141,10 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 		return lo, usagef("--input-format: %w", err)
 	}
 	// Multi-label data needs the label column.
-	lo.Reader = features.ReaderOptions{Format: inFormat, TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: o.LabelRequired || o.LabelSep != "", Limit: o.Limit, LabelSep: o.LabelSep}
+	if err := checkMaxLineBytes(o.MaxLineBytes); err != nil {
+		return lo, err
+	}
+	lo.Reader = features.ReaderOptions{Format: inFormat, TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: o.LabelRequired || o.LabelSep != "", Limit: o.Limit, LabelSep: o.LabelSep, MaxLineBytes: o.MaxLineBytes}
 	lo.Normalize, lo.Resume, lo.AllowEmpty = o.Normalize, o.Resume, o.AllowEmpty
 	lo.MaxLen, lo.BatchSize, lo.ChunkRows = o.MaxLen, o.BatchSize, o.ChunkRows
 	lo.RuntimeLib = o.RuntimeLib
@@ -193,6 +198,19 @@ func runExtract(ctx context.Context, o extractOptions, stdout, stderr io.Writer)
 		float64(sum.Rows-sum.Resumed)/sum.Elapsed.Seconds(), 100*sum.RunTime.Seconds()/sum.Elapsed.Seconds(), 100*sum.PaddingEfficiency())
 	if sum.CacheOut != "" {
 		fmt.Fprintf(stderr, "extract: activation cache (the states entering the top %d blocks, same forward) -> %s\n", lo.CutTop, sum.CacheOut)
+	}
+	return nil
+}
+
+// maxLineBytesFlag is the --max-line-bytes flag of the commands that read datasets.
+func maxLineBytesFlag() cli.Flag {
+	return &cli.IntFlag{Name: "max-line-bytes", Value: features.DefaultMaxLineBytes,
+		Usage: "longest row (a line; a CSV record) in `BYTES`: a longer one is an error naming it, so that an input without line ends cannot exhaust memory"}
+}
+
+func checkMaxLineBytes(n int) error {
+	if n < 1 {
+		return usagef("--max-line-bytes %d: want at least 1 (default %d)", n, features.DefaultMaxLineBytes)
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ type predictOptions struct {
 	InputFormat                       string // csv, tsv, jsonl, text; "" from Data's extension (stdin: csv)
 	Heads                             []string
 	BatchSize, Threads, Limit         int
+	MaxLineBytes                      int
 	Provider, RuntimeLib              string
 	AllowEmpty                        bool
 	Threshold                         float64 // multi-label heads: predict the labels with p >= Threshold
@@ -50,6 +51,7 @@ func newPredictCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "texts per forward pass"},
 			&cli.IntFlag{Name: "threads", Usage: "onnxruntime intra-op threads (0 = one per core)"},
 			&cli.IntFlag{Name: "limit", Usage: "read at most N rows (0 = all)"},
+			maxLineBytesFlag(),
 			&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "cpu | cuda[:DEVICE] | auto"},
 			&cli.BoolFlag{Name: "allow-empty", Usage: "classify empty texts instead of refusing them"},
 			&cli.Float64Flag{Name: "threshold", Value: 0.5, Usage: "multi-label heads: predict every label whose probability is at least `P`, in (0, 1)"},
@@ -60,7 +62,7 @@ func newPredictCommand() *cli.Command {
 			return runPredict(c.Context, predictOptions{
 				Model: c.String("model"), Heads: c.StringSlice("head"), Data: c.String("data"), Out: c.String("out"),
 				Format: c.String("format"), InputFormat: c.String("input-format"), TextCol: c.String("text-col"), BatchSize: c.Int("batch-size"),
-				Threads: c.Int("threads"), Limit: c.Int("limit"), Provider: c.String("provider"),
+				Threads: c.Int("threads"), Limit: c.Int("limit"), MaxLineBytes: c.Int("max-line-bytes"), Provider: c.String("provider"),
 				RuntimeLib: c.String("ort-lib"), AllowEmpty: c.Bool("allow-empty"),
 				Threshold: c.Float64("threshold"), ThresholdSet: c.IsSet("threshold"), LabelSep: c.String("label-sep"),
 			}, c.App.Writer, c.App.ErrWriter)
@@ -104,6 +106,12 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	}
 	if o.BatchSize < 1 {
 		return usagef("--batch-size %d: want at least 1", o.BatchSize)
+	}
+	if o.Limit < 0 {
+		return usagef("--limit %d: want 0 (all rows) or more", o.Limit)
+	}
+	if err := checkMaxLineBytes(o.MaxLineBytes); err != nil {
+		return err
 	}
 	provider, err := onnx.ParseProvider(o.Provider)
 	if err != nil {
@@ -149,7 +157,7 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	}
 	defer func() { err = errors.Join(err, clf.Close()) }()
 
-	r, err := features.Open(o.Data, features.ReaderOptions{Format: inFormat, TextCol: o.TextCol, Limit: o.Limit})
+	r, err := features.OpenContext(ctx, o.Data, features.ReaderOptions{Format: inFormat, TextCol: o.TextCol, Limit: o.Limit, MaxLineBytes: o.MaxLineBytes})
 	if errors.Is(err, features.ErrUnknownFormat) {
 		return usagef("%w with --input-format", err)
 	}
