@@ -205,7 +205,7 @@ func (h *Head) CheckTokens(m features.TokenManifest, name string) error {
 		return errorf(ErrFingerprint, "head: %s is an activation cache; this head was trained on pooled features: evaluate it on features from pipeline extract without --cut-top", name)
 	}
 	fp := FingerprintOf(m.Manifest, 0)
-	fp.Pooling, fp.Layers = h.Fingerprint.Pooling, h.Fingerprint.Layers
+	fp.Pooling, fp.Layers, fp.Normalize = h.Fingerprint.Pooling, h.Fingerprint.Layers, h.Fingerprint.Normalize
 	if err := h.Fingerprint.Compare(fp); err != nil {
 		return fmt.Errorf("cache %s: %w", name, err)
 	}
@@ -230,21 +230,31 @@ func (h *Head) Stack() (*lora.Stack, error) {
 		return nil, fmt.Errorf("head: no trained top blocks")
 	}
 	g := h.Fold()
-	if len(g.Layers) != 1 || g.Output != Softmax {
-		return nil, fmt.Errorf("head: a head with top blocks must be one softmax layer; this one has %d layers, output %v", len(g.Layers), g.Output)
+	if len(g.Layers) != 1 || (g.Output != Softmax && g.Output != Binary) || g.Fingerprint.Pooling != "mean" {
+		return nil, fmt.Errorf("head: a head with top blocks must be one softmax or binary layer on mean pooling; this one has %d layers, output %v, pooling %s", len(g.Layers), g.Output, g.Fingerprint.Pooling)
 	}
 	l := g.Layers[0]
-	w, b := make([]float32, len(l.W)), make([]float32, len(l.B))
-	for i, v := range l.W {
-		w[i] = float32(v)
-	}
-	for i, v := range l.B {
-		b[i] = float32(v)
+	var w, b []float32
+	if g.Output == Binary { // one logit z: the softmax of [0, z] is [1−σ(z), σ(z)]
+		w, b = make([]float32, 2*len(l.W)), make([]float32, 2)
+		for i, v := range l.W {
+			w[len(l.W)+i] = float32(v)
+		}
+		b[1] = float32(l.B[0])
+	} else {
+		w, b = make([]float32, len(l.W)), make([]float32, len(l.B))
+		for i, v := range l.W {
+			w[i] = float32(v)
+		}
+		for i, v := range l.B {
+			b[i] = float32(v)
+		}
 	}
 	st, err := lora.NewStack(slices.Clone(h.Top.Blocks), h.Top.Heads, w, b)
 	if err != nil {
 		return nil, err
 	}
+	st.Normalize = g.Fingerprint.Normalize
 	if h.Top.Embeddings != nil {
 		if err := st.SetEmbeddings(*h.Top.Embeddings); err != nil {
 			return nil, err

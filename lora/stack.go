@@ -74,6 +74,11 @@ type Stack struct {
 	// Embed, when set (SetEmbeddings), computes the input of the bottom block from
 	// the examples' input ids.
 	Embed *Embeddings[float32]
+	// Normalize scales each pooled vector to unit L2 norm (floored at 1e-12, as
+	// features.Normalize) before the classifier, for a head fitted on normalised
+	// embeddings (SetFit's, on a model whose card normalises). Evaluation only:
+	// training does not normalise. Default false.
+	Normalize bool
 
 	c, k int
 
@@ -263,6 +268,16 @@ func (s *Stack) forward(ex *Examples, idx []int) {
 		for j := range p {
 			p[j] *= inv
 		}
+		if s.Normalize {
+			var ss float64
+			for _, v := range p {
+				ss += float64(v) * float64(v)
+			}
+			inv := float32(1 / max(math.Sqrt(ss), 1e-12))
+			for j := range p {
+				p[j] *= inv
+			}
+		}
 	}
 	s.logits = grow(s.logits, n*s.k)
 	for r := range n {
@@ -312,8 +327,9 @@ func (s *Stack) inBatches(ex *Examples, batch int, done func(lo, n int)) {
 }
 
 // Pooled writes the mean over its tokens of the top block's output for every sequence
-// of ex into dst (N, C), in batches of batch sequences (default 64), in evaluation mode:
-// with the pretrained blocks, the frozen features a linear probe fits on.
+// of ex into dst (N, C), normalised when Normalize is set (what the classifier takes),
+// in batches of batch sequences (default 64), in evaluation mode: with the pretrained
+// blocks, the frozen features a linear probe fits on.
 func (s *Stack) Pooled(dst []float32, ex *Examples, batch int) error {
 	if err := s.checkExamples("examples", ex, s.k); err != nil {
 		return err

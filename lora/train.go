@@ -565,13 +565,23 @@ func (t *trainer) trainStep(idx []int) float64 {
 	}
 	t.dpooled = grow(t.dpooled, n*c)
 	gemm(false, false, n, c, k, 1, t.dlogits, k, st.W, c, 0, t.dpooled, c)
+	t.backwardPooled(t.dpooled)
+	t.adamW()
+	return loss
+}
+
+// backwardPooled takes the gradient of the loss with respect to the pooled vectors of
+// the last forward, dpooled (n, C), back through the mean pooling, the blocks top down
+// and the embeddings, accumulating the parameters' gradients.
+func (t *trainer) backwardPooled(dpooled []float32) {
+	st, c := t.st, t.st.c
 	top := len(st.Blocks)
 	dy := grow(t.grads[top-1], len(st.hs[top]))
 	t.grads[top-1] = dy
 	for r, start := range st.rows.Start {
 		l := st.rows.Len[r]
 		inv := 1 / float32(l)
-		dp := t.dpooled[r*c : (r+1)*c]
+		dp := dpooled[r*c : (r+1)*c]
 		for tok := start; tok < start+l; tok++ {
 			row := dy[tok*c : (tok+1)*c]
 			for j, v := range dp {
@@ -598,8 +608,6 @@ func (t *trainer) trainStep(idx []int) float64 {
 	if st.Embed != nil {
 		st.Embed.Backward(dy, st.rows)
 	}
-	t.adamW()
-	return loss
 }
 
 // adamW applies one step of torch.optim.AdamW (β₁ 0.9, β₂ 0.999, ε 1e-8) at the

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -26,8 +27,9 @@ import (
 // topFlags are fit-head's flags for training the top blocks (--mode lora|full|reinit).
 func topFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "mode", Value: "head", Usage: "head: a head on pooled features | lora | full | reinit: train the top blocks (LoRA adapters, all their weights, or re-initialised) with a linear head, on an activation cache from extract --cut-top"},
+		&cli.StringFlag{Name: "mode", Value: "head", Usage: "head: a head on pooled features | lora | full | reinit: train the top blocks (LoRA adapters, all their weights, or re-initialised) with a linear head, on an activation cache from extract --cut-top | setfit: fine-tune the top blocks contrastively on pairs (SetFit), then fit a logistic regression on the embeddings"},
 		&cli.IntFlag{Name: "top-k", Usage: "top blocks to train, 1 to the cache's --cut-top (default: all the cache's); the frozen blocks between run once in Go, so one cache cut at the embeddings (--cut-top L) feeds every depth"},
+		&cli.IntFlag{Name: "iterations", Value: 20, Usage: "setfit: num_iterations, the positive (and as many negative) pairs drawn per example"},
 		&cli.BoolFlag{Name: "embeddings", Usage: "full: also train the embedding tables and their LayerNorm (every block must train: --top-k L on a --cut-top L cache, which holds the token ids)"},
 		&cli.BoolFlag{Name: "recompute", Usage: "lora/full/reinit: keep one block's activations and recompute each block's forward before its backward (less memory for many blocks, about a third more time below the top block; same result)"},
 		&cli.StringFlag{Name: "model", Usage: "backbone `NAME|DIR` whose top blocks to train (default: the one the cache names; its sha256 must match)"},
@@ -50,14 +52,21 @@ const (
 // runFitTop trains the top blocks and a linear head on activation caches.
 func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 	ctx := c.Context
+	setfit := c.String("mode") == "setfit"
 	mode, err := lora.ParseMode(c.String("mode"))
+	if setfit { // the blocks train fully, contrastively
+		mode, err = lora.ModeFull, nil
+	}
 	if err != nil {
-		return usagef("--mode %q: want head, lora, full or reinit", c.String("mode"))
+		return usagef("--mode %q: want head, lora, full, reinit or setfit", c.String("mode"))
 	}
 	if c.String("head") != "logreg" {
 		return usagef("--head %s: with --mode %s the head is linear (softmax) and trains with the blocks", c.String("head"), mode)
 	}
 	s := lora.TrainSettings{Mode: mode, Seed: c.Uint64("seed"), Epochs: topEpochs, BatchSize: topBatchSize, Patience: 0, Warmup: c.Float64("warmup")}
+	if setfit { // setfit 1.2.0's defaults: 1 epoch over the pairs, 16 pairs a step, lr 2e-5
+		s.Epochs, s.BatchSize, s.LR = 1, 16, 2e-5
+	}
 	if c.IsSet("epochs") {
 		s.Epochs = c.Int("epochs")
 	}
@@ -140,7 +149,7 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 	if c.Bool("embeddings") {
 		switch {
 		case mode != lora.ModeFull:
-			return usagef("--embeddings trains with --mode full, not %s", mode)
+			return usagef("--embeddings trains with --mode full or setfit, not %s", mode)
 		case cut != 0:
 			return usagef("--embeddings needs every block trained: --top-k %d (the model's blocks) on a --cut-top %d cache; --top-k is %d", tm.NumBlocks, tm.NumBlocks, topK)
 		case !tm.IDs:
@@ -150,6 +159,11 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 	trainEx, err := examples(train, c.String("train"), tm.LabelNames)
 	if err != nil {
 		return err
+	}
+	if setfit {
+		if err := lora.CheckSetFitLabels(trainEx.Labels, tm.LabelNames); err != nil {
+			return fmt.Errorf("%s: %w", c.String("train"), err)
+		}
 	}
 	var validEx *lora.Examples
 	if v := c.String("valid"); v != "" {
@@ -221,6 +235,9 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 			}
 		}
 		blocks = blocks[cut-tm.CutBlock:]
+	}
+	if setfit {
+		return runSetFit(c, stdout, stderr, setfitRun{s: s, blocks: blocks, heads: heads, train: trainEx, valid: validEx, tm: tm, cut: cut, out: out})
 	}
 	switch c.String("head-init") {
 	case "logreg":
@@ -350,4 +367,126 @@ func topHead(res *lora.Result, tm features.TokenManifest, cut int, s lora.TrainS
 			ValidAccuracy: best.ValidAccuracy, TrainLoss: best.TrainLoss, Loss: best.ValidLoss},
 		Top: &head.Top{CutBlock: cut, NumBlocks: tm.NumBlocks, Heads: s.Heads, Blocks: res.Blocks, Embeddings: res.Embeddings, Training: tr},
 	}
+}
+
+// setfitRun is what runFitTop hands runSetFit: the settings and data it checked.
+type setfitRun struct {
+	s            lora.TrainSettings
+	blocks       []lora.Weights[float32]
+	heads        int
+	train, valid *lora.Examples
+	tm           features.TokenManifest
+	cut          int
+	out          string
+}
+
+// runSetFit runs SetFit: the top blocks (and the embeddings, with --embeddings) are
+// fine-tuned contrastively on pairs (lora.SetFit), then a logistic regression (C=1, as
+// setfit's default LogisticRegression) is fitted on the mean-pooled embeddings the
+// fine-tuned blocks compute, normalised when the backbone's model card normalises. The
+// head file carries the blocks like any top-block head.
+func runSetFit(c *cli.Context, stdout, stderr io.Writer, r setfitRun) error {
+	if c.IsSet("valid") && r.valid == nil {
+		return usagef("--valid: no examples")
+	}
+	if n := c.Int("threads"); n > 0 {
+		runtime.GOMAXPROCS(n)
+	} else if n < 0 {
+		return usagef("--threads %d: want 0 (all cores) or more", n)
+	}
+	fs := lora.SetFitSettings{Iterations: c.Int("iterations"), Epochs: r.s.Epochs, BatchSize: r.s.BatchSize, LR: r.s.LR,
+		WeightDecay: max(r.s.WeightDecay, 0), Warmup: r.s.Warmup, Heads: r.heads, Seed: r.s.Seed, Embeddings: r.s.Embeddings, Recompute: r.s.Recompute}
+	if !c.IsSet("weight-decay") {
+		fs.WeightDecay = 0
+	}
+	if fs.Iterations < 1 {
+		return usagef("--iterations %d: want at least 1 (pairs per example and kind)", fs.Iterations)
+	}
+	tty := isTerminal(stderr)
+	fs.Progress = func(p lora.TrainProgress) {
+		switch {
+		case p.Done != nil:
+			line := fmt.Sprintf("fit-head: setfit epoch %d/%d cosine loss %.4f (%.1fs)", p.Epoch, p.Epochs, p.Done.TrainLoss, p.Done.TrainSeconds)
+			if tty {
+				fmt.Fprintf(stderr, "\r\033[K%s\n", line)
+			} else {
+				fmt.Fprintln(stderr, line)
+			}
+		case tty:
+			fmt.Fprintf(stderr, "\r\033[Kfit-head: setfit epoch %d/%d step %d/%d cosine loss %.4f", p.Epoch, p.Epochs, p.Step, p.Steps, p.Loss)
+		}
+	}
+	t0 := time.Now()
+	res, err := lora.SetFit(c.Context, r.blocks, r.train, fs)
+	if err != nil {
+		return err
+	}
+	bodySeconds := time.Since(t0).Seconds()
+
+	// The head: setfit's LogisticRegression() on the model's sentence embeddings.
+	normalize := false
+	if man, err := models.Lookup(r.tm.Backbone.Name); err == nil {
+		normalize = man.Normalize
+	}
+	hid := res.Blocks[0].Query.In
+	st, err := lora.NewStack(res.Blocks, r.heads, make([]float32, 2*hid), make([]float32, 2))
+	if err != nil {
+		return err
+	}
+	if res.Embeddings != nil {
+		if err := st.SetEmbeddings(*res.Embeddings); err != nil {
+			return err
+		}
+	}
+	st.Normalize = normalize
+	x := make([]float32, r.train.Len()*hid)
+	if err := st.Pooled(x, r.train, 64); err != nil { // normalised with st.Normalize
+		return err
+	}
+	fp := head.FingerprintOf(r.tm.Manifest, hid)
+	fp.Pooling, fp.Layers, fp.Normalize = features.PoolMean.String(), []int{r.tm.NumBlocks}, normalize
+	h, err := head.FitLogReg(head.Dataset{N: r.train.Len(), D: hid, X: x, Labels: r.train.Labels, Classes: r.tm.LabelNames, Fingerprint: fp, Name: c.String("train")},
+		head.LogRegSettings{})
+	if err != nil {
+		return fmt.Errorf("setfit head: %w", err)
+	}
+	history := slices.Clone(res.History)
+	for i := range history {
+		history[i].TrainSeconds = 0
+	}
+	h.Top = &head.Top{CutBlock: r.cut, NumBlocks: r.tm.NumBlocks, Heads: r.heads, Blocks: res.Blocks, Embeddings: res.Embeddings,
+		Training: head.TopTraining{Mode: "setfit", Epochs: fs.Epochs, BatchSize: fs.BatchSize, LR: fs.LR, WeightDecay: fs.WeightDecay,
+			Warmup: fs.Warmup, Seed: fs.Seed, Trainable: res.Trainable, BestEpoch: len(res.History), Stop: fmt.Sprintf("%d pairs (%d positive), %d iterations", res.Pairs, res.Positive, fs.Iterations), History: history}}
+	validAcc := -1.0
+	if r.valid != nil {
+		hs, err := h.Stack()
+		if err != nil {
+			return err
+		}
+		probs := make([]float32, r.valid.Len()*hs.Classes())
+		if err := hs.Probs(probs, r.valid, 64); err != nil {
+			return err
+		}
+		_, validAcc, _ = lora.Scores(probs, r.valid.Labels, hs.Classes())
+	}
+	if err := h.Save(r.out); err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		out := map[string]any{"out": r.out, "mode": "setfit", "classes": len(h.Classes), "top_k": r.tm.NumBlocks - r.cut,
+			"trainable_params": res.Trainable, "pairs": res.Pairs, "epochs": res.History, "body_seconds": bodySeconds,
+			"seconds": time.Since(t0).Seconds(), "normalize": normalize}
+		if validAcc >= 0 {
+			out["valid_accuracy"] = validAcc
+		}
+		return json.NewEncoder(stdout).Encode(out)
+	}
+	fmt.Fprintf(stderr, "fit-head: setfit on the top %d block(s)%s, %d pairs, %d rows, %d classes -> %s (body %.1fs, head %.1fs",
+		r.tm.NumBlocks-r.cut, map[bool]string{true: " and the embeddings"}[res.Embeddings != nil], res.Pairs, r.train.Len(), len(h.Classes), r.out,
+		bodySeconds, time.Since(t0).Seconds()-bodySeconds)
+	if validAcc >= 0 {
+		fmt.Fprintf(stderr, "; valid accuracy %.4f", validAcc)
+	}
+	fmt.Fprintln(stderr, ")")
+	return nil
 }

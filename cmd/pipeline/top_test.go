@@ -308,9 +308,13 @@ func TestTopAllBlocks(t *testing.T) {
 		blocks int
 		goOn   string // the cache the Go stack reads
 		emb    bool   // --embeddings
-	}{{"6", 6, dev6, false}, {"2", 2, dev2, false}, {"6", 6, dev6, true}} {
-		name := "full" + c.k
-		args := []string{"fit-head", "--train", train6, "--mode", "full", "--top-k", c.k, "--epochs", "1", "--batch-size", "16", "--recompute", "--json"}
+		mode   string
+	}{{"6", 6, dev6, false, "full"}, {"2", 2, dev2, false, "full"}, {"6", 6, dev6, true, "full"}, {"6", 6, dev6, true, "setfit"}} {
+		name := c.mode + c.k
+		args := []string{"fit-head", "--train", train6, "--mode", c.mode, "--top-k", c.k, "--epochs", "1", "--batch-size", "16", "--recompute", "--json"}
+		if c.mode == "setfit" { // 16 rows, 1 positive and 1 negative pair each: 2 steps
+			args = append(args, "--iterations", "1", "--lr", "1e-4")
+		}
 		if c.emb {
 			name += "+emb"
 			args = append(args, "--embeddings")
@@ -327,7 +331,10 @@ func TestTopAllBlocks(t *testing.T) {
 		json.Unmarshal([]byte(stdout), &fit)
 		// Per block: 4 C×C projections, C→I, I→C with biases, two LayerNorms; and the head.
 		perBlock := 4*(384*384+384) + 384*1536 + 1536 + 1536*384 + 384 + 4*384
-		want := c.blocks*perBlock + 2*384 + 2
+		want := c.blocks * perBlock
+		if c.mode != "setfit" { // the linear head trains with the blocks
+			want += 2*384 + 2
+		}
 		if c.emb { // word, position and token type tables and the LayerNorm
 			want += (30522+512+2)*384 + 2*384
 		}
@@ -352,20 +359,30 @@ func TestTopAllBlocks(t *testing.T) {
 		t.Logf("%s: max abs diff exported ONNX vs Go stack %.2g (%d texts)", name, maxDiff, len(texts))
 	}
 
+	// SetFit needs two examples of each class.
+	lonelyCSV := filepath.Join(dir, "lonely.csv")
+	os.WriteFile(lonelyCSV, []byte("text,label\ngood,positive\ngreat,positive\nbad,negative\n"), 0o644)
+	lonely := cache(lonelyCSV, "lonely.cache", "1")
+	oneCSV := filepath.Join(dir, "one.csv")
+	os.WriteFile(oneCSV, []byte("text,label\ngood,positive\ngreat,positive\n"), 0o644)
+	one := cache(oneCSV, "one.cache", "1")
 	for _, c := range []struct {
 		args []string
+		code int
 		want string
 	}{
-		{[]string{"--top-k", "7"}, "has 6 encoder blocks"},
-		{[]string{"--top-k", "0"}, "want the number of top blocks"},
-		{[]string{"--train", filepath.Join(dir, "dev2.cache"), "--top-k", "3"}, "too shallow for 3"},
-		{[]string{"--top-k", "5", "--embeddings"}, "needs every block trained"},
-		{[]string{"--mode", "lora", "--embeddings"}, "--mode full"},
+		{[]string{"--top-k", "7"}, 2, "has 6 encoder blocks"},
+		{[]string{"--top-k", "0"}, 2, "want the number of top blocks"},
+		{[]string{"--train", filepath.Join(dir, "dev2.cache"), "--top-k", "3"}, 2, "too shallow for 3"},
+		{[]string{"--top-k", "5", "--embeddings"}, 2, "needs every block trained"},
+		{[]string{"--mode", "lora", "--embeddings"}, 2, "--mode full"},
+		{[]string{"--mode", "setfit", "--train", lonely}, 1, "class \"negative\" has 1 example"},
+		{[]string{"--mode", "setfit", "--train", one}, 1, "at least two classes"},
 	} {
 		args := append([]string{"fit-head", "--train", train6, "--mode", "full", "--out", filepath.Join(dir, "bad.head")}, c.args...)
 		code, _, stderr := run(t, args...)
-		if code != 2 || !strings.Contains(stderr, c.want) {
-			t.Errorf("%v: exit %d, %q; want exit 2 mentioning %q", c.args, code, stderr, c.want)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q; want exit %d mentioning %q", c.args, code, stderr, c.code, c.want)
 		}
 	}
 }

@@ -1,0 +1,300 @@
+package lora
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+)
+
+// SetFitSettings configure SetFit, the contrastive stage of SetFit (Tunstall et al.
+// 2022, "Efficient Few-Shot Learning Without Prompts"). The zero value is the setfit
+// package's (1.2.0) defaults with num_iterations 20: 1 epoch over the pairs, 16 pairs a
+// step, body learning rate 2e-5, no weight decay (sentence-transformers' training
+// arguments), linear warmup over the first 10% of the steps then linear decay to 0,
+// AdamW (β 0.9, 0.999, ε 1e-8).
+type SetFitSettings struct {
+	// Iterations is num_iterations: Iterations·N positive and as many negative pairs
+	// are drawn for N examples. Default 20; a negative value means none: as many of
+	// each as the larger of the two kinds has (setfit's "oversampling").
+	Iterations int
+	// Epochs over the pairs. Default 1.
+	Epochs int
+	// BatchSize is the number of pairs a step. Default 16.
+	BatchSize int
+	// LR is the peak learning rate. Default 2e-5.
+	LR float64
+	// WeightDecay is AdamW's decoupled weight decay on weight matrices. Default 0.
+	WeightDecay float64
+	// Warmup is the fraction of the steps with a linear warmup. Default 0.1; negative:
+	// none.
+	Warmup float64
+	// Heads is the attention head count. Default DefaultHeads.
+	Heads int
+	// Seed seeds the pairs' order (the shuffle of the combinations and of each epoch).
+	Seed uint64
+	// Embeddings, when set, train with the blocks from the examples' input ids (see
+	// TrainSettings.Embeddings).
+	Embeddings *EmbeddingWeights[float32]
+	// Recompute: see TrainSettings.Recompute.
+	Recompute bool
+	// Progress, when set, is called after every step and epoch.
+	Progress func(TrainProgress)
+}
+
+// SetFitResult is what SetFit returns.
+type SetFitResult struct {
+	// Blocks are the fine-tuned blocks; Embeddings the fine-tuned tables, nil when
+	// they did not train.
+	Blocks     []Weights[float32]
+	Embeddings *EmbeddingWeights[float32]
+	// Pairs is the number of pairs an epoch; Positive how many of them are positive.
+	Pairs, Positive int
+	// History has one entry per epoch (the mean cosine-similarity loss).
+	History []EpochStats
+	// Trainable counts the trained parameters.
+	Trainable int
+}
+
+// Pair is two examples and whether they share a class (Label 1) or not (0).
+type Pair struct {
+	A, B  int
+	Label float32
+}
+
+// SetFitPairs draws SetFit's training pairs for the classes labels (one per example),
+// as setfit 1.2.0's ContrastiveDataset does: every combination (i, j) with i ≤ j (an
+// example paired with itself included), in a random order drawn from seed, is
+// positive when the classes agree and negative otherwise; with iterations > 0,
+// iterations·N of each kind are taken (cycling through each list as often as needed),
+// otherwise as many of each as the larger list has; the two kinds alternate, positive
+// first. It returns an error wrapping ErrBadData when pairs of both kinds cannot be
+// formed: fewer than two classes, or a class with a single example (its only positive
+// pair would be the example with itself).
+func SetFitPairs(labels []int, iterations int, seed uint64) ([]Pair, error) {
+	if err := CheckSetFitLabels(labels, nil); err != nil {
+		return nil, err
+	}
+	n := len(labels)
+	combos := make([][2]int, 0, n*(n+1)/2)
+	for i := range n {
+		for j := i; j < n; j++ {
+			combos = append(combos, [2]int{i, j})
+		}
+	}
+	var pos, neg []Pair
+	for _, k := range rand.New(rand.NewPCG(seed, 0x7061697273)).Perm(len(combos)) { // "pairs"
+		i, j := combos[k][0], combos[k][1]
+		if labels[i] == labels[j] {
+			pos = append(pos, Pair{i, j, 1})
+		} else {
+			neg = append(neg, Pair{i, j, 0})
+		}
+	}
+	np, nn := max(len(pos), len(neg)), max(len(pos), len(neg))
+	if iterations > 0 {
+		np, nn = iterations*n, iterations*n
+	}
+	out := make([]Pair, 0, np+nn)
+	for i := range max(np, nn) {
+		if i < np {
+			out = append(out, pos[i%len(pos)])
+		}
+		if i < nn {
+			out = append(out, neg[i%len(neg)])
+		}
+	}
+	return out, nil
+}
+
+// CheckSetFitLabels returns an error wrapping ErrBadData unless labels (one class per
+// example) let SetFit form positive and negative pairs: at least two classes, and at
+// least two examples of each class. names, when not nil, name the classes in the
+// error.
+func CheckSetFitLabels(labels []int, names []string) error {
+	count := make(map[int]int)
+	for _, y := range labels {
+		count[y]++
+	}
+	if len(count) < 2 {
+		return fmt.Errorf("%w: SetFit needs examples of at least two classes; there are %d examples of %d class(es)", ErrBadData, len(labels), len(count))
+	}
+	for _, y := range slices.Sorted(maps.Keys(count)) {
+		if c := count[y]; c < 2 {
+			name := fmt.Sprint(y)
+			if y < len(names) {
+				name = fmt.Sprintf("%q", names[y])
+			}
+			return fmt.Errorf("%w: class %s has %d example; SetFit pairs each example with others of its class, which needs at least 2 per class", ErrBadData, name, c)
+		}
+	}
+	return nil
+}
+
+// cosineLoss returns sentence-transformers' CosineSimilarityLoss of n pairs of
+// vectors, the rows of u and v (n, C), against the labels y,
+//
+//	L = (1/n) Σ_b (cos(u_b, v_b) − y_b)²,   cos(u, v) = u·v / (‖u‖·‖v‖)
+//
+// and writes its gradients into du and dv:
+//
+//	∂L/∂u = (2/n)(cos − y) · (v/(‖u‖‖v‖) − cos·u/‖u‖²)
+//
+// (symmetrically for v). Norms are floored at 1e-8, as torch's cosine_similarity does
+// with its eps. u, v and y are not modified.
+func cosineLoss[F Float](du, dv, u, v, y []F, n, c int) float64 {
+	var loss float64
+	for b := range n {
+		ub, vb := u[b*c:(b+1)*c], v[b*c:(b+1)*c]
+		var uv, uu, vv float64
+		for j := range ub {
+			uv += float64(ub[j]) * float64(vb[j])
+			uu += float64(ub[j]) * float64(ub[j])
+			vv += float64(vb[j]) * float64(vb[j])
+		}
+		nu, nv := max(math.Sqrt(uu), 1e-8), max(math.Sqrt(vv), 1e-8)
+		cos := uv / (nu * nv)
+		d := cos - float64(y[b])
+		loss += d * d
+		g := 2 * d / float64(n)
+		dub, dvb := du[b*c:(b+1)*c], dv[b*c:(b+1)*c]
+		for j := range ub {
+			dub[j] = F(g * (float64(vb[j])/(nu*nv) - cos*float64(ub[j])/(nu*nu)))
+			dvb[j] = F(g * (float64(ub[j])/(nu*nv) - cos*float64(vb[j])/(nv*nv)))
+		}
+	}
+	return loss / float64(n)
+}
+
+// SetFit fine-tunes the blocks (bottom first; copied, not modified) contrastively, as
+// SetFit's first stage: pairs of train's examples (SetFitPairs) pass through the blocks
+// and mean pooling over each sequence's tokens, and the cosine similarity of the two
+// pooled vectors regresses on whether the pair shares a class (cosineLoss). The
+// classifier SetFit then fits on the fine-tuned embeddings is the caller's (a logistic
+// regression, package head). Cancelling ctx stops it after the current step.
+func SetFit(ctx context.Context, blocks []Weights[float32], train *Examples, s SetFitSettings) (*SetFitResult, error) {
+	if s.Iterations == 0 {
+		s.Iterations = 20
+	}
+	if s.Epochs == 0 {
+		s.Epochs = 1
+	}
+	if s.BatchSize == 0 {
+		s.BatchSize = 16
+	}
+	if s.LR == 0 {
+		s.LR = 2e-5
+	}
+	if s.Warmup == 0 {
+		s.Warmup = 0.1
+	}
+	switch {
+	case s.Epochs < 1:
+		return nil, fmt.Errorf("%w: epochs %d; want >= 1", ErrBadSetting, s.Epochs)
+	case s.BatchSize < 1:
+		return nil, fmt.Errorf("%w: batch size %d; want >= 1", ErrBadSetting, s.BatchSize)
+	case !(s.LR > 0) || math.IsInf(s.LR, 0):
+		return nil, fmt.Errorf("%w: learning rate %v; want a positive finite value", ErrBadSetting, s.LR)
+	case s.Warmup >= 1 || math.IsNaN(s.Warmup):
+		return nil, fmt.Errorf("%w: warmup %v; want a fraction of the steps below 1", ErrBadSetting, s.Warmup)
+	case len(blocks) == 0:
+		return nil, fmt.Errorf("%w: no blocks to train", ErrBadWeights)
+	}
+	if train.Labels == nil {
+		return nil, fmt.Errorf("%w: training examples have no labels", ErrBadData)
+	}
+	classes := 0
+	for _, y := range train.Labels {
+		classes = max(classes, y+1)
+	}
+	pairs, err := SetFitPairs(train.Labels, s.Iterations, s.Seed)
+	if err != nil {
+		return nil, err
+	}
+	ts := TrainSettings{Mode: ModeFull, Heads: s.Heads, Epochs: s.Epochs, BatchSize: s.BatchSize, LR: s.LR,
+		WeightDecay: s.WeightDecay, Warmup: s.Warmup, Seed: s.Seed, Embeddings: s.Embeddings, Recompute: s.Recompute}
+	if ts.WeightDecay == 0 {
+		ts.WeightDecay = -1
+	}
+	if err := ts.setDefaults(); err != nil {
+		return nil, err
+	}
+	t, err := newTrainer(blocks, max(classes, 1), ts)
+	if err != nil {
+		return nil, err
+	}
+	t.params = t.params[:len(t.params)-2] // no classifier: SetFit's head is fitted afterwards
+	if err := t.st.checkExamples("training examples", train, classes); err != nil {
+		return nil, err
+	}
+	t.train = train
+	res := &SetFitResult{Pairs: len(pairs)}
+	for _, p := range pairs {
+		res.Positive += int(p.Label)
+	}
+	perEpoch := (len(pairs) + s.BatchSize - 1) / s.BatchSize
+	t.steps = perEpoch * s.Epochs
+	t.warm = int(math.Ceil(ts.Warmup * float64(t.steps)))
+	c := t.st.c
+	var idx []int
+	var y, du, dv, dpooled []float32
+	for epoch := 1; epoch <= s.Epochs; epoch++ {
+		t0 := time.Now()
+		perm := rand.New(rand.NewPCG(s.Seed, 0x73657466697400|uint64(epoch))).Perm(len(pairs)) // "setfit"
+		var lossSum float64
+		for step := range perEpoch {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			batch := perm[step*s.BatchSize : min((step+1)*s.BatchSize, len(pairs))]
+			n := len(batch)
+			idx, y = idx[:0], y[:0]
+			for _, k := range batch {
+				idx = append(idx, pairs[k].A)
+				y = append(y, pairs[k].Label)
+			}
+			for _, k := range batch {
+				idx = append(idx, pairs[k].B)
+			}
+			for _, b := range t.st.Blocks {
+				b.ZeroGrad()
+			}
+			if t.st.Embed != nil {
+				t.st.Embed.ZeroGrad()
+			}
+			t.st.forward(train, idx)
+			dpooled = grow(dpooled, 2*n*c)
+			du, dv = dpooled[:n*c], dpooled[n*c:]
+			loss := cosineLoss(du, dv, t.st.pooled[:n*c], t.st.pooled[n*c:2*n*c], y, n, c)
+			if math.IsNaN(loss) || math.IsInf(loss, 0) {
+				return nil, fmt.Errorf("%w: the SetFit loss is %v at epoch %d, step %d; lower the learning rate (%g)", ErrDiverged, loss, epoch, step+1, s.LR)
+			}
+			t.backwardPooled(dpooled)
+			t.adamW()
+			lossSum += loss * float64(n)
+			if s.Progress != nil {
+				s.Progress(TrainProgress{Epoch: epoch, Epochs: s.Epochs, Step: step + 1, Steps: perEpoch,
+					Loss: lossSum / float64(min((step+1)*s.BatchSize, len(pairs)))})
+			}
+		}
+		es := EpochStats{Epoch: epoch, TrainLoss: lossSum / float64(len(pairs)), TrainSeconds: time.Since(t0).Seconds()}
+		res.History = append(res.History, es)
+		if s.Progress != nil {
+			s.Progress(TrainProgress{Epoch: epoch, Epochs: s.Epochs, Step: perEpoch, Steps: perEpoch, Loss: es.TrainLoss, Done: &es})
+		}
+	}
+	for _, p := range t.params {
+		res.Trainable += len(p.value)
+	}
+	for _, b := range t.st.Blocks {
+		res.Blocks = append(res.Blocks, b.MergedWeights())
+	}
+	if e := t.st.Embed; e != nil {
+		w := e.W.clone()
+		res.Embeddings = &w
+	}
+	return res, nil
+}

@@ -1,0 +1,149 @@
+package lora
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"gonum.org/v1/gonum/diff/fd"
+)
+
+// TestCosineLossGradient checks cosineLoss's gradients against central finite
+// differences of its value (float64), within gradTol in the infinity norm, on pairs
+// with labels 0 and 1 and one pair of nearly opposite vectors; u, v and y unchanged.
+func TestCosineLossGradient(t *testing.T) {
+	const n, c = 4, 7
+	rng := rand.New(rand.NewPCG(3, 3))
+	u, v := randSlice[float64](rng, n*c, 1), randSlice[float64](rng, n*c, 1)
+	for j := range c {
+		v[3*c+j] = -0.9*u[3*c+j] + 0.01*float64(j)
+	}
+	y := []float64{1, 0, 1, 0}
+	uB, vB, yB := slices.Clone(u), slices.Clone(v), slices.Clone(y)
+	du, dv := make([]float64, n*c), make([]float64, n*c)
+	loss := cosineLoss(du, dv, u, v, y, n, c)
+	if !sameBits(u, uB) || !sameBits(v, vB) || !sameBits(y, yB) {
+		t.Fatal("cosineLoss modified its inputs")
+	}
+	scratchU, scratchV := make([]float64, n*c), make([]float64, n*c)
+	for _, x := range []struct {
+		name string
+		in   []float64
+		an   []float64
+	}{{"u", u, du}, {"v", v, dv}} {
+		orig := slices.Clone(x.in)
+		numeric := fd.Gradient(nil, func(w []float64) float64 {
+			copy(x.in, w)
+			return cosineLoss(scratchU, scratchV, u, v, y, n, c)
+		}, orig, &fd.Settings{Formula: fd.Central})
+		copy(x.in, orig)
+		checkGrad(t, x.name, x.an, numeric)
+	}
+	if !(loss > 0) {
+		t.Fatalf("loss %v; want > 0", loss)
+	}
+}
+
+// TestSetFitPairs: as many positive as negative pairs (iterations·N each), alternating
+// positive first, each labelled by whether its classes agree, deterministic for a seed;
+// oversampling without iterations; one class or a class of one example is refused.
+func TestSetFitPairs(t *testing.T) {
+	labels := []int{0, 1, 0, 2, 1, 2, 0}
+	pairs, err := SetFitPairs(labels, 3, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pairs) != 2*3*len(labels) {
+		t.Fatalf("%d pairs; want %d", len(pairs), 2*3*len(labels))
+	}
+	for i, p := range pairs {
+		same := labels[p.A] == labels[p.B]
+		if (p.Label == 1) != same || (i%2 == 0) != same || p.A > p.B {
+			t.Fatalf("pair %d %+v: classes %d and %d", i, p, labels[p.A], labels[p.B])
+		}
+	}
+	again, _ := SetFitPairs(labels, 3, 5)
+	other, _ := SetFitPairs(labels, 3, 6)
+	if !slices.Equal(pairs, again) || slices.Equal(pairs, other) {
+		t.Fatal("pairs are not a function of the seed")
+	}
+	// 28 combinations with replacement: 3+1+1 same-class pairs among distinct examples
+	// plus 7 self pairs = 12 positive, 16 negative; oversampling takes 16 of each.
+	over, err := SetFitPairs(labels, -1, 5)
+	if err != nil || len(over) != 32 {
+		t.Fatalf("oversampling: %d pairs, %v; want 32", len(over), err)
+	}
+	for _, bad := range [][]int{{0, 0, 0}, {0, 0, 1}} {
+		if _, err := SetFitPairs(bad, 20, 1); !errors.Is(err, ErrBadData) {
+			t.Fatalf("labels %v: %v; want ErrBadData", bad, err)
+		}
+	}
+}
+
+// meanCos returns the mean cosine similarity of the pooled outputs of blocks over
+// pairs of examples of the same class and of different classes.
+func meanCos(t *testing.T, blocks []Weights[float32], ex *Examples) (same, diff float64) {
+	t.Helper()
+	st, err := NewStack(blocks, tHeads, make([]float32, 2*tC), make([]float32, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]float32, ex.Len()*tC)
+	if err := st.Pooled(p, ex, 16); err != nil {
+		t.Fatal(err)
+	}
+	var ns, nd int
+	for i := range ex.Len() {
+		for j := i + 1; j < ex.Len(); j++ {
+			var uv, uu, vv float64
+			for k := range tC {
+				a, b := float64(p[i*tC+k]), float64(p[j*tC+k])
+				uv, uu, vv = uv+a*b, uu+a*a, vv+b*b
+			}
+			cos := uv / math.Sqrt(uu*vv)
+			if ex.Labels[i] == ex.Labels[j] {
+				same += cos
+				ns++
+			} else {
+				diff += cos
+				nd++
+			}
+		}
+	}
+	return same / float64(ns), diff / float64(nd)
+}
+
+// TestSetFitLearns: contrastive fine-tuning of two toy blocks draws examples of a class
+// together: the gap between same-class and different-class cosine similarity widens; the caller's
+// blocks are unchanged; the result is deterministic for a seed.
+func TestSetFitLearns(t *testing.T) {
+	train := toyExamples(31, 24, 2)
+	blocks := toyBlocks(2)
+	before := cloneAll(weightSlices(blocks[0]))
+	s0, d0 := meanCos(t, blocks, train)
+	s := SetFitSettings{Iterations: 5, LR: 2e-3, Heads: tHeads, Seed: 1}
+	r, err := SetFit(context.Background(), blocks, train, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkUnchanged(t, "blocks", before, weightSlices(blocks[0]))
+	s1, d1 := meanCos(t, r.Blocks, train)
+	if !(s1-d1 > s0-d0+0.1) {
+		t.Fatalf("same-class minus different-class cos: %.3f before, %.3f after; want a gain of 0.1", s0-d0, s1-d1)
+	}
+	if r.Pairs != 2*5*24 || r.Positive != 5*24 {
+		t.Fatalf("%d pairs, %d positive", r.Pairs, r.Positive)
+	}
+	r2, _ := SetFit(context.Background(), blocks, train, s)
+	if !sameBits(r.Blocks[1].Output.W, r2.Blocks[1].Output.W) {
+		t.Fatal("two runs with the same seed differ")
+	}
+	one := toyExamples(32, 6, 2)
+	one.Labels = []int{0, 0, 0, 0, 0, 1}
+	if _, err := SetFit(context.Background(), blocks, one, s); !errors.Is(err, ErrBadData) {
+		t.Fatalf("a class of one example: %v; want ErrBadData", err)
+	}
+}
