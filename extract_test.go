@@ -24,28 +24,12 @@ import (
 // remains is float32 summation order in pooling and batch composition inside the runtime.
 const parityTol = 1e-5
 
-// maxAbsDiff returns the largest |a-b|, +Inf on a length mismatch or a NaN.
-func maxAbsDiff(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	m := 0.0
-	for i := range a {
-		d := math.Abs(float64(a[i]) - float64(b[i]))
-		if math.IsNaN(d) {
-			return math.Inf(1)
-		}
-		m = max(m, d)
-	}
-	return m
-}
-
 func TestExtractParityWithPythonReference(t *testing.T) {
 	if testing.Short() {
 		t.Skip("parity against the Python reference runs the model: not in -short")
 	}
 	model := defaultModel(t)
-	py := venvPython(t)
+	py := testutil.VenvPython(t)
 	data := testutil.Data(t, "sst2/dev.csv")
 	dir := t.TempDir()
 	ref := filepath.Join(dir, "ref.safetensors")
@@ -98,7 +82,7 @@ func TestExtractParityWithPythonReference(t *testing.T) {
 					t.Fatalf("row_ids[%d] = %d; rows must come back in input order", i, id)
 				}
 			}
-			d := maxAbsDiff(st.Features, want)
+			d := testutil.MaxAbsDiff(st.Features, want)
 			if !(d < parityTol) {
 				t.Fatalf("max abs diff vs Python onnxruntime reference = %g; want < %g", d, parityTol)
 			}
@@ -171,7 +155,7 @@ func TestEmbeddingIndependentOfBatchAndPadding(t *testing.T) {
 	// Tolerance: the runtime may pick other kernels for another shape; results must agree
 	// to float32 rounding of a 384-wide reduction.
 	const invarianceTol = 1e-5
-	if diff := maxAbsDiff(alone, mixed[d:2*d]); !(diff < invarianceTol) {
+	if diff := testutil.MaxAbsDiff(alone, mixed[d:2*d]); !(diff < invarianceTol) {
 		t.Fatalf("embedding changed with batch-mates/padding: max abs diff %g", diff)
 	}
 }

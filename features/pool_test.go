@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/headstart-ml/headstart/internal/testutil"
 )
 
 // handTol bounds the error of hand-computed pooling values: they are exact in float32
@@ -87,10 +89,10 @@ func TestPoolHand(t *testing.T) {
 				T := len(tc.mask)
 				dst := []float32{-7, -7}
 				Pool(dst, hidden, mask, T, 2, p)
-				if d := maxAbsDiff(dst, want); !(d <= handTol) {
+				if d := testutil.MaxAbsDiff(dst, want); !(d <= handTol) {
 					t.Errorf("got %v; want %v", dst, want)
 				}
-				if !slices.Equal(mask, tc.mask) || maxAbsDiff(hidden, tc.hidden) != 0 && !hasNaN(tc.hidden) {
+				if !slices.Equal(mask, tc.mask) || testutil.MaxAbsDiff(hidden, tc.hidden) != 0 && !hasNaN(tc.hidden) {
 					t.Error("inputs modified")
 				}
 			})
@@ -105,7 +107,7 @@ func hasNaN(v []float32) bool {
 func TestNormalize(t *testing.T) {
 	v := []float32{3, 4}
 	Normalize(v)
-	if d := maxAbsDiff(v, []float32{0.6, 0.8}); !(d <= handTol) {
+	if d := testutil.MaxAbsDiff(v, []float32{0.6, 0.8}); !(d <= handTol) {
 		t.Errorf("Normalize([3 4]) = %v", v)
 	}
 	z := []float32{0, 0, 0}
@@ -116,12 +118,12 @@ func TestNormalize(t *testing.T) {
 	// Tiny vectors: the norm is clamped to 1e-12, as in torch.
 	tiny := []float32{1e-13, 0}
 	Normalize(tiny)
-	if d := maxAbsDiff(tiny, []float32{0.1, 0}); !(d <= handTol) {
+	if d := testutil.MaxAbsDiff(tiny, []float32{0.1, 0}); !(d <= handTol) {
 		t.Errorf("Normalize([1e-13 0]) = %v; want [0.1 0]", tiny)
 	}
 	rows := []float32{3, 4, 0, 2}
 	NormalizeRows(rows, 2)
-	if d := maxAbsDiff(rows, []float32{0.6, 0.8, 0, 1}); !(d <= handTol) {
+	if d := testutil.MaxAbsDiff(rows, []float32{0.6, 0.8, 0, 1}); !(d <= handTol) {
 		t.Errorf("NormalizeRows = %v", rows)
 	}
 }
@@ -201,7 +203,7 @@ func TestPoolParity(t *testing.T) {
 	for _, p := range []Pooling{PoolMean, PoolCLS, PoolMax, PoolLast} {
 		PoolBatch(got, hidden, mask, B, T, C, p)
 		want := readF32(t, filepath.Join(dir, p.String()+".f32"))
-		d := maxAbsDiff(got, want)
+		d := testutil.MaxAbsDiff(got, want)
 		if !(d <= poolParityTol) {
 			t.Errorf("%v: max |Go - numpy| = %g > %g", p, d, float64(poolParityTol))
 		}
@@ -210,7 +212,7 @@ func TestPoolParity(t *testing.T) {
 	PoolBatch(got, hidden, mask, B, T, C, PoolMean)
 	NormalizeRows(got, C)
 	want := readF32(t, filepath.Join(dir, "mean_norm.f32"))
-	if d := maxAbsDiff(got, want); !(d <= normParityTol) {
+	if d := testutil.MaxAbsDiff(got, want); !(d <= normParityTol) {
 		t.Errorf("normalized mean: max |Go - numpy| = %g > %g", d, normParityTol)
 	} else {
 		t.Logf("normalized mean: max |Go - numpy| = %g", d)

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"gonum.org/v1/gonum/diff/fd"
+
+	"github.com/headstart-ml/headstart/internal/testutil"
 )
 
 // gradTol bounds ‖analytic − numeric‖∞ / max(1, ‖numeric‖∞) in the float64
@@ -168,7 +170,7 @@ func TestGradients(t *testing.T) {
 // (NaN fails). It returns the relative error.
 func checkGrad(t *testing.T, name string, analytic, numeric []float64) float64 {
 	t.Helper()
-	d, scale := maxAbsDiff(analytic, numeric), max(1, infNorm(numeric))
+	d, scale := testutil.MaxAbsDiff(analytic, numeric), max(1, infNorm(numeric))
 	if !(d <= gradTol*scale) {
 		i := 0
 		for j := range analytic {
@@ -218,7 +220,7 @@ func TestBackwardAccumulates(t *testing.T) {
 			for j := range once {
 				d[j] = 2 * once[j]
 			}
-			if e := maxAbsDiff(got, d); !(e <= tol*max(1, infNorm(d))) || infNorm(once) == 0 {
+			if e := testutil.MaxAbsDiff(got, d); !(e <= tol*max(1, infNorm(d))) || infNorm(once) == 0 {
 				t.Errorf("frozen=%v: %s after two Backwards differs from twice one by %.3g (|once|∞ = %v)", frozen, what, e, infNorm(once))
 			}
 		}
@@ -279,7 +281,7 @@ func TestFloat32MatchesFloat64(t *testing.T) {
 					}
 					g, w = append(g, float64(got[i])), append(w, want[i])
 				}
-				if d, s := maxAbsDiff(g, w), max(1, infNorm(w)); !(d <= float32Tol*s) {
+				if d, s := testutil.MaxAbsDiff(g, w), max(1, infNorm(w)); !(d <= float32Tol*s) {
 					t.Errorf("%s: float32 differs from float64 by %.3g > %.0e·%.3g", what, d, float32Tol, s)
 				}
 			}
@@ -340,7 +342,7 @@ func TestLayouts(t *testing.T) {
 		}
 		for i, st := range rows.Start {
 			got := y[st*tinyC : (st+lens[i])*tinyC]
-			if d := maxAbsDiff(got, alone[i]); !(d <= tol) {
+			if d := testutil.MaxAbsDiff(got, alone[i]); !(d <= tol) {
 				t.Errorf("rows %v: sequence %d differs from its output alone by %.3g", rows, i, d)
 			}
 		}
@@ -367,7 +369,7 @@ func TestMergedWeights(t *testing.T) {
 	b.Forward(y1, x, tc.rows)
 	plain.Forward(y2, x, tc.rows)
 	const tol = 1e-12 // float64: W·x + s·B·(A·x) against (W + s·B·A)·x, reassociated sums
-	if d := maxAbsDiff(y1, y2); !(d <= tol) {
+	if d := testutil.MaxAbsDiff(y1, y2); !(d <= tol) {
 		t.Errorf("merged block differs from the adapted one by %.3g > %g", d, tol)
 	}
 
@@ -380,7 +382,7 @@ func TestMergedWeights(t *testing.T) {
 	fresh.Forward(y1, x, tc.rows)
 	base.Forward(y2, x, tc.rows)
 	if !sameBits(y1, y2) {
-		t.Errorf("a block with fresh adapters differs from the base block by %.3g", maxAbsDiff(y1, y2))
+		t.Errorf("a block with fresh adapters differs from the base block by %.3g", testutil.MaxAbsDiff(y1, y2))
 	}
 	for _, a := range fresh.Adapters() {
 		bound := 1 / math.Sqrt(float64(tinyC))

@@ -106,23 +106,6 @@ func inRows(rows Rows, slots int) []bool {
 	return in
 }
 
-// maxAbsDiff returns max_i |a_i − b_i|, +Inf if any difference is NaN or
-// the lengths differ, so that comparisons with it fail on NaN.
-func maxAbsDiff[F Float](a, b []F) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	m := 0.0
-	for i := range a {
-		d := math.Abs(float64(a[i]) - float64(b[i]))
-		if math.IsNaN(d) {
-			return math.Inf(1)
-		}
-		m = max(m, d)
-	}
-	return m
-}
-
 // infNorm returns max_i |a_i|.
 func infNorm[F Float](a []F) float64 {
 	m := 0.0

@@ -5,11 +5,11 @@ package lora_test
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/headstart-ml/headstart/internal/cache"
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/lora"
 	"github.com/headstart-ml/headstart/onnx"
 	"github.com/headstart-ml/headstart/tokenize"
@@ -31,17 +31,6 @@ var paritySentences = []string{
 	"Terrible.",
 	"I would not recommend this restaurant: the service was slow, the soup was cold and the bill was wrong twice, but the dessert almost made up for it.",
 	"Café naïve résumé — accents, punctuation!? and numbers 1234.",
-}
-
-func requireArtifact(t testing.TB, path, setup string) string {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		if testing.Short() {
-			t.Skipf("-short: %s missing (scripts/setup.sh %s)", path, setup)
-		}
-		t.Fatalf("test artifact missing: %v; run scripts/setup.sh %s", err, setup)
-	}
-	return path
 }
 
 // blockFromONNX converts the weights onnx.Model.BlockWeights reads into a
@@ -77,9 +66,9 @@ func floats[F lora.Float](s []float32) []F {
 // packed layout.
 func TestParityONNXRuntime(t *testing.T) {
 	dir := cache.ModelDir(parityModel)
-	modelPath := requireArtifact(t, filepath.Join(dir, "model.onnx"), "model "+parityModel)
-	tokPath := requireArtifact(t, filepath.Join(dir, "tokenizer.json"), "model "+parityModel)
-	lib := requireArtifact(t, cache.RuntimeLib(), "runtime")
+	modelPath := testutil.Artifact(t, filepath.Join(dir, "model.onnx"), "model "+parityModel)
+	tokPath := testutil.Artifact(t, filepath.Join(dir, "tokenizer.json"), "model "+parityModel)
+	lib := testutil.Runtime(t)
 	if err := onnx.Init(lib); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/headstart-ml/headstart/internal/testutil"
 )
 
 // A small block for training tests: C = 24, 4 heads, I = 48.
@@ -305,7 +307,7 @@ func TestStackMergedEqualsAdapters(t *testing.T) {
 	if err := st.Probs(merged, ex, 64); err != nil {
 		t.Fatal(err)
 	}
-	if d := maxAbsDiff(adapters, merged); !(d < 1e-5) || maxAbsDiff(adapters, make([]float32, len(adapters))) == 0 {
+	if d := testutil.MaxAbsDiff(adapters, merged); !(d < 1e-5) || testutil.MaxAbsDiff(adapters, make([]float32, len(adapters))) == 0 {
 		t.Fatalf("merged and adapter stacks differ by %g", d)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/onnx/onnxpb"
 )
 
@@ -408,7 +409,7 @@ const sumTol = 1e-9
 func TestBlockWeightsReference(t *testing.T) {
 	const layer = 5
 	path := requireModel(t, defaultModel)
-	py := requirePython(t)
+	py := testutil.VenvPython(t)
 	out := filepath.Join(t.TempDir(), "ref.json")
 	cmd := exec.Command(py, filepath.Join("..", "scripts", "ref_block_weights.py"), "--model", path, "--layer", fmt.Sprint(layer), "--out", out)
 	if msg, err := cmd.CombinedOutput(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/headstart-ml/headstart/internal/cache"
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/lora"
 	"github.com/headstart-ml/headstart/onnx/onnxpb"
 	"github.com/headstart-ml/headstart/tokenize"
@@ -305,7 +306,7 @@ func loadBlockWriteFixture(t *testing.T) *blockWriteFixture {
 	t.Helper()
 	requireRuntime(t)
 	path := requireModel(t, defaultModel)
-	tokPath := requireArtifact(t, filepath.Join(cache.ModelDir(defaultModel), "tokenizer.json"), "model "+defaultModel)
+	tokPath := testutil.Artifact(t, filepath.Join(cache.ModelDir(defaultModel), "tokenizer.json"), "model "+defaultModel)
 	blockWriteOnce.Do(func() { blockWriteFix.err = blockWriteFix.load(path, tokPath) })
 	if blockWriteFix.err != nil {
 		t.Fatal(blockWriteFix.err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/internal/cache"
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/onnx/onnxpb"
 	"github.com/headstart-ml/headstart/tokenize"
 )
@@ -71,7 +72,7 @@ func loadExportFixture(t *testing.T) *exportFixture {
 	t.Helper()
 	requireRuntime(t)
 	path := requireModel(t, defaultModel)
-	tokPath := requireArtifact(t, filepath.Join(cache.ModelDir(defaultModel), "tokenizer.json"), "model "+defaultModel)
+	tokPath := testutil.Artifact(t, filepath.Join(cache.ModelDir(defaultModel), "tokenizer.json"), "model "+defaultModel)
 	exportOnce.Do(func() { exportFix.backErr = exportFix.load(path, tokPath) })
 	if exportFix.backErr != nil {
 		t.Fatal(exportFix.backErr)
@@ -595,7 +596,7 @@ type refExport struct {
 // and numpy agree to exportTol (logits to exportLogitTol).
 func TestAppendHeadPython(t *testing.T) {
 	f := loadExportFixture(t)
-	py := requirePython(t)
+	py := testutil.VenvPython(t)
 	dir := t.TempDir()
 	picks := []int{0, 4, 7} // mean; 4-layer concat with normalisation; 2-layer MLP on "last" with sigmoid
 	labels := []string{"a", "b", "c", "d", "e"}

@@ -2,14 +2,13 @@ package onnx
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"gonum.org/v1/gonum/floats/scalar"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/headstart-ml/headstart/internal/cache"
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/onnx/onnxpb"
 )
 
@@ -19,21 +18,10 @@ import (
 
 const defaultModel = "all-minilm-l6-v2"
 
-func requireArtifact(t testing.TB, path, setup string) string {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		if testing.Short() {
-			t.Skipf("-short: %s missing (scripts/setup.sh %s)", path, setup)
-		}
-		t.Fatalf("test artifact missing: %v; run scripts/setup.sh %s", err, setup)
-	}
-	return path
-}
-
 // requireRuntime initialises the runtime from the cache.
 func requireRuntime(t testing.TB) {
 	t.Helper()
-	lib := requireArtifact(t, cache.RuntimeLib(), "runtime")
+	lib := testutil.Runtime(t)
 	if err := Init(lib); err != nil {
 		t.Fatalf("Init(%s): %v", lib, err)
 	}
@@ -42,12 +30,7 @@ func requireRuntime(t testing.TB) {
 // requireModel returns the path of a pulled model's model.onnx.
 func requireModel(t testing.TB, name string) string {
 	t.Helper()
-	return requireArtifact(t, filepath.Join(cache.ModelDir(name), "model.onnx"), "model "+name)
-}
-
-func requirePython(t testing.TB) string {
-	t.Helper()
-	return requireArtifact(t, cache.VenvPython(), "venv")
+	return filepath.Join(testutil.Model(t, name), "model.onnx")
 }
 
 // checkClose fails the test if got and want differ by more than tol in any

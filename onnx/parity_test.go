@@ -14,6 +14,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/headstart-ml/headstart/internal/cache"
+	"github.com/headstart-ml/headstart/internal/testutil"
 )
 
 // parityTol bounds the difference between Go and Python outputs of the same
@@ -61,7 +62,7 @@ func findRef(t *testing.T, ts []refTensor, name string) refTensor {
 // pythonReference runs scripts/ref_onnx.py with the venv's onnxruntime.
 func pythonReference(t *testing.T, model string, ids []int64, expose ...string) refRun {
 	t.Helper()
-	py := requirePython(t)
+	py := testutil.VenvPython(t)
 	out := filepath.Join(t.TempDir(), "ref.json")
 	idStr := make([]string, len(ids))
 	for i, id := range ids {

@@ -12,6 +12,7 @@ import (
 	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/models"
 )
 
@@ -19,13 +20,6 @@ import (
 // from a forward shared with other requests (see the root package's serviceTol; the
 // measured difference is 0). Values cross JSON as shortest float32 strings, exactly.
 const resultTol = 1e-6
-
-func requireModel(t testing.TB) {
-	t.Helper()
-	if _, err := models.Resolve(models.Default); err != nil {
-		t.Fatalf("default model missing (run `make setup` or scripts/setup.sh): %v", err)
-	}
-}
 
 // sample returns the texts and labels of the shipped Banking77 sample's split.
 func sample(t testing.TB, split string) (texts, labels []string) {
@@ -55,7 +49,7 @@ var shared struct {
 // per intent, embedded by the default backbone (mean of the last layer, max_len 128).
 func intentHead(t testing.TB) *head.Head {
 	t.Helper()
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	shared.once.Do(func() {
 		texts, labels := sample(t, "train")
 		seen := map[string]int{}

@@ -15,6 +15,8 @@ import (
 	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/testutil"
+	"github.com/headstart-ml/headstart/models"
 )
 
 // tagsHead fits a one-vs-rest logistic regression on the first 200 rows (10 intents)
@@ -127,7 +129,7 @@ func classifyBytes(names []string, heads []*head.Head, out headstart.Output) []b
 // answered probability reaches the threshold ([] when none does), at the default
 // threshold and at others.
 func TestClassifyMultiLabel(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	single := intentHead(t)
 	base, err := headstart.Open(context.Background(), headstart.OpenOptions{Threads: 2})
 	if err != nil {

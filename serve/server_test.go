@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/headstart-ml/headstart"
+	"github.com/headstart-ml/headstart/internal/testutil"
+	"github.com/headstart-ml/headstart/models"
 )
 
 type headJSON struct {
@@ -244,7 +246,7 @@ func maxDiff64(a []float64, b []float32) float64 {
 // TestEmbedOnlyAndClosed: a server without heads refuses /v1/classify with 404; a
 // closed model answers 503.
 func TestEmbedOnlyAndClosed(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	m, err := headstart.Open(context.Background(), headstart.OpenOptions{Threads: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -24,26 +24,9 @@ const refVersion = tablesVersion
 // parityMaxLens are the truncation lengths the parity test checks.
 var parityMaxLens = []int{128, 512}
 
-// requireFile fails the test when an artifact is missing (skips under -short).
-func requireFile(t testing.TB, path, how string) {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		if testing.Short() {
-			t.Skipf("%v (-short)", err)
-		}
-		t.Fatalf("%v; run %s", err, how)
-	}
-}
-
-func venvPython(t testing.TB) string {
-	p := cache.VenvPython()
-	requireFile(t, p, "scripts/setup.sh venv")
-	return p
-}
-
 func modelTokenizer(t testing.TB, model string) string {
 	p := filepath.Join(cache.ModelDir(model), "tokenizer.json")
-	requireFile(t, p, "scripts/setup.sh model "+model)
+	testutil.Artifact(t, p, "model "+model)
 	return p
 }
 
@@ -276,7 +259,7 @@ func idDiff(got, want []int64) string {
 // path for single texts, the general pipeline for pairs and, with offsets,
 // for every text.
 func TestParity(t *testing.T) {
-	python := venvPython(t)
+	python := testutil.VenvPython(t)
 	tokPath := modelTokenizer(t, "all-minilm-l6-v2")
 	corpus := buildCorpus(t, testutil.DataDir())
 	corpus = append(corpus, pairCorpus(corpus, 3)...)
@@ -300,7 +283,7 @@ func TestParityVariants(t *testing.T) {
 	if testing.Short() {
 		t.Skip("extended parity check (-short)")
 	}
-	python := venvPython(t)
+	python := testutil.VenvPython(t)
 	base := modelTokenizer(t, "all-minilm-l6-v2")
 	full := buildCorpus(t, testutil.DataDir())
 	var corpus []corpusText
@@ -350,7 +333,7 @@ func TestParityVariants(t *testing.T) {
 // TestParityE5 checks e5-small-v2-q's tokenizer.json (also uncased BERT) on a
 // sample, when that optional model has been pulled.
 func TestParityE5(t *testing.T) {
-	python := venvPython(t)
+	python := testutil.VenvPython(t)
 	path := filepath.Join(cache.ModelDir("e5-small-v2-q"), "tokenizer.json")
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("optional model not pulled (scripts/setup.sh model e5-small-v2-q): %v", err)
@@ -372,7 +355,7 @@ func TestTablesUpToDate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("probes every code point with tokenizers, about 5 s (-short)")
 	}
-	python := venvPython(t)
+	python := testutil.VenvPython(t)
 	out := filepath.Join(t.TempDir(), "tables.go")
 	cmd := exec.Command(python, filepath.Join("..", "scripts", "gen_tokenize_tables.py"), "--out", out)
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/headstart-ml/headstart/experiment"
 	"github.com/headstart-ml/headstart/internal/cache"
+	"github.com/headstart-ml/headstart/internal/testutil"
+	"github.com/headstart-ml/headstart/models"
 )
 
 // mtebAccTol bounds |accuracy_go − accuracy_sklearn| per experiment on the same
@@ -53,7 +55,7 @@ func TestExperimentTinyGrid(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	out := filepath.Join(t.TempDir(), "exp")
 	args := []string{"experiment", "--train", repoFile("data/banking77-sample/train.csv"), "--test", repoFile("data/banking77-sample/test.csv"),
 		"--strategies", "logreg,mlp,lora-top1", "--shots", "2,4", "--seeds", "1", "--threads", "2", "--out", out}
@@ -147,7 +149,7 @@ func TestExperimentMTEB(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	py := cache.VenvPython()
 	if _, err := os.Stat(py); err != nil {
 		t.Fatalf("reference venv missing (run `make setup` or scripts/setup.sh venv): %v", err)
@@ -246,7 +248,7 @@ func subsetCSV(t *testing.T, src, dst string, keep map[string]bool, limit int) m
 // TestExperimentBadInput checks the errors for bad input, all found before any
 // extraction: nothing is written.
 func TestExperimentBadInput(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	train, test := repoFile("data/banking77-sample/train.csv"), repoFile("data/banking77-sample/test.csv")
 	unseen := filepath.Join(dir, "unseen.csv")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"github.com/headstart-ml/headstart/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/headstart-ml/headstart/internal/testutil"
+	"github.com/headstart-ml/headstart/models"
 )
 
 // TestFitHeadKillAndResume trains an MLP head on real features, kills a second run with
@@ -24,7 +26,7 @@ func TestFitHeadKillAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	data := testutil.Data(t, "sst2/dev.csv")
 	dir := t.TempDir()
 	feats := filepath.Join(dir, "train.safetensors")

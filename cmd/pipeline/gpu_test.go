@@ -36,7 +36,7 @@ func runEnv(t *testing.T, env []string, args ...string) (int, string, string) {
 // the missing provider library and the setup step; auto runs on the CPU and
 // says why.
 func TestProviderWithoutCUDABuild(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	lib := cache.RuntimeLib()
 	if _, err := os.Stat(lib); err != nil {
 		t.Fatalf("run `make setup` first: %v", err)
@@ -97,7 +97,7 @@ func TestProviderWithoutCUDABuild(t *testing.T) {
 // driver (every CUDA library loads from the cache) and auto must fall back
 // with that reason; with one, both run on cuda:0.
 func TestProviderWithCUDABuild(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	if _, err := os.Stat(onnx.GPULibrary()); err != nil {
 		t.Skipf("optional check not run: the CUDA build is not in the cache (%s); scripts/setup.sh gpu fetches it", onnx.GPULibrary())
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
 	"github.com/headstart-ml/headstart/tokenize"
@@ -27,7 +28,7 @@ func TestHeadsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	train, test := filepath.Join(dir, "train.safetensors"), filepath.Join(dir, "test.safetensors")
 	for _, c := range [][2]string{{"data/banking77-sample/train.csv", train}, {"data/banking77-sample/test.csv", test}} {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/models"
 )
 
@@ -74,7 +75,7 @@ func strschr(list []string, s string) bool {
 // TestOptionValidation: zero, negative and out-of-range option values are usage errors
 // (exit 2) that name the flag, found before any work: no output, no checkpoint.
 func TestOptionValidation(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "d.csv")
 	os.WriteFile(data, []byte("text,label\nhello,a\nworld,b\n"), 0o644)
@@ -159,7 +160,7 @@ const rssBound = 1 << 30
 // standard input) is refused quickly, naming the row bound, with bounded memory, and
 // leaves nothing behind.
 func TestInputWithoutLineEnds(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	zero := filepath.Join(dir, "zero.csv")
 	if err := os.Symlink("/dev/zero", zero); err != nil {
@@ -259,7 +260,7 @@ func interrupt(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer, done chan stru
 // with no writer, on a FIFO or a pipe whose writer sent a few rows and went quiet; they
 // exit 130 and leave no checkpoint, spool or temporary file.
 func TestSignalWhileReading(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	h := filepath.Join(dir, "h.safetensors")
 	tinyHead(t, h)
@@ -315,7 +316,7 @@ func TestSignalWhileReading(t *testing.T) {
 // TestFIFOOnePass: a FIFO as --data is read once (its writer writes it once), giving
 // the same features as the regular file; the spool is gone afterwards.
 func TestFIFOOnePass(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	data := "text,label\nhello there,a\ngood bye,b\nhello again,a\n"
 	regular := filepath.Join(dir, "d.csv")

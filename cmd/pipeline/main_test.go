@@ -36,13 +36,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func requireModel(t *testing.T) {
-	t.Helper()
-	if _, err := models.Resolve(models.Default); err != nil {
-		t.Fatalf("run `make setup` first: %v", err)
-	}
-}
-
 // run runs the pipeline binary and returns its exit code, stdout and stderr.
 func run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
@@ -68,7 +61,7 @@ func runInput(t *testing.T, stdin string, args ...string) (int, string, string) 
 }
 
 func TestExitCodesAndMessages(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.csv")
 	os.WriteFile(good, []byte("text,label\nhello,a\n"), 0o644)
@@ -166,7 +159,7 @@ func TestKillAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	data := testutil.Data(t, "sst2/dev.csv")
 	dir := t.TempDir()
 	common := []string{"extract", "--data", data, "--limit", "640", "--chunk-rows", "64", "--batch-size", "16", "--threads", "1"}
@@ -216,7 +209,7 @@ func TestDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	data := testutil.Data(t, "sst2/dev.csv")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "o.safetensors")

@@ -13,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/headstart-ml/headstart/internal/testutil"
+	"github.com/headstart-ml/headstart/models"
 )
 
 // tagsOf is the rule of data/banking77-tags-sample/README.md: the intent name
@@ -89,7 +92,7 @@ func TestMultiLabelEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	train, test := filepath.Join(dir, "train.safetensors"), filepath.Join(dir, "test.safetensors")
 	for _, c := range [][2]string{{"data/banking77-tags-sample/train.csv", train}, {"data/banking77-tags-sample/test.csv", test}} {
@@ -274,7 +277,7 @@ func TestMultiLabelShardMerge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	common := []string{"extract", "--data", repoFile("data/banking77-tags-sample/test.csv"), "--label-sep", "|", "--limit", "70", "--chunk-rows", "16", "--batch-size", "8", "--threads", "1"}
 	single := filepath.Join(dir, "single.safetensors")

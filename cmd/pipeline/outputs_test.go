@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/headstart-ml/headstart/internal/testutil"
+	"github.com/headstart-ml/headstart/models"
 )
 
 // outputFixtures makes, in dir, a small labelled CSV, its feature store, a head fitted
@@ -45,7 +46,7 @@ func outputFixtures(t *testing.T, dir string) (csv, store, hd, s0, s1 string) {
 // inputs (by name, through a symlink, through a hard link): each must refuse before any
 // work, exit 1, and leave the input byte for byte as it was (issue 17, item 1).
 func TestOutputIsInput(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	csv, store, hd, s0, s1 := outputFixtures(t, dir)
 	sym, hard := filepath.Join(dir, "sym.csv"), filepath.Join(dir, "hard.csv")
@@ -110,7 +111,7 @@ func TestOutputIsInput(t *testing.T) {
 // checkpoint of an interrupted run is not discarded by a rerun without --resume
 // (issue 17, item 9).
 func TestOutputChecksBeforeWork(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	csv := filepath.Join(dir, "s.csv")
 	os.WriteFile(csv, []byte("text,label\nhello,a\n"), 0o644)
@@ -163,7 +164,7 @@ func TestOutputChecksBeforeWork(t *testing.T) {
 // TestOutputModes: predict and export write their outputs with mode 0666 less the umask,
 // as every other output (issue 17, item 9).
 func TestOutputModes(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	csv, store, hd, _, _ := outputFixtures(t, dir)
 	pred, onnxOut, plot := filepath.Join(dir, "p.csv"), filepath.Join(dir, "m.onnx"), filepath.Join(dir, "c.png")
@@ -195,7 +196,7 @@ func TestOutputModes(t *testing.T) {
 // an extract to the same output: it must be refused at once, naming the holder, without
 // touching the output or its checkpoint (issue 17, item 2).
 func TestSecondRunRefused(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	csv := filepath.Join(dir, "s.csv")
 	os.WriteFile(csv, []byte("text,label\nhello,a\n"), 0o644)
@@ -232,7 +233,7 @@ func TestConcurrentExtractsDoNotMix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	data := testutil.Data(t, "sst2/dev.csv")
 	dir := t.TempDir()
 	common := []string{"extract", "--data", data, "--limit", "128", "--chunk-rows", "32", "--batch-size", "16", "--threads", "1"}

@@ -189,9 +189,9 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 // cgo call) until the runtime's monitor takes it back, which under load can be
 // milliseconds later; with as many Ps as cores, requests that are ready to be decoded,
 // queued or answered wait for the forwards to end, batches stay small and the latency
-// tail grows (int8 model, concurrency 32, 2 cores: p99 168-254 ms with GOMAXPROCS 2,
-// 40-51 ms with 4; BENCHMARKS.md). One P per session on top of the default avoids that. An explicit
-// --go-procs wins, then the GOMAXPROCS environment variable.
+// tail grows (BENCHMARKS.md, serving design choices). One P per session on top of the
+// default avoids that. An explicit --go-procs wins, then the GOMAXPROCS environment
+// variable.
 func serveProcs(flag, sessions int, env string, current int) int {
 	if flag > 0 {
 		return flag

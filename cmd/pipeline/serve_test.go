@@ -15,12 +15,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/headstart-ml/headstart/internal/testutil"
+	"github.com/headstart-ml/headstart/models"
 )
 
 // TestServeBinary starts `pipeline serve` on a free loopback port, embeds, and stops it
 // with SIGTERM: exit code 0 after a graceful shutdown.
 func TestServeBinary(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	cmd := exec.Command(pipelineBin, "serve", "--addr", "127.0.0.1:0", "--threads", "1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -85,7 +88,7 @@ func TestServeBinary(t *testing.T) {
 
 // TestRunServe runs the command in-process with a head; cancelling its context stops it.
 func TestRunServe(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan string, 1)
@@ -141,7 +144,7 @@ func TestServeProcs(t *testing.T) {
 }
 
 func TestServeUsage(t *testing.T) {
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	for _, c := range []struct {
 		args []string
 		code int

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"github.com/headstart-ml/headstart/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/headstart-ml/headstart/internal/testutil"
+	"github.com/headstart-ml/headstart/models"
 )
 
 func TestParseShard(t *testing.T) {
@@ -60,7 +62,7 @@ func TestShardedExtractMerge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	data := testutil.Data(t, "sst2/dev.csv")
 	dir := t.TempDir()
 	common := []string{"extract", "--data", data, "--limit", "203", "--chunk-rows", "32", "--batch-size", "8", "--threads", "1"}

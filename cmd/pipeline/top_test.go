@@ -14,6 +14,7 @@ import (
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/internal/testutil"
+	"github.com/headstart-ml/headstart/models"
 )
 
 // topTol bounds |p − p'| between the Go top block on cached states and onnxruntime
@@ -41,7 +42,7 @@ func TestTopBlocksEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	trainCSV, devCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "dev.csv")
 	headRows(t, testutil.Data(t, "sst2/train.csv"), trainCSV, 400)
@@ -281,7 +282,7 @@ func TestTopAllBlocks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	requireModel(t)
+	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	trainCSV, devCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "dev.csv")
 	headRows(t, testutil.Data(t, "sst2/train.csv"), trainCSV, 48)

@@ -4,11 +4,9 @@
 // masked attention score (the mask adds float32's lowest value) goes through the
 // kernel's exp as a subnormal, and every later operation on it takes a microcode assist
 // on x86. A batch whose rows attend to few of its positions (padding, or several texts
-// packed in one row) spends most of its softmax there: measured on the int8 MiniLM, 8
-// rows of 64 positions holding 4 texts each, the softmax took 9.8 ms of a 39.5 ms
-// forward against 1.1 ms unmasked. Flushing subnormals to zero (the MXCSR's FTZ and DAZ
-// bits) removes that cost and changes results only below float32's smallest normal
-// number (1.2e-38).
+// packed in one row) spends most of its softmax there (BENCHMARKS.md, serving design
+// choices). Flushing subnormals to zero (the MXCSR's FTZ and DAZ bits) removes that cost
+// and changes results only below float32's smallest normal number (1.2e-38).
 //
 // Go itself neither reads nor restores the MXCSR, so a flag set on a thread stays for
 // whatever goroutine runs there next: Flush locks the goroutine to its thread, and the
