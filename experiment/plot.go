@@ -1,7 +1,6 @@
 package experiment
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"slices"
@@ -11,9 +10,9 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/headstart-ml/headstart/internal/fileio"
+	"github.com/headstart-ml/headstart/internal/plotpng"
 )
 
 // errPoints are points with symmetric vertical error bars.
@@ -212,20 +211,13 @@ func savePNG(p *plot.Plot, legend plot.Legend, entries []string, path string) er
 	}
 	width += legend.ThumbnailWidth + vg.Points(20)
 	w, h := 16*vg.Centimeter+width, 10*vg.Centimeter
-	img := vgimg.New(w, h)
-	dc := draw.New(img)
-	area := draw.Crop(dc, 0, -width, 0, 0)
-	p.Draw(area)
-	da := p.DataCanvas(area)
-	lc := dc
-	lc.Min = vg.Point{X: w - width + vg.Points(8), Y: da.Min.Y}
-	lc.Max = vg.Point{X: w, Y: da.Max.Y}
-	legend.Draw(lc)
-	var b bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&b); err != nil {
+	b, err := plotpng.WithPanel(p, w, h, width, func(c draw.Canvas) {
+		legend.Draw(draw.Crop(c, vg.Points(8), 0, 0, 0))
+	})
+	if err != nil {
 		return fmt.Errorf("plotting %s: %w", path, err)
 	}
-	return fileio.WriteFile(path, b.Bytes())
+	return fileio.WriteFile(path, b)
 }
 
 // logTicks puts labelled ticks at the powers of ten in range, and at 2 and 5 times

@@ -1,7 +1,6 @@
 package head
 
 import (
-	"bytes"
 	"fmt"
 	"image/color"
 	"math"
@@ -12,9 +11,9 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/headstart-ml/headstart/internal/fileio"
+	"github.com/headstart-ml/headstart/internal/plotpng"
 )
 
 // maxCellCounts is the number of classes up to which PlotConfusion writes each cell's
@@ -128,21 +127,9 @@ func confusionPNG(r Report) ([]byte, error) {
 	side := max(vg.Length(4)*vg.Inch, vg.Length(k)*cell)
 	w := side + longest + vg.Length(0.8)*vg.Inch + barWidth
 	h := side + longest + vg.Length(1)*vg.Inch
-	img := vgimg.New(w, h)
-	dc := draw.New(img)
-	matrix := draw.Crop(dc, 0, -barWidth, 0, 0)
-	p.Draw(matrix)
-	da := p.DataCanvas(matrix)
-	bc := dc
-	bc.Min = vg.Point{X: w - barWidth + vg.Length(0.1)*vg.Inch, Y: da.Min.Y}
-	bc.Max = vg.Point{X: w - vg.Length(0.3)*vg.Inch, Y: da.Max.Y}
-	bar.Draw(bc)
-
-	var buf bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return plotpng.WithPanel(p, w, h, barWidth, func(c draw.Canvas) {
+		bar.Draw(draw.Crop(c, vg.Length(0.1)*vg.Inch, -vg.Length(0.3)*vg.Inch, 0, 0))
+	})
 }
 
 // confusionGrid is a confusion matrix as a heat-map grid: column c is the predicted

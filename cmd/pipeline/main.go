@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 
@@ -143,26 +144,18 @@ func markUsageErrors(cmds []*cli.Command, parent string) {
 	}
 }
 
-// unrequire clears a flag's Required field (markUsageErrors checks it instead).
+// unrequire clears a flag's Required field (markUsageErrors checks it instead). Every
+// cli flag type has the field; a flag without it is a programming error.
 func unrequire(f cli.Flag) {
-	switch f := f.(type) {
-	case *cli.StringFlag:
-		f.Required = false
-	case *cli.StringSliceFlag:
-		f.Required = false
-	case *cli.IntFlag:
-		f.Required = false
-	case *cli.Float64Flag:
-		f.Required = false
-	case *cli.BoolFlag:
-		f.Required = false
-	case *cli.PathFlag:
-		f.Required = false
-	case *cli.DurationFlag:
-		f.Required = false
-	default:
-		panic(fmt.Sprintf("pipeline: required flag %s of type %T: add the type to unrequire", f.Names()[0], f))
+	v := reflect.ValueOf(f)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
 	}
+	field := v.FieldByName("Required")
+	if !field.IsValid() || field.Kind() != reflect.Bool || !field.CanSet() {
+		panic(fmt.Sprintf("pipeline: flag %s of type %T has no settable Required field", f.Names()[0], f))
+	}
+	field.SetBool(false)
 }
 
 func main() {
