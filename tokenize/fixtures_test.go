@@ -25,7 +25,7 @@ var parityFixtures = []struct {
 // corpus (single texts) and on sentence pairs drawn from it, at max_len 128
 // and 512, and compares offsets, tokens and sequence ids at 512.
 func TestParityFixtures(t *testing.T) {
-	python := venvPython(t)
+	python := testutil.VenvPython(t)
 	full := buildCorpus(t, testutil.DataDir())
 	corpus := append(full, pairCorpus(full, 3)...)
 	t.Logf("corpus: %d single texts, %d pairs", len(full), len(corpus)-len(full))
