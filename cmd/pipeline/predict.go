@@ -34,6 +34,11 @@ type predictOptions struct {
 	Threshold                         float64 // multi-label heads: predict the labels with p >= Threshold
 	ThresholdSet                      bool
 	LabelSep                          string // multi-label heads: joins a row's labels in CSV
+
+	// Set by check.
+	outFormat string
+	inFormat  features.Format
+	provider  onnx.Provider
 }
 
 func newPredictCommand() *cli.Command {
@@ -84,22 +89,23 @@ func headNames(paths []string) []string {
 	return names
 }
 
-func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer) (err error) {
-	format := o.Format
-	if format == "" {
-		format = "csv"
+// check validates the flags that need no file and resolves what they leave open: the
+// output format (from --out's extension), the input format and the provider.
+func (o *predictOptions) check() (err error) {
+	o.outFormat = o.Format
+	if o.outFormat == "" {
+		o.outFormat = "csv"
 		if strings.HasSuffix(o.Out, ".jsonl") || strings.HasSuffix(o.Out, ".ndjson") {
-			format = "jsonl"
+			o.outFormat = "jsonl"
 		}
 	}
-	if format != "csv" && format != "jsonl" {
-		return usagef("--format %q unknown; want one of csv, jsonl", format)
+	if o.outFormat != "csv" && o.outFormat != "jsonl" {
+		return usagef("--format %q unknown; want one of csv, jsonl", o.outFormat)
 	}
-	inFormat, err := features.ParseFormat(o.InputFormat)
-	if err != nil {
+	if o.inFormat, err = features.ParseFormat(o.InputFormat); err != nil {
 		return usagef("--input-format: %w", err)
 	}
-	if inFormat == features.FormatAuto {
+	if o.inFormat == features.FormatAuto {
 		if _, err := features.FormatOf(o.Data); err != nil { // before the model loads
 			return usagef("%w with --input-format", err)
 		}
@@ -113,8 +119,7 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	if err := checkMaxLineBytes(o.MaxLineBytes); err != nil {
 		return err
 	}
-	provider, err := onnx.ParseProvider(o.Provider)
-	if err != nil {
+	if o.provider, err = onnx.ParseProvider(o.Provider); err != nil {
 		return usageError{err}
 	}
 	if !(o.Threshold > 0 && o.Threshold < 1) {
@@ -122,6 +127,13 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	}
 	if o.LabelSep == "" {
 		o.LabelSep = "|"
+	}
+	return nil
+}
+
+func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer) (err error) {
+	if err := o.check(); err != nil {
+		return err
 	}
 	if o.Out != "-" {
 		lock, err := fileio.Claim(o.Out, append([]string{o.Data}, o.Heads...)...)
@@ -151,13 +163,13 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 		}
 	}
 	clf, err := headstart.NewClassifier(paths, heads, headstart.EncoderOptions{
-		RuntimeLib: o.RuntimeLib, Session: onnx.SessionOptions{IntraOpThreads: o.Threads, Provider: provider}})
+		RuntimeLib: o.RuntimeLib, Session: onnx.SessionOptions{IntraOpThreads: o.Threads, Provider: o.provider}})
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, clf.Close()) }()
 
-	r, err := features.OpenContext(ctx, o.Data, features.ReaderOptions{Format: inFormat, TextCol: o.TextCol, Limit: o.Limit, MaxLineBytes: o.MaxLineBytes})
+	r, err := features.OpenContext(ctx, o.Data, features.ReaderOptions{Format: o.inFormat, TextCol: o.TextCol, Limit: o.Limit, MaxLineBytes: o.MaxLineBytes})
 	if errors.Is(err, features.ErrUnknownFormat) {
 		return usagef("%w with --input-format", err)
 	}
@@ -182,7 +194,7 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	}
 	bw := bufio.NewWriterSize(w, 1<<16)
 	names := headNames(o.Heads)
-	out := newPredictionWriter(bw, format, names, heads)
+	out := newPredictionWriter(bw, o.outFormat, names, heads)
 	out.threshold, out.sep = o.Threshold, o.LabelSep
 	if err := out.header(); err != nil {
 		return err
