@@ -1,23 +1,44 @@
-// Package tokenize turns text into the int64 inputs a BERT-family encoder
-// declares (input_ids, attention_mask, token_type_ids), identical to what
-// HuggingFace tokenizers (the Rust library, PyPI tokenizers 0.23.3) produces
-// from the same tokenizer.json, with truncation set by the caller and no
-// padding (batches are padded to their own longest row by the batcher, with
-// PadID).
+// Package tokenize turns text into the int64 inputs an encoder declares
+// (input_ids, attention_mask, token_type_ids), identical to what HuggingFace
+// tokenizers (the Rust library, PyPI tokenizers 0.23.3) produces from the same
+// tokenizer.json, with truncation set by the caller and no padding (batches
+// are padded to their own longest row by the batcher, with PadID).
 //
 //	tok, err := tokenize.Load(path, tokenize.Options{MaxLen: 256})
 //	enc, err := tok.Encode("Café naïve résumé") // IDs [101 7668 15743 13746 102]
+//	enc, err = tok.EncodePair("a question", "a passage")
+//	enc, detail, err := tok.EncodeDetailed("text") // + tokens, byte offsets, sequence ids
 //
 // # Supported tokenizer.json
 //
-// The pipeline of BERT and its descendants (MiniLM, e5, bge, ...): model
-// WordPiece; normalizer BertNormalizer or null; pre_tokenizer BertPreTokenizer;
-// post_processor TemplateProcessing, BertProcessing or null; added tokens
-// matched in the raw text (normalized, single_word, lstrip and rstrip all
-// false, as BERT's [CLS], [SEP], [PAD], [UNK] and [MASK] are). Anything else
-// fails to load with ErrUnsupported rather than tokenizing differently.
-// Offsets (token to character spans) are not provided; nothing downstream
-// needs them yet.
+// Components (anything else fails to load with ErrUnsupported, naming the
+// type and listing the supported ones):
+//
+//   - models: WordPiece; BPE (ranked merges, continuing_subword_prefix,
+//     end_of_word_suffix, fuse_unk, byte_fallback, ignore_merges; dropout
+//     null or 0 only); Unigram (Viterbi, unk_id, byte_fallback).
+//   - normalizers: BertNormalizer, Precompiled (SentencePiece charsmap),
+//     Replace, Strip, NFC, NFD, NFKC, NFKD, Lowercase, Prepend, Sequence.
+//   - pre-tokenizers: BertPreTokenizer, ByteLevel (GPT-2 split and byte map),
+//     Metaspace (prepend_scheme, split), Whitespace, WhitespaceSplit,
+//     Punctuation, Digits, Split (string or regex), Sequence.
+//   - post-processors: TemplateProcessing, BertProcessing, RobertaProcessing,
+//     ByteLevel (offsets only), Sequence.
+//   - added tokens with lstrip, rstrip, single_word and normalized.
+//
+// That covers BERT and its descendants (MiniLM, e5, bge), MPNet, RoBERTa-style
+// byte-level BPE and XLM-R-style SentencePiece Unigram. Regex patterns are
+// Oniguruma's in the Rust library; here they run on Go's regexp with \s, \d and
+// \w widened to their Unicode meaning, and GPT-2's pattern (which has a
+// look-ahead) is matched by hand. A pattern Go cannot compile is refused.
+//
+// Two paths share the work. A file of the BERT shape (BertNormalizer,
+// BertPreTokenizer, WordPiece, added tokens without flags) encodes single
+// texts on a fast path (bert.go) that allocates nothing; everything else,
+// pairs and offsets included, goes through the general pipeline (general.go),
+// which keeps for every normalised code point the span of the original text it
+// came from, with the Rust library's alignment rules (normstr.go). The parity
+// tests hold both paths to the reference.
 //
 // # Why not github.com/sugarme/tokenizer
 //
@@ -61,7 +82,16 @@
 //     has more than max_input_chars_per_word (100) code points.
 //   - Truncation keeps the first MaxLen-2 tokens (MaxLen less the template's
 //     special tokens), then the template adds [CLS] and [SEP] (type id 0);
-//     the attention mask is all ones.
+//     the attention mask is all ones. A pair is cut LongestFirst: the longer
+//     sequence down to the shorter, then both to half of what is left.
+//   - BPE merges the adjacent pair of lowest rank, the leftmost among equals,
+//     until none is left (Word::merge_all with a heap); Unigram takes the
+//     best-scoring segmentation, an uncovered code point scoring the lowest
+//     piece score less 10, adjacent unknowns fused (encode_optimized).
+//   - Precompiled looks each extended grapheme cluster shorter than 6 bytes up
+//     whole (replacing it with the replacement of its shortest matching
+//     prefix) and otherwise each code point alone, as spm_precompiled does;
+//     clusters come from github.com/rivo/uniseg.
 //
 // The Rust library draws its character classes from several Unicode versions:
 // the unicode_categories crate (old: it lacks punctuation added in Unicode 9)
@@ -76,13 +106,21 @@
 // code point. NFD is golang.org/x/text's (Unicode 15), which agrees with
 // Rust's on every code point but U+11938 (kept whole, as Rust does).
 //
-// The parity test (parity_test.go) encodes a corpus of real SST-2 and
-// Banking77 sentences, seeded variants with accents, CJK, emoji, control and
+// The parity tests (parity_test.go, fixtures_test.go) encode a corpus of real SST-2 and
+// Banking77 sentences, multilingual sentences (testdata/multilingual.txt:
+// many scripts, right-to-left text, combining marks, full-width forms, emoji
+// ZWJ sequences) and mixtures of them, seeded variants with accents, CJK, emoji, control and
 // zero-width characters, combining marks, right-to-left scripts, mathematical
 // symbols, added tokens and long texts, and a sweep over every code point of
 // planes 0 to 3, and requires ids, masks, type ids and untruncated lengths
-// identical to scripts/ref_tokenize.py at MaxLen 128 and 512; it repeats a
-// subset with cased, accent-keeping and all-off BertNormalizer settings.
+// identical to scripts/ref_tokenize.py at MaxLen 128 and 512, single texts and
+// pairs drawn from the corpus, and tokens, offsets and sequence ids at 512;
+// for the default model's tokenizer and every fixture of testdata (made by
+// scripts/make_tokenize_fixtures.py: a RoBERTa-style byte-level BPE, a BPE
+// with prefix and suffix, SentencePiece Unigram models converted as XLM-R's
+// was, with and without byte fallback, and all-mpnet-base-v2's real file). It
+// repeats a subset with cased, accent-keeping and all-off BertNormalizer
+// settings.
 //
 // # Speed
 //
