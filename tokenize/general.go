@@ -43,6 +43,7 @@ type genScratch struct {
 	toks  []token
 	words []normStr
 	next  []int
+	ident []span
 }
 
 // parseGeneral builds the general pipeline of a decoded tokenizer.json.
@@ -53,6 +54,7 @@ func parseGeneral(fc *fileConfig) (*general, error) {
 	if g.model, vocab, err = parseModel(fc.ModelRaw); err != nil {
 		return nil, err
 	}
+	g.model = &cachedModel{m: g.model}
 	g.vocab = make(map[string]int32, len(vocab)+len(fc.AddedTokens))
 	for tok, id := range vocab {
 		g.vocab[tok] = id

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -585,4 +587,61 @@ func parseMerge(raw json.RawMessage) (string, string, error) {
 		return "", "", fmt.Errorf("%s is neither \"a b\" nor [\"a\", \"b\"]", raw)
 	}
 	return pair[0], pair[1], nil
+}
+
+// cachedModel remembers the tokens of words it has seen, as the Rust library's
+// BPE and Unigram caches do: natural text repeats its words, and a lookup is
+// much cheaper than merging or Viterbi. The model runs on the word with each
+// code point's span set to its own index, so a cached result holds code point
+// ranges, mapped to the word's real spans on every use. At most
+// wordCacheSize words of up to wordCacheMaxRunes code points are kept; errors
+// are not cached. Safe for concurrent use.
+type cachedModel struct {
+	m     model
+	cache sync.Map // string -> []cachedToken
+	n     atomic.Int64
+}
+
+type cachedToken struct {
+	id     int32
+	lo, hi int32
+	val    string
+}
+
+const (
+	wordCacheSize     = 1 << 16
+	wordCacheMaxRunes = 64
+)
+
+func (c *cachedModel) tokenize(dst []token, w normStr, s *genScratch) ([]token, error) {
+	if len(w.r) > wordCacheMaxRunes {
+		return c.m.tokenize(dst, w, s)
+	}
+	key := string(w.r)
+	if v, ok := c.cache.Load(key); ok {
+		for _, t := range v.([]cachedToken) {
+			dst = append(dst, token{id: t.id, sp: w.origin(int(t.lo), int(t.hi)), val: t.val})
+		}
+		return dst, nil
+	}
+	s.ident = s.ident[:0]
+	for i := range w.r {
+		s.ident = append(s.ident, span{int32(i), int32(i + 1)})
+	}
+	mark := len(dst)
+	dst, err := c.m.tokenize(dst, normStr{r: w.r, o: s.ident}, s)
+	if err != nil {
+		return dst, err
+	}
+	ct := make([]cachedToken, len(dst)-mark)
+	for i, t := range dst[mark:] {
+		ct[i] = cachedToken{id: t.id, lo: t.sp.start, hi: t.sp.end, val: t.val}
+		dst[mark+i].sp = w.origin(int(t.sp.start), int(t.sp.end))
+	}
+	if c.n.Load() < wordCacheSize {
+		if _, loaded := c.cache.LoadOrStore(key, ct); !loaded {
+			c.n.Add(1)
+		}
+	}
+	return dst, nil
 }
