@@ -33,6 +33,7 @@ type fitHeadOptions struct {
 	BatchSize         int
 	JSON              bool
 	Resume            bool
+	AllowUnconverged  bool
 }
 
 func newFitHeadCommand() *cli.Command {
@@ -69,6 +70,7 @@ func newFitHeadCommand() *cli.Command {
 			&cli.IntFlag{Name: "patience", Value: 10, Usage: "mlp: epochs without validation improvement before stopping"},
 			&cli.IntFlag{Name: "batch-size", Value: 64, Usage: "mlp: rows per update"},
 			&cli.BoolFlag{Name: "json", Usage: "print the training summary as JSON on stdout"},
+			&cli.BoolFlag{Name: "allow-unconverged", Usage: "logreg: write the head even when the solver failed (a failed line search, a loss that is not finite), which it refuses by default"},
 		}, topFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.String("mode") != "head" {
@@ -81,6 +83,7 @@ func newFitHeadCommand() *cli.Command {
 				Threads: c.Int("threads"), Precision: c.String("precision"), Hidden: c.String("hidden"), Dropout: c.Float64("dropout"),
 				LR: c.Float64("lr"), WD: c.Float64("weight-decay"), Epochs: c.Int("epochs"),
 				Patience: c.Int("patience"), BatchSize: c.Int("batch-size"), JSON: c.Bool("json"), Resume: c.Bool("resume"),
+				AllowUnconverged: c.Bool("allow-unconverged"),
 			}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
@@ -204,6 +207,13 @@ func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// Values far beyond what a backbone gives break the solver; say where they are
+	// before spending the fit on them.
+	ext, extreme := head.LargestFeature(train)
+	if extreme {
+		fmt.Fprintf(stderr, "fit-head: warning: features %s: %s; |x| beyond %g is not a backbone's output: the store may be corrupt, or the features need --standardize\n",
+			o.Train, ext, head.ExtremeFeature)
+	}
 	h, err := head.FitContext(ctx, train, valid, ho)
 	if tty {
 		fmt.Fprintln(stderr)
@@ -215,6 +225,18 @@ func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer)
 			}
 		}
 		return err
+	}
+	if err := h.CheckFinite(); err != nil {
+		return fmt.Errorf("fit-head: the fitted head is not usable (%w); nothing written to %s: check the features (largest: %s) or pass --standardize", err, o.Out, ext)
+	}
+	if s := h.Summary; h.Kind == head.LogReg && s.SolverFailed() {
+		msg := fmt.Sprintf("the solver failed (%s after %d iterations, loss %.6g, max|grad| %.3g): the head is where it gave up, not a fit of the data; the largest feature is %s", s.Stop, s.Iterations, s.Loss, s.GradMax, ext)
+		if !o.AllowUnconverged {
+			return fmt.Errorf("fit-head: %s. Nothing written to %s: check the features or pass --standardize; --allow-unconverged writes the head anyway", msg, o.Out)
+		}
+		fmt.Fprintf(stderr, "fit-head: warning: %s; writing it as --allow-unconverged asks\n", msg)
+	} else if h.Kind == head.LogReg && !s.Converged {
+		fmt.Fprintf(stderr, "fit-head: warning: the solver stopped before converging (%s, max|grad| %.3g > --tol %g); raise --max-iter, or --standardize the features\n", s.Stop, s.GradMax, o.Tol)
 	}
 	if err := h.Save(o.Out); err != nil {
 		return err
