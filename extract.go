@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/headstart-ml/headstart/features"
@@ -92,6 +93,11 @@ type ExtractOptions struct {
 
 	// Progress, when set, is told the total rows, the rows already done, and each chunk done.
 	Progress Progress
+	// Warn, when set, is told what is suspect about the data as soon as the scan finds
+	// it, before any compute (the run goes on): no label column (the store will be
+	// unlabelled, which fitting refuses), rows without a label, labels that differ
+	// only in case.
+	Warn func(msg string)
 
 	spool string // the copy of a single-pass Data (features.SinglePass) read after the scan
 }
@@ -266,6 +272,11 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	if scan.Rows == 0 {
 		return sum, fmt.Errorf("%w: %s has no data rows", ErrBadOption, opts.Data)
 	}
+	if opts.Warn != nil {
+		for _, w := range labelWarnings(&opts, scan) {
+			opts.Warn(w)
+		}
+	}
 	multi := opts.Reader.LabelSep != ""
 	if multi && len(scan.Labels) == 0 {
 		return sum, fmt.Errorf("%w: label-sep %q: no row of %s has a label in column %q; a multi-label store needs labels", ErrBadOption, opts.Reader.LabelSep, opts.Data, labelCol(opts.Reader))
@@ -336,10 +347,7 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		opts.Progress.Start(int(rows), done)
 	}
 
-	labelIndex := make(map[string]int64, len(scan.Labels))
-	for i, l := range scan.Labels {
-		labelIndex[l] = int64(i)
-	}
+	labelIndex := scan.LabelIndex() // labels as read -> their class (numbers compared as numbers)
 	if err := runChunks(ctx, &opts, enc, labelIndex, done, sink, &sum); err != nil {
 		if tw != nil {
 			err = errors.Join(err, tw.Commit(), tw.Release())
@@ -434,8 +442,12 @@ type chunk struct {
 
 // runChunks tokenizes chunk i+1 in a goroutine while the backbone runs chunk i, and
 // hands each chunk's batches to sink. With opts.Reader.LabelSep each chunk also gets the
-// rows' multi-hot label sets over the len(labelIndex) labels, and labels -1.
+// rows' multi-hot label sets over the classes of labelIndex, and labels -1.
 func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelIndex map[string]int64, skip int, sink chunkSink, sum *ExtractSummary) error {
+	nclass := 0 // labelIndex maps every spelling of a class ("2", "2.0")
+	for _, i := range labelIndex {
+		nclass = max(nclass, int(i)+1)
+	}
 	r, err := opts.openData(ctx)
 	if err != nil {
 		return err
@@ -474,7 +486,7 @@ func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelInd
 				l := int64(-1)
 				if multi {
 					at := len(c.sets)
-					c.sets = append(c.sets, make([]uint8, len(labelIndex))...)
+					c.sets = append(c.sets, make([]uint8, nclass)...)
 					for _, name := range row.Labels {
 						c.sets[at+int(labelIndex[name])] = 1
 					}
@@ -633,4 +645,41 @@ func moreAfter(n int64) string {
 		return ""
 	}
 	return fmt.Sprintf("; %d more after it", n)
+}
+
+// labelWarnings says what is suspect about the labels of a scanned dataset: no label
+// column or an empty one (an unlabelled store), rows without a label, labels differing
+// only in case. Plain text has no labels to warn about.
+func labelWarnings(opts *ExtractOptions, scan features.Summary) []string {
+	format := opts.Reader.Format
+	if format == features.FormatAuto {
+		format, _ = features.FormatOf(opts.Data)
+	}
+	if format == features.FormatText {
+		return nil
+	}
+	col := labelCol(opts.Reader)
+	var out []string
+	switch {
+	case scan.Labelled == 0 && !slices.Contains(scan.Columns, col):
+		what := "column"
+		if format == features.FormatJSONL {
+			what = "key (in the first object)"
+		}
+		out = append(out, fmt.Sprintf("%s has no %s %q (found: %s): the store will be unlabelled, which fit-head and eval refuse; name the label column with --label-col (ReaderOptions.LabelCol)",
+			opts.Data, what, col, strings.Join(scan.Columns, ", ")))
+	case scan.Labelled == 0:
+		out = append(out, fmt.Sprintf("column %q of %s is empty in every row: the store will be unlabelled, which fit-head and eval refuse", col, opts.Data))
+	case scan.Labelled < scan.Rows:
+		out = append(out, fmt.Sprintf("%d of %d rows of %s have no label (an empty or blank %q): fit-head and eval refuse unlabelled rows",
+			scan.Rows-scan.Labelled, scan.Rows, opts.Data, col))
+	}
+	for _, g := range scan.CaseVariants {
+		q := make([]string, len(g))
+		for i, l := range g {
+			q[i] = strconv.Quote(l)
+		}
+		out = append(out, fmt.Sprintf("labels of %s that differ only in case: %s are separate classes; if they are one, fix the data", opts.Data, strings.Join(q, ", ")))
+	}
+	return out
 }

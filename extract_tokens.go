@@ -42,10 +42,7 @@ func extractTokens(ctx context.Context, opts ExtractOptions, paths models.Paths,
 	if opts.Progress != nil {
 		opts.Progress.Start(int(rows), done)
 	}
-	labelIndex := make(map[string]int64, len(scan.Labels))
-	for i, l := range scan.Labels {
-		labelIndex[l] = int64(i)
-	}
+	labelIndex := scan.LabelIndex() // labels as read -> their class (numbers compared as numbers)
 	if err := runChunks(ctx, &opts, enc, labelIndex, done, &tokenSink{enc: enc, w: w, sum: &sum}, &sum); err != nil {
 		return sum, errors.Join(err, w.Commit(), w.Release())
 	}

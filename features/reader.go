@@ -39,8 +39,9 @@ const (
 	// are accepted; blank lines are skipped.
 	FormatTSV
 	// FormatJSONL: one JSON object per line (JSON Lines, NDJSON). The text must be a JSON
-	// string; the label may be a string, a number (kept as written: 3 gives "3", 1.0
-	// gives "1.0"), a boolean ("true", "false") or null (no label); with
+	// string; the label may be a string, a number (kept as written by the Reader: 3
+	// gives "3", 1.0 gives "1.0"; Scan then compares all-numeric labels as numbers, see
+	// CanonicalLabels), a boolean ("true", "false") or null (no label); with
 	// ReaderOptions.LabelSep it may also be an array of labels (["card", "arrival"]).
 	// Blank lines are skipped. Other keys are ignored.
 	FormatJSONL
@@ -158,10 +159,12 @@ type Row struct {
 	// Text is the text field as written (after CSV unquoting or JSON unescaping). It may
 	// be empty: the reader does not judge, the caller decides.
 	Text string
-	// Label is the label field; "" when HasLabel is false.
+	// Label is the label field, trimmed of surrounding whitespace (without LabelSep);
+	// "" when HasLabel is false.
 	Label string
 	// HasLabel reports a label: false when the label column is absent, the field is
-	// empty, or the JSON value is null. With ReaderOptions.LabelSep it reports a
+	// empty or only whitespace (a blank label is a missing one), or the JSON value is
+	// null. With ReaderOptions.LabelSep it reports a
 	// non-empty label set.
 	HasLabel bool
 	// Labels is the row's label set when ReaderOptions.LabelSep is set: the labels of
@@ -615,6 +618,9 @@ func (r *Reader) setFields(rec []string, line int) error {
 		if !utf8.ValidString(label) {
 			return r.badUTF8("label", label, line)
 		}
+		if r.opts.LabelSep == "" {
+			label = strings.TrimSpace(label)
+		}
 		r.row.Label, r.row.HasLabel = label, label != ""
 	}
 	return r.splitLabels(line)
@@ -766,6 +772,9 @@ func (r *Reader) nextJSONL() error {
 		if err := json.Unmarshal(raw, &label); err != nil {
 			return errorf(ErrMalformedRow, "%s: line %d (row %d): label: %w", r.name, lineNo, r.n, err)
 		}
+		if r.opts.LabelSep == "" {
+			label = strings.TrimSpace(label)
+		}
 		r.row.Label, r.row.HasLabel = label, label != ""
 	case c == 't' || c == 'f' || c == '-' || (c >= '0' && c <= '9'):
 		r.row.Label, r.row.HasLabel = string(raw), true
@@ -868,16 +877,41 @@ type Summary struct {
 	// ReaderOptions.LabelSep); EmptyTexts the number whose text is empty or blank
 	// (only whitespace and control characters, see Blank).
 	Labelled, EmptyTexts int64
-	// Labels are the distinct labels, sorted: numerically when every label is an
-	// integer ("2" before "10"), otherwise by bytes. With ReaderOptions.LabelSep, the
-	// union of the rows' label sets.
+	// Labels are the distinct classes, sorted: numerically when every label is a
+	// number ("2" before "10"), otherwise by bytes. Labels are trimmed by the Reader;
+	// when every label is a number they are compared as numbers and named canonically
+	// ("2.0" and "2" are the class "2", see CanonicalLabels). With
+	// ReaderOptions.LabelSep, the union of the rows' label sets.
 	Labels []string
+	// CaseVariants are the groups of Labels that differ only in case ("Card", "card"):
+	// probably one class written two ways, worth a warning. Nil when there are none.
+	CaseVariants [][]string
 	// Columns are the header's columns (see Reader.Columns).
 	Columns []string
 	// SHA256 is the hex SHA-256 of the whole file's bytes (all of it, even with a
 	// Limit); Bytes its size.
 	SHA256 string
 	Bytes  int64
+
+	class map[string]string // each label as read -> its class in Labels
+}
+
+// LabelIndex maps every label as the Reader gives it (Row.Label, or an element of
+// Row.Labels) to the index of its class in Labels: "2.0" and "2" map to the index of
+// "2" when every label is a number.
+func (s Summary) LabelIndex() map[string]int64 {
+	at := make(map[string]int64, len(s.Labels))
+	for i, l := range s.Labels {
+		at[l] = int64(i)
+	}
+	idx := make(map[string]int64, len(s.class))
+	for raw, c := range s.class {
+		idx[raw] = at[c]
+	}
+	for l, i := range at {
+		idx[l] = i
+	}
+	return idx
 }
 
 // Scan reads the dataset at path once, streaming, and summarises it: the pre-pass that
@@ -941,7 +975,15 @@ func ScanContext(ctx context.Context, path string, opts ReaderOptions, spool *os
 	if err := r.Err(); err != nil {
 		return s, err
 	}
+	s.class = CanonicalLabels(s.Labels)
+	s.Labels = s.Labels[:0]
+	for _, c := range s.class {
+		if !slices.Contains(s.Labels, c) {
+			s.Labels = append(s.Labels, c)
+		}
+	}
 	SortLabels(s.Labels)
+	s.CaseVariants = caseVariants(s.Labels)
 	if spool == nil {
 		// Hash what the reader did not need (after a Limit), not bound to rows.
 		r.src.max = 0
@@ -969,31 +1011,4 @@ func ScanContext(ctx context.Context, path string, opts ReaderOptions, spool *os
 	s.SHA256 = hex.EncodeToString(h.Sum(nil))
 	s.Bytes = end
 	return s, nil
-}
-
-// SortLabels sorts label names in place the way Scan does: numerically when all are
-// integers, otherwise by bytes.
-func SortLabels(labels []string) {
-	numeric := true
-	for _, l := range labels {
-		if _, err := strconv.ParseInt(l, 10, 64); err != nil {
-			numeric = false
-			break
-		}
-	}
-	if !numeric {
-		slices.Sort(labels)
-		return
-	}
-	slices.SortFunc(labels, func(a, b string) int {
-		x, _ := strconv.ParseInt(a, 10, 64)
-		y, _ := strconv.ParseInt(b, 10, 64)
-		if x != y {
-			if x < y {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a, b)
-	})
 }

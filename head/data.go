@@ -59,6 +59,10 @@ func FromStore(s *features.Store, name string) (Dataset, error) {
 		used[i] = -1
 	}
 	for i, l := range s.Labels {
+		if l < 0 && len(s.Manifest.LabelNames) == 0 {
+			return Dataset{}, errorf(ErrUnlabelled, "head: features %s have no labels: the data was extracted without a label column (its column %q was absent or empty); extract again naming it with --label-col",
+				name, s.Manifest.Dataset.LabelCol)
+		}
 		if l < 0 {
 			return Dataset{}, errorf(ErrUnlabelled, "head: features %s: %s has no label; fitting and evaluation need a label on every row",
 				name, rowName(i, s.RowIDs))

@@ -185,6 +185,17 @@ func labelCounts(path string, ro features.ReaderOptions) ([]string, []int, error
 	if len(counts) == 0 {
 		return nil, nil, fmt.Errorf("%s has no data rows", path)
 	}
+	// Classes as extract names them (numbers compared as numbers: "2.0" is "2").
+	var raw []string
+	for l := range counts {
+		raw = append(raw, l)
+	}
+	class := features.CanonicalLabels(raw)
+	merged := map[string]int{}
+	for l, n := range counts {
+		merged[class[l]] += n
+	}
+	counts = merged
 	var classes []string
 	for l := range counts {
 		classes = append(classes, l)

@@ -172,6 +172,7 @@ func runExtract(ctx context.Context, o extractOptions, stdout, stderr io.Writer)
 	}
 	p := newProgress(stderr, "extract", "rows")
 	lo.Progress = p
+	lo.Warn = func(msg string) { fmt.Fprintln(stderr, "extract: warning:", msg) }
 	sum, err := headstart.Extract(ctx, lo)
 	p.Finish()
 	if err != nil {
