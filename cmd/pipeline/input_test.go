@@ -238,6 +238,10 @@ func startBounded(t *testing.T, stdin io.Reader, args ...string) (*exec.Cmd, *by
 // interrupt sends SIGINT once the command has had time to install its handler (the
 // first thing main does) and reach its read, and checks it exits 130 within a guard.
 func interrupt(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer, done chan struct{}) {
+	signalAndWait(t, cmd, stderr, done, os.Interrupt)
+}
+
+func signalAndWait(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer, done chan struct{}, sig os.Signal) {
 	t.Helper()
 	time.Sleep(time.Second)
 	select {
@@ -245,14 +249,14 @@ func interrupt(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer, done chan stru
 		t.Fatalf("exited before the signal: %v\n%s", cmd.ProcessState, stderr.String())
 	default:
 	}
-	cmd.Process.Signal(os.Interrupt)
+	cmd.Process.Signal(sig)
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
-		t.Fatalf("still running 20 s after SIGINT\n%s", stderr.String())
+		t.Fatalf("still running 20 s after %v\n%s", sig, stderr.String())
 	}
 	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
-		t.Fatalf("exit %d after SIGINT; want %d\n%s", code, exitInterrupted, stderr.String())
+		t.Fatalf("exit %d after %v; want %d\n%s", code, sig, exitInterrupted, stderr.String())
 	}
 }
 
@@ -295,6 +299,18 @@ func TestSignalWhileReading(t *testing.T) {
 		quiet(p)
 		cmd, stderr, done := startBounded(t, nil, "extract", "--data", p, "--out", out, "--threads", "1")
 		interrupt(t, cmd, stderr, done)
+		noLeftovers(t, dir, "h.safetensors", "none.csv", "quiet.csv")
+	})
+	t.Run("extract quiet stdin SIGTERM", func(t *testing.T) {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pw.Close()
+		defer pr.Close()
+		pw.WriteString("text,label\nhello,a\n")
+		cmd, stderr, done := startBounded(t, pr, "extract", "--data", "-", "--out", out, "--threads", "1")
+		signalAndWait(t, cmd, stderr, done, syscall.SIGTERM)
 		noLeftovers(t, dir, "h.safetensors", "none.csv", "quiet.csv")
 	})
 	t.Run("predict quiet stdin", func(t *testing.T) {
@@ -355,4 +371,23 @@ func TestFIFOOnePass(t *testing.T) {
 		t.Fatalf("FIFO store (%d rows, data sha %s) differs from the file's (%d rows, %s)", a.N, a.Manifest.Dataset.SHA256, b.N, b.Manifest.Dataset.SHA256)
 	}
 	noLeftovers(t, dir, "d.csv", "pipe.csv", "fifo.safetensors", "file.safetensors", "stdin.safetensors")
+}
+
+// TestPredictBlankText: predict refuses a text of only whitespace and control
+// characters as it refuses an empty one, naming the row, unless --allow-empty.
+func TestPredictBlankText(t *testing.T) {
+	testutil.Model(t, models.Default)
+	dir := t.TempDir()
+	h := filepath.Join(dir, "h.safetensors")
+	tinyHead(t, h)
+	data := filepath.Join(dir, "d.csv")
+	os.WriteFile(data, []byte("text\nfine\n\" \t\u200b\"\n"), 0o644)
+	code, _, stderr := runBounded(t, time.Minute, nil, "predict", "--head", h, "--data", data, "--threads", "1")
+	if code != exitError || !strings.Contains(stderr, "row 1") || !strings.Contains(stderr, "--allow-empty") {
+		t.Fatalf("exit %d, stderr %q; want exit %d naming row 1 and --allow-empty", code, stderr, exitError)
+	}
+	code, stdout, stderr := runBounded(t, time.Minute, nil, "predict", "--head", h, "--data", data, "--threads", "1", "--allow-empty")
+	if code != 0 || strings.Count(stdout, "\n") != 3 {
+		t.Fatalf("--allow-empty: exit %d, %q\n%s", code, stdout, stderr)
+	}
 }
