@@ -98,7 +98,7 @@ func runTokenize(ctx context.Context, o tokenizeOptions, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	r, err := features.Open(o.Data, features.ReaderOptions{TextCol: o.TextCol, Limit: o.Limit})
+	r, err := features.OpenContext(ctx, o.Data, features.ReaderOptions{TextCol: o.TextCol, Limit: o.Limit})
 	if err != nil {
 		return err
 	}
