@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math"
 	"os"
@@ -33,6 +34,7 @@ type Checkpoint struct {
 	dataPath, metaPath string
 	meta               checkpointMeta
 	f                  *os.File
+	sum                hash.Hash // SHA-256 of the data file's first meta.Bytes bytes
 	buf                []byte
 	err                error // sticky
 }
@@ -47,6 +49,10 @@ type checkpointMeta struct {
 	Sets    int    `json:"sets,omitempty"` // K, label-set columns per row (multi-label); 0 for single-label
 	Rows    int64  `json:"rows"`
 	Bytes   int64  `json:"bytes"`
+	// SHA256 is the hex SHA-256 of the data file's first Bytes bytes, checked when the
+	// checkpoint is resumed and when Finish reads it back. Absent in checkpoints of
+	// earlier versions, which are resumed unchecked.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // CheckpointKey returns a key for OpenCheckpoint: the hex SHA-256 of the manifest (which
@@ -106,7 +112,8 @@ func OpenCheckpointSets(out, key string, d, k int, resume bool) (*Checkpoint, er
 	if err != nil {
 		return nil, fmt.Errorf("creating checkpoint: %w", err)
 	}
-	c.f, c.meta = f, want
+	c.f, c.meta, c.sum = f, want, sha256.New()
+	c.meta.SHA256 = hex.EncodeToString(c.sum.Sum(nil))
 	if err := c.writeMeta(); err != nil {
 		return nil, errors.Join(err, c.Close())
 	}
@@ -142,7 +149,15 @@ func (c *Checkpoint) reopen(b []byte, want checkpointMeta) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("reopening checkpoint: %w", err), f.Close())
 	}
-	c.f, c.meta = f, m
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, m.Bytes)); err != nil {
+		return errors.Join(fmt.Errorf("reopening checkpoint %s: %w", c.dataPath, err), f.Close())
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); m.SHA256 != "" && got != m.SHA256 {
+		return errors.Join(errorf(ErrCorruptCheckpoint, "checkpoint %s: checksum mismatch (recorded %.12s…, computed %.12s…): its rows were corrupted or edited; remove %s and %s to start afresh",
+			c.dataPath, m.SHA256, got, c.dataPath, c.metaPath), f.Close())
+	}
+	c.f, c.meta, c.sum = f, m, h
 	return nil
 }
 
@@ -215,6 +230,8 @@ func (c *Checkpoint) append(features []float32, labels []int64, sets []uint8, ro
 	}
 	c.meta.Rows += int64(k)
 	c.meta.Bytes += int64(len(c.buf))
+	c.sum.Write(c.buf)
+	c.meta.SHA256 = hex.EncodeToString(c.sum.Sum(nil))
 	if err := c.writeMeta(); err != nil {
 		c.err = err
 		return err
@@ -265,6 +282,7 @@ func (c *Checkpoint) finish(w *Writer) error {
 	labels := make([]int64, finishChunk)
 	ids := make([]int64, finishChunk)
 	sets := make([]uint8, finishChunk*ks)
+	sum := sha256.New() // of what is read back, against the recorded checksum
 	for done := int64(0); done < c.meta.Rows; {
 		k := int(min(c.meta.Rows-done, finishChunk))
 		b := buf[:k*rb]
@@ -274,6 +292,7 @@ func (c *Checkpoint) finish(w *Writer) error {
 			}
 			return fmt.Errorf("reading checkpoint %s: %w", c.dataPath, err)
 		}
+		sum.Write(b)
 		for i := range k {
 			r := b[i*rb : (i+1)*rb]
 			for j := range d {
@@ -293,6 +312,10 @@ func (c *Checkpoint) finish(w *Writer) error {
 			return err
 		}
 		done += int64(k)
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); c.meta.SHA256 != "" && got != c.meta.SHA256 {
+		return errorf(ErrCorruptCheckpoint, "checkpoint %s: checksum mismatch (recorded %.12s…, computed %.12s…): its rows were corrupted or edited; remove %s and %s to start afresh",
+			c.dataPath, c.meta.SHA256, got, c.dataPath, c.metaPath)
 	}
 	return w.Close()
 }

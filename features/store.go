@@ -1,34 +1,34 @@
 package features
 
 import (
-	"bytes"
-	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"math/bits"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/headstart-ml/headstart/internal/fileio"
+	"github.com/headstart-ml/headstart/internal/safetensors"
 )
 
 // A feature store is a safetensors file (https://github.com/huggingface/safetensors):
 //
 //	8 bytes     N, little-endian uint64: the header's length
 //	N bytes     JSON header, padded with spaces so that 8+N is a multiple of 8:
-//	            {"__metadata__":{"headstart":"<Manifest as JSON>"},
+//	            {"__metadata__":{"headstart":"<Manifest as JSON>",
+//	                             "headstart_sha256":"<hex SHA-256>"},
 //	             "features":{"dtype":"F32","shape":[rows,dim],"data_offsets":[b,e]},
 //	             "labels":  {"dtype":"I64","shape":[rows],"data_offsets":[b,e]},
 //	             "row_ids": {"dtype":"I64","shape":[rows],"data_offsets":[b,e]}}
 //	data        labels, row_ids, then features, little-endian, with no gaps
 //
-// Offsets count from the first data byte. The int64 tensors come first so that every
+// The header is written by the one safetensors codec (internal/safetensors). The
+// checksum (SHA256Key) covers the manifest's JSON and every data byte; OpenStore verifies
+// it. Offsets count from the first data byte. The int64 tensors come first so that every
 // tensor starts 8-byte aligned in the file (mmap-friendly for any reader).
 // labels[i] is an index into Manifest.LabelNames, or -1 for an unlabelled row; row_ids[i]
 // is the row's 0-based index in the dataset (Row.Index). The file is read back by
@@ -58,9 +58,6 @@ const MultiLabelFormatVersion = 2
 
 // MetadataKey is the __metadata__ key holding the manifest.
 const MetadataKey = "headstart"
-
-// maxHeader bounds the header length OpenStore accepts (the safetensors library's limit).
-const maxHeader = 100_000_000
 
 // Dtype is the element type of the stored features. The zero value is Float32.
 type Dtype int
@@ -159,16 +156,10 @@ type Shard struct {
 	Count int `json:"count"`
 }
 
-// tensorHeader is one tensor's entry in the safetensors header.
-type tensorHeader struct {
-	Dtype       string   `json:"dtype"`
-	Shape       []int64  `json:"shape"`
-	DataOffsets [2]int64 `json:"data_offsets"`
-}
-
 // layout is where the tensors of an (n,d) store lie.
 type layout struct {
-	header                        []byte // length prefix + padded JSON header
+	meta                          sumHeader
+	header                        []byte // length prefix + padded JSON header, checksum placeholder
 	labels, rowIDs, feature, sets int64  // file offsets of each tensor's first byte (sets: multi-label only)
 	size                          int64  // file size
 }
@@ -178,42 +169,27 @@ func makeLayout(m *Manifest, n, d int, dtype Dtype) (layout, error) {
 	if err != nil {
 		return layout{}, fmt.Errorf("encoding the manifest: %w", err)
 	}
-	meta, err := json.Marshal(map[string]string{MetadataKey: string(mj)})
-	if err != nil {
-		return layout{}, fmt.Errorf("encoding the manifest: %w", err)
-	}
 	name, es := dtype.safetensors()
 	N, D := int64(n), int64(d)
-	lab := tensorHeader{"I64", []int64{N}, [2]int64{0, 8 * N}}
-	rid := tensorHeader{"I64", []int64{N}, [2]int64{8 * N, 16 * N}}
-	fea := tensorHeader{name, []int64{N, D}, [2]int64{16 * N, 16*N + N*D*int64(es)}}
-	type entry struct {
-		name string
-		th   tensorHeader
+	fea := safetensors.Tensor{Name: "features", Dtype: name, Shape: []int64{N, D}, Begin: 16 * N, End: 16*N + N*D*int64(es)}
+	tensors := []safetensors.Tensor{
+		fea,
+		{Name: "labels", Dtype: "I64", Shape: []int64{N}, Begin: 0, End: 8 * N},
+		{Name: "row_ids", Dtype: "I64", Shape: []int64{N}, Begin: 8 * N, End: 16 * N},
 	}
-	entries := []entry{{"features", fea}, {"labels", lab}, {"row_ids", rid}}
-	end := fea.DataOffsets[1]
+	end := fea.End
 	if m.MultiLabel {
 		K := int64(len(m.LabelNames))
-		entries = append(entries, entry{"label_sets", tensorHeader{"U8", []int64{N, K}, [2]int64{end, end + N*K}}})
+		tensors = append(tensors, safetensors.Tensor{Name: "label_sets", Dtype: "U8", Shape: []int64{N, K}, Begin: end, End: end + N*K})
 		end += N * K
 	}
-	var h bytes.Buffer
-	h.WriteString(`{"__metadata__":`)
-	h.Write(meta)
-	for _, t := range entries {
-		b, _ := json.Marshal(t.th)
-		fmt.Fprintf(&h, ",%q:%s", t.name, b)
+	sh := sumHeader{key: MetadataKey, manifest: mj, tensors: tensors}
+	hdr, err := sh.encode(noSum)
+	if err != nil {
+		return layout{}, err
 	}
-	h.WriteByte('}')
-	for h.Len()%8 != 0 {
-		h.WriteByte(' ')
-	}
-	hdr := make([]byte, 8, 8+h.Len())
-	binary.LittleEndian.PutUint64(hdr, uint64(h.Len()))
-	hdr = append(hdr, h.Bytes()...)
 	base := int64(len(hdr))
-	return layout{header: hdr, labels: base, rowIDs: base + 8*N, feature: base + 16*N, sets: base + fea.DataOffsets[1], size: base + end}, nil
+	return layout{meta: sh, header: hdr, labels: base, rowIDs: base + 8*N, feature: base + 16*N, sets: base + fea.End, size: base + end}, nil
 }
 
 // Writer streams a feature store of a known size to disk. It writes into a temporary
@@ -367,6 +343,10 @@ func (w *Writer) Close() error {
 	if w.err != nil {
 		return errors.Join(w.err, w.Abort())
 	}
+	if err := w.lay.meta.seal(w.f.File, w.lay.header); err != nil {
+		w.err = fmt.Errorf("finishing store %s: %w", w.path, err)
+		return errors.Join(w.err, w.Abort())
+	}
 	w.done = true
 	f := w.f
 	w.f = nil
@@ -494,6 +474,9 @@ type Store struct {
 	// multi-label store (Manifest.MultiLabel): LabelSets[i*K+k] is 1 when row i carries
 	// label k, else 0. Nil for a single-label store.
 	LabelSets []uint8
+	// SHA256 is the store's checksum (see SHA256Key), verified when it was opened; ""
+	// for a store written before stores had one, which could not be verified.
+	SHA256 string
 }
 
 // Row returns row i's features, sharing the Store's memory.
@@ -530,123 +513,16 @@ func OpenStore(path string) (s *Store, err error) {
 	return decodeStore(f, st.Size(), path)
 }
 
-// dtypeSizes are the safetensors dtypes and their element sizes (bytes).
-var dtypeSizes = map[string]int64{
-	"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
-	"U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8,
-}
-
-// safetensorsFile is the parsed header of a safetensors file: its metadata, its tensors
-// (validated to tile the data exactly) and the file offset of the first data byte.
-type safetensorsFile struct {
-	meta    map[string]string
-	tensors map[string]tensorHeader
-	base    int64
-}
-
-// parseSafetensors reads and validates the header of a safetensors file of size bytes
-// from r: the length prefix, the JSON, the metadata map, every tensor's dtype, shape and
-// extent, and that the tensors exactly fill the data. Errors wrap kind; name is used in
-// them.
-func parseSafetensors(r io.ReaderAt, size int64, name string, kind error) (*safetensorsFile, error) {
-	bad := func(format string, args ...any) error {
-		return errorf(kind, "%s: "+format, append([]any{name}, args...)...)
-	}
-	if size < 8 {
-		return nil, bad("%d bytes, too short for a safetensors file", size)
-	}
-	var pre [8]byte
-	if _, err := r.ReadAt(pre[:], 0); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	hlen := binary.LittleEndian.Uint64(pre[:])
-	if hlen > maxHeader || hlen > uint64(size-8) {
-		return nil, bad("header length %d does not fit the file (%d bytes): truncated, or not a safetensors file", hlen, size)
-	}
-	if hlen == 0 {
-		return nil, bad("header length 0: not a safetensors file")
-	}
-	hdr := make([]byte, hlen)
-	if _, err := r.ReadAt(hdr, 8); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	if len(hdr) == 0 || hdr[0] != '{' {
-		return nil, bad("header does not start with '{': not a safetensors file")
-	}
-	var entries map[string]json.RawMessage
-	if err := json.Unmarshal(hdr, &entries); err != nil {
-		return nil, bad("header is not valid JSON: %v", err)
-	}
-	var meta map[string]string
-	if raw, ok := entries["__metadata__"]; ok {
-		if err := json.Unmarshal(raw, &meta); err != nil {
-			return nil, bad("__metadata__ is not a map of strings: %v", err)
-		}
-		delete(entries, "__metadata__")
-	}
-	// Every tensor's extent, and all of them together tiling the data exactly.
-	dataLen := size - 8 - int64(hlen)
-	tensors := map[string]tensorHeader{}
-	type extent struct {
-		name       string
-		begin, end int64
-	}
-	var extents []extent
-	for tname, raw := range entries {
-		var t tensorHeader
-		if err := json.Unmarshal(raw, &t); err != nil {
-			return nil, bad("tensor %q: %v", tname, err)
-		}
-		es, ok := dtypeSizes[t.Dtype]
-		if !ok {
-			return nil, bad("tensor %q: dtype %q unknown", tname, t.Dtype)
-		}
-		nbytes, ok := es, true
-		for _, dim := range t.Shape {
-			if dim < 0 {
-				ok = false
-				break
-			}
-			hi, lo := bits.Mul64(uint64(nbytes), uint64(dim))
-			if hi != 0 || lo > math.MaxInt64 {
-				ok = false
-				break
-			}
-			nbytes = int64(lo)
-		}
-		b, e := t.DataOffsets[0], t.DataOffsets[1]
-		if !ok || b < 0 || e < b || e-b != nbytes {
-			return nil, bad("tensor %q: shape %v of %s does not match data offsets [%d, %d]", tname, t.Shape, t.Dtype, b, e)
-		}
-		tensors[tname] = t
-		extents = append(extents, extent{tname, b, e})
-	}
-	slices.SortFunc(extents, func(a, b extent) int {
-		return cmp.Or(cmp.Compare(a.begin, b.begin), cmp.Compare(a.end, b.end), strings.Compare(a.name, b.name))
-	})
-	var at int64
-	for _, x := range extents {
-		if x.begin != at {
-			return nil, bad("tensor %q starts at data offset %d, want %d (gap or overlap)", x.name, x.begin, at)
-		}
-		at = x.end
-	}
-	if at != dataLen {
-		return nil, bad("tensors describe %d data bytes but the file holds %d: truncated or corrupt", at, dataLen)
-	}
-	return &safetensorsFile{meta: meta, tensors: tensors, base: 8 + int64(hlen)}, nil
-}
-
 // decodeStore reads a store of size bytes from r; name is used in errors.
 func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 	bad := func(format string, args ...any) error {
 		return errorf(ErrCorruptStore, "%s: "+format, append([]any{name}, args...)...)
 	}
-	sf, err := parseSafetensors(r, size, name, ErrCorruptStore)
+	sf, err := parseHeader(r, size, name)
 	if err != nil {
 		return nil, err
 	}
-	meta, tensors := sf.meta, sf.tensors
+	meta, tensors := sf.Meta, sf.Tensors
 	if _, ok := meta[TokensMetadataKey]; ok {
 		return nil, bad("an activation cache (pipeline extract --cut-top), not pooled features; fit-head --mode lora|full|reinit trains on it")
 	}
@@ -669,18 +545,19 @@ func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 	lab, ok2 := tensors["labels"]
 	rid, ok3 := tensors["row_ids"]
 	if !ok1 || !ok2 || !ok3 {
-		return nil, bad("want tensors features, labels and row_ids; have %s", strings.Join(slices.Sorted(maps.Keys(tensors)), ", "))
+		return nil, bad("want tensors features, labels and row_ids; have %s", strings.Join(sf.Names(), ", "))
+	}
+	sum, err := verifySum(r, size, sf, mj, name)
+	if err != nil {
+		return nil, err
 	}
 	if len(fea.Shape) != 2 || (fea.Dtype != "F32" && fea.Dtype != "F16") {
 		return nil, bad("tensor \"features\": want a 2-D F32 or F16 tensor, have %s %v", fea.Dtype, fea.Shape)
 	}
 	n, d := fea.Shape[0], fea.Shape[1]
-	for _, t := range []struct {
-		name string
-		th   tensorHeader
-	}{{"labels", lab}, {"row_ids", rid}} {
-		if t.th.Dtype != "I64" || len(t.th.Shape) != 1 || t.th.Shape[0] != n {
-			return nil, bad("%s: want I64 [%d], have %s %v", t.name, n, t.th.Dtype, t.th.Shape)
+	for _, t := range []safetensors.Tensor{lab, rid} {
+		if t.Dtype != "I64" || len(t.Shape) != 1 || t.Shape[0] != n {
+			return nil, bad("%s: want I64 [%d], have %s %v", t.Name, n, t.Dtype, t.Shape)
 		}
 	}
 	dtype := Float32
@@ -704,12 +581,12 @@ func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 		return nil, bad("label_sets: want U8 [%d %d] (rows, label names), have %s %v", n, k, sets.Dtype, sets.Shape)
 	}
 
-	s := &Store{Manifest: m, N: int(n), D: int(d)}
-	base := sf.base
-	if s.Labels, err = readInt64s(r, base+lab.DataOffsets[0], int(n), name); err != nil {
+	s := &Store{Manifest: m, N: int(n), D: int(d), SHA256: sum}
+	base := sf.Base
+	if s.Labels, err = readInt64s(r, base+lab.Begin, int(n), name); err != nil {
 		return nil, err
 	}
-	if s.RowIDs, err = readInt64s(r, base+rid.DataOffsets[0], int(n), name); err != nil {
+	if s.RowIDs, err = readInt64s(r, base+rid.Begin, int(n), name); err != nil {
 		return nil, err
 	}
 	for i, l := range s.Labels {
@@ -723,7 +600,7 @@ func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 	if hasSets {
 		s.LabelSets = make([]uint8, n*k)
 		if len(s.LabelSets) > 0 {
-			if _, err := r.ReadAt(s.LabelSets, base+sets.DataOffsets[0]); err != nil {
+			if _, err := r.ReadAt(s.LabelSets, base+sets.Begin); err != nil {
 				return nil, fmt.Errorf("reading %s: %w", name, err)
 			}
 		}
@@ -733,7 +610,7 @@ func decodeStore(r io.ReaderAt, size int64, name string) (*Store, error) {
 			}
 		}
 	}
-	if s.Features, err = readFloats(r, base+fea.DataOffsets[0], int(n*d), dtype, name); err != nil {
+	if s.Features, err = readFloats(r, base+fea.Begin, int(n*d), dtype, name); err != nil {
 		return nil, err
 	}
 	return s, nil

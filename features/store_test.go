@@ -198,6 +198,7 @@ func TestSafetensorsPython(t *testing.T) {
 					Shape []int
 				}
 				Metadata map[string]string
+				SHA256   string
 			}
 			b, err := os.ReadFile(filepath.Join(dir, "info.json"))
 			if err != nil {
@@ -216,8 +217,12 @@ func TestSafetensorsPython(t *testing.T) {
 				t.Errorf("python sees tensors %v; want %v", got, want)
 			}
 			var m Manifest
-			if err := json.Unmarshal([]byte(info.Metadata[MetadataKey]), &m); err != nil || len(info.Metadata) != 1 {
+			if err := json.Unmarshal([]byte(info.Metadata[MetadataKey]), &m); err != nil || len(info.Metadata) != 2 {
 				t.Fatalf("python metadata %v: %v", info.Metadata, err)
+			}
+			// The checksum, as Python's hashlib computes it from the file.
+			if s := info.Metadata[SHA256Key]; s != info.SHA256 {
+				t.Errorf("stored checksum %s; hashlib over the manifest and the data gives %s", s, info.SHA256)
 			}
 			wantM := testManifest()
 			wantM.FormatVersion, wantM.Dtype = FormatVersion, dtype.String()

@@ -1,19 +1,20 @@
 package features
 
 import (
-	"bytes"
-	"encoding/binary"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/headstart-ml/headstart/internal/fileio"
+	"github.com/headstart-ml/headstart/internal/safetensors"
 )
 
 // An activation cache holds, for every row of a dataset, the hidden states of its real
@@ -22,7 +23,7 @@ import (
 // many epochs without running it again (pipeline extract --cut-top, package lora). It
 // is a safetensors file:
 //
-//	{"__metadata__":{"headstart_tokens":"<TokenManifest as JSON>"},
+//	{"__metadata__":{"headstart_tokens":"<TokenManifest as JSON>","headstart_sha256":"<hex SHA-256>"},
 //	 "labels":  {"dtype":"I64","shape":[rows]},
 //	 "row_ids": {"dtype":"I64","shape":[rows]},
 //	 "offsets": {"dtype":"I64","shape":[rows+1]},
@@ -33,7 +34,8 @@ import (
 // which training the embeddings needs (pipeline fit-head --embeddings); their token type
 // ids are all 0 (one text per row). Row i's tokens are hidden[offsets[i]:offsets[i+1]], in
 // sequence order ([CLS] first, [SEP] last); offsets[0] = 0 and offsets[rows] = tokens.
-// labels and row_ids are as in a feature store.
+// labels and row_ids are as in a feature store, and so is the checksum (SHA256Key),
+// which OpenTokens verifies.
 
 // TokensMetadataKey is the __metadata__ key holding an activation cache's manifest.
 const TokensMetadataKey = "headstart_tokens"
@@ -64,6 +66,9 @@ type TokenCache struct {
 	Labels   []int64   // (N): index into Manifest.LabelNames, -1 for unlabelled
 	RowIDs   []int64   // (N)
 	IDs      []int64   // (Tokens): the tokens' input ids; nil unless Manifest.IDs
+	// SHA256 is the cache's checksum (see SHA256Key), verified when it was opened; ""
+	// for a cache written before caches had one.
+	SHA256 string
 }
 
 // Row returns row i's token states, (len, hidden) row-major, sharing the cache's memory.
@@ -77,9 +82,10 @@ func (c *TokenCache) Len(i int) int { return int(c.Offsets[i+1] - c.Offsets[i]) 
 
 // tokenLayout is where the four tensors of a cache lie in the file.
 type tokenLayout struct {
-	header                          []byte
-	labels, rowIDs, offsets, hidden int64 // file offsets
-	ids                             int64 // file offset of input_ids; 0: none
+	meta                            sumHeader
+	header                          []byte // with the checksum's placeholder
+	labels, rowIDs, offsets, hidden int64  // file offsets
+	ids                             int64  // file offset of input_ids; 0: none
 	size                            int64
 }
 
@@ -88,19 +94,12 @@ func makeTokenLayout(m *TokenManifest, n int, dtype Dtype) (tokenLayout, error) 
 	if err != nil {
 		return tokenLayout{}, fmt.Errorf("encoding the manifest: %w", err)
 	}
-	meta, err := json.Marshal(map[string]string{TokensMetadataKey: string(mj)})
-	if err != nil {
-		return tokenLayout{}, fmt.Errorf("encoding the manifest: %w", err)
-	}
 	name, es := dtype.safetensors()
 	N, T, C := int64(n), m.Tokens, int64(m.Hidden)
-	var h bytes.Buffer
-	h.WriteString(`{"__metadata__":`)
-	h.Write(meta)
+	var tensors []safetensors.Tensor
 	at := int64(0)
 	add := func(tname, dt string, shape []int64, nbytes int64) int64 {
-		b, _ := json.Marshal(tensorHeader{dt, shape, [2]int64{at, at + nbytes}})
-		fmt.Fprintf(&h, ",%q:%s", tname, b)
+		tensors = append(tensors, safetensors.Tensor{Name: tname, Dtype: dt, Shape: shape, Begin: at, End: at + nbytes})
 		at += nbytes
 		return at - nbytes
 	}
@@ -112,15 +111,13 @@ func makeTokenLayout(m *TokenManifest, n int, dtype Dtype) (tokenLayout, error) 
 		ids = add("input_ids", "I64", []int64{T}, 8*T)
 	}
 	hid := add("hidden", name, []int64{T, C}, T*C*int64(es))
-	h.WriteByte('}')
-	for h.Len()%8 != 0 {
-		h.WriteByte(' ')
+	sh := sumHeader{key: TokensMetadataKey, manifest: mj, tensors: tensors}
+	hdr, err := sh.encode(noSum)
+	if err != nil {
+		return tokenLayout{}, err
 	}
-	hdr := make([]byte, 8, 8+h.Len())
-	binary.LittleEndian.PutUint64(hdr, uint64(h.Len()))
-	hdr = append(hdr, h.Bytes()...)
 	base := int64(len(hdr))
-	lay := tokenLayout{header: hdr, labels: base + lab, rowIDs: base + rid, offsets: base + off, hidden: base + hid, size: base + at}
+	lay := tokenLayout{meta: sh, header: hdr, labels: base + lab, rowIDs: base + rid, offsets: base + off, hidden: base + hid, size: base + at}
 	if ids >= 0 {
 		lay.ids = base + ids
 	}
@@ -142,7 +139,8 @@ type TokenWriter struct {
 	key              string
 	f                *os.File
 	rows, committed  int
-	buf              []byte
+	sums             [3]hash.Hash // SHA-256 of the rows' labels, row ids and hidden states written so far
+	buf, hbuf        []byte
 	err              error
 }
 
@@ -152,6 +150,10 @@ type tokenCheckpoint struct {
 	Key     string `json:"key"`
 	Rows    int    `json:"rows"`
 	Size    int64  `json:"size"`
+	// SHA256 holds the hex SHA-256 of the first Rows rows' labels, row ids and hidden
+	// states as they lie in the partial file, checked on resume. Absent in checkpoints
+	// of earlier versions, which are resumed unchecked.
+	SHA256 []string `json:"sha256,omitempty"`
 }
 
 // NewTokenWriter starts (or, with resume, continues) the cache at path for rows of the
@@ -211,6 +213,9 @@ func NewTokenWriter(path string, m TokenManifest, lens []int, dtype Dtype, key s
 				return nil, errorf(ErrCorruptCheckpoint, "%s: size differs from the checkpoint's", w.data)
 			}
 			w.f, w.rows, w.committed = f, ck.Rows, ck.Rows
+			if err := w.verifyCommitted(ck.SHA256); err != nil {
+				return nil, errors.Join(err, w.Release())
+			}
 			return w, nil
 		}
 	}
@@ -220,6 +225,9 @@ func NewTokenWriter(path string, m TokenManifest, lens []int, dtype Dtype, key s
 		return nil, fmt.Errorf("creating cache %s: %w", path, err)
 	}
 	w.f = f
+	for i := range w.sums {
+		w.sums[i] = sha256.New()
+	}
 	if err := f.Truncate(w.lay.size); err != nil {
 		return nil, errors.Join(fmt.Errorf("creating cache %s: %w", path, err), w.Abort())
 	}
@@ -276,7 +284,49 @@ func (w *TokenWriter) WriteRows(hidden []float32, labels, rowIDs []int64) error 
 	if err := writeRowData(&w.buf, w.writeAt, w.dtype, labels, rowIDs, hidden, w.lay.labels+8*r, w.lay.rowIDs+8*r, w.lay.hidden+lo*c*int64(es)); err != nil {
 		return err
 	}
+	w.hashRows(hidden, labels, rowIDs)
 	w.rows += k
+	return nil
+}
+
+// hashRows adds rows to the running checksums of the three regions.
+func (w *TokenWriter) hashRows(hidden []float32, labels, rowIDs []int64) {
+	_, es := w.dtype.safetensors()
+	w.hbuf = resize(w.hbuf, max(8*len(labels), es*len(hidden)))
+	w.sums[0].Write(putInt64s(w.hbuf, labels))
+	w.sums[1].Write(putInt64s(w.hbuf, rowIDs))
+	if w.dtype == Float16 {
+		w.sums[2].Write(putFloat16s(w.hbuf, hidden))
+	} else {
+		w.sums[2].Write(putFloat32s(w.hbuf, hidden))
+	}
+}
+
+// hexSums returns the running checksums.
+func (w *TokenWriter) hexSums() []string {
+	out := make([]string, len(w.sums))
+	for i, h := range w.sums {
+		out[i] = hex.EncodeToString(h.Sum(nil))
+	}
+	return out
+}
+
+// verifyCommitted reads back the committed rows of a resumed partial file into the
+// running checksums and compares them with the checkpoint's (want; nil for a checkpoint
+// of an earlier version).
+func (w *TokenWriter) verifyCommitted(want []string) error {
+	_, es := w.dtype.safetensors()
+	r, c := int64(w.rows), int64(w.m.Hidden)
+	regions := [3][2]int64{{w.lay.labels, 8 * r}, {w.lay.rowIDs, 8 * r}, {w.lay.hidden, w.offsets[r] * c * int64(es)}}
+	for i, reg := range regions {
+		w.sums[i] = sha256.New()
+		if _, err := io.Copy(w.sums[i], io.NewSectionReader(w.f, reg[0], reg[1])); err != nil {
+			return fmt.Errorf("reading checkpoint %s: %w", w.data, err)
+		}
+	}
+	if got := w.hexSums(); want != nil && !slices.Equal(got, want) {
+		return errorf(ErrCorruptCheckpoint, "%s: checksum mismatch: the %d rows it records were corrupted or edited; remove it and %s to start afresh", w.data, w.rows, w.meta)
+	}
 	return nil
 }
 
@@ -293,7 +343,7 @@ func (w *TokenWriter) Commit() error {
 		w.err = fmt.Errorf("writing cache %s: %w", w.path, err)
 		return w.err
 	}
-	b, _ := json.Marshal(tokenCheckpoint{Version: 1, Key: w.key, Rows: w.rows, Size: w.lay.size})
+	b, _ := json.Marshal(tokenCheckpoint{Version: 1, Key: w.key, Rows: w.rows, Size: w.lay.size, SHA256: w.hexSums()})
 	if err := fileio.WriteFile(w.meta, b); err != nil {
 		w.err = fmt.Errorf("writing checkpoint %s: %w", w.meta, err)
 		return w.err
@@ -316,7 +366,8 @@ func (w *TokenWriter) Close() error {
 	}
 	f := w.f
 	w.f = nil
-	err := errors.Join(f.Sync(), f.Close())
+	err := w.lay.meta.seal(f, w.lay.header)
+	err = errors.Join(err, f.Sync(), f.Close())
 	if err == nil {
 		err = os.Rename(w.data, w.path)
 	}
@@ -378,13 +429,13 @@ func decodeTokens(r io.ReaderAt, size int64, name string) (*TokenCache, error) {
 	bad := func(format string, args ...any) error {
 		return errorf(ErrCorruptStore, "%s: "+format, append([]any{name}, args...)...)
 	}
-	sf, err := parseSafetensors(r, size, name, ErrCorruptStore)
+	sf, err := parseHeader(r, size, name)
 	if err != nil {
 		return nil, err
 	}
-	mj, ok := sf.meta[TokensMetadataKey]
+	mj, ok := sf.Meta[TokensMetadataKey]
 	if !ok {
-		if _, ok := sf.meta[MetadataKey]; ok {
+		if _, ok := sf.Meta[MetadataKey]; ok {
 			return nil, bad("pooled features, not an activation cache; make one with pipeline extract --cut-top K")
 		}
 		return nil, bad("no %q manifest in __metadata__: not a headstart activation cache", TokensMetadataKey)
@@ -400,10 +451,14 @@ func decodeTokens(r io.ReaderAt, size int64, name string) (*TokenCache, error) {
 	if m.IDs {
 		want = []string{"hidden", "input_ids", "labels", "offsets", "row_ids"}
 	}
-	if have := slices.Sorted(maps.Keys(sf.tensors)); !slices.Equal(have, want) {
+	if have := sf.Names(); !slices.Equal(have, want) {
 		return nil, bad("want tensors %s; have %s", strings.Join(want, ", "), strings.Join(have, ", "))
 	}
-	hid, off := sf.tensors["hidden"], sf.tensors["offsets"]
+	sum, err := verifySum(r, size, sf, mj, name)
+	if err != nil {
+		return nil, err
+	}
+	hid, off := sf.Tensors["hidden"], sf.Tensors["offsets"]
 	if len(hid.Shape) != 2 || hid.Shape[1] != int64(m.Hidden) || hid.Shape[0] != m.Tokens || (hid.Dtype != "F32" && hid.Dtype != "F16") {
 		return nil, bad("tensor \"hidden\": want F32 or F16 [%d %d], have %s %v", m.Tokens, m.Hidden, hid.Dtype, hid.Shape)
 	}
@@ -412,7 +467,7 @@ func decodeTokens(r io.ReaderAt, size int64, name string) (*TokenCache, error) {
 	}
 	n := off.Shape[0] - 1
 	for _, t := range []string{"labels", "row_ids"} {
-		th := sf.tensors[t]
+		th := sf.Tensors[t]
 		if th.Dtype != "I64" || len(th.Shape) != 1 || th.Shape[0] != n {
 			return nil, bad("%s: want I64 [%d], have %s %v", t, n, th.Dtype, th.Shape)
 		}
@@ -424,8 +479,8 @@ func decodeTokens(r io.ReaderAt, size int64, name string) (*TokenCache, error) {
 	if m.Dtype != dtype.String() {
 		return nil, bad("manifest dtype %q but hidden is %s", m.Dtype, hid.Dtype)
 	}
-	c := &TokenCache{Manifest: m, N: int(n)}
-	if c.Offsets, err = readInt64s(r, sf.base+off.DataOffsets[0], int(n+1), name); err != nil {
+	c := &TokenCache{Manifest: m, N: int(n), SHA256: sum}
+	if c.Offsets, err = readInt64s(r, sf.Base+off.Begin, int(n+1), name); err != nil {
 		return nil, err
 	}
 	if c.Offsets[0] != 0 || c.Offsets[n] != m.Tokens {
@@ -436,7 +491,7 @@ func decodeTokens(r io.ReaderAt, size int64, name string) (*TokenCache, error) {
 			return nil, bad("row %d: offsets %d..%d are not increasing", i, c.Offsets[i], c.Offsets[i+1])
 		}
 	}
-	if c.Labels, err = readInt64s(r, sf.base+sf.tensors["labels"].DataOffsets[0], int(n), name); err != nil {
+	if c.Labels, err = readInt64s(r, sf.Base+sf.Tensors["labels"].Begin, int(n), name); err != nil {
 		return nil, err
 	}
 	for i, l := range c.Labels {
@@ -444,15 +499,15 @@ func decodeTokens(r io.ReaderAt, size int64, name string) (*TokenCache, error) {
 			return nil, bad("row %d: label %d out of range [-1, %d) of the manifest's label names", i, l, len(m.LabelNames))
 		}
 	}
-	if c.RowIDs, err = readInt64s(r, sf.base+sf.tensors["row_ids"].DataOffsets[0], int(n), name); err != nil {
+	if c.RowIDs, err = readInt64s(r, sf.Base+sf.Tensors["row_ids"].Begin, int(n), name); err != nil {
 		return nil, err
 	}
 	if m.IDs {
-		th := sf.tensors["input_ids"]
+		th := sf.Tensors["input_ids"]
 		if th.Dtype != "I64" || len(th.Shape) != 1 || th.Shape[0] != m.Tokens {
 			return nil, bad("input_ids: want I64 [%d], have %s %v", m.Tokens, th.Dtype, th.Shape)
 		}
-		if c.IDs, err = readInt64s(r, sf.base+th.DataOffsets[0], int(m.Tokens), name); err != nil {
+		if c.IDs, err = readInt64s(r, sf.Base+th.Begin, int(m.Tokens), name); err != nil {
 			return nil, err
 		}
 		for i, id := range c.IDs {
@@ -461,7 +516,7 @@ func decodeTokens(r io.ReaderAt, size int64, name string) (*TokenCache, error) {
 			}
 		}
 	}
-	if c.Hidden, err = readFloats(r, sf.base+hid.DataOffsets[0], int(m.Tokens)*m.Hidden, dtype, name); err != nil {
+	if c.Hidden, err = readFloats(r, sf.Base+hid.Begin, int(m.Tokens)*m.Hidden, dtype, name); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -480,10 +535,10 @@ func IsTokenCache(path string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	sf, err := parseSafetensors(f, st.Size(), path, ErrCorruptStore)
+	sf, err := parseHeader(f, st.Size(), path)
 	if err != nil {
 		return false, err
 	}
-	_, ok := sf.meta[TokensMetadataKey]
+	_, ok := sf.Meta[TokensMetadataKey]
 	return ok, nil
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/headstart-ml/headstart/internal/fileio"
+	"github.com/headstart-ml/headstart/internal/safetensors"
 )
 
 // A head file is a safetensors file (https://github.com/huggingface/safetensors) that
@@ -75,12 +77,6 @@ type layerMeta struct {
 	Activation Activation `json:"activation"`
 }
 
-type tensorEntry struct {
-	Dtype       string   `json:"dtype"`
-	Shape       []int64  `json:"shape"`
-	DataOffsets [2]int64 `json:"data_offsets"`
-}
-
 type namedTensor struct {
 	name  string
 	shape []int64
@@ -125,16 +121,14 @@ func (h *Head) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("head: encoding the metadata: %w", err)
 	}
-	ts := h.tensors()
 	var data []byte
-	entries := make([]string, len(ts))
-	for i, t := range ts {
+	var tensors []safetensors.Tensor
+	for _, t := range h.tensors() {
 		b := len(data)
 		for _, v := range t.data {
 			data = binary.LittleEndian.AppendUint64(data, math.Float64bits(v))
 		}
-		e, _ := json.Marshal(tensorEntry{"F64", t.shape, [2]int64{int64(b), int64(len(data))}})
-		entries[i] = fmt.Sprintf("%q:%s", t.name, e)
+		tensors = append(tensors, safetensors.Tensor{Name: t.name, Dtype: "F64", Shape: t.shape, Begin: int64(b), End: int64(len(data))})
 	}
 	if h.Top != nil {
 		for _, t := range h.Top.tensors() {
@@ -142,31 +136,17 @@ func (h *Head) Encode() ([]byte, error) {
 			for _, v := range t.data {
 				data = binary.LittleEndian.AppendUint32(data, math.Float32bits(v))
 			}
-			e, _ := json.Marshal(tensorEntry{"F32", t.shape, [2]int64{int64(b), int64(len(data))}})
-			entries = append(entries, fmt.Sprintf("%q:%s", t.name, e))
+			tensors = append(tensors, safetensors.Tensor{Name: t.name, Dtype: "F32", Shape: t.shape, Begin: int64(b), End: int64(len(data))})
 		}
 	}
 	sum := sha256.New()
 	sum.Write(mj)
 	sum.Write(data)
-	md, err := json.Marshal(map[string]string{MetaKey: string(mj), MetaHashKey: hex.EncodeToString(sum.Sum(nil))})
+	hdr, err := safetensors.Encode(map[string]string{MetaKey: string(mj), MetaHashKey: hex.EncodeToString(sum.Sum(nil))}, tensors)
 	if err != nil {
-		return nil, fmt.Errorf("head: encoding the metadata: %w", err)
+		return nil, fmt.Errorf("head: encoding: %w", err)
 	}
-	var hdr bytes.Buffer
-	hdr.WriteString(`{"__metadata__":`)
-	hdr.Write(md)
-	for _, e := range entries {
-		hdr.WriteByte(',')
-		hdr.WriteString(e)
-	}
-	hdr.WriteByte('}')
-	for (8+hdr.Len())%8 != 0 {
-		hdr.WriteByte(' ')
-	}
-	out := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+hdr.Len()+len(data)), uint64(hdr.Len()))
-	out = append(out, hdr.Bytes()...)
-	return append(out, data...), nil
+	return append(hdr, data...), nil
 }
 
 // Save writes the head to path atomically (fileio.WriteFile): into a uniquely named
@@ -179,9 +159,6 @@ func (h *Head) Save(path string) error {
 	}
 	return fileio.WriteFile(path, b)
 }
-
-// maxHeadHeader bounds the header length Load accepts.
-const maxHeadHeader = 100_000_000
 
 // Load reads and verifies a head file written by Save: its structure, its checksum
 // (ErrCorruptHead on any mismatch, naming the file) and its version (ErrVersion).
@@ -205,23 +182,15 @@ func Decode(b []byte) (*Head, error) {
 	bad := func(format string, args ...any) error {
 		return errorf(ErrCorruptHead, format, args...)
 	}
-	if len(b) < 8 {
-		return nil, bad("%d bytes, too short for a head file", len(b))
+	sf, err := safetensors.Parse(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, bad("%s", strings.TrimPrefix(err.Error(), safetensors.ErrInvalid.Error()+": "))
 	}
-	hlen := binary.LittleEndian.Uint64(b)
-	if hlen > maxHeadHeader || hlen > uint64(len(b)-8) {
-		return nil, bad("header length %d does not fit the file (%d bytes): truncated, or not a safetensors file", hlen, len(b))
+	data := b[sf.Base:]
+	md, entries := sf.Meta, maps.Clone(sf.Tensors)
+	if md == nil {
+		return nil, bad("__metadata__ is missing: not a headstart head file")
 	}
-	hdr, data := b[8:8+hlen], b[8+hlen:]
-	var entries map[string]json.RawMessage
-	if err := json.Unmarshal(hdr, &entries); err != nil {
-		return nil, bad("header is not valid JSON: %v", err)
-	}
-	var md map[string]string
-	if err := json.Unmarshal(entries["__metadata__"], &md); err != nil {
-		return nil, bad("__metadata__ is missing or not a map of strings: not a headstart head file")
-	}
-	delete(entries, "__metadata__")
 	mj, ok := md[MetaKey]
 	if !ok {
 		return nil, bad("no %q in __metadata__: not a headstart head file", MetaKey)
@@ -279,15 +248,11 @@ func Decode(b []byte) (*Head, error) {
 		}
 		var err error
 		top, err = topFromMeta(meta.Top, func(name string, shape []int64) ([]float32, error) {
-			raw, ok := entries[name]
+			e, ok := entries[name]
 			if !ok {
 				return nil, bad("tensor %q missing", name)
 			}
 			delete(entries, name)
-			var e tensorEntry
-			if err := json.Unmarshal(raw, &e); err != nil {
-				return nil, bad("tensor %q: %v", name, err)
-			}
 			if e.Dtype != "F32" || !slices.Equal(e.Shape, shape) {
 				return nil, bad("tensor %q is %s %v; want F32 %v", name, e.Dtype, e.Shape, shape)
 			}
@@ -298,8 +263,8 @@ func Decode(b []byte) (*Head, error) {
 				}
 				n *= s
 			}
-			if e.DataOffsets[0] != at || e.DataOffsets[1] != at+4*n {
-				return nil, bad("tensor %q at data offsets %v; want [%d, %d]", name, e.DataOffsets, at, at+4*n)
+			if e.Begin != at || e.End != at+4*n {
+				return nil, bad("tensor %q at data offsets [%d, %d]; want [%d, %d]", name, e.Begin, e.End, at, at+4*n)
 			}
 			v := make([]float32, n)
 			for j := range v {
@@ -336,13 +301,9 @@ func Decode(b []byte) (*Head, error) {
 	var at int64
 	for i := range want {
 		t := &want[i]
-		raw, ok := entries[t.name]
+		e, ok := entries[t.name]
 		if !ok {
 			return nil, bad("tensor %q missing", t.name)
-		}
-		var e tensorEntry
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, bad("tensor %q: %v", t.name, err)
 		}
 		if e.Dtype != "F64" || !slices.Equal(e.Shape, t.shape) {
 			return nil, bad("tensor %q is %s %v; want F64 %v", t.name, e.Dtype, e.Shape, t.shape)
@@ -357,8 +318,8 @@ func Decode(b []byte) (*Head, error) {
 			}
 			n *= s
 		}
-		if e.DataOffsets[0] != at || e.DataOffsets[1] != at+8*n {
-			return nil, bad("tensor %q at data offsets %v; want [%d, %d]", t.name, e.DataOffsets, at, at+8*n)
+		if e.Begin != at || e.End != at+8*n {
+			return nil, bad("tensor %q at data offsets [%d, %d]; want [%d, %d]", t.name, e.Begin, e.End, at, at+8*n)
 		}
 		t.data = make([]float64, n)
 		for j := range t.data {

@@ -5,11 +5,13 @@
 Usage: ref_store.py STORE OUTDIR [F32SRC]
 
 Loads STORE with safetensors.numpy.load_file and safe_open, and writes to OUTDIR:
-  info.json          {"tensors": {name: {"dtype": numpy dtype, "shape": [...]}}, "metadata": {...}}
+  info.json          {"tensors": {name: {"dtype": numpy dtype, "shape": [...]}}, "metadata": {...},
+                      "sha256": hashlib's SHA-256 of the manifest's JSON then the data bytes}
   <name>.bin         each tensor's bytes as loaded (little-endian)
 With F32SRC (raw little-endian float32), also writes f16.bin: numpy's astype(float16) of it,
 the reference for the Go float32 -> float16 conversion.
 """
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -24,7 +26,11 @@ with safe_open(store, framework="numpy") as f:
     metadata = f.metadata()
     keys = sorted(f.keys())
 assert keys == sorted(tensors), (keys, sorted(tensors))
-info = {"tensors": {}, "metadata": metadata}
+# The checksum headstart records under "headstart_sha256", computed independently.
+raw = Path(store).read_bytes()
+n = int.from_bytes(raw[:8], "little")
+manifest = metadata["headstart"].encode()
+info = {"tensors": {}, "metadata": metadata, "sha256": hashlib.sha256(manifest + raw[8 + n:]).hexdigest()}
 for name, a in tensors.items():
     info["tensors"][name] = {"dtype": str(a.dtype), "shape": list(a.shape)}
     np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tofile(out / f"{name}.bin")

@@ -29,7 +29,7 @@ func newFeaturesCommand() *cli.Command {
 			},
 			{
 				Name:      "info",
-				Usage:     "print a store's size and manifest as JSON",
+				Usage:     "print a store's size, checksum and manifest as JSON",
 				ArgsUsage: "FILE.safetensors",
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
@@ -55,7 +55,10 @@ func runFeaturesInfo(path string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	info := map[string]any{"rows": s.N, "dim": s.D, "manifest": s.Manifest}
+	info := map[string]any{"rows": s.N, "dim": s.D, "manifest": s.Manifest, "sha256": s.SHA256}
+	if s.SHA256 == "" {
+		info["sha256"] = "none: written before stores had a checksum, so not verified (extract it again to get one)"
+	}
 	if s.Manifest.MultiLabel {
 		// Multi-label: how many rows carry each label, and how many carry none.
 		k := len(s.Manifest.LabelNames)

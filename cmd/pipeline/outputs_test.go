@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/models"
 )
@@ -275,5 +278,43 @@ func TestConcurrentExtractsDoNotMix(t *testing.T) {
 		if m, _ := filepath.Glob(out + ".*"); len(m) > 0 {
 			t.Fatalf("try %d: left %v", try, m)
 		}
+	}
+}
+
+// TestFeaturesInfoChecksum: features info prints a store's checksum, says when a store
+// has none, and refuses a store with a flipped byte (issue 17, item 6).
+func TestFeaturesInfoChecksum(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "s.st")
+	w, err := features.NewWriter(p, features.Manifest{LabelNames: []string{"a", "b"}}, 3, 2, features.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteRows([]float32{1, 2, 3, 4, 5, 6}, []int64{0, 1, 0}, []int64{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := runFeaturesInfo(p, &out); err != nil {
+		t.Fatal(err)
+	}
+	var info struct{ SHA256 string }
+	if err := json.Unmarshal(out.Bytes(), &info); err != nil || len(info.SHA256) != 64 {
+		t.Fatalf("info %s: %v; want a sha256", out.String(), err)
+	}
+	out.Reset()
+	if err := runFeaturesInfo(filepath.Join("..", "..", "features", "testdata", "golden_nosum.safetensors"), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"sha256": "none`) {
+		t.Fatalf("info of a store without a checksum: %s", out.String())
+	}
+	b, _ := os.ReadFile(p)
+	b[len(b)-3] ^= 1 // a feature's byte
+	os.WriteFile(p, b, 0o644)
+	if err := runFeaturesInfo(p, &out); !errors.Is(err, features.ErrCorruptStore) || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("flipped byte: %v; want a checksum mismatch", err)
 	}
 }
