@@ -34,13 +34,13 @@ func newEvalCommand() *cli.Command {
 }
 
 func runEval(featuresPath, headPath string, asJSON bool, plot string, threshold float64, thresholdSet bool, stdout, stderr io.Writer) (err error) {
+	var lock *fileio.Locked // nil (nothing to release) without --plot
 	if plot != "" {
-		lock, err := fileio.Claim(plot, featuresPath, headPath)
-		if err != nil {
+		if lock, err = fileio.Claim(plot, featuresPath, headPath); err != nil {
 			return err
 		}
-		defer func() { err = errors.Join(err, lock.Release()) }()
 	}
+	defer func() { err = errors.Join(err, lock.Release()) }()
 	h, err := head.Load(headPath)
 	if err != nil {
 		return err

@@ -59,6 +59,8 @@ func TestOutputIsInput(t *testing.T) {
 	if err := os.Link(csv, hard); err != nil {
 		t.Fatal(err)
 	}
+	jsonl := filepath.Join(dir, "t.jsonl")
+	os.WriteFile(jsonl, []byte(`{"text":"hello"}`+"\n"), 0o644)
 	storeLink := filepath.Join(dir, "f-link.st")
 	if err := os.Link(store, storeLink); err != nil {
 		t.Fatal(err)
@@ -82,6 +84,7 @@ func TestOutputIsInput(t *testing.T) {
 		{"fit-head mode", store, []string{"fit-head", "--mode", "lora", "--train", store, "--out", store}},
 		{"export", hd, []string{"export", "--head", hd, "--out", hd}},
 		{"features merge", s0, []string{"features", "merge", "--out", s0, s0, s1}},
+		{"tokenize", jsonl, []string{"tokenize", "--data", jsonl, "--out", jsonl}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

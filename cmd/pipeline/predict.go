@@ -135,13 +135,13 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	if err := o.check(); err != nil {
 		return err
 	}
+	var lock *fileio.Locked // nil (nothing to release) when writing to stdout
 	if o.Out != "-" {
-		lock, err := fileio.Claim(o.Out, append([]string{o.Data}, o.Heads...)...)
-		if err != nil {
+		if lock, err = fileio.Claim(o.Out, append([]string{o.Data}, o.Heads...)...); err != nil {
 			return err
 		}
-		defer func() { err = errors.Join(err, lock.Release()) }()
 	}
+	defer func() { err = errors.Join(err, lock.Release()) }()
 	heads := make([]*head.Head, len(o.Heads))
 	multi := false
 	for i, p := range o.Heads {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/internal/fileio"
 	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/tokenize"
 )
@@ -90,9 +92,21 @@ func runTokenize(ctx context.Context, o tokenizeOptions, stdout, stderr io.Write
 	if o.Out != "-" && !strings.HasSuffix(o.Out, ".jsonl") && !strings.HasSuffix(o.Out, ".ndjson") {
 		return usagef("--out %s: tokenize writes JSON lines; want a .jsonl file or -", o.Out)
 	}
+	var lock *fileio.Locked // nil (nothing to release) when writing to stdout
+	if o.Out != "-" {
+		if lock, err = fileio.Claim(o.Out, o.Data); err != nil {
+			return err
+		}
+	}
+	defer func() { err = errors.Join(err, lock.Release()) }()
 	path, err := tokenizerPath(o.Model)
 	if err != nil {
 		return err
+	}
+	if o.Out != "-" {
+		if err := fileio.CheckOutput(o.Out, path); err != nil {
+			return err
+		}
 	}
 	tok, err := tokenize.Load(path, tokenize.Options{MaxLen: o.MaxLen})
 	if err != nil {
@@ -106,15 +120,14 @@ func runTokenize(ctx context.Context, o tokenizeOptions, stdout, stderr io.Write
 
 	// Output: stdout, or a temporary file renamed into place when everything succeeded.
 	var w io.Writer = stdout
-	var tmp *os.File
+	var tmp *fileio.File
 	if o.Out != "-" {
-		if tmp, err = os.CreateTemp(filepath.Dir(o.Out), "."+filepath.Base(o.Out)+".tmp-*"); err != nil {
+		if tmp, err = fileio.Create(o.Out); err != nil {
 			return err
 		}
 		defer func() {
 			if err != nil {
-				tmp.Close()
-				os.Remove(tmp.Name())
+				err = errors.Join(err, tmp.Abort())
 			}
 		}()
 		w = tmp
@@ -167,13 +180,7 @@ func runTokenize(ctx context.Context, o tokenizeOptions, stdout, stderr io.Write
 		return err
 	}
 	if tmp != nil {
-		if err := tmp.Sync(); err != nil {
-			return err
-		}
-		if err := tmp.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp.Name(), o.Out); err != nil {
+		if err := tmp.Commit(); err != nil {
 			return err
 		}
 	}
