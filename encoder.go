@@ -139,8 +139,28 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	if !slices.Contains(e.inputs, "input_ids") {
 		return nil, fmt.Errorf("%w: %s has no input_ids input (inputs: %v)", ErrModelInputs, p.Model, e.inputs)
 	}
+	// The hidden states at the block boundaries; a graph without them (fused by
+	// onnxruntime's transformer optimizer) still gives its last hidden state, enough
+	// for --layers -1 and nothing else.
 	states, err := model.HiddenStates()
+	lastOnly := 0 // width of the last hidden state when only it is known
 	if err != nil {
+		last, hidden, lerr := model.LastHiddenState()
+		if lerr != nil || !slices.Equal(opts.Layers, []int{-1}) || len(extra) > 0 || opts.cut || opts.top != nil {
+			if lerr == nil && slices.Equal(opts.Layers, []int{-1}) {
+				err = fmt.Errorf("%w (its last hidden state, output %q, is all it gives)", err, last)
+			}
+			return nil, fmt.Errorf("%s: %w", p.Model, err)
+		}
+		states, lastOnly = []string{last}, hidden
+	}
+	// Before any graph edit: a classifier is refused by its own outputs.
+	if e.hidden = lastOnly; e.hidden == 0 {
+		if e.hidden, err = model.HiddenSize(); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Model, err)
+		}
+	}
+	if err := model.CheckEncoder(e.hidden); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Model, err)
 	}
 	if e.layers, err = onnx.ResolveLayers(opts.Layers, len(states)); err != nil {

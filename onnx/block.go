@@ -266,6 +266,7 @@ func newBlockReader(m *Model, layer int) (*blockReader, error) {
 		slots:     make(map[string]inputSlot),
 	}
 	var quantized, fused []string
+	names := moduleNames(g)
 	for _, n := range g.GetNode() {
 		for _, t := range n.GetOutput() {
 			r.producer[t] = n
@@ -275,13 +276,13 @@ func newBlockReader(m *Model, layer int) (*blockReader, error) {
 				r.consumers[t] = append(r.consumers[t], n)
 			}
 		}
-		sm := pat.FindStringSubmatch(n.GetName())
+		sm := pat.FindStringSubmatch(names[n])
 		if sm == nil {
 			continue
 		}
 		if prev, dup := r.nodes[sm[1]]; dup {
 			return nil, fmt.Errorf("%w: nodes %q and %q both end in encoder/layer.%d/%s (two encoders?)",
-				ErrUnsupportedGraph, prev.GetName(), n.GetName(), layer, sm[1])
+				ErrUnsupportedGraph, names[prev], names[n], layer, sm[1])
 		}
 		r.nodes[sm[1]] = n
 		switch d := n.GetDomain(); {
@@ -571,10 +572,21 @@ func (r *blockReader) heads(c int) (heads, size int, err error) {
 				continue
 			}
 			shape, ok := r.shapeInts(n.GetInput()[1])
-			if len(shape) != 4 || !ok[2] || !ok[3] || shape[2] <= 0 || shape[3] <= 0 {
+			if len(shape) != 4 || !ok[2] || !ok[3] {
 				continue
 			}
-			heads, size = int(shape[2]), int(shape[3])
+			// transformers 5 reshapes to [b, s, -1, head size]: the heads are
+			// the hidden size over the head size (and the other way round).
+			switch h, d := shape[2], shape[3]; {
+			case h > 0 && d > 0:
+				heads, size = int(h), int(d)
+			case h == -1 && d > 0 && c%int(d) == 0:
+				heads, size = c/int(d), int(d)
+			case d == -1 && h > 0 && c%int(h) == 0:
+				heads, size = int(h), c/int(h)
+			default:
+				continue
+			}
 			if heads*size != c {
 				return 0, 0, fmt.Errorf("%w: Reshape %q splits the hidden size %d into %d heads of %d",
 					ErrUnsupportedGraph, n.GetName(), c, heads, size)
@@ -582,7 +594,7 @@ func (r *blockReader) heads(c int) (heads, size int, err error) {
 			return heads, size, r.checkScale(size)
 		}
 	}
-	return 0, 0, fmt.Errorf("%w: no Reshape of the %s output to [batch, sequence, heads, head size] with constant heads and head size",
+	return 0, 0, fmt.Errorf("%w: no Reshape of the %s output to [batch, sequence, heads, head size] with a constant head size",
 		ErrUnsupportedGraph, r.where("attention/self/query"))
 }
 
@@ -609,9 +621,20 @@ func (r *blockReader) checkScale(size int) error {
 	return nil
 }
 
-// checkGELU checks that the intermediate activation is the exact GELU.
+// checkGELU checks that the intermediate activation is the exact GELU: an
+// Erf node (torch.onnx's decomposition), or one Gelu node (opset 20, what
+// the dynamo exporter writes) whose approximate attribute is "none".
 func (r *blockReader) checkGELU() error {
 	if len(r.inScope("intermediate", "Erf")) == 1 {
+		return nil
+	}
+	if g := r.inScope("intermediate", "Gelu"); len(g) == 1 && (g[0].GetDomain() == "" || g[0].GetDomain() == "ai.onnx") {
+		for _, a := range g[0].GetAttribute() {
+			if a.GetName() == "approximate" && string(a.GetS()) != "none" {
+				return fmt.Errorf("%w: %s is the %q approximation of GELU; only the exact GELU (hidden_act \"gelu\") is supported",
+					ErrUnsupportedGraph, g[0].GetName(), a.GetS())
+			}
+		}
 		return nil
 	}
 	ops := []string{}

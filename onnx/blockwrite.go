@@ -195,7 +195,14 @@ func (m *Model) SetBlockWeights(bw BlockWeights) error {
 		}
 	}
 
-	// Commit: nothing above changed the model.
+	// Commit: nothing above changed the model. A graph whose module names
+	// moduleNames rebuilt (a dynamo export) gets them as its node names first:
+	// the parameters they were rebuilt from are about to be replaced.
+	for n, name := range moduleNames(g) {
+		if name != n.GetName() {
+			n.Name = proto.String(name)
+		}
+	}
 	for _, w := range writes {
 		if w.transpose != nil { // before its MatMul, to keep the nodes in topological order
 			g.Node = slices.Insert(g.Node, slices.Index(g.Node, w.at), w.transpose)

@@ -70,4 +70,8 @@ var (
 	// ErrUnsupportedGraph means a graph edit does not recognise the graph's
 	// layout (for example, no BERT-style encoder layers).
 	ErrUnsupportedGraph = errors.New("onnx: unsupported graph")
+
+	// ErrNotEncoder means a graph is not a text encoder: it outputs a task
+	// head's result (a classifier's logits), not hidden states.
+	ErrNotEncoder = errors.New("onnx: not an encoder")
 )

@@ -771,8 +771,16 @@ func TestAppendHeadErrors(t *testing.T) {
 		{"no attention mask", ok(), func(p *onnxpb.ModelProto) { p.Graph.Input[1].Name = proto.String("mask") }, ErrUnsupportedGraph,
 			"no input attention_mask, which pooling needs; the model's inputs are input_ids, mask"},
 		{"not an encoder", ok(), func(p *onnxpb.ModelProto) {
+			// Neither node names nor parameter names (which a dynamo export's
+			// module names are rebuilt from) say LayerNorm.
 			for _, n := range p.Graph.Node {
 				n.Name = proto.String(strings.ReplaceAll(n.GetName(), "LayerNorm", "Norm"))
+				for i, in := range n.Input {
+					n.Input[i] = strings.ReplaceAll(in, "LayerNorm", "Norm")
+				}
+			}
+			for _, t := range p.Graph.Initializer {
+				t.Name = proto.String(strings.ReplaceAll(t.GetName(), "LayerNorm", "Norm"))
 			}
 		}, ErrUnsupportedGraph, "no nodes named */embeddings/LayerNorm/*"},
 		{"name clash", ok(), func(p *onnxpb.ModelProto) {

@@ -127,11 +127,12 @@ func (m *Model) encoderLayout() (*encoderLayout, error) {
 	g := m.Proto.GetGraph()
 	var emb []*onnxpb.NodeProto
 	layers := make(map[int][]*onnxpb.NodeProto)
+	names := moduleNames(g)
 	for _, n := range g.GetNode() {
 		if quantizationOps[n.GetOpType()] {
 			continue
 		}
-		name := n.GetName()
+		name := names[n]
 		if sm := layerLNPattern.FindStringSubmatch(name); sm != nil {
 			i, err := strconv.Atoi(sm[1])
 			if err != nil {
@@ -140,6 +141,12 @@ func (m *Model) encoderLayout() (*encoderLayout, error) {
 			layers[i] = append(layers[i], n)
 		} else if embeddingsLNPattern.MatchString(name) {
 			emb = append(emb, n)
+		}
+	}
+	if len(emb) == 0 || len(layers) == 0 {
+		if f := fusedOps(g); f != "" {
+			return nil, fmt.Errorf("%w: the graph was fused by onnxruntime's transformer optimizer (%s), which removes the encoder block boundaries (%s): only the last hidden state (--layers -1) can be read from it; --layers, --cut-top and fit-head --mode need the graph torch.onnx exported",
+				ErrUnsupportedGraph, f, layerLNName)
 		}
 	}
 	if len(emb) == 0 {
@@ -188,6 +195,100 @@ func (m *Model) encoderLayout() (*encoderLayout, error) {
 		l.hidden = append(l.hidden, t)
 	}
 	return l, nil
+}
+
+// fusedOperators are the com.microsoft operators onnxruntime's transformer
+// optimizer puts in place of a BERT block's subgraphs.
+var fusedOperators = []string{"EmbedLayerNormalization", "Attention", "MultiHeadAttention", "SkipLayerNormalization", "SkipSimplifiedLayerNormalization", "BiasGelu", "FastGelu", "Gelu", "BiasAdd"}
+
+// fusedOps lists the fused operators in g with their counts, in the order
+// of fusedOperators ("com.microsoft.Attention ×2, ..."), or "" if it has
+// none.
+func fusedOps(g *onnxpb.GraphProto) string {
+	count := make(map[string]int)
+	for _, n := range g.GetNode() {
+		if n.GetDomain() == "com.microsoft" && slices.Contains(fusedOperators, n.GetOpType()) {
+			count[n.GetOpType()]++
+		}
+	}
+	var parts []string
+	for _, op := range fusedOperators {
+		if count[op] > 0 {
+			parts = append(parts, fmt.Sprintf("com.microsoft.%s ×%d", op, count[op]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// LastHiddenState returns the graph output that carries the encoder's last
+// hidden state, float32 [batch, sequence, hidden], and its width: the
+// output named last_hidden_state, else token_embeddings (a
+// sentence-transformers export), else the one float32 output of rank 3. It
+// needs no block boundaries, so it reads graphs HiddenStates does not
+// understand, such as one fused by onnxruntime's transformer optimizer. A
+// graph without such an output, or whose width is not a fixed last
+// dimension and cannot be read from the block boundaries, gives an error
+// wrapping ErrUnsupportedGraph that lists the outputs.
+func (m *Model) LastHiddenState() (name string, hidden int, err error) {
+	outs := m.Outputs()
+	var rank3 []TensorInfo
+	for _, o := range outs {
+		if o.DType == DTypeFloat32 && len(o.Shape) == 3 {
+			rank3 = append(rank3, o)
+		}
+	}
+	var pick *TensorInfo
+	for _, want := range []string{"last_hidden_state", "token_embeddings"} {
+		for i := range rank3 {
+			if pick == nil && rank3[i].Name == want {
+				pick = &rank3[i]
+			}
+		}
+	}
+	if pick == nil && len(rank3) == 1 {
+		pick = &rank3[0]
+	}
+	if pick == nil {
+		return "", 0, fmt.Errorf("%w: no graph output holds the last hidden state: want last_hidden_state, token_embeddings or a single float32 [batch, sequence, hidden] output; the graph outputs %s",
+			ErrUnsupportedGraph, describeAll(outs))
+	}
+	if h := pick.Shape[2]; h > 0 {
+		return pick.Name, int(h), nil
+	}
+	if h, err := m.HiddenSize(); err == nil {
+		return pick.Name, h, nil
+	}
+	return "", 0, fmt.Errorf("%w: the width of output %s is not fixed (%s), and the graph has no block boundaries to read it from",
+		ErrUnsupportedGraph, pick.Name, pick)
+}
+
+// CheckEncoder refuses a graph that is not a text encoder: one whose
+// outputs are all float32 of rank 2 or less with a fixed last dimension
+// other than the hidden size, such as a classifier's logits [batch, 2].
+// A graph that outputs the hidden states (rank 3) or a sentence embedding
+// [batch, hidden] passes, as does one whose output widths are not declared.
+// The error wraps ErrNotEncoder and lists the outputs.
+func (m *Model) CheckEncoder(hidden int) error {
+	outs := m.Outputs()
+	for _, o := range outs {
+		n := len(o.Shape)
+		if o.DType != DTypeFloat32 || n == 0 || n >= 3 || o.Shape[n-1] <= 0 || int(o.Shape[n-1]) == hidden {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: it outputs only %s, and no hidden states [batch, sequence, %d] or sentence embedding [batch, %d]: export the base model (AutoModel, task feature-extraction), not a task head",
+		ErrNotEncoder, describeAll(outs), hidden, hidden)
+}
+
+func describeAll(ts []TensorInfo) string {
+	if len(ts) == 0 {
+		return "nothing"
+	}
+	s := make([]string, len(ts))
+	for i, t := range ts {
+		s[i] = t.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // subgraphOutput returns the one tensor that the nodes compute for the rest
@@ -256,7 +357,8 @@ func (m *Model) NumLayers() (int, error) {
 
 // HiddenSize returns the width of the hidden states: the last dimension of
 // the last hidden state when it is a graph output with a fixed size, else
-// the length of the embeddings LayerNorm weight.
+// the length of the embeddings LayerNorm weight (a Mul's or a
+// LayerNormalization's scale).
 func (m *Model) HiddenSize() (int, error) {
 	l, err := m.encoderLayout()
 	if err != nil {
@@ -278,6 +380,11 @@ func (m *Model) hiddenSize(l *encoderLayout) (int, error) {
 	}
 	inits := m.initializers()
 	for _, n := range l.embeddingsLN {
+		if n.GetOpType() == "LayerNormalization" && len(n.GetInput()) > 1 { // its scale
+			if t := inits[n.GetInput()[1]]; t != nil && len(t.GetDims()) == 1 && t.GetDims()[0] > 0 {
+				return int(t.GetDims()[0]), nil
+			}
+		}
 		if n.GetOpType() != "Mul" {
 			continue
 		}
@@ -287,7 +394,7 @@ func (m *Model) hiddenSize(l *encoderLayout) (int, error) {
 			}
 		}
 	}
-	return 0, fmt.Errorf("%w: cannot tell the hidden size: %s is not a graph output with a fixed last dimension, and no embeddings LayerNorm Mul has a 1-D weight",
+	return 0, fmt.Errorf("%w: cannot tell the hidden size: %s is not a graph output with a fixed last dimension, and no embeddings LayerNorm Mul or LayerNormalization has a 1-D weight",
 		ErrUnsupportedGraph, last)
 }
 
@@ -443,4 +550,188 @@ func joinInts(xs []int) string {
 		s[i] = strconv.Itoa(x)
 	}
 	return strings.Join(s, ", ")
+}
+
+// nameScopesKey is the metadata_props key under which torch.onnx's dynamo
+// exporter records the module path of a node.
+const nameScopesKey = "pkg.torch.onnx.name_scopes"
+
+// moduleNames returns the name each node is read by in this package: the
+// module path name that torch.onnx's TorchScript exporter (dynamo=False, and
+// optimum through it) gives a node, such as
+// /encoder/layer.0/attention/self/query/MatMul. Graphs named that way keep
+// their names. The dynamo exporter (dynamo=True) names nodes after the aten
+// op instead (node_linear_3, node_layer_norm_1); for such a graph the module
+// names are rebuilt, "/" + module path + "/" + op type (with _1, _2... for
+// repeats), from
+//
+//   - the node's metadata_props pkg.torch.onnx.name_scopes, where present;
+//   - else the parameters it reads: an initialiser named
+//     encoder.layer.0.attention.self.query.bias places the Add that reads it
+//     in module encoder.layer.0.attention.self.query, and with it the MatMul
+//     or Gemm that feeds that Add; LayerNorm weights place the
+//     LayerNormalization;
+//   - and the nodes between a block's intermediate.dense and output.dense
+//     (the activation) are placed in intermediate.intermediate_act_fn.
+//
+// Nodes that none of these place keep their own names.
+func moduleNames(g *onnxpb.GraphProto) map[*onnxpb.NodeProto]string {
+	names := make(map[*onnxpb.NodeProto]string, len(g.GetNode()))
+	torchNamed := false
+	for _, n := range g.GetNode() {
+		names[n] = n.GetName()
+		if layerLNPattern.MatchString(n.GetName()) || embeddingsLNPattern.MatchString(n.GetName()) {
+			torchNamed = true
+		}
+	}
+	if torchNamed {
+		return names
+	}
+	scope := make(map[*onnxpb.NodeProto]string)
+	for _, n := range g.GetNode() {
+		for _, p := range n.GetMetadataProps() {
+			if p.GetKey() == nameScopesKey {
+				if s := lastNameScope(p.GetValue()); s != "" {
+					scope[n] = s
+				}
+			}
+		}
+	}
+	params := make(map[string]bool, len(g.GetInitializer()))
+	for _, t := range g.GetInitializer() {
+		params[t.GetName()] = true
+	}
+	producer := make(map[string]*onnxpb.NodeProto)
+	for _, n := range g.GetNode() {
+		for _, t := range n.GetOutput() {
+			producer[t] = n
+		}
+	}
+	fromBias := make(map[*onnxpb.NodeProto]bool)
+	for _, n := range g.GetNode() {
+		if scope[n] != "" {
+			continue
+		}
+		for _, in := range n.GetInput() {
+			if !params[in] {
+				continue
+			}
+			if s, ok := strings.CutSuffix(in, ".bias"); ok {
+				scope[n], fromBias[n] = s, true
+				break
+			}
+			if s, ok := strings.CutSuffix(in, ".weight"); ok {
+				scope[n] = s
+				break
+			}
+		}
+	}
+	// The MatMul (or Gemm) whose output a linear layer's bias Add reads.
+	for n := range fromBias {
+		if n.GetOpType() != "Add" {
+			continue
+		}
+		for _, in := range n.GetInput() {
+			if p := producer[in]; p != nil && scope[p] == "" && (p.GetOpType() == "MatMul" || p.GetOpType() == "Gemm") {
+				scope[p] = scope[n]
+			}
+		}
+	}
+	// The activation: every node on the way back from output.dense's MatMul to
+	// intermediate.dense's output.
+	for n, s := range scope {
+		block, ok := strings.CutSuffix(s, ".output.dense")
+		if !ok || (n.GetOpType() != "MatMul" && n.GetOpType() != "Gemm") || len(n.GetInput()) == 0 {
+			continue
+		}
+		var dense string // intermediate.dense's output: the tensor after its bias
+		for m, ms := range scope {
+			if ms == block+".intermediate.dense" && fromBias[m] && m.GetOpType() == "Add" {
+				dense = m.GetOutput()[0]
+			}
+		}
+		if dense == "" {
+			continue
+		}
+		var act []*onnxpb.NodeProto
+		seen := map[string]bool{dense: true}
+		queue := []string{n.GetInput()[0]}
+		reached := false
+		for len(queue) > 0 && len(act) < 64 {
+			t := queue[0]
+			queue = queue[1:]
+			if t == dense {
+				reached = true
+				continue
+			}
+			if seen[t] {
+				continue
+			}
+			seen[t] = true
+			p := producer[t]
+			if p == nil || scope[p] != "" {
+				continue
+			}
+			act = append(act, p)
+			queue = append(queue, p.GetInput()...)
+		}
+		if reached {
+			for _, p := range act {
+				scope[p] = block + ".intermediate.intermediate_act_fn"
+			}
+		}
+	}
+	count := make(map[string]int)
+	for _, n := range g.GetNode() { // graph order, so that repeats number as torch.onnx numbers them
+		s := scope[n]
+		if s == "" {
+			continue
+		}
+		name := "/" + modulePath(s) + "/" + n.GetOpType()
+		if k := count[name]; k > 0 {
+			names[n] = name + "_" + strconv.Itoa(k)
+		} else {
+			names[n] = name
+		}
+		count[name]++
+	}
+	return names
+}
+
+// modulePath turns a torch module path (encoder.layer.0.attention) into the
+// form of torch.onnx's node names (encoder/layer.0/attention): a list index
+// stays with the list's name.
+func modulePath(s string) string {
+	var parts []string
+	for _, p := range strings.Split(s, ".") {
+		if _, err := strconv.Atoi(p); err == nil && len(parts) > 0 {
+			parts[len(parts)-1] += "." + p
+			continue
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, "/")
+}
+
+var quotedPattern = regexp.MustCompile(`'([^']*)'|"([^"]*)"`)
+
+// lastNameScope reads the module path from a name_scopes value, a printed
+// list of the scopes from the root down: either full paths
+// ["", "encoder", "encoder.layer.0"] or one name per level
+// ["", "encoder", "layer", "0"].
+func lastNameScope(v string) string {
+	var items []string
+	for _, m := range quotedPattern.FindAllStringSubmatch(v, -1) {
+		if s := m[1] + m[2]; s != "" {
+			items = append(items, s)
+		}
+	}
+	if len(items) == 0 {
+		return ""
+	}
+	last := items[len(items)-1]
+	if len(items) == 1 || strings.HasPrefix(last, items[len(items)-2]+".") {
+		return last
+	}
+	return strings.Join(items, ".")
 }

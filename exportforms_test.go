@@ -1,0 +1,240 @@
+package headstart
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/internal/cache"
+	"github.com/headstart-ml/headstart/models"
+	"github.com/headstart-ml/headstart/onnx"
+)
+
+// The export forms of one checkpoint (scripts/make_export_fixtures.py): a tiny random BERT
+// committed under testdata/exportforms, and all-MiniLM-L6-v2 in the cache for runs outside CI.
+const (
+	tinyFormsDir = "testdata/exportforms"
+	// formsTol bounds Go pooled features against Python onnxruntime on the same file: the
+	// same runtime and optimisation level, differing only in the order of float32
+	// reductions across threads and padding (Go runs the texts as one padded batch, the
+	// reference each text alone), ~1e-7 on O(1) values.
+	formsTol = 1e-5
+	// fusedTol: onnxruntime's fused kernels (Attention, SkipLayerNormalization) sum in
+	// another order when a batch is padded; the issue's bound for a fused graph.
+	fusedTol = 1e-4
+	// torchTol bounds Go's hidden states at each block boundary against PyTorch's
+	// output_hidden_states: two runtimes (onnxruntime vs torch), ~1e-6 apart.
+	torchTol = 1e-4
+)
+
+// trainableForms are the exports whose blocks headstart reads and trains.
+var trainableForms = []string{"legacy", "optimum", "tf5", "dynamo"}
+
+type formsReference struct {
+	Header map[string]any `json:"header"`
+	Texts  []string       `json:"texts"`
+	IDs    [][]int64      `json:"ids"`
+	Forms  map[string]struct {
+		SHA256            string                 `json:"sha256"`
+		Outputs           []string               `json:"outputs"`
+		HiddenOutput      string                 `json:"hidden_output"`
+		OpTypes           []string               `json:"op_types"`
+		Pooled            map[string][][]float64 `json:"pooled"`
+		SentenceEmbedding [][]float64            `json:"sentence_embedding"`
+	} `json:"forms"`
+	TorchLayersMean [][][]float64 `json:"torch_layers_mean"`
+}
+
+// loadFormsReference reads dir/reference.json after checking every file SHA256SUMS lists.
+func loadFormsReference(t *testing.T, dir string) formsReference {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "SHA256SUMS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		sum, name, ok := strings.Cut(sc.Text(), "  ")
+		if !ok {
+			t.Fatalf("%s/SHA256SUMS: bad line %q", dir, sc.Text())
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := sha256.Sum256(b); hex.EncodeToString(h[:]) != sum {
+			t.Fatalf("%s/%s: sha256 %x, SHA256SUMS says %s", dir, name, h, sum)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatalf("%s/SHA256SUMS lists no files", dir)
+	}
+	var ref formsReference
+	b, err := os.ReadFile(filepath.Join(dir, "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func formPaths(dir, form string) models.Paths {
+	d := filepath.Join(dir, form)
+	return models.Paths{Name: form, Dir: d, Model: filepath.Join(d, models.ModelFile), Tokenizer: filepath.Join(d, models.TokenizerFile)}
+}
+
+// diffRows returns the largest |got − want| over rows, +Inf on a NaN or a length mismatch.
+func diffRows(got []float32, want [][]float64) float64 {
+	d := 0.0
+	w := 0
+	for _, row := range want {
+		w += len(row)
+	}
+	if w != len(got) {
+		return math.Inf(1)
+	}
+	i := 0
+	for _, row := range want {
+		for _, v := range row {
+			e := math.Abs(float64(got[i]) - v)
+			if !(e <= d) {
+				d = e
+				if math.IsNaN(e) {
+					return math.Inf(1)
+				}
+			}
+			i++
+		}
+	}
+	return d
+}
+
+// checkForms compares every form in dir with its reference: token ids, pooled features
+// for each pooling at --layers -1, each block boundary against PyTorch where the graph
+// has them, the sentence-transformers output, and the fused graph's refusal of other
+// layers.
+func checkForms(t *testing.T, dir string) {
+	ref := loadFormsReference(t, dir)
+	if len(ref.Forms) == 0 {
+		t.Fatalf("%s/reference.json has no forms", dir)
+	}
+	forms := make([]string, 0, len(ref.Forms))
+	for f := range ref.Forms {
+		forms = append(forms, f)
+	}
+	slices.Sort(forms)
+	for _, form := range forms {
+		t.Run(form, func(t *testing.T) {
+			fr := ref.Forms[form]
+			p := formPaths(dir, form)
+			tol := formsTol
+			if form == "fused" {
+				tol = fusedTol
+			}
+			for _, pool := range []features.Pooling{features.PoolMean, features.PoolCLS, features.PoolMax, features.PoolLast} {
+				enc, err := NewEncoder(p, EncoderOptions{Pooling: pool, Session: onnx.SessionOptions{IntraOpThreads: 2}})
+				if err != nil {
+					t.Fatalf("pooling %s: %v", pool, err)
+				}
+				for i, text := range ref.Texts {
+					e, err := enc.Tokenizer().Encode(text)
+					if err != nil || !slices.Equal(e.IDs, ref.IDs[i]) {
+						t.Fatalf("text %d: Go tokenizer gives %v (%v); Python tokenizers %v", i, e.IDs, err, ref.IDs[i])
+					}
+				}
+				got, err := enc.Embed(ref.Texts)
+				enc.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				d := diffRows(got, fr.Pooled[pool.String()])
+				t.Logf("%s pooling %s: max abs diff %.2g vs Python onnxruntime (tolerance %g)", form, pool, d, tol)
+				if !(d <= tol) {
+					t.Errorf("%s pooling %s: max abs diff %g vs Python onnxruntime; want <= %g", form, pool, d, tol)
+				}
+			}
+			if fr.SentenceEmbedding != nil {
+				enc, err := NewEncoder(p, EncoderOptions{Normalize: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := enc.Embed(ref.Texts)
+				enc.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := diffRows(got, fr.SentenceEmbedding); !(d <= tol) {
+					t.Errorf("%s: normalised mean pooling differs from the graph's sentence_embedding by %g; want <= %g", form, d, tol)
+				}
+			}
+			all := make([]int, len(ref.TorchLayersMean))
+			for l := range all {
+				all[l] = l
+			}
+			enc, err := NewEncoder(p, EncoderOptions{Layers: all})
+			if form == "fused" {
+				if err == nil {
+					enc.Close()
+					t.Fatal("a fused graph gave hidden states at every block boundary")
+				}
+				for _, want := range []string{"SkipLayerNormalization", "--layers -1"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("fused graph, --layers 0..%d: error %q does not mention %q", len(all)-1, err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer enc.Close()
+			C := enc.Dim() / len(all)
+			for i, text := range ref.Texts {
+				got, err := enc.Embed([]string{text})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for l := range all {
+					d := diffRows(got[l*C:(l+1)*C], ref.TorchLayersMean[l][i:i+1])
+					if !(d <= torchTol) {
+						t.Errorf("text %d hidden state %d: mean pooled differs from PyTorch's by %g; want <= %g", i, l, d, torchTol)
+					}
+				}
+			}
+		})
+	}
+	for _, form := range trainableForms {
+		if _, ok := ref.Forms[form]; !ok {
+			t.Errorf("%s: reference.json has no %s form", dir, form)
+		}
+	}
+}
+
+// TestExportFormsTiny: every export form of the tiny committed BERT gives Python
+// onnxruntime's pooled features, and its block boundaries give PyTorch's hidden states.
+func TestExportFormsTiny(t *testing.T) {
+	checkForms(t, tinyFormsDir)
+}
+
+// TestExportFormsReal: the same on all-MiniLM-L6-v2 in every form, when
+// scripts/make_export_fixtures.py has written them to the cache.
+func TestExportFormsReal(t *testing.T) {
+	dir := filepath.Join(cache.Dir(), "exportforms", "all-minilm-l6-v2")
+	if _, err := os.Stat(filepath.Join(dir, "reference.json")); err != nil {
+		t.Skipf("skipped: the real-checkpoint export forms are not in %s (scripts/make_export_fixtures.py writes them; it needs the venv of scripts/requirements-export.txt)", dir)
+	}
+	checkForms(t, dir)
+}
