@@ -48,8 +48,8 @@ func writeToyData(t *testing.T, path string, n int, seed uint64) []string {
 	return texts
 }
 
-// TestExportFormsTopBlocks: on the legacy, optimum, transformers-5 and dynamo exports of
-// the tiny BERT, extract --cut-top 1 -> fit-head --mode lora|full|reinit -> predict and
+// TestExportFormsTopBlocks: on the legacy, optimum, transformers-5, dynamo and
+// sentence-transformers exports of the tiny BERT, extract --cut-top 1 -> fit-head --mode lora|full|reinit -> predict and
 // export give the probabilities of the Go block on the cache.
 func TestExportFormsTopBlocks(t *testing.T) {
 	if testing.Short() {
@@ -59,7 +59,7 @@ func TestExportFormsTopBlocks(t *testing.T) {
 	trainCSV, devCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "dev.csv")
 	writeToyData(t, trainCSV, 48, 1)
 	texts := writeToyData(t, devCSV, 16, 2)
-	for _, form := range []string{"legacy", "optimum", "tf5", "dynamo"} {
+	for _, form := range []string{"legacy", "optimum", "tf5", "dynamo", "st"} {
 		t.Run(form, func(t *testing.T) {
 			model := filepath.Join(tinyForms, form)
 			if _, err := os.Stat(filepath.Join(model, "model.onnx")); err != nil {
