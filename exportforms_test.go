@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -237,4 +238,59 @@ func TestExportFormsReal(t *testing.T) {
 		t.Skipf("skipped: the real-checkpoint export forms are not in %s (scripts/make_export_fixtures.py writes them; it needs the venv of scripts/requirements-export.txt)", dir)
 	}
 	checkForms(t, dir)
+}
+
+// TestExportOnnxScript: scripts/export_onnx.py turns the tiny sentence-transformers
+// checkpoint into a model directory whose manifest carries the checkpoint's conventions
+// and whose Go embeddings (mean pooled, normalised) are the sentence-transformers
+// graph's sentence_embedding; a directory that is not a checkpoint writes nothing.
+func TestExportOnnxScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs PyTorch")
+	}
+	py := filepath.Join(cache.Dir(), "venv-export", "bin", "python")
+	if _, err := os.Stat(py); err != nil {
+		t.Skipf("skipped: no export venv at %s (scripts/setup.sh venv export installs torch, ~6 GB)", py)
+	}
+	out := filepath.Join(t.TempDir(), "tiny")
+	cmd := exec.Command(py, filepath.Join("scripts", "export_onnx.py"), filepath.Join(tinyFormsDir, "checkpoint"), out)
+	msg, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("export_onnx.py: %v\n%s", err, msg)
+	}
+	for _, want := range []string{"wrote " + out, "pooling mean, normalize true, max_len 128", "parity: max abs diff"} {
+		if !strings.Contains(string(msg), want) {
+			t.Errorf("export_onnx.py output does not say %q:\n%s", want, msg)
+		}
+	}
+	p, err := models.Resolve(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := p.Manifest; m.Pooling != "mean" || !m.Normalize || m.MaxLen != 128 || m.HiddenSize != 32 || m.Layers != 2 {
+		t.Errorf("manifest %+v; want mean, normalised, max_len 128, hidden 32, 2 layers", m)
+	}
+	ref := loadFormsReference(t, tinyFormsDir)
+	enc, err := NewEncoder(p, EncoderOptions{Normalize: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	got, err := enc.Embed(ref.Texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two exports of the same weights run by onnxruntime: float32 rounding apart.
+	if d := diffRows(got, ref.Forms["st"].SentenceEmbedding); !(d <= formsTol) {
+		t.Errorf("the exported model's embeddings differ from the sentence-transformers graph's by %g; want <= %g", d, formsTol)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad")
+	cmd = exec.Command(py, filepath.Join("scripts", "export_onnx.py"), tinyFormsDir+"/legacy", bad)
+	if msg, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(msg), "not a checkpoint directory") {
+		t.Errorf("export_onnx.py on a directory without config.json: %v\n%s", err, msg)
+	}
+	if _, err := os.Stat(bad); !os.IsNotExist(err) {
+		t.Errorf("a failed export_onnx.py left %s", bad)
+	}
 }

@@ -190,9 +190,19 @@ def main():
         kw = {"input_names": names, "output_names": ["last_hidden_state"], "opset_version": 17, "dynamic_axes": dyn, "dynamo": a.dynamo}
         if a.dynamo:
             kw["external_data"] = False
+        class Keywords(torch.nn.Module):
+            """Calls the model by keyword: the TorchScript tracer passes inputs positionally, which
+            transformers 5's BertModel.forward refuses. Node names become /model/encoder/layer.N/..."""
+
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+
         with torch.no_grad():
-            # Export the model itself so that node names follow its modules (/encoder/layer.N/...).
-            torch.onnx.export(model, args, str(tmp / "model.onnx"), **kw)
+            torch.onnx.export(model if a.dynamo else Keywords(model), args, str(tmp / "model.onnx"), **kw)
         sess = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
         feed = dict(zip(names, (ids, mask, tt)))
         feed = {i.name: feed[i.name] for i in sess.get_inputs()}
