@@ -154,7 +154,10 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 		}
 		states, lastOnly = []string{last}, hidden
 	}
-	// Before any graph edit: a classifier is refused by its own outputs.
+	// The hidden size, and the check that the graph is an encoder at all (a
+	// classifier's own outputs refuse it), come from the whole graph, before any edit:
+	// after a cut at the embeddings output (extract --cut-top L) no block is left to
+	// read the size from, and exposed hidden states would hide a classifier.
 	if e.hidden = lastOnly; e.hidden == 0 {
 		if e.hidden, err = model.HiddenSize(); err != nil {
 			return nil, fmt.Errorf("%s: %w", p.Model, err)
@@ -195,11 +198,6 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 		for _, in := range model.Inputs() {
 			e.inputs = append(e.inputs, in.Name)
 		}
-	}
-	// The hidden size comes from the whole graph: after a cut at the embeddings output
-	// (extract --cut-top L) no block is left to read it from.
-	if e.hidden, err = model.HiddenSize(); err != nil {
-		return nil, fmt.Errorf("%s: %w", p.Model, err)
 	}
 	if missing || opts.cut || opts.top != nil || opts.pack {
 		if opts.cut {
