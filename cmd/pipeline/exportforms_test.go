@@ -14,6 +14,7 @@ import (
 
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/cache"
 	"github.com/headstart-ml/headstart/onnx"
 	"github.com/headstart-ml/headstart/onnx/onnxpb"
 	"github.com/headstart-ml/headstart/tokenize"
@@ -49,19 +50,37 @@ func writeToyData(t *testing.T, path string, n int, seed uint64) []string {
 }
 
 // TestExportFormsTopBlocks: on the legacy, optimum, transformers-5, dynamo and
-// sentence-transformers exports of the tiny BERT, extract --cut-top 1 -> fit-head --mode lora|full|reinit -> predict and
-// export give the probabilities of the Go block on the cache.
+// sentence-transformers exports of the tiny BERT, extract --cut-top 1 -> fit-head --mode
+// lora|full|reinit -> predict and export give the probabilities of the Go block on the
+// cache.
 func TestExportFormsTopBlocks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
+	topBlocksChain(t, tinyForms, []string{"legacy", "optimum", "tf5", "dynamo", "st"}, []string{"lora", "full", "reinit"})
+}
+
+// TestExportFormsTopBlocksReal: the same chain (--mode lora) on all-MiniLM-L6-v2 in the
+// four trainable forms, when scripts/make_export_fixtures.py has written them to the cache.
+func TestExportFormsTopBlocksReal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the model")
+	}
+	dir := filepath.Join(cache.Dir(), "exportforms", "all-minilm-l6-v2")
+	if _, err := os.Stat(filepath.Join(dir, "reference.json")); err != nil {
+		t.Skipf("skipped: the real-checkpoint export forms are not in %s (scripts/make_export_fixtures.py writes them)", dir)
+	}
+	topBlocksChain(t, dir, []string{"legacy", "optimum", "tf5", "dynamo"}, []string{"lora"})
+}
+
+func topBlocksChain(t *testing.T, root string, forms, modes []string) {
 	dir := t.TempDir()
 	trainCSV, devCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "dev.csv")
 	writeToyData(t, trainCSV, 48, 1)
 	texts := writeToyData(t, devCSV, 16, 2)
-	for _, form := range []string{"legacy", "optimum", "tf5", "dynamo", "st"} {
+	for _, form := range forms {
 		t.Run(form, func(t *testing.T) {
-			model := filepath.Join(tinyForms, form)
+			model := filepath.Join(root, form)
 			if _, err := os.Stat(filepath.Join(model, "model.onnx")); err != nil {
 				t.Fatalf("fixture missing (scripts/make_export_fixtures.py writes it): %v", err)
 			}
@@ -71,7 +90,7 @@ func TestExportFormsTopBlocks(t *testing.T) {
 					t.Fatalf("extract --cut-top 1: %d\n%s", code, stderr)
 				}
 			}
-			for _, mode := range []string{"lora", "full", "reinit"} {
+			for _, mode := range modes {
 				headFile := filepath.Join(dir, form+"-"+mode+".head")
 				if code, _, stderr := run(t, "fit-head", "--model", model, "--train", train, "--valid", dev, "--mode", mode, "--epochs", "2", "--lr", "2e-3", "--seed", "1", "--out", headFile); code != 0 {
 					t.Fatalf("fit-head --mode %s: %d\n%s", mode, code, stderr)
