@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/headstart-ml/headstart/features"
@@ -165,6 +166,14 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	}
 	if err := model.CheckEncoder(e.hidden); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Model, err)
+	}
+	if m := p.Manifest; m.HiddenSize > 0 && m.HiddenSize != e.hidden {
+		return nil, fmt.Errorf("%w: %s says hidden_size %d; the graph %s has hidden states of width %d",
+			ErrManifestMismatch, filepath.Join(p.Dir, models.ManifestFile), m.HiddenSize, p.Model, e.hidden)
+	}
+	if m := p.Manifest; m.Layers > 0 && lastOnly == 0 && m.Layers != len(states)-1 {
+		return nil, fmt.Errorf("%w: %s says %d layers; the graph %s has %d encoder blocks",
+			ErrManifestMismatch, filepath.Join(p.Dir, models.ManifestFile), m.Layers, p.Model, len(states)-1)
 	}
 	if e.layers, err = onnx.ResolveLayers(opts.Layers, len(states)); err != nil {
 		return nil, err

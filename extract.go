@@ -26,6 +26,9 @@ var (
 	ErrEmptyText   = errors.New("headstart: empty text")
 	ErrBadOption   = errors.New("headstart: invalid option")
 	ErrModelInputs = errors.New("headstart: model inputs cannot be fed by the tokenizer")
+	// ErrManifestMismatch: a model directory's manifest.json says another hidden size
+	// or block count than its graph has.
+	ErrManifestMismatch = errors.New("headstart: model manifest disagrees with the graph")
 	// ErrCheckpointExists: a run without Resume whose output has the checkpoint of an
 	// interrupted run, which it would discard.
 	ErrCheckpointExists = errors.New("headstart: checkpoint exists")

@@ -265,6 +265,17 @@ func TestExportFormsRefusals(t *testing.T) {
 	tok, _ := os.ReadFile(filepath.Join(tinyForms, "legacy", "tokenizer.json"))
 	os.WriteFile(filepath.Join(odd, "tokenizer.json"), tok, 0o644)
 
+	// A manifest that disagrees with its graph: the legacy form said to be 64 wide, or
+	// 3 blocks deep.
+	wide, deep := filepath.Join(dir, "wide"), filepath.Join(dir, "deep")
+	for d, manifest := range map[string]string{wide: `{"hidden_size": 64, "layers": 2}`, deep: `{"hidden_size": 32, "layers": 3}`} {
+		os.MkdirAll(d, 0o755)
+		legacy, _ := os.ReadFile(filepath.Join(tinyForms, "legacy", "model.onnx"))
+		os.WriteFile(filepath.Join(d, "model.onnx"), legacy, 0o644)
+		os.WriteFile(filepath.Join(d, "tokenizer.json"), tok, 0o644)
+		os.WriteFile(filepath.Join(d, "manifest.json"), []byte(manifest), 0o644)
+	}
+
 	for i, c := range []struct {
 		args []string
 		want []string
@@ -274,6 +285,8 @@ func TestExportFormsRefusals(t *testing.T) {
 		{[]string{"--model", fused, "--cut-top", "1"}, []string{"SkipLayerNormalization", "--cut-top"}},
 		{[]string{"--model", filepath.Join(tinyForms, "classifier")}, []string{"not an encoder", "logits"}},
 		{[]string{"--model", odd}, []string{"pixel_values", "tokenizer feeds only"}},
+		{[]string{"--model", wide}, []string{"hidden_size 64", "width 32"}},
+		{[]string{"--model", deep}, []string{"3 layers", "2 encoder blocks"}},
 	} {
 		out := filepath.Join(dir, fmt.Sprintf("out%d.safetensors", i))
 		if len(c.args) > 2 && c.args[2] == "--cut-top" {
@@ -292,7 +305,7 @@ func TestExportFormsRefusals(t *testing.T) {
 		if _, err := os.Stat(out); !os.IsNotExist(err) {
 			t.Errorf("extract %v failed but wrote %s", c.args, out)
 		}
-		if ents, _ := os.ReadDir(dir); len(ents) != 2 { // data.csv and odd/
+		if ents, _ := os.ReadDir(dir); len(ents) != 4 { // data.csv, odd/, wide/, deep/
 			t.Errorf("extract %v left files behind: %v", c.args, ents)
 		}
 	}
