@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
@@ -233,14 +234,14 @@ func exportedProbs(t *testing.T, onnxFile string, texts []string) [][]float32 {
 // readExportManifest reads the manifest export writes beside onnxFile and checks it
 // against the default model: the tokenizer copy has the backbone's bytes, the manifest
 // names the graph and a positive max_len.
-func readExportManifest(t *testing.T, onnxFile string) exportManifest {
+func readExportManifest(t *testing.T, onnxFile string) headstart.ExportManifest {
 	t.Helper()
 	stem := strings.TrimSuffix(onnxFile, ".onnx")
 	b, err := os.ReadFile(stem + ".manifest.json")
 	if err != nil {
 		t.Fatalf("export wrote no manifest: %v", err)
 	}
-	var man exportManifest
+	var man headstart.ExportManifest
 	if err := json.Unmarshal(b, &man); err != nil {
 		t.Fatalf("%s: %v", stem+".manifest.json", err)
 	}
@@ -256,7 +257,7 @@ func readExportManifest(t *testing.T, onnxFile string) exportManifest {
 	if err != nil {
 		t.Fatalf("the tokenizer the manifest names: %v", err)
 	}
-	if man.Format != exportFormat || man.ONNX != filepath.Base(onnxFile) || man.Tokenizer != filepath.Base(stem)+".tokenizer.json" ||
+	if man.Format != headstart.ExportFormat || man.ONNX != filepath.Base(onnxFile) || man.Tokenizer != filepath.Base(stem)+".tokenizer.json" ||
 		man.Backbone.Name != models.Default || man.Backbone.TokenizerSHA256 != tokSHA || copySHA != tokSHA || man.MaxLen <= 0 {
 		t.Fatalf("export manifest %+v (tokenizer copy sha256 %s, backbone's %s)", man, copySHA, tokSHA)
 	}
