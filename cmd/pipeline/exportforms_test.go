@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/internal/cache"
@@ -139,7 +140,7 @@ func exportedFormProbs(t *testing.T, onnxFile, tokPath string, texts []string) [
 	if err != nil {
 		t.Fatalf("export wrote no manifest: %v", err)
 	}
-	var man exportManifest
+	var man headstart.ExportManifest
 	if err := json.Unmarshal(b, &man); err != nil {
 		t.Fatal(err)
 	}
