@@ -229,6 +229,26 @@ func TestSecondRunRefused(t *testing.T) {
 	if m, _ := filepath.Glob(out + "*"); len(m) != 1 {
 		t.Fatalf("files %v; want only the lock", m)
 	}
+
+	// experiment locks its output directory the same way (OUT/experiment.lock).
+	exp := filepath.Join(dir, "exp")
+	os.Mkdir(exp, 0o755)
+	g, err := os.OpenFile(filepath.Join(exp, "experiment.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := syscall.Flock(int(g.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(g, "pid %d: pipeline experiment (the test)\n", os.Getpid())
+	code, _, stderr := run(t, "experiment", "--train", repoFile("data/banking77-sample/train.csv"), "--test", repoFile("data/banking77-sample/test.csv"), "--shots", "8", "--out", exp)
+	if code != 1 || !strings.Contains(stderr, "another run") || !strings.Contains(stderr, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("experiment: exit %d; want 1 and the other run named\n%s", code, stderr)
+	}
+	if m, _ := filepath.Glob(filepath.Join(exp, "features", "*")); len(m) > 0 {
+		t.Fatalf("a refused experiment wrote %v", m)
+	}
 }
 
 // TestConcurrentExtractsDoNotMix starts two extracts to one output at once, with

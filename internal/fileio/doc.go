@@ -16,6 +16,6 @@
 // second run writing the same output (and its OUT.partial checkpoint) is refused at
 // once, with the other run's pid and command line, instead of mixing its rows into the
 // first one's. It is released by Release or by the process's death (the kernel drops
-// it), so a killed run never leaves a stale lock. On systems without flock the lock is
-// not taken.
+// it), so a killed run never leaves a stale lock. On systems without flock, and on file
+// systems that refuse it, the lock is not taken.
 package fileio
