@@ -203,6 +203,7 @@ func checkForms(t *testing.T, dir string) {
 			}
 			defer enc.Close()
 			C := enc.Dim() / len(all)
+			worst := 0.0
 			for i, text := range ref.Texts {
 				got, err := enc.Embed([]string{text})
 				if err != nil {
@@ -210,11 +211,13 @@ func checkForms(t *testing.T, dir string) {
 				}
 				for l := range all {
 					d := diffRows(got[l*C:(l+1)*C], ref.TorchLayersMean[l][i:i+1])
+					worst = max(worst, d)
 					if !(d <= torchTol) {
 						t.Errorf("text %d hidden state %d: mean pooled differs from PyTorch's by %g; want <= %g", i, l, d, torchTol)
 					}
 				}
 			}
+			t.Logf("%s --layers 0..%d: max abs diff %.2g vs PyTorch output_hidden_states (tolerance %g)", form, len(all)-1, worst, torchTol)
 		})
 	}
 	for _, form := range trainableForms {
