@@ -245,8 +245,9 @@ func TestExportFormsReal(t *testing.T) {
 
 // TestExportOnnxScript: scripts/export_onnx.py turns the tiny sentence-transformers
 // checkpoint into a model directory whose manifest carries the checkpoint's conventions
-// and whose Go embeddings (mean pooled, normalised) are the sentence-transformers
-// graph's sentence_embedding; a directory that is not a checkpoint writes nothing.
+// (pooling, normalisation, max length, prompts as query_prefix / passage_prefix) and
+// whose Go embeddings (mean pooled, normalised) are the sentence-transformers graph's
+// sentence_embedding; a directory that is not a checkpoint writes nothing.
 func TestExportOnnxScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs PyTorch")
@@ -255,13 +256,22 @@ func TestExportOnnxScript(t *testing.T) {
 	if _, err := os.Stat(py); err != nil {
 		t.Skipf("skipped: no export venv at %s (scripts/setup.sh venv export installs torch, ~6 GB)", py)
 	}
+	// The tiny checkpoint, with e5-style prompts in config_sentence_transformers.json.
+	ckpt := filepath.Join(t.TempDir(), "checkpoint")
+	if err := os.CopyFS(ckpt, os.DirFS(filepath.Join(tinyFormsDir, "checkpoint"))); err != nil {
+		t.Fatal(err)
+	}
+	prompts := `{"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": null}`
+	if err := os.WriteFile(filepath.Join(ckpt, "config_sentence_transformers.json"), []byte(prompts), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(t.TempDir(), "tiny")
-	cmd := exec.Command(py, filepath.Join("scripts", "export_onnx.py"), filepath.Join(tinyFormsDir, "checkpoint"), out)
+	cmd := exec.Command(py, filepath.Join("scripts", "export_onnx.py"), ckpt, out)
 	msg, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("export_onnx.py: %v\n%s", err, msg)
 	}
-	for _, want := range []string{"wrote " + out, "pooling mean, normalize true, max_len 128", "parity: max abs diff"} {
+	for _, want := range []string{"wrote " + out, "pooling mean, normalize true, max_len 128, query_prefix 'query: ', passage_prefix 'passage: '", "parity: max abs diff"} {
 		if !strings.Contains(string(msg), want) {
 			t.Errorf("export_onnx.py output does not say %q:\n%s", want, msg)
 		}
@@ -272,6 +282,13 @@ func TestExportOnnxScript(t *testing.T) {
 	}
 	if m := p.Manifest; m.Pooling != "mean" || !m.Normalize || m.MaxLen != 128 || m.HiddenSize != 32 || m.Layers != 2 {
 		t.Errorf("manifest %+v; want mean, normalised, max_len 128, hidden 32, 2 layers", m)
+	}
+	var prefixes struct {
+		Query   string `json:"query_prefix"`
+		Passage string `json:"passage_prefix"`
+	}
+	if b, err := os.ReadFile(filepath.Join(out, models.ManifestFile)); err != nil || json.Unmarshal(b, &prefixes) != nil || prefixes.Query != "query: " || prefixes.Passage != "passage: " {
+		t.Errorf("manifest prefixes %+v (%v); want query: and passage:", prefixes, err)
 	}
 	ref := loadFormsReference(t, tinyFormsDir)
 	enc, err := NewEncoder(p, EncoderOptions{Normalize: true})
