@@ -210,30 +210,47 @@ func gitBlobSHA1(b []byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func TestPullHub(t *testing.T) {
-	model, tok := []byte("pretend onnx weights"), []byte(`{"version":"1.0"}`)
-	var lie atomic.Bool
-	var hits atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
+// hubManifest names the model hubHandler serves, with no pinned checksums.
+func hubManifest() Manifest {
+	return Manifest{Name: "enc", Source: Source{Kind: "hf", Repo: "org/enc", Revision: "abc123"},
+		Files: map[string]File{"model": {Path: "onnx/model.onnx"}, "tokenizer": {Path: "tokenizer.json"}}}
+}
+
+// hubHandler is a HuggingFace Hub holding hubManifest's files at revision abc123:
+// onnx/model.onnx, announced by its sha256 (X-Linked-Etag) and written by writeModel,
+// and tokenizer.json (tok, announced by its git blob sha1); any other path is a 404.
+func hubHandler(model, tok []byte, writeModel func(w http.ResponseWriter)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/org/enc/resolve/abc123/onnx/model.onnx":
 			w.Header().Set("X-Linked-Etag", `"`+sum256(model)+`"`)
-			if lie.Load() {
-				w.Write([]byte("tampered"))
-				return
-			}
-			w.Write(model)
+			writeModel(w)
 		case "/org/enc/resolve/abc123/tokenizer.json":
 			w.Header().Set("ETag", `"`+gitBlobSHA1(tok)+`"`)
 			w.Write(tok)
 		default:
 			http.NotFound(w, r)
 		}
+	})
+}
+
+func TestPullHub(t *testing.T) {
+	model, tok := []byte("pretend onnx weights"), []byte(`{"version":"1.0"}`)
+	var lie atomic.Bool
+	var hits atomic.Int32
+	hub := hubHandler(model, tok, func(w http.ResponseWriter) {
+		if lie.Load() {
+			w.Write([]byte("tampered"))
+			return
+		}
+		w.Write(model)
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		hub.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	m := Manifest{Name: "enc", Source: Source{Kind: "hf", Repo: "org/enc", Revision: "abc123"},
-		Files: map[string]File{"model": {Path: "onnx/model.onnx"}, "tokenizer": {Path: "tokenizer.json"}}}
+	m := hubManifest()
 	dir := filepath.Join(t.TempDir(), "enc")
 	p, err := Pull(context.Background(), m, dir, PullOptions{Endpoint: srv.URL})
 	if err != nil {
@@ -267,26 +284,16 @@ func TestPullHub(t *testing.T) {
 func TestPullConcurrent(t *testing.T) {
 	model := bytes.Repeat([]byte("pretend onnx weights "), 50_000) // ~1 MB, sent in pieces
 	tok := []byte(`{"version":"1.0"}`)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/org/enc/resolve/abc123/onnx/model.onnx":
-			w.Header().Set("X-Linked-Etag", `"`+sum256(model)+`"`)
-			for b := model; len(b) > 0; {
-				n := min(len(b), 64<<10)
-				w.Write(b[:n])
-				w.(http.Flusher).Flush()
-				b = b[n:]
-			}
-		case "/org/enc/resolve/abc123/tokenizer.json":
-			w.Header().Set("ETag", `"`+gitBlobSHA1(tok)+`"`)
-			w.Write(tok)
-		default:
-			http.NotFound(w, r)
+	srv := httptest.NewServer(hubHandler(model, tok, func(w http.ResponseWriter) {
+		for b := model; len(b) > 0; {
+			n := min(len(b), 64<<10)
+			w.Write(b[:n])
+			w.(http.Flusher).Flush()
+			b = b[n:]
 		}
 	}))
 	defer srv.Close()
-	m := Manifest{Name: "enc", Source: Source{Kind: "hf", Repo: "org/enc", Revision: "abc123"},
-		Files: map[string]File{"model": {Path: "onnx/model.onnx"}, "tokenizer": {Path: "tokenizer.json"}}}
+	m := hubManifest()
 	for try := range 5 {
 		dir := filepath.Join(t.TempDir(), "enc")
 		var wg sync.WaitGroup
