@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,14 @@ import (
 	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/internal/fileio"
 )
+
+type evalOptions struct {
+	Features, Head string
+	JSON           bool
+	Plot           string  // confusion matrix PNG to write; none when empty
+	Threshold      float64 // multi-label heads: the probability a label needs
+	ThresholdSet   bool    // --threshold was given (a usage error for a single-label head)
+}
 
 func newEvalCommand() *cli.Command {
 	return &cli.Command{
@@ -28,61 +37,64 @@ func newEvalCommand() *cli.Command {
 			if t := c.Float64("threshold"); !(t > 0 && t < 1) {
 				return usagef("--threshold %g: want a probability in (0, 1)", t)
 			}
-			return runEval(c.String("features"), c.String("head"), c.Bool("json"), c.String("plot"), c.Float64("threshold"), c.IsSet("threshold"), c.App.Writer, c.App.ErrWriter)
+			return runEval(c.Context, evalOptions{
+				Features: c.String("features"), Head: c.String("head"), JSON: c.Bool("json"), Plot: c.String("plot"),
+				Threshold: c.Float64("threshold"), ThresholdSet: c.IsSet("threshold"),
+			}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
 
-func runEval(featuresPath, headPath string, asJSON bool, plot string, threshold float64, thresholdSet bool, stdout, stderr io.Writer) (err error) {
+func runEval(ctx context.Context, o evalOptions, stdout, stderr io.Writer) (err error) {
 	var lock *fileio.Locked // nil (nothing to release) without --plot
-	if plot != "" {
-		if lock, err = fileio.Claim(plot, featuresPath, headPath); err != nil {
+	if o.Plot != "" {
+		if lock, err = fileio.Claim(o.Plot, o.Features, o.Head); err != nil {
 			return err
 		}
 	}
 	defer func() { err = errors.Join(err, lock.Release()) }()
-	h, err := head.Load(headPath)
+	h, err := head.Load(o.Head)
 	if err != nil {
 		return err
 	}
-	if thresholdSet && !h.MultiLabel {
-		return usagef("--threshold applies to multi-label heads (fit on a store extracted with --label-sep); %s is single-label", headPath)
+	if o.ThresholdSet && !h.MultiLabel {
+		return usagef("--threshold applies to multi-label heads (fit on a store extracted with --label-sep); %s is single-label", o.Head)
 	}
 	var r head.Report
-	if cache, err := features.IsTokenCache(featuresPath); err == nil && cache {
-		r, err = evalTop(h, featuresPath)
+	if cache, err := features.IsTokenCache(o.Features); err == nil && cache {
+		r, err = evalTop(h, o.Features)
 		if err != nil {
 			return err
 		}
 	} else {
-		st, d, err := loadDataset(featuresPath)
+		st, d, err := loadDataset(o.Features)
 		if err != nil {
 			return err
 		}
-		if err := h.CheckStore(st, featuresPath); err != nil {
+		if err := h.CheckStore(st, o.Features); err != nil {
 			return err
 		}
-		if r, err = h.EvaluateAt(&d, threshold); err != nil {
+		if r, err = h.EvaluateAt(&d, o.Threshold); err != nil {
 			return err
 		}
 	}
-	if plot != "" && r.MultiLabel {
+	if o.Plot != "" && r.MultiLabel {
 		return usagef("--plot draws a confusion matrix, which multi-label scores do not have (per-label scores are in the table and --json)")
 	}
-	if plot != "" {
-		if err := head.PlotConfusion(plot, r); err != nil {
+	if o.Plot != "" {
+		if err := head.PlotConfusion(o.Plot, r); err != nil {
 			return err
 		}
 	}
-	if asJSON {
+	if o.JSON {
 		if err := json.NewEncoder(stdout).Encode(r); err != nil {
 			return err
 		}
 	} else if err := r.WriteTable(stdout); err != nil {
 		return err
 	}
-	if plot != "" {
-		fmt.Fprintf(stderr, "eval: confusion matrix -> %s\n", plot)
+	if o.Plot != "" {
+		fmt.Fprintf(stderr, "eval: confusion matrix -> %s\n", o.Plot)
 	}
 	return nil
 }
