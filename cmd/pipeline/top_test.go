@@ -219,7 +219,7 @@ func TestTopBlocksEndToEnd(t *testing.T) {
 		{[]string{"fit-head", "--train", train, "--mode", "lora", "--top-k", "2", "--out", headFile}, 2, "--cut-top 2"},
 		{[]string{"fit-head", "--train", train, "--mode", "lora", "--rank", "400", "--out", headFile}, 1, "exceeds"},
 		{[]string{"fit-head", "--train", train, "--mode", "full", "--rank", "4", "--out", headFile}, 2, "--mode lora only"},
-		{[]string{"fit-head", "--train", train, "--mode", "lorra", "--out", headFile}, 2, "lora, full or reinit"},
+		{[]string{"fit-head", "--train", train, "--mode", "lorra", "--out", headFile}, 2, "lora, full, reinit or setfit"},
 		{[]string{"fit-head", "--train", train, "--valid", cut2, "--mode", "lora", "--out", headFile}, 1, "extracted differently"},
 		{[]string{"eval", "--features", pooled, "--head", headFile}, 1, "top blocks"},
 		{[]string{"eval", "--features", cut2, "--head", headFile}, 1, "--cut-top"},
