@@ -73,10 +73,7 @@ func newFitHeadCommand() *cli.Command {
 			&cli.BoolFlag{Name: "allow-unconverged", Usage: "logreg: write the head even when the solver failed (a failed line search, a loss that is not finite), which it refuses by default"},
 		}, topFlags()...),
 		Action: func(c *cli.Context) error {
-			if c.String("mode") != "head" {
-				return runFitTop(c, c.App.Writer, c.App.ErrWriter)
-			}
-			return runFitHead(c.Context, fitHeadOptions{
+			o := fitHeadOptions{
 				Train: c.String("train"), Valid: c.String("valid"), Out: c.String("out"),
 				Kind: c.String("head"), C: c.String("C"), MaxIter: c.Int("max-iter"), Tol: c.Float64("tol"),
 				ClassWeight: c.String("class-weight"), Standardize: c.Bool("standardize"), Seed: c.Uint64("seed"),
@@ -84,7 +81,11 @@ func newFitHeadCommand() *cli.Command {
 				LR: c.Float64("lr"), WD: c.Float64("weight-decay"), Epochs: c.Int("epochs"),
 				Patience: c.Int("patience"), BatchSize: c.Int("batch-size"), JSON: c.Bool("json"), Resume: c.Bool("resume"),
 				AllowUnconverged: c.Bool("allow-unconverged"),
-			}, c.App.Writer, c.App.ErrWriter)
+			}
+			if c.String("mode") != "head" {
+				return runFitTop(c.Context, newFitTopOptions(c, o), c.App.Writer, c.App.ErrWriter)
+			}
+			return runFitHead(c.Context, o, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }

@@ -49,40 +49,80 @@ const (
 	topBatchSize = 32
 )
 
+// fitTopOptions configure fit-head --mode lora|full|reinit|setfit: fit-head's options
+// (Kind is --head, which must be logreg) and the top-block flags.
+type fitTopOptions struct {
+	fitHeadOptions
+	Mode        string // lora, full, reinit or setfit
+	Model       string // backbone NAME|DIR; default the one the cache names
+	TopK        int    // blocks to train; used when given (see Given), else all the cache's
+	Iterations  int    // setfit: pairs per example and kind
+	Embeddings  bool
+	Recompute   bool
+	Rank        int
+	Alpha       float64
+	Targets     string
+	LoRADropout float64
+	HeadInit    string // logreg or random
+	Warmup      float64
+	// Given lists the flags given on the command line whose defaults depend on the mode
+	// (epochs, batch-size, lr, weight-decay, patience) or that apply to one mode only.
+	Given []string
+}
+
+// fitTopGiven are the flags fitTopOptions.Given records.
+var fitTopGiven = []string{"epochs", "batch-size", "lr", "weight-decay", "patience", "top-k", "rank", "alpha", "targets", "lora-dropout", "valid"}
+
+// given reports whether flag was given on the command line.
+func (o *fitTopOptions) given(flag string) bool { return slices.Contains(o.Given, flag) }
+
+// newFitTopOptions reads the top-block flags of fit-head over its shared options.
+func newFitTopOptions(c *cli.Context, ho fitHeadOptions) fitTopOptions {
+	o := fitTopOptions{fitHeadOptions: ho, Mode: c.String("mode"), Model: c.String("model"), TopK: c.Int("top-k"),
+		Iterations: c.Int("iterations"), Embeddings: c.Bool("embeddings"), Recompute: c.Bool("recompute"),
+		Rank: c.Int("rank"), Alpha: c.Float64("alpha"), Targets: c.String("targets"), LoRADropout: c.Float64("lora-dropout"),
+		HeadInit: c.String("head-init"), Warmup: c.Float64("warmup")}
+	for _, f := range fitTopGiven {
+		if c.IsSet(f) {
+			o.Given = append(o.Given, f)
+		}
+	}
+	return o
+}
+
 // runFitTop trains the top blocks and a linear head on activation caches.
-func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
-	ctx := c.Context
-	setfit := c.String("mode") == "setfit"
-	mode, err := lora.ParseMode(c.String("mode"))
+func runFitTop(ctx context.Context, o fitTopOptions, stdout, stderr io.Writer) (err error) {
+	setfit := o.Mode == "setfit"
+	mode, err := lora.ParseMode(o.Mode)
 	if setfit { // the blocks train fully, contrastively
 		mode, err = lora.ModeFull, nil
 	}
 	if err != nil {
-		return usagef("--mode %q: want head, lora, full, reinit or setfit", c.String("mode"))
+		return usagef("--mode %q: want head, lora, full, reinit or setfit", o.Mode)
 	}
-	if c.String("head") != "logreg" {
-		return usagef("--head %s: with --mode %s the head is linear (softmax) and trains with the blocks", c.String("head"), mode)
+	if o.Kind != "logreg" {
+		return usagef("--head %s: with --mode %s the head is linear (softmax) and trains with the blocks", o.Kind, mode)
 	}
-	s := lora.TrainSettings{Mode: mode, Seed: c.Uint64("seed"), Epochs: topEpochs, BatchSize: topBatchSize, Patience: 0, Warmup: c.Float64("warmup")}
+	s := lora.TrainSettings{Mode: mode, Seed: o.Seed, Epochs: topEpochs, BatchSize: topBatchSize, Patience: 0, Warmup: o.Warmup}
 	if setfit { // setfit 1.2.0's defaults: 1 epoch over the pairs, 16 pairs a step, lr 2e-5
 		s.Epochs, s.BatchSize, s.LR = 1, 16, 2e-5
 	}
-	if c.IsSet("epochs") {
-		s.Epochs = c.Int("epochs")
+	if o.given("epochs") {
+		s.Epochs = o.Epochs
 	}
-	if c.IsSet("batch-size") {
-		s.BatchSize = c.Int("batch-size")
+	if o.given("batch-size") {
+		s.BatchSize = o.BatchSize
 	}
-	if c.IsSet("lr") {
-		s.LR = c.Float64("lr")
+	if o.given("lr") {
+		s.LR = o.LR
 	}
-	if c.IsSet("weight-decay") {
-		if s.WeightDecay = c.Float64("weight-decay"); s.WeightDecay == 0 {
+	if o.given("weight-decay") {
+		if s.WeightDecay = o.WD; s.WeightDecay == 0 {
 			s.WeightDecay = -1 // none
 		}
 	}
-	if c.IsSet("patience") {
-		s.Patience = c.Int("patience")
+	if o.given("patience") {
+		s.Patience = o.Patience
 	}
 	if s.Warmup == 0 {
 		s.Warmup = -1 // none
@@ -92,81 +132,81 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 		return usagef("--epochs %d: want at least 1", s.Epochs)
 	case s.BatchSize < 1:
 		return usagef("--batch-size %d: want at least 1", s.BatchSize)
-	case c.IsSet("lr") && !(s.LR > 0):
+	case o.given("lr") && !(s.LR > 0):
 		return usagef("--lr %g: want > 0", s.LR)
 	case s.Warmup >= 1:
 		return usagef("--warmup %g: want a fraction of the steps in [0, 1)", s.Warmup)
 	}
 	if mode == lora.ModeLoRA {
-		targets, err := lora.ParseTargets(c.String("targets"))
+		targets, err := lora.ParseTargets(o.Targets)
 		if err != nil {
 			return usageError{fmt.Errorf("--targets: %w", err)}
 		}
-		if c.Int("rank") < 1 {
-			return usagef("--rank %d: want at least 1", c.Int("rank"))
+		if o.Rank < 1 {
+			return usagef("--rank %d: want at least 1", o.Rank)
 		}
-		if !(c.Float64("alpha") > 0) {
-			return usagef("--alpha %g: want > 0", c.Float64("alpha"))
+		if !(o.Alpha > 0) {
+			return usagef("--alpha %g: want > 0", o.Alpha)
 		}
-		if d := c.Float64("lora-dropout"); !(d >= 0 && d < 1) {
+		if d := o.LoRADropout; !(d >= 0 && d < 1) {
 			return usagef("--lora-dropout %g: want 0 <= p < 1", d)
 		}
-		s.LoRA = lora.LoRA{Rank: c.Int("rank"), Alpha: c.Float64("alpha"), Dropout: c.Float64("lora-dropout"), Targets: targets}
+		s.LoRA = lora.LoRA{Rank: o.Rank, Alpha: o.Alpha, Dropout: o.LoRADropout, Targets: targets}
 	} else {
 		for _, f := range []string{"rank", "alpha", "targets", "lora-dropout"} {
-			if c.IsSet(f) {
+			if o.given(f) {
 				return usagef("--%s applies to --mode lora only", f)
 			}
 		}
 	}
 
-	s.Recompute = c.Bool("recompute")
-	out := c.String("out")
-	lock, err := fileio.Claim(out, c.String("train"), c.String("valid"))
+	s.Recompute = o.Recompute
+	out := o.Out
+	lock, err := fileio.Claim(out, o.Train, o.Valid)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, lock.Release()) }()
-	train, err := features.OpenTokens(c.String("train"))
+	train, err := features.OpenTokens(o.Train)
 	if err != nil {
 		return err
 	}
 	tm := train.Manifest
 	topK := tm.CutTop
-	if c.IsSet("top-k") {
-		topK = c.Int("top-k")
+	if o.given("top-k") {
+		topK = o.TopK
 	}
 	switch {
 	case topK < 1:
 		return usagef("--top-k %d: want the number of top blocks to train, 1 to %d", topK, tm.CutTop)
 	case topK > tm.NumBlocks:
-		return usagef("--top-k %d: the backbone of %s has %d encoder blocks; want 1 to %d", topK, c.String("train"), tm.NumBlocks, tm.CutTop)
+		return usagef("--top-k %d: the backbone of %s has %d encoder blocks; want 1 to %d", topK, o.Train, tm.NumBlocks, tm.CutTop)
 	case topK > tm.CutTop:
 		return usagef("--top-k %d: the cache %s holds the states entering the top %d blocks (extract --cut-top %d), too shallow for %d; extract again with --cut-top %d (or %d: the embeddings' output, which feeds every depth)",
-			topK, c.String("train"), tm.CutTop, tm.CutTop, topK, topK, tm.NumBlocks)
+			topK, o.Train, tm.CutTop, tm.CutTop, topK, topK, tm.NumBlocks)
 	}
 	cut := tm.NumBlocks - topK // the first trained block
-	if c.Bool("embeddings") {
+	if o.Embeddings {
 		switch {
 		case mode != lora.ModeFull:
 			return usagef("--embeddings trains with --mode full or setfit, not %s", mode)
 		case cut != 0:
 			return usagef("--embeddings needs every block trained: --top-k %d (the model's blocks) on a --cut-top %d cache; --top-k is %d", tm.NumBlocks, tm.NumBlocks, topK)
 		case !tm.IDs:
-			return usagef("--embeddings: the cache %s holds no token ids (made by an older version); extract it again", c.String("train"))
+			return usagef("--embeddings: the cache %s holds no token ids (made by an older version); extract it again", o.Train)
 		}
 	}
-	trainEx, err := examples(train, c.String("train"), tm.LabelNames)
+	trainEx, err := examples(train, o.Train, tm.LabelNames)
 	if err != nil {
 		return err
 	}
 	if setfit {
 		if err := lora.CheckSetFitLabels(trainEx.Labels, tm.LabelNames); err != nil {
-			return fmt.Errorf("%s: %w", c.String("train"), err)
+			return fmt.Errorf("%s: %w", o.Train, err)
 		}
 	}
 	var validEx *lora.Examples
-	if v := c.String("valid"); v != "" {
+	if v := o.Valid; v != "" {
 		valid, err := features.OpenTokens(v)
 		if err != nil {
 			return err
@@ -179,7 +219,7 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 				vm.Backbone.Name, vm.Backbone.SHA256, vm.Backbone.TokenizerSHA256, tm.Backbone.Name, tm.Backbone.SHA256, tm.Backbone.TokenizerSHA256))
 		}
 		if differ != nil {
-			return fmt.Errorf("--valid %s was extracted differently from --train %s: %w", v, c.String("train"), differ)
+			return fmt.Errorf("--valid %s was extracted differently from --train %s: %w", v, o.Train, differ)
 		}
 		if validEx, err = examples(valid, v, tm.LabelNames); err != nil {
 			return err
@@ -187,7 +227,7 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 	}
 
 	// The backbone's pretrained top blocks.
-	modelArg := c.String("model")
+	modelArg := o.Model
 	if modelArg == "" {
 		modelArg = tm.Backbone.Name
 	}
@@ -204,7 +244,7 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 	}
 	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != tm.Backbone.SHA256 {
 		return fmt.Errorf("%w: %s (sha256 %s) is not the backbone the cache %s was extracted with (sha256 %s)",
-			head.ErrFingerprint, paths.Model, hex.EncodeToString(sum[:])[:12], c.String("train"), tm.Backbone.SHA256[:12])
+			head.ErrFingerprint, paths.Model, hex.EncodeToString(sum[:])[:12], o.Train, tm.Backbone.SHA256[:12])
 	}
 	model, err := onnx.ParseModel(data)
 	if err != nil {
@@ -215,7 +255,7 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s: %w", paths.Model, err)
 	}
-	if c.Bool("embeddings") {
+	if o.Embeddings {
 		e, err := headstart.Embeddings(model)
 		if err != nil {
 			return fmt.Errorf("%s: %w", paths.Model, err)
@@ -237,9 +277,9 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 		blocks = blocks[cut-tm.CutBlock:]
 	}
 	if setfit {
-		return runSetFit(c, stdout, stderr, setfitRun{s: s, blocks: blocks, heads: heads, train: trainEx, valid: validEx, tm: tm, cut: cut, out: out})
+		return runSetFit(ctx, o, stdout, stderr, setfitRun{s: s, blocks: blocks, heads: heads, train: trainEx, valid: validEx, tm: tm, cut: cut, out: out})
 	}
-	switch c.String("head-init") {
+	switch o.HeadInit {
 	case "logreg":
 		if s.HeadW, s.HeadB, err = head.LinearProbe(blocks, heads, trainEx, tm.LabelNames, 0); err != nil {
 			return err
@@ -247,10 +287,10 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 		s.HeadInit = "logreg"
 	case "random":
 	default:
-		return usagef("--head-init %q: want logreg or random", c.String("head-init"))
+		return usagef("--head-init %q: want logreg or random", o.HeadInit)
 	}
 
-	s.Checkpoint, s.Resume = out+".ckpt", c.Bool("resume")
+	s.Checkpoint, s.Resume = out+".ckpt", o.Resume
 	if !s.Resume {
 		if _, err := os.Stat(s.Checkpoint); err == nil {
 			return usagef("a checkpoint of an interrupted run is at %s: pass --resume to continue it, or delete it to start afresh", s.Checkpoint)
@@ -262,7 +302,7 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 	}
 	s.Key = hex.EncodeToString(key.Sum(nil))
 
-	if n := c.Int("threads"); n > 0 { // the blocks' products and attention run on GOMAXPROCS goroutines
+	if n := o.Threads; n > 0 { // the blocks' products and attention run on GOMAXPROCS goroutines
 		runtime.GOMAXPROCS(n)
 	} else if n < 0 {
 		return usagef("--threads %d: want 0 (all cores) or more", n)
@@ -301,7 +341,7 @@ func runFitTop(c *cli.Context, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	os.Remove(s.Checkpoint)
-	if c.Bool("json") {
+	if o.JSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{"out": out, "mode": mode.String(), "classes": len(h.Classes),
 			"top_k": topK, "trainable_params": res.Trainable, "best_epoch": res.BestEpoch, "stop": res.Stop,
 			"resumed_epochs": res.Resumed, "epochs": res.History})
@@ -385,18 +425,18 @@ type setfitRun struct {
 // setfit's default LogisticRegression) is fitted on the mean-pooled embeddings the
 // fine-tuned blocks compute, normalised when the backbone's model card normalises. The
 // head file carries the blocks like any top-block head.
-func runSetFit(c *cli.Context, stdout, stderr io.Writer, r setfitRun) error {
-	if c.IsSet("valid") && r.valid == nil {
+func runSetFit(ctx context.Context, o fitTopOptions, stdout, stderr io.Writer, r setfitRun) error {
+	if o.given("valid") && r.valid == nil {
 		return usagef("--valid: no examples")
 	}
-	if n := c.Int("threads"); n > 0 {
+	if n := o.Threads; n > 0 {
 		runtime.GOMAXPROCS(n)
 	} else if n < 0 {
 		return usagef("--threads %d: want 0 (all cores) or more", n)
 	}
-	fs := lora.SetFitSettings{Iterations: c.Int("iterations"), Epochs: r.s.Epochs, BatchSize: r.s.BatchSize, LR: r.s.LR,
+	fs := lora.SetFitSettings{Iterations: o.Iterations, Epochs: r.s.Epochs, BatchSize: r.s.BatchSize, LR: r.s.LR,
 		WeightDecay: max(r.s.WeightDecay, 0), Warmup: r.s.Warmup, Heads: r.heads, Seed: r.s.Seed, Embeddings: r.s.Embeddings, Recompute: r.s.Recompute}
-	if !c.IsSet("weight-decay") {
+	if !o.given("weight-decay") {
 		fs.WeightDecay = 0
 	}
 	if fs.Iterations < 1 {
@@ -417,7 +457,7 @@ func runSetFit(c *cli.Context, stdout, stderr io.Writer, r setfitRun) error {
 		}
 	}
 	t0 := time.Now()
-	res, err := lora.SetFit(c.Context, r.blocks, r.train, fs)
+	res, err := lora.SetFit(ctx, r.blocks, r.train, fs)
 	if err != nil {
 		return err
 	}
@@ -445,7 +485,7 @@ func runSetFit(c *cli.Context, stdout, stderr io.Writer, r setfitRun) error {
 	}
 	fp := head.FingerprintOf(r.tm.Manifest, hid)
 	fp.Pooling, fp.Layers, fp.Normalize = features.PoolMean.String(), []int{r.tm.NumBlocks}, normalize
-	h, err := head.FitLogReg(head.Dataset{N: r.train.Len(), D: hid, X: x, Labels: r.train.Labels, Classes: r.tm.LabelNames, Fingerprint: fp, Name: c.String("train")},
+	h, err := head.FitLogReg(head.Dataset{N: r.train.Len(), D: hid, X: x, Labels: r.train.Labels, Classes: r.tm.LabelNames, Fingerprint: fp, Name: o.Train},
 		head.LogRegSettings{})
 	if err != nil {
 		return fmt.Errorf("setfit head: %w", err)
@@ -472,7 +512,7 @@ func runSetFit(c *cli.Context, stdout, stderr io.Writer, r setfitRun) error {
 	if err := h.Save(r.out); err != nil {
 		return err
 	}
-	if c.Bool("json") {
+	if o.JSON {
 		out := map[string]any{"out": r.out, "mode": "setfit", "classes": len(h.Classes), "top_k": r.tm.NumBlocks - r.cut,
 			"trainable_params": res.Trainable, "pairs": res.Pairs, "epochs": res.History, "body_seconds": bodySeconds,
 			"seconds": time.Since(t0).Seconds(), "normalize": normalize}
