@@ -82,3 +82,35 @@ func BenchmarkFitMLP(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLossGradBinary is one evaluation of the binary objective and its gradient
+// (one weight vector), at SST-2's size and Banking77's.
+func BenchmarkLossGradBinary(b *testing.B) {
+	for _, n := range []int{10000, 67349} {
+		const dim = 384
+		d := synthetic(n, dim, 2, 1.5, false, 1)
+		t := make([]float64, n)
+		for i, l := range d.Labels {
+			t[i] = float64(l)
+		}
+		theta := make([]float64, dim+1)
+		for i := range theta {
+			theta[i] = float64(i%7-3) * 1e-2
+		}
+		grad := make([]float64, len(theta))
+		for _, prec := range []Precision{Float32, Float64} {
+			var p *linProblem
+			if prec == Float32 {
+				p = newLinProblem(nil, designMatrix32(d.X, d.N, d.D, nil, nil, true), d.N, d.D, true, nil, t, 2, Uniform, 1, 1)
+			} else {
+				p = newLinProblem(designMatrix(d.X, d.N, d.D, nil, nil, true), nil, d.N, d.D, true, nil, t, 2, Uniform, 1, 1)
+			}
+			b.Run(fmt.Sprintf("n=%d/d=%d/%v/threads=1", n, dim, prec), func(b *testing.B) {
+				for b.Loop() {
+					p.lossGrad(grad, theta)
+				}
+				b.ReportMetric(4*float64(n*(dim+1))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}

@@ -11,10 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
-	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/floats"
+
+	igemm "github.com/headstart-ml/headstart/internal/gemm"
 )
 
 // ClassWeight is how training rows are weighted by class.
@@ -676,10 +675,12 @@ func (p *linProblem) lossGrad(grad, theta []float64) float64 {
 		// loss and gradient share, summed in chunk order.
 		parallelChunks(len(p.partial), p.threads, func(c int) {
 			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
-			Xc := blas64.General{Rows: hi - lo, Cols: d1, Stride: d1, Data: p.x[lo*d1 : hi*d1]}
-			blas64.Gemv(blas.NoTrans, 1, Xc, blas64.Vector{N: d1, Inc: 1, Data: theta}, 0, blas64.Vector{N: hi - lo, Inc: 1, Data: p.z[lo:hi]})
+			xc := p.x[lo*d1 : hi*d1]
+			igemm.DotRows(p.z[lo:hi], xc, d1, theta[:d1])
 			p.partial[c] = p.pointwise(lo, hi)
-			blas64.Gemv(blas.Trans, 1, Xc, blas64.Vector{N: hi - lo, Inc: 1, Data: p.z[lo:hi]}, 0, blas64.Vector{N: d1, Inc: 1, Data: p.gpart[c*d1 : (c+1)*d1]})
+			gc := p.gpart[c*d1 : (c+1)*d1]
+			clear(gc)
+			igemm.AxpyRows(gc, xc, d1, p.z[lo:hi])
 		})
 		clear(grad[:d1])
 		for c, v := range p.partial {
@@ -725,10 +726,12 @@ func (p *linProblem) lossGrad32(grad, theta []float64) float64 {
 	if k == 1 {
 		parallelChunks(len(p.partial), p.threads, func(c int) {
 			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
-			Xc := blas32.General{Rows: hi - lo, Cols: d1, Stride: d1, Data: p.x32[lo*d1 : hi*d1]}
-			blas32.Gemv(blas.NoTrans, 1, Xc, blas32.Vector{N: d1, Inc: 1, Data: p.theta32}, 0, blas32.Vector{N: hi - lo, Inc: 1, Data: p.z32[lo:hi]})
+			xc := p.x32[lo*d1 : hi*d1]
+			igemm.DotRows(p.z32[lo:hi], xc, d1, p.theta32)
 			p.partial[c] = p.pointwise32(lo, hi)
-			blas32.Gemv(blas.Trans, 1, Xc, blas32.Vector{N: hi - lo, Inc: 1, Data: p.z32[lo:hi]}, 0, blas32.Vector{N: d1, Inc: 1, Data: p.grad32[c*d1 : (c+1)*d1]})
+			gc := p.grad32[c*d1 : (c+1)*d1]
+			clear(gc)
+			igemm.AxpyRows(gc, xc, d1, p.z32[lo:hi])
 		})
 		clear(grad[:d1])
 		for c, v := range p.partial {
@@ -755,14 +758,19 @@ func (p *linProblem) lossGrad32(grad, theta []float64) float64 {
 	return loss + penalty(p, grad, p.theta32)
 }
 
-// binaryLoss returns the binary loss log(1+e^z) − t·z and its derivative σ(z) − t.
+// binaryLoss returns the binary loss log(1+e^z) − t·z and its derivative σ(z) − t,
+// from one exponential e = exp(−|z|):
+//
+//	z > 0:  l = z + log1p(e) − t·z,  σ(z) = 1/(1+e)
+//	z ≤ 0:  l = log1p(e) − t·z,      σ(z) = e/(1+e)
+//
+// (the same values as sigmoid and the two-branch loss, bit for bit).
 func binaryLoss(z, t float64) (l, g float64) {
+	e := math.Exp(-math.Abs(z))
 	if z > 0 {
-		l = z + math.Log1p(math.Exp(-z)) - t*z
-	} else {
-		l = math.Log1p(math.Exp(z)) - t*z
+		return z + math.Log1p(e) - t*z, 1/(1+e) - t
 	}
-	return l, sigmoid(z) - t
+	return math.Log1p(e) - t*z, e/(1+e) - t
 }
 
 // pointwise turns rows [lo,hi) of p.z from logits into the pointwise gradients and

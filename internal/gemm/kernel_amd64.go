@@ -31,3 +31,23 @@ func kern6x16(k int, a, b, c *float32, ldc int)
 //
 //go:noescape
 func kern6x32(k int, a, b, c *float32, ldc int)
+
+// dot4x32 sets z[r] = Σ_{j<n} x[r·ld+j]·w[j] for r < 4; n is a multiple of 16.
+//
+//go:noescape
+func dot4x32(n int, x *float32, ld int, w, z *float32)
+
+// axpy4x32 adds Σ_{r<4} alpha[r]·x[r·ld+j] to dst[j] for j < n; n is a multiple of 16.
+//
+//go:noescape
+func axpy4x32(n int, x *float32, ld int, dst, alpha *float32)
+
+// dot4x64 is dot4x32 in float64; n is a multiple of 8.
+//
+//go:noescape
+func dot4x64(n int, x *float64, ld int, w, z *float64)
+
+// axpy4x64 is axpy4x32 in float64; n is a multiple of 8.
+//
+//go:noescape
+func axpy4x64(n int, x *float64, ld int, dst, alpha *float64)

@@ -1,0 +1,132 @@
+package gemm
+
+import (
+	"unsafe"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// DotRows and AxpyRows are the two matrix-vector products of a binary logistic
+// regression's objective (one weight vector): z = X·w and dst += Xᵀ·g, X row-major with
+// row stride ld. With AVX2 and FMA (and gonum's BLAS in use, as for Gemm) they run in
+// assembly (gemv_amd64.s), four rows at a time over the leading columns in blocks of
+// two registers, the last columns and rows in Go; otherwise they call blas32 or
+// blas64 Gemv. Either way the result depends only on the arguments.
+
+// DotRows sets z[i] = Σ_j x[i·ld+j]·w[j] for i < len(z), j < len(w). x is not
+// modified.
+func DotRows[T Float](z, x []T, ld int, w []T) {
+	m, n := len(z), len(w)
+	if m == 0 {
+		return
+	}
+	checkRows(len(x), m, n, ld)
+	if !useKernel[T]() {
+		gemv(false, m, n, x, ld, w, z)
+		return
+	}
+	nk := n &^ (kernelCols[T]() - 1)
+	i := 0
+	for ; i+4 <= m; i += 4 {
+		dot4(nk, &x[i*ld], ld, &w[0], &z[i])
+		for r := range 4 {
+			row := x[(i+r)*ld : (i+r)*ld+n]
+			for j := nk; j < n; j++ {
+				z[i+r] += row[j] * w[j]
+			}
+		}
+	}
+	for ; i < m; i++ {
+		var s T
+		for j, v := range x[i*ld : i*ld+n] {
+			s += v * w[j]
+		}
+		z[i] = s
+	}
+}
+
+// AxpyRows adds Σ_i g[i]·x[i·ld+j] to dst[j] for j < len(dst), i < len(g), in row
+// order. x and g are not modified.
+func AxpyRows[T Float](dst, x []T, ld int, g []T) {
+	m, n := len(g), len(dst)
+	if m == 0 {
+		return
+	}
+	checkRows(len(x), m, n, ld)
+	if !useKernel[T]() {
+		gemvT(m, n, x, ld, g, dst)
+		return
+	}
+	nk := n &^ (kernelCols[T]() - 1)
+	i := 0
+	for ; i+4 <= m; i += 4 {
+		axpy4(nk, &x[i*ld], ld, &dst[0], &g[i])
+		for r := range 4 {
+			row := x[(i+r)*ld : (i+r)*ld+n]
+			for j := nk; j < n; j++ {
+				dst[j] += g[i+r] * row[j]
+			}
+		}
+	}
+	for ; i < m; i++ {
+		for j, v := range x[i*ld : i*ld+n] {
+			dst[j] += g[i] * v
+		}
+	}
+}
+
+func checkRows(lx, m, n, ld int) {
+	if n > ld || lx < (m-1)*ld+n {
+		panic("gemm: matrix-vector product: x too short for its rows")
+	}
+}
+
+// kernelCols is the column block of dot4 and axpy4: two AVX registers.
+func kernelCols[T Float]() int {
+	if is32[T]() {
+		return 16
+	}
+	return 8
+}
+
+func dot4[T Float](n int, x *T, ld int, w, z *T) {
+	if is32[T]() {
+		dot4x32(n, (*float32)(unsafe.Pointer(x)), ld, (*float32)(unsafe.Pointer(w)), (*float32)(unsafe.Pointer(z)))
+		return
+	}
+	dot4x64(n, (*float64)(unsafe.Pointer(x)), ld, (*float64)(unsafe.Pointer(w)), (*float64)(unsafe.Pointer(z)))
+}
+
+func axpy4[T Float](n int, x *T, ld int, dst, g *T) {
+	if is32[T]() {
+		axpy4x32(n, (*float32)(unsafe.Pointer(x)), ld, (*float32)(unsafe.Pointer(dst)), (*float32)(unsafe.Pointer(g)))
+		return
+	}
+	axpy4x64(n, (*float64)(unsafe.Pointer(x)), ld, (*float64)(unsafe.Pointer(dst)), (*float64)(unsafe.Pointer(g)))
+}
+
+// gemv sets z = X·w through blas32 or blas64.
+func gemv[T Float](_ bool, m, n int, x []T, ld int, w, z []T) {
+	switch x := any(x).(type) {
+	case []float32:
+		blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: m, Cols: n, Stride: ld, Data: x[:(m-1)*ld+n]},
+			blas32.Vector{N: n, Inc: 1, Data: any(w).([]float32)}, 0, blas32.Vector{N: m, Inc: 1, Data: any(z).([]float32)})
+	case []float64:
+		blas64.Gemv(blas.NoTrans, 1, blas64.General{Rows: m, Cols: n, Stride: ld, Data: x[:(m-1)*ld+n]},
+			blas64.Vector{N: n, Inc: 1, Data: any(w).([]float64)}, 0, blas64.Vector{N: m, Inc: 1, Data: any(z).([]float64)})
+	}
+}
+
+// gemvT adds Xᵀ·g to dst through blas32 or blas64.
+func gemvT[T Float](m, n int, x []T, ld int, g, dst []T) {
+	switch x := any(x).(type) {
+	case []float32:
+		blas32.Gemv(blas.Trans, 1, blas32.General{Rows: m, Cols: n, Stride: ld, Data: x[:(m-1)*ld+n]},
+			blas32.Vector{N: m, Inc: 1, Data: any(g).([]float32)}, 1, blas32.Vector{N: n, Inc: 1, Data: any(dst).([]float32)})
+	case []float64:
+		blas64.Gemv(blas.Trans, 1, blas64.General{Rows: m, Cols: n, Stride: ld, Data: x[:(m-1)*ld+n]},
+			blas64.Vector{N: m, Inc: 1, Data: any(g).([]float64)}, 1, blas64.Vector{N: n, Inc: 1, Data: any(dst).([]float64)})
+	}
+}

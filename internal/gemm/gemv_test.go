@@ -1,0 +1,89 @@
+package gemm
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestRows checks DotRows and AxpyRows, assembly and BLAS fallback, against sums in
+// float64, with the bounds of TestGemm: float32 within (n+1)·u of Σ|terms| (u = 2⁻²⁴),
+// float64 within gemmTol. The shapes cover rows not a multiple of 4, columns below,
+// at and past the kernel's block (16 float32, 8 float64), and a row stride past the
+// columns; the row stride's padding holds NaN, so reading it fails the test.
+func TestRows(t *testing.T) {
+	for _, fallback := range []bool{false, true} {
+		name := "kernel"
+		if fallback {
+			name = "blas"
+		}
+		NoAssembly = fallback
+		t.Run(name+"/float64", func(t *testing.T) { testRows[float64](t, func(n int) float64 { return gemmTol }) })
+		t.Run(name+"/float32", func(t *testing.T) { testRows[float32](t, func(n int) float64 { return float64(n+1) * gemmTol32 }) })
+		NoAssembly = false
+	}
+}
+
+func testRows[T Float](t *testing.T, tolFor func(n int) float64) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	nan := T(0)
+	nan = nan / nan
+	for _, m := range []int{1, 3, 4, 5, 8, 11, 64} {
+		for _, n := range []int{1, 7, 8, 15, 16, 17, 33, 385} {
+			for _, pad := range []int{0, 3} {
+				ld := n + pad
+				t.Run(fmt.Sprintf("m=%d/n=%d/ld=%d", m, n, ld), func(t *testing.T) {
+					x := make([]T, (m-1)*ld+n)
+					for i := range x {
+						x[i] = nan
+					}
+					for i := range m {
+						for j := range n {
+							x[i*ld+j] = T(rng.NormFloat64())
+						}
+					}
+					w, g := randSliceOf[T](rng, n), randSliceOf[T](rng, m)
+					dst0 := randSliceOf[T](rng, n)
+					x0, w0, g0 := slices.Clone(x), slices.Clone(w), slices.Clone(g)
+					tol := tolFor(n)
+
+					z := randSliceOf[T](rng, m) // overwritten
+					DotRows(z, x, ld, w)
+					for i := range m {
+						var want, mag float64
+						for j := range n {
+							want += float64(x[i*ld+j]) * float64(w[j])
+							mag += abs64(float64(x[i*ld+j]) * float64(w[j]))
+						}
+						if !(abs64(float64(z[i])-want) <= tol*mag) {
+							t.Fatalf("DotRows: z[%d] = %v, want %v (tolerance %g of %g)", i, z[i], want, tol, mag)
+						}
+					}
+
+					dst := slices.Clone(dst0)
+					AxpyRows(dst, x, ld, g)
+					tolA := tolFor(m)
+					for j := range n {
+						want, mag := float64(dst0[j]), abs64(float64(dst0[j]))
+						for i := range m {
+							want += float64(g[i]) * float64(x[i*ld+j])
+							mag += abs64(float64(g[i]) * float64(x[i*ld+j]))
+						}
+						if !(abs64(float64(dst[j])-want) <= tolA*mag) {
+							t.Fatalf("AxpyRows: dst[%d] = %v, want %v (tolerance %g of %g)", j, dst[j], want, tolA, mag)
+						}
+					}
+					if !slices.Equal(w, w0) || !slices.Equal(g, g0) || !equalNaN(x, x0) {
+						t.Fatal("inputs modified")
+					}
+				})
+			}
+		}
+	}
+}
+
+// equalNaN reports whether a and b hold the same values, NaN equal to NaN.
+func equalNaN[T Float](a, b []T) bool {
+	return slices.EqualFunc(a, b, func(u, v T) bool { return u == v || (u != u && v != v) })
+}
