@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -106,14 +107,16 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	if err := onnx.Init(lib); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(p.Model)
+	// The model is held once, by onnxruntime: the graph is read without its weights
+	// (onnx.OpenModel), and the session opens the file itself, or a temporary copy
+	// when the graph is edited.
+	modelSHA, err := fileSHA256(p.Model) // of the file, before any graph edit
 	if err != nil {
 		return nil, fmt.Errorf("headstart: read model: %w", err)
 	}
-	modelSHA := sha256.Sum256(data) // of the file as read, before any graph edit
-	model, err := onnx.ParseModel(data)
+	model, err := onnx.OpenModel(p.Model)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p.Model, err)
+		return nil, err
 	}
 	if err := checkMaxLen(p, opts.MaxLen, model); err != nil {
 		return nil, err
@@ -123,10 +126,7 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 			return nil, fmt.Errorf("%s: %w", p.Model, err)
 		}
 	}
-	inputs, outputs, err := onnx.DescribeBytes(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p.Model, err)
-	}
+	inputs, outputs := model.Inputs(), model.Outputs()
 	e := &Encoder{opts: opts}
 	for _, in := range inputs {
 		if !slices.Contains(feedable, in.Name) {
@@ -208,16 +208,14 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 			e.inputs = append(e.inputs, in.Name)
 		}
 	}
-	if missing || opts.cut || opts.top != nil || opts.pack {
+	edited := missing || opts.cut || opts.top != nil || opts.pack
+	if edited {
 		if opts.cut {
 			err = model.KeepOutputs(names...)
 		} else {
 			err = model.ExposeOutputs(names...)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p.Model, err)
-		}
-		if data, err = model.Marshal(); err != nil {
 			return nil, fmt.Errorf("%s: %w", p.Model, err)
 		}
 	}
@@ -229,7 +227,11 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 		return nil, fmt.Errorf("%w: %s produces ids up to %d but the word embedding table of %s has %d rows; the two files are not from one model",
 			tokenize.ErrVocabSize, p.Tokenizer, e.tok.VocabSize()-1, p.Model, rows)
 	}
-	e.sess, err = onnx.NewSessionFromBytes(data, e.inputs, names, opts.Session)
+	if edited {
+		e.sess, err = sessionFromEdited(model, e.inputs, names, opts.Session)
+	} else {
+		e.sess, err = onnx.NewSessionFromFile(p.Model, e.inputs, names, opts.Session)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Model, err)
 	}
@@ -474,7 +476,7 @@ func CheckMaxLen(p models.Paths, maxLen int) error { return checkMaxLen(p, maxLe
 func checkMaxLen(p models.Paths, maxLen int, model *onnx.Model) error {
 	if model == nil {
 		var err error
-		if model, err = onnx.LoadModel(p.Model); err != nil {
+		if model, err = onnx.OpenModel(p.Model); err != nil {
 			return fmt.Errorf("%s: %w", p.Model, err)
 		}
 	}
@@ -485,9 +487,45 @@ func checkMaxLen(p models.Paths, maxLen int, model *onnx.Model) error {
 	return nil
 }
 
+// fileSHA256 returns the SHA-256 of the file at path, read in a stream.
+func fileSHA256(path string) (sum [sha256.Size]byte, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return sum, err
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+// sessionFromEdited opens a session on an edited model through a temporary file,
+// removed once onnxruntime has read it: the weights are copied from the model's own
+// file to the temporary one in a stream, so that only onnxruntime holds them.
+func sessionFromEdited(m *onnx.Model, inputs, outputs []string, opts onnx.SessionOptions) (_ *onnx.Session, err error) {
+	f, err := os.CreateTemp("", "headstart-model-*.onnx")
+	if err != nil {
+		return nil, fmt.Errorf("headstart: temporary model file: %w", err)
+	}
+	tmp := f.Name()
+	f.Close()
+	defer func() {
+		if rerr := os.Remove(tmp); rerr != nil && err == nil {
+			err = fmt.Errorf("headstart: removing the temporary model file: %w", rerr)
+		}
+	}()
+	if err := m.WriteFile(tmp); err != nil {
+		return nil, err
+	}
+	return onnx.NewSessionFromFile(tmp, inputs, outputs, opts)
+}
+
 // numBlocks returns the number of encoder blocks of the model at p.
 func numBlocks(p models.Paths) (int, error) {
-	m, err := onnx.LoadModel(p.Model)
+	m, err := onnx.OpenModel(p.Model)
 	if err != nil {
 		return 0, err
 	}

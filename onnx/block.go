@@ -143,6 +143,9 @@ func (m *Model) BlockWeights(i int) (BlockWeights, error) {
 // readBlock is BlockWeights that also returns the reader, whose slots say
 // which node input reads each weight (SetBlockWeights rewires them).
 func (m *Model) readBlock(i int) (BlockWeights, *blockReader, error) {
+	if err := m.loadStubs(); err != nil {
+		return BlockWeights{}, nil, err
+	}
 	entering, err := m.HiddenStateEntering(i)
 	if err != nil {
 		return BlockWeights{}, nil, err

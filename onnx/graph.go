@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"regexp"
@@ -17,8 +18,13 @@ import (
 // methods edit Proto in place; callers may read and edit Proto directly as
 // well. A Model is not safe for concurrent use.
 type Model struct {
-	// Proto is the whole model, weights included.
+	// Proto is the whole model, weights included, except in a model from OpenModel:
+	// there its large initialisers are stubs (name, type and dims, no values) until
+	// a method that reads weights loads them (see OpenModel).
 	Proto *onnxpb.ModelProto
+
+	// lazy is set by OpenModel: the file and where each stub's values are.
+	lazy *lazyData
 }
 
 // LoadModel reads and decodes the ONNX model at path. A file that is not an
@@ -51,6 +57,13 @@ func parseModel(data []byte, what string) (*Model, error) {
 // Marshal encodes the model, for NewSessionFromBytes or for writing to a
 // file.
 func (m *Model) Marshal() ([]byte, error) {
+	if m.hasStubs() {
+		var buf bytes.Buffer
+		if err := m.writeLazy(&buf); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	}
 	b, err := proto.Marshal(m.Proto)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: encoding model: %w", err)

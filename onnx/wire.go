@@ -103,6 +103,8 @@ type wireField struct {
 	val uint64
 	off int64
 	len int64
+	// start and end locate the whole field, tag included.
+	start, end int64
 }
 
 // scanFields calls fn for each field of the message encoded in [off, end).
@@ -149,6 +151,7 @@ func scanFields(src source, off, end int64, fn func(wireField) error) error {
 		if off > end {
 			return malformed("field %d at byte %d runs past the end (truncated file?)", num, tagOff)
 		}
+		f.start, f.end = tagOff, off
 		if err := fn(f); err != nil {
 			return err
 		}
@@ -177,7 +180,9 @@ func summarize(src source, size int64) (*modelSummary, error) {
 		return nil, malformed("empty file")
 	}
 	var s modelSummary
-	var graph *wireField
+	// A graph given in several fields is one graph (protobuf merges them; Model's
+	// WriteFile writes the initialisers of an OpenModel model in a second one).
+	var graphs []wireField
 	err := scanFields(src, 0, size, func(f wireField) error {
 		switch f.num {
 		case modelIRVersion:
@@ -189,7 +194,7 @@ func summarize(src source, size int64) (*modelSummary, error) {
 			if f.typ != protowire.BytesType {
 				return malformed("graph has wire type %d, want a message", f.typ)
 			}
-			graph = &f
+			graphs = append(graphs, f)
 		}
 		return nil
 	})
@@ -199,46 +204,48 @@ func summarize(src source, size int64) (*modelSummary, error) {
 	if s.irVersion <= 0 {
 		return nil, malformed("no ir_version")
 	}
-	if graph == nil {
+	if len(graphs) == 0 {
 		return nil, malformed("no graph")
 	}
 	var inputs, outputs []wireField
 	inits := make(map[string]bool)
-	err = scanFields(src, graph.off, graph.off+graph.len, func(f wireField) error {
-		if f.typ != protowire.BytesType {
-			// GraphProto has no scalar fields below 20 that we rely on;
-			// tolerate any others.
-			return nil
-		}
-		switch f.num {
-		case graphNode:
-			s.nodes++
-		case graphInput:
-			inputs = append(inputs, f)
-		case graphOutput:
-			outputs = append(outputs, f)
-		case graphInit:
-			name, err := tensorProtoName(src, f)
-			if err != nil {
-				return err
-			}
-			inits[name] = true
-		case graphSparseInit:
-			return scanFields(src, f.off, f.off+f.len, func(g wireField) error {
-				if g.num == sparseValues && g.typ == protowire.BytesType {
-					name, err := tensorProtoName(src, g)
-					if err != nil {
-						return err
-					}
-					inits[name] = true
-				}
+	for _, graph := range graphs {
+		err = scanFields(src, graph.off, graph.off+graph.len, func(f wireField) error {
+			if f.typ != protowire.BytesType {
+				// GraphProto has no scalar fields below 20 that we rely on;
+				// tolerate any others.
 				return nil
-			})
+			}
+			switch f.num {
+			case graphNode:
+				s.nodes++
+			case graphInput:
+				inputs = append(inputs, f)
+			case graphOutput:
+				outputs = append(outputs, f)
+			case graphInit:
+				name, err := tensorProtoName(src, f)
+				if err != nil {
+					return err
+				}
+				inits[name] = true
+			case graphSparseInit:
+				return scanFields(src, f.off, f.off+f.len, func(g wireField) error {
+					if g.num == sparseValues && g.typ == protowire.BytesType {
+						name, err := tensorProtoName(src, g)
+						if err != nil {
+							return err
+						}
+						inits[name] = true
+					}
+					return nil
+				})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	if s.nodes == 0 {
 		return nil, malformed("graph has no nodes")

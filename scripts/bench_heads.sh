@@ -1,67 +1,110 @@
 #!/usr/bin/env bash
-# bench_heads.sh: fit time of `pipeline fit-head` vs scikit-learn LogisticRegression on the
-# full Banking77 train features (10,003 x 384, 77 classes, default model, mean pooling),
-# same C, tol, max_iter and thread count, alternating runs in one session; both test
-# accuracies on Banking77 test. headstart runs in each of BENCH_PRECISIONS (default
-# "float32 float64"; float32 is fit-head's default and what scikit-learn computes in on
-# float32 features). Prints a markdown table for BENCHMARKS.md, with the load average
-# before and after (a shared box is noisy).
-# Usage: scripts/bench_heads.sh   (via `make bench-heads`; BENCH_REPS=3 by default)
+# bench_heads.sh: fit time of `pipeline fit-head` (logistic regression) vs scikit-learn's
+# LogisticRegression on binary and multi-class sets of real features (default model, mean
+# pooling), same C, tol, max_iter and thread count, runs interleaved (headstart, then
+# scikit-learn, per repetition and precision), medians. Both test accuracies and both
+# iteration counts. Prints a markdown table for BENCHMARKS.md with the load average before
+# and after (a shared box is noisy: the ratio comes from runs side by side, not from the
+# absolute times).
+#
+# Sets (BENCH_SETS, default all):
+#   b77          Banking77 train -> test, 77 classes (10,003 rows)
+#   b77-halves   Banking77, binary: label index < 38 vs the rest
+#   b77-ovr      Banking77, binary: card_arrival vs the rest (1.6% positives)
+#   sst2-5k      SST-2, binary: the first 5,000 train rows -> dev
+#   sst2-20k     SST-2, binary: the first 20,000 train rows -> dev
+#   sst2         SST-2, binary: all 67,349 train rows -> dev
+# Precisions (BENCH_PRECISIONS, default "float32 float64"): headstart's --precision, and
+# scikit-learn on the features as stored (float32) or cast to float64, the objective each
+# computes in; float64 is the pair that follows the same path iteration for iteration.
+# Threads (BENCH_THREADS, default 1), repetitions (BENCH_REPS, default 3).
+# Features are extracted once into $BENCH_FEATURES (default out/bench); SST-2 train (67k
+# rows) takes a few minutes on a quiet 2-core machine.
+#
+# Usage: scripts/bench_heads.sh   (via `make bench-heads`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${HEADSTART_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/headstart}
-data=data/banking77
+data=data
 py=$cache/venv-test/bin/python
 out=out/bench
+feat=${BENCH_FEATURES:-$out}
 REPS=${BENCH_REPS:-3}
 PRECISIONS=${BENCH_PRECISIONS:-float32 float64}
-mkdir -p "$out"
-for split in train test; do
-  [ -f "$out/b77-$split.safetensors" ] || bin/pipeline extract --data "$data/$split.csv" --out "$out/b77-$split.safetensors" --threads 2
-done
+THREADS=${BENCH_THREADS:-1}
+SETS=${BENCH_SETS:-b77 b77-halves b77-ovr sst2-5k sst2-20k sst2}
+mkdir -p "$out" "$feat"
+
+extract() { # extract CSV STORE
+  [ -f "$2" ] || bin/pipeline extract --data "$1" --out "$2" --threads 2 >&2
+}
+# set_files SET: prints "TRAIN TEST", deriving the stores when missing.
+set_files() {
+  case $1 in
+    b77*) extract "$data/banking77/train.csv" "$feat/b77-train.safetensors"
+          extract "$data/banking77/test.csv" "$feat/b77-test.safetensors" ;;
+    sst2*) extract "$data/sst2/train.csv" "$feat/sst2-train.safetensors"
+           extract "$data/sst2/dev.csv" "$feat/sst2-dev.safetensors" ;;
+  esac
+  local derive=()
+  case $1 in
+    b77|sst2) ;;
+    b77-halves) derive=(--halves) ;;
+    b77-ovr) derive=(--one-vs-rest card_arrival) ;;
+    sst2-5k) derive=(--rows 5000) ;;
+    sst2-20k) derive=(--rows 20000) ;;
+    *) echo "bench_heads: unknown set $1; want one of b77 b77-halves b77-ovr sst2-5k sst2-20k sst2" >&2; exit 2 ;;
+  esac
+  local base=${1%%-*}
+  local train=$feat/$base-train.safetensors test=$feat/$base-test.safetensors
+  [ "$base" = sst2 ] && test=$feat/sst2-dev.safetensors
+  if [ ${#derive[@]} -gt 0 ]; then
+    local dtest=$test
+    [ "${derive[0]}" = --rows ] || { dtest=$out/$1-test.safetensors; [ -f "$dtest" ] || "$py" scripts/derive_store.py "$test" "$dtest" "${derive[@]}"; }
+    [ -f "$out/$1-train.safetensors" ] || "$py" scripts/derive_store.py "$train" "$out/$1-train.safetensors" "${derive[@]}"
+    train=$out/$1-train.safetensors test=$dtest
+  fi
+  echo "$train $test"
+}
+
 : > "$out/heads.jsonl"
 load_before=$(uptime)
-for threads in 1 2; do
-  for rep in $(seq "$REPS"); do
-    for prec in $PRECISIONS; do
-      s=$(date +%s.%N)
-      bin/pipeline fit-head --train "$out/b77-train.safetensors" --out "$out/b77-head.safetensors" --C 1 --tol 1e-4 --max-iter 100 --threads "$threads" --precision "$prec" --json 2>/dev/null > "$out/fit.json"
-      e=$(date +%s.%N)
-      acc=$(bin/pipeline eval --features "$out/b77-test.safetensors" --head "$out/b77-head.safetensors" | head -n 1 | awk '{print $2}')
-      python3 - "$out/fit.json" "$threads" "$acc" "$s" "$e" "$prec" >> "$out/heads.jsonl" <<'PY'
+for set in $SETS; do
+  read -r train test < <(set_files "$set")
+  for threads in $THREADS; do
+    for rep in $(seq "$REPS"); do
+      for prec in $PRECISIONS; do
+        bin/pipeline fit-head --train "$train" --out "$out/head.safetensors" --C 1 --tol 1e-4 --max-iter 100 --threads "$threads" --precision "$prec" --json 2>/dev/null > "$out/fit.json"
+        acc=$(bin/pipeline eval --features "$test" --head "$out/head.safetensors" | head -n 1 | awk '{print $2}')
+        OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads "$py" scripts/ref_logreg.py --train "$train" \
+          --test "$test" --out "$out/sk.json" --C 1 --tol 1e-4 --max-iter 100 --threads "$threads" --no-proba --dtype "$prec"
+        python3 - "$out/fit.json" "$out/sk.json" "$set" "$threads" "$prec" "$acc" >> "$out/heads.jsonl" <<'PY'
 import json, sys
-d = json.load(open(sys.argv[1]))
-print(json.dumps({"impl": "headstart", "precision": sys.argv[6], "threads": int(sys.argv[2]), "fit_seconds": d["seconds"],
-                  "process_seconds": float(sys.argv[5]) - float(sys.argv[4]),
-                  "n_iter": d["summary"]["iterations"], "test_accuracy": float(sys.argv[3])}))
+h, s = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+print(json.dumps({"set": sys.argv[3], "threads": int(sys.argv[4]), "precision": sys.argv[5],
+                  "rows": h["summary"]["rows"], "classes": h["classes"],
+                  "hs_seconds": h["seconds"], "hs_iter": h["summary"]["iterations"], "hs_accuracy": float(sys.argv[6]),
+                  "sk_seconds": s["fit_seconds"], "sk_iter": s["n_iter"], "sk_accuracy": s["test_accuracy"],
+                  "sklearn": s["versions"]["scikit-learn"]}))
 PY
+      done
     done
-    OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads "$py" scripts/ref_logreg.py --train "$out/b77-train.safetensors" \
-      --test "$out/b77-test.safetensors" --out "$out/sk.json" --C 1 --tol 1e-4 --max-iter 100 --threads "$threads" --no-proba
-    python3 - "$out/sk.json" "$threads" >> "$out/heads.jsonl" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-print(json.dumps({"impl": "scikit-learn", "threads": int(sys.argv[2]), "fit_seconds": d["fit_seconds"],
-                  "n_iter": d["n_iter"], "test_accuracy": d["test_accuracy"],
-                  "sklearn": d["versions"].get("scikit-learn")}))
-PY
   done
 done
 load_after=$(uptime)
 python3 - "$out/heads.jsonl" "$REPS" "$load_before" "$load_after" <<'PY'
 import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
-sk_version = next((r["sklearn"] for r in rows if r["impl"] == "scikit-learn"), "?")
-print(f"\nBanking77 train (10,003 x 384, 77 classes) -> test (3,080); C=1, tol=1e-4, max_iter=100; "
-      f"scikit-learn {sk_version} on the float32 features; median of {sys.argv[2]} runs each, alternating\n")
-print("| threads | headstart precision | headstart fit (s) | scikit-learn fit (s) | headstart / scikit-learn time | iterations (hs / sk) | test accuracy (hs / sk) |")
-print("|---|---|---|---|---|---|---|")
-for t in sorted({r["threads"] for r in rows}):
-    sk = [r for r in rows if r["threads"] == t and r["impl"] == "scikit-learn"]
-    s = st.median(r["fit_seconds"] for r in sk)
-    for p in dict.fromkeys(r["precision"] for r in rows if r["impl"] == "headstart"):
-        hs = [r for r in rows if r["threads"] == t and r["impl"] == "headstart" and r["precision"] == p]
-        h = st.median(r["fit_seconds"] for r in hs)
-        print(f'| {t} | {p} | {h:.2f} | {s:.2f} | {h/s:.2f}x | {hs[0]["n_iter"]} / {sk[0]["n_iter"]} | {hs[0]["test_accuracy"]:.4f} / {sk[0]["test_accuracy"]:.4f} |')
+print(f"\nC=1, tol=1e-4, max_iter=100; scikit-learn {rows[0]['sklearn']}; median of {sys.argv[2]} runs each, "
+      "headstart and scikit-learn interleaved\n")
+print("| set | rows x classes | threads | precision | headstart fit (s) | scikit-learn fit (s) | headstart / scikit-learn time | iterations (hs / sk) | test accuracy (hs / sk) |")
+print("|---|---|---|---|---|---|---|---|---|")
+keys = list(dict.fromkeys((r["set"], r["threads"], r["precision"]) for r in rows))
+for k in keys:
+    g = [r for r in rows if (r["set"], r["threads"], r["precision"]) == k]
+    h, s = st.median(r["hs_seconds"] for r in g), st.median(r["sk_seconds"] for r in g)
+    r = g[0]
+    print(f'| {k[0]} | {r["rows"]:,} x {r["classes"]} | {k[1]} | {k[2]} | {h:.3f} | {s:.3f} | {h/s:.2f}x | '
+          f'{r["hs_iter"]} / {r["sk_iter"]} | {r["hs_accuracy"]:.4f} / {r["sk_accuracy"]:.4f} |')
 print(f"\nload before: {sys.argv[3].strip()}\nload after:  {sys.argv[4].strip()}")
 PY
