@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/pipeline
 CACHE ?= $(or $(HEADSTART_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/headstart)
 
-.PHONY: all setup setup-demo setup-gpu gpu-prepare build test demo bench-extract shard-proof vet clean load-test fuzz fuzz-serve
+.PHONY: all setup setup-demo setup-gpu gpu-prepare build test demo bench-extract bench-extract-ab bench-heads shard-proof vet clean load-test fuzz fuzz-serve
 
 all: build
 
@@ -44,10 +44,14 @@ bench-extract: setup build
 	scripts/setup.sh venv bench
 	scripts/bench_extract.sh
 
+## bench-extract-ab: pipeline extract vs Python onnxruntime, whole processes interleaved, tokens/s, GFLOP/s, peak RSS
+bench-extract-ab: setup build
+	scripts/bench_extract_ab.sh
+
 clean:
 	rm -rf bin out
 
-## bench-heads: fit-head vs scikit-learn on the full Banking77 train features (see BENCHMARKS.md)
+## bench-heads: fit-head vs scikit-learn on Banking77 and binary sets (SST-2, Banking77 halves and one-vs-rest)
 bench-heads: setup build
 	scripts/bench_heads.sh
 

@@ -86,6 +86,12 @@ const (
 	// loss and the gradient are accumulated in float64 from float32 terms. About twice
 	// as fast as Float64; the fit differs from the Float64 one by float32 rounding
 	// amplified by the solver (like scikit-learn's fits on float32 and float64 data).
+	// It follows scikit-learn's float32 fit closely but not always iteration for
+	// iteration: the float32 products sum in another order than scikit-learn's BLAS,
+	// the objective differs in its last float32 bits, and where the line search
+	// compares nearly equal losses L-BFGS can take another step (BENCHMARKS.md lists
+	// the sets where the counts differ). Float64 is the setting that matches
+	// scikit-learn iteration for iteration (on features cast to float64).
 	Float32 Precision = iota
 	// Float64 computes the objective in float64: scikit-learn's fit on features cast
 	// to float64.

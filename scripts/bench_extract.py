@@ -58,6 +58,7 @@ def bench_ort(texts, model, tokenizer, bs, threads, max_len, sort):
     secs = time.perf_counter() - t0
     return {"impl": "python-onnxruntime" + ("-sorted" if sort else ""), "rows": len(texts), "seconds": secs,
             "rows_per_s": len(texts) / secs, "run_fraction": run_s / secs, "padding_efficiency": real / computed,
+            "tokens": real, "padded": computed,
             "load_seconds": t_load, "onnxruntime": ort.__version__}
 
 
