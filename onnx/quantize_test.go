@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/headstart-ml/headstart/internal/testutil"
 )
 
 // TestQuantizeColumns: each value comes back within half its column's scale, the
@@ -68,7 +70,7 @@ const quantizeRoundingTies = 1e-5
 func TestQuantizeParity(t *testing.T) {
 	requireRuntime(t)
 	path := requireModel(t, defaultModel)
-	py := requirePython(t)
+	py := testutil.VenvPython(t)
 	dir := t.TempDir()
 	m, err := OpenModel(path)
 	if err != nil {
