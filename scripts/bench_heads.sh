@@ -5,7 +5,9 @@
 # scikit-learn, per repetition and precision), medians. Both test accuracies and both
 # iteration counts. Prints a markdown table for BENCHMARKS.md with the load average before
 # and after (a shared box is noisy: the ratio comes from runs side by side, not from the
-# absolute times).
+# absolute times). Each side also reports its process CPU time for the fit (fit-head --json
+# cpu_seconds, time.process_time in scripts/ref_logreg.py); on one thread it is the fit's
+# own work and less disturbed by other jobs than the wall time: the CPU time ratio column.
 #
 # Sets (BENCH_SETS, default all):
 #   b77          Banking77 train -> test, 77 classes (10,003 rows)
@@ -83,7 +85,7 @@ import json, sys
 h, s = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 print(json.dumps({"set": sys.argv[3], "threads": int(sys.argv[4]), "precision": sys.argv[5],
                   "rows": h["summary"]["rows"], "classes": h["classes"],
-                  "hs_seconds": h["seconds"], "hs_iter": h["summary"]["iterations"], "hs_accuracy": float(sys.argv[6]),
+                  "hs_seconds": h["seconds"], "hs_cpu": h.get("cpu_seconds"), "sk_cpu": s.get("fit_cpu_seconds"), "hs_iter": h["summary"]["iterations"], "hs_accuracy": float(sys.argv[6]),
                   "sk_seconds": s["fit_seconds"], "sk_iter": s["n_iter"], "sk_accuracy": s["test_accuracy"],
                   "sklearn": s["versions"]["scikit-learn"]}))
 PY
@@ -97,14 +99,17 @@ import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
 print(f"\nC=1, tol=1e-4, max_iter=100; scikit-learn {rows[0]['sklearn']}; median of {sys.argv[2]} runs each, "
       "headstart and scikit-learn interleaved\n")
-print("| set | rows x classes | threads | precision | headstart fit (s) | scikit-learn fit (s) | headstart / scikit-learn time | iterations (hs / sk) | test accuracy (hs / sk) |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| set | rows x classes | threads | precision | headstart fit (s) | scikit-learn fit (s) | headstart / scikit-learn time | CPU time ratio | iterations (hs / sk) | test accuracy (hs / sk) |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 keys = list(dict.fromkeys((r["set"], r["threads"], r["precision"]) for r in rows))
 for k in keys:
     g = [r for r in rows if (r["set"], r["threads"], r["precision"]) == k]
     h, s = st.median(r["hs_seconds"] for r in g), st.median(r["sk_seconds"] for r in g)
     r = g[0]
-    print(f'| {k[0]} | {r["rows"]:,} x {r["classes"]} | {k[1]} | {k[2]} | {h:.3f} | {s:.3f} | {h/s:.2f}x | '
+    cpu = "-"
+    if all(x.get("hs_cpu") and x.get("sk_cpu") for x in g):
+        cpu = f'{st.median(x["hs_cpu"] for x in g) / st.median(x["sk_cpu"] for x in g):.2f}x'
+    print(f'| {k[0]} | {r["rows"]:,} x {r["classes"]} | {k[1]} | {k[2]} | {h:.3f} | {s:.3f} | {h/s:.2f}x | {cpu} | '
           f'{r["hs_iter"]} / {r["sk_iter"]} | {r["hs_accuracy"]:.4f} / {r["sk_accuracy"]:.4f} |')
 print(f"\nload before: {sys.argv[3].strip()}\nload after:  {sys.argv[4].strip()}")
 PY

@@ -215,7 +215,9 @@ func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "fit-head: warning: features %s: %s; |x| beyond %g is not a backbone's output: the store may be corrupt, or the features need --standardize\n",
 			o.Train, ext, head.ExtremeFeature)
 	}
+	cpu0 := processCPU()
 	h, err := head.FitContext(ctx, train, valid, ho)
+	cpu := processCPU() - cpu0
 	if tty {
 		fmt.Fprintln(stderr)
 	}
@@ -250,7 +252,7 @@ func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer)
 	s := h.Summary
 	if o.JSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{"out": o.Out, "head": h.Kind.String(), "classes": len(h.Classes),
-			"multi_label": h.MultiLabel, "dim": h.Dim, "summary": s, "seconds": s.Elapsed.Seconds(), "resumed_epochs": s.Resumed})
+			"multi_label": h.MultiLabel, "dim": h.Dim, "summary": s, "seconds": s.Elapsed.Seconds(), "cpu_seconds": cpu.Seconds(), "resumed_epochs": s.Resumed})
 	}
 	fmt.Fprintln(stderr, fitSummaryLine(h, o.Out, ho.LogReg.AutoC))
 	return nil
