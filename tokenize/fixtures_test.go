@@ -1,6 +1,7 @@
 package tokenize
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,5 +50,62 @@ func TestMultilingualCorpus(t *testing.T) {
 	}
 	if n < 2000 {
 		t.Fatalf("%d multilingual texts; want at least 2000", n)
+	}
+}
+
+// TestParityComponents checks the normalizers, pre-tokenizers and
+// post-processors the fixtures do not use, written over a fixture, against
+// tokenizers on every fourth text of the corpus and pairs.
+func TestParityComponents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("extended parity check (-short)")
+	}
+	python := testutil.VenvPython(t)
+	full := buildCorpus(t, testutil.DataDir())
+	var corpus []corpusText
+	for i, c := range full {
+		if i%4 == 0 {
+			corpus = append(corpus, c)
+		}
+	}
+	corpus = append(corpus, pairCorpus(full, 12)...)
+	for _, v := range []struct {
+		name, fixture         string
+		normalizer, pre, post string
+	}{
+		{"nfkc-lower-whitespacesplit-punct-digits", "mpnet.json",
+			`{"type":"Sequence","normalizers":[{"type":"NFKC"},{"type":"Lowercase"}]}`,
+			`{"type":"Sequence","pretokenizers":[{"type":"WhitespaceSplit"},{"type":"Punctuation","behavior":"Isolated"},{"type":"Digits","individual_digits":true}]}`, ""},
+		{"nfd-strip-replace-whitespace", "mpnet.json",
+			`{"type":"Sequence","normalizers":[{"type":"NFD"},{"type":"Strip","strip_left":true,"strip_right":true},{"type":"Replace","pattern":{"String":"an"},"content":"A N"}]}`,
+			`{"type":"Whitespace"}`, ""},
+		{"nfc-split-regex-merged", "mpnet.json",
+			`{"type":"NFC"}`,
+			`{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\s+"},"behavior":"Removed","invert":false},{"type":"Split","pattern":{"String":"-"},"behavior":"MergedWithPrevious","invert":false},{"type":"Punctuation","behavior":"MergedWithNext"},{"type":"Digits","individual_digits":false}]}`, ""},
+		{"nfkd-prepend-split-invert-contiguous", "mpnet.json",
+			`{"type":"Sequence","normalizers":[{"type":"NFKD"},{"type":"Prepend","prepend":"x"}]}`,
+			`{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\w+"},"behavior":"Contiguous","invert":true},{"type":"WhitespaceSplit"}]}`, ""},
+		{"bytelevel-split-template", "roberta-bpe.json", "",
+			`{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":false}]}`,
+			`{"type":"Sequence","processors":[{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true},{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<s>","type_id":0}},{"Sequence":{"id":"A","type_id":0}},{"SpecialToken":{"id":"</s>","type_id":0}}],"pair":[{"SpecialToken":{"id":"<s>","type_id":0}},{"Sequence":{"id":"A","type_id":0}},{"SpecialToken":{"id":"</s>","type_id":0}},{"Sequence":{"id":"B","type_id":1}},{"SpecialToken":{"id":"</s>","type_id":1}}],"special_tokens":{"<s>":{"id":"<s>","ids":[0],"tokens":["<s>"]},"</s>":{"id":"</s>","ids":[2],"tokens":["</s>"]}}}]}`},
+		{"metaspace-first-nosplit", "xlmr-unigram.json", "",
+			`{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":false}`, ""},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			path := editFixture(t, v.fixture, func(doc map[string]any) {
+				for key, raw := range map[string]string{"normalizer": v.normalizer, "pre_tokenizer": v.pre, "post_processor": v.post} {
+					if raw == "" {
+						continue
+					}
+					var x any
+					if err := json.Unmarshal([]byte(raw), &x); err != nil {
+						t.Fatalf("%s: %v", key, err)
+					}
+					doc[key] = x
+				}
+			})
+			hdr, recs := reference(t, python, path, corpus, true)
+			checkParity(t, path, corpus, hdr, recs)
+		})
 	}
 }

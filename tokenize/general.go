@@ -69,17 +69,7 @@ func parseGeneral(fc *fileConfig) (*general, error) {
 	if g.pre, err = parsePreTokenizer(fc.PreTokenizer); err != nil {
 		return nil, err
 	}
-	if g.post, err = parsePostProcessor(fc.PostProcessor, func(tok string) (int32, bool) {
-		if id, ok := vocab[tok]; ok {
-			return id, true
-		}
-		for _, at := range fc.AddedTokens {
-			if at.Content == tok {
-				return int32(at.ID), true
-			}
-		}
-		return 0, false
-	}); err != nil {
+	if g.post, err = parsePostProcessor(fc.PostProcessor); err != nil {
 		return nil, err
 	}
 	for _, at := range fc.AddedTokens {

@@ -3,7 +3,6 @@ package tokenize
 import (
 	"encoding/json"
 	"fmt"
-	"unicode"
 )
 
 // postProcessor is tokenizer.json's "post_processor": it puts the special
@@ -51,8 +50,8 @@ func numAdded(p postProcessor, pair bool) int {
 	return p.added(pair)
 }
 
-// parsePostProcessor reads a post_processor; lookup gives a token's id.
-func parsePostProcessor(raw json.RawMessage, lookup func(string) (int32, bool)) (postProcessor, error) {
+// parsePostProcessor reads a post_processor.
+func parsePostProcessor(raw json.RawMessage) (postProcessor, error) {
 	typ, err := typeOf(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: post_processor: %w", ErrFormat, err)
@@ -114,7 +113,7 @@ func parsePostProcessor(raw json.RawMessage, lookup func(string) (int32, bool)) 
 		}
 		return p, nil
 	case "TemplateProcessing":
-		return parseTemplate(raw, lookup)
+		return parseTemplate(raw)
 	case "Sequence":
 		var v struct {
 			Processors []json.RawMessage `json:"processors"`
@@ -124,7 +123,7 @@ func parsePostProcessor(raw json.RawMessage, lookup func(string) (int32, bool)) 
 		}
 		var seq seqPost
 		for _, r := range v.Processors {
-			p, err := parsePostProcessor(r, lookup)
+			p, err := parsePostProcessor(r)
 			if err != nil {
 				return nil, err
 			}
@@ -237,7 +236,7 @@ func trimOffsets(ts []token, prefixSpace bool, text func(token) string) []token 
 	}
 	out := make([]token, len(ts))
 	copy(out, ts)
-	isSpace := func(r rune) bool { return r == byteChar[' '] || unicode.IsSpace(r) && isRustSpace(r) }
+	isSpace := func(r rune) bool { return r == byteChar[' '] || isRustSpace(r) }
 	for i := range out {
 		t := &out[i]
 		rs := []rune(text(*t))
@@ -276,7 +275,7 @@ type templateItem struct {
 	typeID int64
 }
 
-func parseTemplate(raw json.RawMessage, lookup func(string) (int32, bool)) (postProcessor, error) {
+func parseTemplate(raw json.RawMessage) (postProcessor, error) {
 	type piece struct {
 		SpecialToken *struct {
 			ID     string `json:"id"`
@@ -339,7 +338,6 @@ func parseTemplate(raw json.RawMessage, lookup func(string) (int32, bool)) (post
 	} else if t.pair, err = conv("pair", v.Pair, "AB"); err != nil {
 		return nil, err
 	}
-	_ = lookup
 	return t, nil
 }
 
