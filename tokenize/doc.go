@@ -30,7 +30,13 @@
 // byte-level BPE and XLM-R-style SentencePiece Unigram. Regex patterns are
 // Oniguruma's in the Rust library; here they run on Go's regexp with \s, \d and
 // \w widened to their Unicode meaning, and GPT-2's pattern (which has a
-// look-ahead) is matched by hand. A pattern Go cannot compile is refused.
+// look-ahead) is matched by hand with Oniguruma's own letter, number and
+// space classes. A pattern Go cannot compile is refused. The classes the
+// pre-tokenizers test (Rust's char::is_numeric, Oniguruma's \w, \s, \p{L},
+// \p{N}) are read from tokenizers itself into classes.go
+// (scripts/gen_tokenize_classes.py), as tables.go is for BERT; NFKC and NFKD
+// leave alone the 134 code points whose compatibility decompositions the Rust
+// library's tables lack (nfkKeep, checked by TestNormalFormsSingle).
 //
 // Two paths share the work. A file of the BERT shape (BertNormalizer,
 // BertPreTokenizer, WordPiece, added tokens without flags) encodes single

@@ -279,12 +279,12 @@ func (p predicatePre) split(dst []normStr, n normStr) []normStr {
 // Unicode P* category of its tables).
 func isBertPunct(r rune) bool { return isIn(r, hfPunct, clsPunct) }
 
-// isRustNumeric is Rust's char::is_numeric (Nd, Nl, No).
+// isRustNumeric is Rust's char::is_numeric (Nd, Nl, No of its Unicode).
 func isRustNumeric(r rune) bool {
 	if r < 0x80 {
 		return '0' <= r && r <= '9'
 	}
-	return unicode.IsNumber(r)
+	return unicode.Is(hfNumeric, r)
 }
 
 // bertPre is BertPreTokenizer: split on whitespace (removed), then isolate
@@ -314,28 +314,29 @@ func (bertPre) split(dst []normStr, n normStr) []normStr {
 	return dst
 }
 
-// whitespacePre is Whitespace: the matches of \w+|[^\w\s]+ (Oniguruma's
-// Unicode \w and \s), everything else removed.
+// whitespacePre is Whitespace: the matches of \w+|[^\w\s]+ (the Rust regex
+// crate's Unicode \w and \s), everything else removed.
 type whitespacePre struct{}
 
-func isOnigWord(r rune) bool {
-	return unicode.IsLetter(r) || unicode.IsMark(r) || unicode.Is(unicode.Nd, r) || unicode.Is(unicode.Pc, r)
-}
+// isRegexWord and isRegexSpace are \w and \s of the Rust regex crate, which
+// the Whitespace pre-tokenizer uses (classes.go).
+func isRegexWord(r rune) bool  { return unicode.Is(hfRegexWord, r) }
+func isRegexSpace(r rune) bool { return unicode.Is(hfRegexSpace, r) }
 
 func (whitespacePre) split(dst []normStr, n normStr) []normStr {
 	for i := 0; i < len(n.r); {
 		r := n.r[i]
 		switch {
-		case isOnigWord(r):
+		case isRegexWord(r):
 			j := i + 1
-			for j < len(n.r) && isOnigWord(n.r[j]) {
+			for j < len(n.r) && isRegexWord(n.r[j]) {
 				j++
 			}
 			dst = append(dst, n.slice(i, j))
 			i = j
-		case !isOnigSpace(r):
+		case !isRegexSpace(r):
 			j := i + 1
-			for j < len(n.r) && !isOnigWord(n.r[j]) && !isOnigSpace(n.r[j]) {
+			for j < len(n.r) && !isRegexWord(n.r[j]) && !isRegexSpace(n.r[j]) {
 				j++
 			}
 			dst = append(dst, n.slice(i, j))
@@ -348,7 +349,7 @@ func (whitespacePre) split(dst []normStr, n normStr) []normStr {
 }
 
 // isOnigSpace is Oniguruma's Unicode \s.
-func isOnigSpace(r rune) bool { return unicode.IsSpace(r) }
+func isOnigSpace(r rune) bool { return unicode.Is(hfOnigSpace, r) }
 
 // splitPre is Split: a pattern's matches cut with a behavior.
 type splitPre struct {
@@ -470,8 +471,8 @@ const gpt2Pattern = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]
 // Oniguruma's ordered alternation, by hand.
 type gpt2Matcher struct{}
 
-func isOnigLetter(r rune) bool { return unicode.IsLetter(r) }
-func isOnigNumber(r rune) bool { return unicode.IsNumber(r) }
+func isOnigLetter(r rune) bool { return unicode.Is(hfLetter, r) }
+func isOnigNumber(r rune) bool { return unicode.Is(hfNumber, r) }
 func isGPT2Other(r rune) bool  { return !isOnigSpace(r) && !isOnigLetter(r) && !isOnigNumber(r) }
 
 func (gpt2Matcher) find(rs []rune) [][2]int {
