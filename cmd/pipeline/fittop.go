@@ -92,18 +92,97 @@ func newFitTopOptions(c *cli.Context, ho fitHeadOptions) fitTopOptions {
 
 // runFitTop trains the top blocks and a linear head on activation caches.
 func runFitTop(ctx context.Context, o fitTopOptions, stdout, stderr io.Writer) (err error) {
+	s, err := o.settings()
+	if err != nil {
+		return err
+	}
+	lock, err := fileio.Claim(o.Out, o.Train, o.Valid)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, lock.Release()) }()
+	d, err := o.openCaches(s.Mode)
+	if err != nil {
+		return err
+	}
+	blocks, err := o.pretrained(d, &s)
+	if err != nil {
+		return err
+	}
+	if o.Mode == "setfit" {
+		return runSetFit(ctx, o, stdout, stderr, setfitRun{s: s, blocks: blocks, heads: s.Heads, train: d.train, valid: d.valid, tm: d.tm, cut: d.cut, out: o.Out})
+	}
+	switch o.HeadInit {
+	case "logreg":
+		if s.HeadW, s.HeadB, err = head.LinearProbe(blocks, s.Heads, d.train, d.tm.LabelNames, 0); err != nil {
+			return err
+		}
+		s.HeadInit = "logreg"
+	case "random":
+	default:
+		return usagef("--head-init %q: want logreg or random", o.HeadInit)
+	}
+
+	s.Checkpoint, s.Resume = o.Out+".ckpt", o.Resume
+	if !s.Resume {
+		if _, err := os.Stat(s.Checkpoint); err == nil {
+			return usagef("a checkpoint of an interrupted run is at %s: pass --resume to continue it, or delete it to start afresh", s.Checkpoint)
+		}
+	}
+	key := sha256.New()
+	for _, x := range []string{d.tm.Dataset.SHA256, d.tm.Backbone.SHA256, fmt.Sprint(d.tm.CutBlock, d.tm.MaxLen, d.rows, d.cut)} {
+		key.Write([]byte(x + "\x00"))
+	}
+	s.Key = hex.EncodeToString(key.Sum(nil))
+
+	if n := o.Threads; n > 0 { // the blocks' products and attention run on GOMAXPROCS goroutines
+		runtime.GOMAXPROCS(n)
+	} else if n < 0 {
+		return usagef("--threads %d: want 0 (all cores) or more", n)
+	}
+	s.Progress = topProgress(stderr, s.Mode, d.valid != nil)
+	res, err := lora.Train(ctx, blocks, len(d.tm.LabelNames), d.train, d.valid, s)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("fit-head interrupted (finished epochs kept in %s; rerun with --resume): %w", s.Checkpoint, err)
+		}
+		return err
+	}
+	h := topHead(res, d.tm, d.cut, s, d.train.Len())
+	if err := h.Save(o.Out); err != nil {
+		return err
+	}
+	os.Remove(s.Checkpoint)
+	if o.JSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"out": o.Out, "mode": s.Mode.String(), "classes": len(h.Classes),
+			"top_k": d.topK, "trainable_params": res.Trainable, "best_epoch": res.BestEpoch, "stop": res.Stop,
+			"resumed_epochs": res.Resumed, "epochs": res.History})
+	}
+	last := res.History[len(res.History)-1]
+	fmt.Fprintf(stderr, "fit-head: %s on the top %d block(s), %d trainable parameters, %d rows, %d classes -> %s (%d epochs, best %d; %s",
+		s.Mode, d.topK, res.Trainable, d.train.Len(), len(h.Classes), o.Out, len(res.History), res.BestEpoch, res.Stop)
+	if d.valid != nil {
+		fmt.Fprintf(stderr, "; valid accuracy %.4f", res.History[res.BestEpoch-1].ValidAccuracy)
+	}
+	fmt.Fprintf(stderr, "; last epoch %.1fs)\n", last.TrainSeconds)
+	return nil
+}
+
+// settings checks the training flags, before any file is read, and returns the
+// settings they give: the mode's defaults with the flags given over them.
+func (o *fitTopOptions) settings() (lora.TrainSettings, error) {
 	setfit := o.Mode == "setfit"
 	mode, err := lora.ParseMode(o.Mode)
 	if setfit { // the blocks train fully, contrastively
 		mode, err = lora.ModeFull, nil
 	}
 	if err != nil {
-		return usagef("--mode %q: want head, lora, full, reinit or setfit", o.Mode)
+		return lora.TrainSettings{}, usagef("--mode %q: want head, lora, full, reinit or setfit", o.Mode)
 	}
 	if o.Kind != "logreg" {
-		return usagef("--head %s: with --mode %s the head is linear (softmax) and trains with the blocks", o.Kind, mode)
+		return lora.TrainSettings{}, usagef("--head %s: with --mode %s the head is linear (softmax) and trains with the blocks", o.Kind, mode)
 	}
-	s := lora.TrainSettings{Mode: mode, Seed: o.Seed, Epochs: topEpochs, BatchSize: topBatchSize, Patience: 0, Warmup: o.Warmup}
+	s := lora.TrainSettings{Mode: mode, Seed: o.Seed, Epochs: topEpochs, BatchSize: topBatchSize, Patience: 0, Warmup: o.Warmup, Recompute: o.Recompute}
 	if setfit { // setfit 1.2.0's defaults: 1 epoch over the pairs, 16 pairs a step, lr 2e-5
 		s.Epochs, s.BatchSize, s.LR = 1, 16, 2e-5
 	}
@@ -129,190 +208,176 @@ func runFitTop(ctx context.Context, o fitTopOptions, stdout, stderr io.Writer) (
 	}
 	switch {
 	case s.Epochs < 1:
-		return usagef("--epochs %d: want at least 1", s.Epochs)
+		return s, usagef("--epochs %d: want at least 1", s.Epochs)
 	case s.BatchSize < 1:
-		return usagef("--batch-size %d: want at least 1", s.BatchSize)
+		return s, usagef("--batch-size %d: want at least 1", s.BatchSize)
 	case o.given("lr") && !(s.LR > 0):
-		return usagef("--lr %g: want > 0", s.LR)
+		return s, usagef("--lr %g: want > 0", s.LR)
 	case s.Warmup >= 1:
-		return usagef("--warmup %g: want a fraction of the steps in [0, 1)", s.Warmup)
+		return s, usagef("--warmup %g: want a fraction of the steps in [0, 1)", s.Warmup)
 	}
-	if mode == lora.ModeLoRA {
-		targets, err := lora.ParseTargets(o.Targets)
-		if err != nil {
-			return usageError{fmt.Errorf("--targets: %w", err)}
-		}
-		if o.Rank < 1 {
-			return usagef("--rank %d: want at least 1", o.Rank)
-		}
-		if !(o.Alpha > 0) {
-			return usagef("--alpha %g: want > 0", o.Alpha)
-		}
-		if d := o.LoRADropout; !(d >= 0 && d < 1) {
-			return usagef("--lora-dropout %g: want 0 <= p < 1", d)
-		}
-		s.LoRA = lora.LoRA{Rank: o.Rank, Alpha: o.Alpha, Dropout: o.LoRADropout, Targets: targets}
-	} else {
+	if mode != lora.ModeLoRA {
 		for _, f := range []string{"rank", "alpha", "targets", "lora-dropout"} {
 			if o.given(f) {
-				return usagef("--%s applies to --mode lora only", f)
+				return s, usagef("--%s applies to --mode lora only", f)
 			}
 		}
+		return s, nil
 	}
-
-	s.Recompute = o.Recompute
-	out := o.Out
-	lock, err := fileio.Claim(out, o.Train, o.Valid)
+	targets, err := lora.ParseTargets(o.Targets)
 	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, lock.Release()) }()
-	train, err := features.OpenTokens(o.Train)
-	if err != nil {
-		return err
-	}
-	tm := train.Manifest
-	topK := tm.CutTop
-	if o.given("top-k") {
-		topK = o.TopK
+		return s, usageError{fmt.Errorf("--targets: %w", err)}
 	}
 	switch {
-	case topK < 1:
-		return usagef("--top-k %d: want the number of top blocks to train, 1 to %d", topK, tm.CutTop)
-	case topK > tm.NumBlocks:
-		return usagef("--top-k %d: the backbone of %s has %d encoder blocks; want 1 to %d", topK, o.Train, tm.NumBlocks, tm.CutTop)
-	case topK > tm.CutTop:
-		return usagef("--top-k %d: the cache %s holds the states entering the top %d blocks (extract --cut-top %d), too shallow for %d; extract again with --cut-top %d (or %d: the embeddings' output, which feeds every depth)",
-			topK, o.Train, tm.CutTop, tm.CutTop, topK, topK, tm.NumBlocks)
+	case o.Rank < 1:
+		return s, usagef("--rank %d: want at least 1", o.Rank)
+	case !(o.Alpha > 0):
+		return s, usagef("--alpha %g: want > 0", o.Alpha)
+	case !(o.LoRADropout >= 0 && o.LoRADropout < 1):
+		return s, usagef("--lora-dropout %g: want 0 <= p < 1", o.LoRADropout)
 	}
-	cut := tm.NumBlocks - topK // the first trained block
+	s.LoRA = lora.LoRA{Rank: o.Rank, Alpha: o.Alpha, Dropout: o.LoRADropout, Targets: targets}
+	return s, nil
+}
+
+// topCaches is what the top blocks train on: the training cache's manifest and rows,
+// its examples and the validation examples (nil without --valid), and the blocks to
+// train (the top topK; cut is the first).
+type topCaches struct {
+	tm           features.TokenManifest
+	rows         int
+	train, valid *lora.Examples
+	topK, cut    int
+}
+
+// openCaches reads the training and validation caches and checks --top-k and
+// --embeddings against the training cache.
+func (o *fitTopOptions) openCaches(mode lora.Mode) (*topCaches, error) {
+	train, err := features.OpenTokens(o.Train)
+	if err != nil {
+		return nil, err
+	}
+	tm := train.Manifest
+	d := &topCaches{tm: tm, rows: train.N, topK: tm.CutTop}
+	if o.given("top-k") {
+		d.topK = o.TopK
+	}
+	switch {
+	case d.topK < 1:
+		return nil, usagef("--top-k %d: want the number of top blocks to train, 1 to %d", d.topK, tm.CutTop)
+	case d.topK > tm.NumBlocks:
+		return nil, usagef("--top-k %d: the backbone of %s has %d encoder blocks; want 1 to %d", d.topK, o.Train, tm.NumBlocks, tm.CutTop)
+	case d.topK > tm.CutTop:
+		return nil, usagef("--top-k %d: the cache %s holds the states entering the top %d blocks (extract --cut-top %d), too shallow for %d; extract again with --cut-top %d (or %d: the embeddings' output, which feeds every depth)",
+			d.topK, o.Train, tm.CutTop, tm.CutTop, d.topK, d.topK, tm.NumBlocks)
+	}
+	d.cut = tm.NumBlocks - d.topK
 	if o.Embeddings {
 		switch {
 		case mode != lora.ModeFull:
-			return usagef("--embeddings trains with --mode full or setfit, not %s", mode)
-		case cut != 0:
-			return usagef("--embeddings needs every block trained: --top-k %d (the model's blocks) on a --cut-top %d cache; --top-k is %d", tm.NumBlocks, tm.NumBlocks, topK)
+			return nil, usagef("--embeddings trains with --mode full or setfit, not %s", mode)
+		case d.cut != 0:
+			return nil, usagef("--embeddings needs every block trained: --top-k %d (the model's blocks) on a --cut-top %d cache; --top-k is %d", tm.NumBlocks, tm.NumBlocks, d.topK)
 		case !tm.IDs:
-			return usagef("--embeddings: the cache %s holds no token ids (made by an older version); extract it again", o.Train)
+			return nil, usagef("--embeddings: the cache %s holds no token ids (made by an older version); extract it again", o.Train)
 		}
 	}
-	trainEx, err := examples(train, o.Train, tm.LabelNames)
+	if d.train, err = examples(train, o.Train, tm.LabelNames); err != nil {
+		return nil, err
+	}
+	if o.Mode == "setfit" {
+		if err := lora.CheckSetFitLabels(d.train.Labels, tm.LabelNames); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Train, err)
+		}
+	}
+	if o.Valid == "" {
+		return d, nil
+	}
+	valid, err := features.OpenTokens(o.Valid)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if setfit {
-		if err := lora.CheckSetFitLabels(trainEx.Labels, tm.LabelNames); err != nil {
-			return fmt.Errorf("%s: %w", o.Train, err)
-		}
+	vm := valid.Manifest
+	// The spec's layers are the cached block's input (--cut-top).
+	differ := vm.Spec.Compare(tm.Spec)
+	if vm.Backbone.SHA256 != tm.Backbone.SHA256 || vm.Backbone.TokenizerSHA256 != tm.Backbone.TokenizerSHA256 {
+		differ = errors.Join(differ, fmt.Errorf("backbone %s (sha256 %s, tokenizer %s) vs %s (sha256 %s, tokenizer %s)",
+			vm.Backbone.Name, vm.Backbone.SHA256, vm.Backbone.TokenizerSHA256, tm.Backbone.Name, tm.Backbone.SHA256, tm.Backbone.TokenizerSHA256))
 	}
-	var validEx *lora.Examples
-	if v := o.Valid; v != "" {
-		valid, err := features.OpenTokens(v)
-		if err != nil {
-			return err
-		}
-		vm := valid.Manifest
-		// The spec's layers are the cached block's input (--cut-top).
-		differ := vm.Spec.Compare(tm.Spec)
-		if vm.Backbone.SHA256 != tm.Backbone.SHA256 || vm.Backbone.TokenizerSHA256 != tm.Backbone.TokenizerSHA256 {
-			differ = errors.Join(differ, fmt.Errorf("backbone %s (sha256 %s, tokenizer %s) vs %s (sha256 %s, tokenizer %s)",
-				vm.Backbone.Name, vm.Backbone.SHA256, vm.Backbone.TokenizerSHA256, tm.Backbone.Name, tm.Backbone.SHA256, tm.Backbone.TokenizerSHA256))
-		}
-		if differ != nil {
-			return fmt.Errorf("--valid %s was extracted differently from --train %s: %w", v, o.Train, differ)
-		}
-		if validEx, err = examples(valid, v, tm.LabelNames); err != nil {
-			return err
-		}
+	if differ != nil {
+		return nil, fmt.Errorf("--valid %s was extracted differently from --train %s: %w", o.Valid, o.Train, differ)
 	}
+	if d.valid, err = examples(valid, o.Valid, tm.LabelNames); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
 
-	// The backbone's pretrained top blocks.
+// pretrained reads the backbone's pretrained blocks (checking that it is the one the
+// cache was extracted with) and sets s.Heads and, with --embeddings, s.Embeddings. It
+// returns the blocks from d.cut up; the frozen blocks between the cache's cut and d.cut
+// are run once, in place on d's examples.
+func (o *fitTopOptions) pretrained(d *topCaches, s *lora.TrainSettings) ([]lora.Weights[float32], error) {
+	tm := d.tm
 	modelArg := o.Model
 	if modelArg == "" {
 		modelArg = tm.Backbone.Name
 	}
 	paths, err := models.Resolve(modelArg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := fileio.CheckOutput(out, paths.Model, paths.Tokenizer); err != nil {
-		return err
+	if err := fileio.CheckOutput(o.Out, paths.Model, paths.Tokenizer); err != nil {
+		return nil, err
 	}
 	data, err := os.ReadFile(paths.Model)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != tm.Backbone.SHA256 {
-		return fmt.Errorf("%w: %s (sha256 %s) is not the backbone the cache %s was extracted with (sha256 %s)",
+		return nil, fmt.Errorf("%w: %s (sha256 %s) is not the backbone the cache %s was extracted with (sha256 %s)",
 			head.ErrFingerprint, paths.Model, hex.EncodeToString(sum[:])[:12], o.Train, tm.Backbone.SHA256[:12])
 	}
 	model, err := onnx.ParseModel(data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", paths.Model, err)
+		return nil, fmt.Errorf("%s: %w", paths.Model, err)
 	}
-	data = nil
 	blocks, heads, err := headstart.TopBlocks(model, tm.CutBlock)
 	if err != nil {
-		return fmt.Errorf("%s: %w", paths.Model, err)
+		return nil, fmt.Errorf("%s: %w", paths.Model, err)
 	}
 	if o.Embeddings {
 		e, err := headstart.Embeddings(model)
 		if err != nil {
-			return fmt.Errorf("%s: %w", paths.Model, err)
+			return nil, fmt.Errorf("%s: %w", paths.Model, err)
 		}
 		s.Embeddings = &e
 	}
-	model = nil
 	s.Heads = heads
-	if frozen := blocks[:cut-tm.CutBlock]; len(frozen) > 0 {
+	if frozen := blocks[:d.cut-tm.CutBlock]; len(frozen) > 0 {
 		// The cache was cut deeper than the blocks to train: run the frozen ones once,
 		// in place, for the states entering block cut.
-		for _, ex := range []*lora.Examples{trainEx, validEx} {
+		for _, ex := range []*lora.Examples{d.train, d.valid} {
 			if ex != nil {
 				if err := lora.Advance(ex.Hidden, frozen, heads, ex, 0); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		}
-		blocks = blocks[cut-tm.CutBlock:]
+		blocks = blocks[d.cut-tm.CutBlock:]
 	}
-	if setfit {
-		return runSetFit(ctx, o, stdout, stderr, setfitRun{s: s, blocks: blocks, heads: heads, train: trainEx, valid: validEx, tm: tm, cut: cut, out: out})
-	}
-	switch o.HeadInit {
-	case "logreg":
-		if s.HeadW, s.HeadB, err = head.LinearProbe(blocks, heads, trainEx, tm.LabelNames, 0); err != nil {
-			return err
-		}
-		s.HeadInit = "logreg"
-	case "random":
-	default:
-		return usagef("--head-init %q: want logreg or random", o.HeadInit)
-	}
+	return blocks, nil
+}
 
-	s.Checkpoint, s.Resume = out+".ckpt", o.Resume
-	if !s.Resume {
-		if _, err := os.Stat(s.Checkpoint); err == nil {
-			return usagef("a checkpoint of an interrupted run is at %s: pass --resume to continue it, or delete it to start afresh", s.Checkpoint)
-		}
-	}
-	key := sha256.New()
-	for _, x := range []string{tm.Dataset.SHA256, tm.Backbone.SHA256, fmt.Sprint(tm.CutBlock, tm.MaxLen, train.N, cut)} {
-		key.Write([]byte(x + "\x00"))
-	}
-	s.Key = hex.EncodeToString(key.Sum(nil))
-
-	if n := o.Threads; n > 0 { // the blocks' products and attention run on GOMAXPROCS goroutines
-		runtime.GOMAXPROCS(n)
-	} else if n < 0 {
-		return usagef("--threads %d: want 0 (all cores) or more", n)
-	}
+// topProgress prints training progress: a line per epoch, and on a terminal the step
+// within it, overwritten in place.
+func topProgress(stderr io.Writer, mode lora.Mode, valid bool) func(lora.TrainProgress) {
 	tty := isTerminal(stderr)
-	s.Progress = func(p lora.TrainProgress) {
+	return func(p lora.TrainProgress) {
 		var line string
 		if d := p.Done; d != nil {
 			line = fmt.Sprintf("fit-head: %s epoch %d/%d loss %.4f (%.1fs)", mode, p.Epoch, p.Epochs, d.TrainLoss, d.TrainSeconds)
-			if validEx != nil {
+			if valid {
 				line += fmt.Sprintf(" valid loss %.4f acc %.4f macro-F1 %.4f", d.ValidLoss, d.ValidAccuracy, d.ValidMacroF1)
 			}
 		} else if tty {
@@ -329,31 +394,6 @@ func runFitTop(ctx context.Context, o fitTopOptions, stdout, stderr io.Writer) (
 			fmt.Fprintln(stderr, line)
 		}
 	}
-	res, err := lora.Train(ctx, blocks, len(tm.LabelNames), trainEx, validEx, s)
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return fmt.Errorf("fit-head interrupted (finished epochs kept in %s; rerun with --resume): %w", s.Checkpoint, err)
-		}
-		return err
-	}
-	h := topHead(res, tm, cut, s, trainEx.Len())
-	if err := h.Save(out); err != nil {
-		return err
-	}
-	os.Remove(s.Checkpoint)
-	if o.JSON {
-		return json.NewEncoder(stdout).Encode(map[string]any{"out": out, "mode": mode.String(), "classes": len(h.Classes),
-			"top_k": topK, "trainable_params": res.Trainable, "best_epoch": res.BestEpoch, "stop": res.Stop,
-			"resumed_epochs": res.Resumed, "epochs": res.History})
-	}
-	last := res.History[len(res.History)-1]
-	fmt.Fprintf(stderr, "fit-head: %s on the top %d block(s), %d trainable parameters, %d rows, %d classes -> %s (%d epochs, best %d; %s",
-		mode, topK, res.Trainable, trainEx.Len(), len(h.Classes), out, len(res.History), res.BestEpoch, res.Stop)
-	if validEx != nil {
-		fmt.Fprintf(stderr, "; valid accuracy %.4f", res.History[res.BestEpoch-1].ValidAccuracy)
-	}
-	fmt.Fprintf(stderr, "; last epoch %.1fs)\n", last.TrainSeconds)
-	return nil
 }
 
 // examples converts a cache into training examples whose labels index names (the
