@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,23 +12,6 @@ import (
 	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
 )
-
-// runEnv is run with extra environment variables.
-func runEnv(t *testing.T, env []string, args ...string) (int, string, string) {
-	t.Helper()
-	cmd := exec.Command(pipelineBin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, stdout.String(), stderr.String()
-}
 
 // TestProviderWithoutCUDABuild runs --provider cuda and auto with a cache that
 // holds only the CPU build (what make setup and CI fetch): cuda fails naming

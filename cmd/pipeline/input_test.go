@@ -22,32 +22,6 @@ import (
 	"github.com/headstart-ml/headstart/models"
 )
 
-// runBounded is run with a guard: a command that has not exited after limit is killed
-// and the test fails (a hang is the failure these tests look for).
-func runBounded(t *testing.T, limit time.Duration, stdin []byte, args ...string) (int, string, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, pipelineBin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("pipeline %s: still running after %v; killed\n%s", strings.Join(args, " "), limit, stderr.String())
-	}
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, stdout.String(), stderr.String()
-}
-
 // noLeftovers fails the test if dir holds anything but the files named in keep: no
 // output, no OUT.partial checkpoint, no spool or temp file.
 func noLeftovers(t *testing.T, dir string, keep ...string) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -45,11 +46,52 @@ func run(t *testing.T, args ...string) (int, string, string) {
 // runInput is run with stdin as the command's standard input.
 func runInput(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(pipelineBin, args...)
-	cmd.Stdin = strings.NewReader(stdin)
+	return runWith(t, runSpec{stdin: []byte(stdin)}, args...)
+}
+
+// runBounded is runInput with a guard: a command that has not exited after limit is
+// killed and the test fails (a hang is the failure some tests look for).
+func runBounded(t *testing.T, limit time.Duration, stdin []byte, args ...string) (int, string, string) {
+	t.Helper()
+	return runWith(t, runSpec{stdin: stdin, limit: limit}, args...)
+}
+
+// runEnv is run with extra environment variables.
+func runEnv(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	return runWith(t, runSpec{env: env}, args...)
+}
+
+// runSpec says how runWith runs the binary: its standard input (none when nil), the
+// variables added to this process's environment, and a time limit (none when 0).
+type runSpec struct {
+	stdin []byte
+	env   []string
+	limit time.Duration
+}
+
+// runWith runs the pipeline binary as s says and returns its exit code, stdout and stderr.
+func runWith(t *testing.T, s runSpec, args ...string) (int, string, string) {
+	t.Helper()
+	ctx := context.Background()
+	if s.limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.limit)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, pipelineBin, args...)
+	if s.env != nil {
+		cmd.Env = append(os.Environ(), s.env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if s.stdin != nil {
+		cmd.Stdin = bytes.NewReader(s.stdin)
+	}
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("pipeline %s: still running after %v; killed\n%s", strings.Join(args, " "), s.limit, stderr.String())
+	}
 	code := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
