@@ -12,10 +12,9 @@ import (
 
 	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/exportrun"
 	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/models"
-	"github.com/headstart-ml/headstart/onnx"
-	"github.com/headstart-ml/headstart/tokenize"
 )
 
 // exportTol bounds |p_graph - p_Classify|: the same backbone in onnxruntime; the head in
@@ -58,7 +57,7 @@ func TestExport(t *testing.T) {
 	if _, err := headstart.Export(ctx, headstart.ExportOptions{Head: headFile, Out: out}); err != nil {
 		t.Fatal(err)
 	}
-	tokFile, manFile := headstart.ExportSidecars(out)
+	_, manFile := headstart.ExportSidecars(out)
 	b, err := os.ReadFile(manFile)
 	if err != nil {
 		t.Fatal(err)
@@ -82,26 +81,12 @@ func TestExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := tokenize.Load(tokFile, tokenize.Options{MaxLen: man.MaxLen})
+	probs, err := exportrun.Probs(out, texts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := onnx.NewSessionFromFile(out, []string{"input_ids", "attention_mask", "token_type_ids"}, []string{"probabilities"}, onnx.SessionOptions{IntraOpThreads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	for i, text := range texts {
-		e, err := tok.Encode(man.Prefix + text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		shape := []int64{1, int64(len(e.IDs))}
-		res, err := sess.Run(nil, []onnx.Int64Tensor{{Shape: shape, Data: e.IDs}, {Shape: shape, Data: e.Mask}, {Shape: shape, Data: e.TypeIDs}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, w := res[0].Data, want[i].Predictions[0].Probs
+	for i, got := range probs {
+		w := want[i].Predictions[0].Probs
 		if len(got) != len(w) {
 			t.Fatalf("text %d: graph gives %d probabilities, Classify %d", i, len(got), len(w))
 		}

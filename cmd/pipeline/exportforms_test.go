@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -16,9 +15,9 @@ import (
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/internal/cache"
+	"github.com/headstart-ml/headstart/internal/exportrun"
 	"github.com/headstart-ml/headstart/onnx"
 	"github.com/headstart-ml/headstart/onnx/onnxpb"
-	"github.com/headstart-ml/headstart/tokenize"
 )
 
 // tinyForms holds the tiny BERT in every export form (scripts/make_export_fixtures.py).
@@ -149,32 +148,11 @@ func exportedFormProbs(t *testing.T, onnxFile, tokPath string, texts []string) [
 	if got, err := os.ReadFile(copyPath); err != nil || string(got) != string(want) {
 		t.Fatalf("export's tokenizer %s is not the backbone's %s (%v)", copyPath, tokPath, err)
 	}
-	tok, err := tokenize.Load(copyPath, tokenize.Options{MaxLen: man.MaxLen})
+	probs, err := exportrun.Probs(onnxFile, texts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := onnx.Init(""); err != nil {
-		t.Fatal(err)
-	}
-	sess, err := onnx.NewSessionFromFile(onnxFile, []string{"input_ids", "attention_mask", "token_type_ids"}, []string{"probabilities"}, onnx.SessionOptions{IntraOpThreads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	var out [][]float32
-	for _, text := range texts {
-		e, err := tok.Encode(man.Prefix + text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		shape := []int64{1, int64(len(e.IDs))}
-		res, err := sess.Run(nil, []onnx.Int64Tensor{{Shape: shape, Data: e.IDs}, {Shape: shape, Data: e.Mask}, {Shape: shape, Data: e.TypeIDs}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, slices.Clone(res[0].Data))
-	}
-	return out
+	return probs
 }
 
 // goBlockProbs runs a top-block head's Go stack on an activation cache.

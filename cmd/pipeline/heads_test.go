@@ -11,10 +11,9 @@ import (
 	"testing"
 
 	"github.com/headstart-ml/headstart"
+	"github.com/headstart-ml/headstart/internal/exportrun"
 	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/models"
-	"github.com/headstart-ml/headstart/onnx"
-	"github.com/headstart-ml/headstart/tokenize"
 )
 
 // exportTol bounds |p_export - p_predict|: both run the same backbone in onnxruntime; the
@@ -202,33 +201,12 @@ func sortedClasses(c []string) []string {
 // manifest names (checked against the default model's); it returns the probabilities.
 func exportedProbs(t *testing.T, onnxFile string, texts []string) [][]float32 {
 	t.Helper()
-	man := readExportManifest(t, onnxFile)
-	tok, err := tokenize.Load(filepath.Join(filepath.Dir(onnxFile), man.Tokenizer), tokenize.Options{MaxLen: man.MaxLen})
+	readExportManifest(t, onnxFile)
+	probs, err := exportrun.Probs(onnxFile, texts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := onnx.Init(""); err != nil {
-		t.Fatal(err)
-	}
-	sess, err := onnx.NewSessionFromFile(onnxFile, []string{"input_ids", "attention_mask", "token_type_ids"}, []string{"probabilities"}, onnx.SessionOptions{IntraOpThreads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	var out [][]float32
-	for _, text := range texts {
-		e, err := tok.Encode(man.Prefix + text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		shape := []int64{1, int64(len(e.IDs))}
-		res, err := sess.Run(nil, []onnx.Int64Tensor{{Shape: shape, Data: e.IDs}, {Shape: shape, Data: e.Mask}, {Shape: shape, Data: e.TypeIDs}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, slices.Clone(res[0].Data))
-	}
-	return out
+	return probs
 }
 
 // readExportManifest reads the manifest export writes beside onnxFile and checks it
