@@ -32,6 +32,41 @@ type TokenData struct {
 	Blocks             []lora.Weights[float32]
 	Heads              int
 	Train, Test, Valid *lora.Examples
+
+	// shallower holds the last TokenData made for fewer top blocks (Data.advanced).
+	shallower *TokenData
+}
+
+// advanced returns the token data of the top k blocks, k at most len(Tokens.Blocks):
+// the frozen blocks between run once over every split (lora.Advance), and the result is
+// kept for the next cells of the same k (one depth at a time, to bound memory).
+func (d *Data) advanced(k int) (*TokenData, error) {
+	t := d.Tokens
+	if k == len(t.Blocks) {
+		return t, nil
+	}
+	if s := t.shallower; s != nil && len(s.Blocks) == k {
+		return s, nil
+	}
+	t.shallower = nil
+	frozen := t.Blocks[:len(t.Blocks)-k]
+	out := &TokenData{Blocks: t.Blocks[len(t.Blocks)-k:], Heads: t.Heads}
+	for _, x := range []struct {
+		dst **lora.Examples
+		src *lora.Examples
+	}{{&out.Train, t.Train}, {&out.Test, t.Test}, {&out.Valid, t.Valid}} {
+		if x.src == nil {
+			continue
+		}
+		ex := *x.src
+		ex.Hidden = make([]float32, len(x.src.Hidden))
+		if err := lora.Advance(ex.Hidden, frozen, t.Heads, x.src, 0); err != nil {
+			return nil, err
+		}
+		*x.dst = &ex
+	}
+	t.shallower = out
+	return out, nil
 }
 
 // check verifies that the splits fit together and that the test and validation

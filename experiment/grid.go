@@ -402,8 +402,14 @@ func (g *Grid) fitTop(ctx context.Context, sp cellSpec, data *Data) (Cell, error
 		return Cell{}, fmt.Errorf("%w: strategy %s needs the activation caches (Data.Tokens)", ErrData, sp.strategy.Name)
 	}
 	ts := sp.strategy.Top
-	if ts.TopK != len(t.Blocks) {
-		return Cell{}, fmt.Errorf("%w: strategy %s trains the top %d blocks; the caches are cut below the top %d", ErrData, sp.strategy.Name, ts.TopK, len(t.Blocks))
+	if ts.TopK > len(t.Blocks) {
+		return Cell{}, fmt.Errorf("%w: strategy %s trains the top %d blocks; the caches are cut below the top %d (extract deeper)", ErrData, sp.strategy.Name, ts.TopK, len(t.Blocks))
+	}
+	if ts.TopK < len(t.Blocks) { // the deepest cut feeds the shallower strategies
+		var err error
+		if t, err = data.advanced(ts.TopK); err != nil {
+			return Cell{}, err
+		}
 	}
 	c := t.Blocks[0].Query.In
 	rows := Sample(data.Train.Labels, len(data.Train.Classes), sp.shots, uint64(sp.seed))

@@ -16,6 +16,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/lora"
 )
 
 // statTol bounds the error of the summary statistics computed by hand below: sums of
@@ -75,7 +76,10 @@ func TestParseStrategies(t *testing.T) {
 		{"logreg,svm", nil, ErrUnknownStrategy, "logreg, mlp, concat4-logreg"},
 		{"logreg,lora-top1", []string{"logreg", "lora-top1"}, nil, ""},
 		{"full-top1,reinit-top1", []string{"full-top1", "reinit-top1"}, nil, ""},
-		{"lora-top2", nil, ErrUnknownStrategy, "reinit-top1"},
+		{"lora-top2,full-top6", []string{"lora-top2", "full-top6"}, nil, ""},
+		{"full-top0", nil, ErrUnknownStrategy, "full-topK"},
+		{"full-top02", nil, ErrUnknownStrategy, "reinit-top1"},
+		{"mlp-top2", nil, ErrUnknownStrategy, "reinit-top1"},
 		{",", nil, ErrBadGrid, "names no strategy"},
 	}
 	for _, c := range cases {
@@ -93,6 +97,13 @@ func TestParseStrategies(t *testing.T) {
 		if err != nil || !slices.Equal(names, c.want) {
 			t.Errorf("ParseStrategies(%q) = %v, %v; want %v", c.in, names, err, c.want)
 		}
+	}
+	u, err := UnfreezeStrategies([]int{0, 1, 3})
+	if err != nil || len(u) != 3 || u[0].Name != "logreg" || u[2].Name != "full-top3" || u[2].Top.TopK != 3 || u[2].Top.Train.Mode != lora.ModeFull || TopK(u) != 3 {
+		t.Errorf("UnfreezeStrategies(0,1,3) = %+v, %v", u, err)
+	}
+	if _, err := UnfreezeStrategies([]int{-1}); !errors.Is(err, ErrBadGrid) {
+		t.Errorf("UnfreezeStrategies(-1): %v; want ErrBadGrid", err)
 	}
 	s, _ := ParseStrategies("mlp,concat4-logreg,logreg")
 	if got := Layers(s); !slices.Equal(got, []int{-4, -3, -2, -1}) {
@@ -370,7 +381,7 @@ func TestWriteFilesAndPlots(t *testing.T) {
 	for _, f := range []struct {
 		name string
 		plot func(string, string, []Summary) error
-	}{{"size.png", PlotSize}, {"params.png", PlotParams}} {
+	}{{"size.png", PlotSize}, {"params.png", PlotParams}, {"unfreeze.png", PlotUnfreeze}} {
 		path := filepath.Join(dir, f.name)
 		if err := f.plot(path, "t", r.Summary); err != nil {
 			t.Fatal(err)

@@ -146,6 +146,68 @@ func PlotParams(path, title string, summary []Summary) error {
 	return savePNG(p, legend, entries, path)
 }
 
+// UnfrozenBlocks returns the number of blocks a strategy trains in an unfreezing sweep:
+// 0 for logreg on the frozen features, K for MODE-topK; ok is false for the others.
+func UnfrozenBlocks(strategy string) (k int, ok bool) {
+	if strategy == "logreg" {
+		return 0, true
+	}
+	if s, found := topKStrategy(strategy); found {
+		return s.Top.TopK, true
+	}
+	return 0, false
+}
+
+// PlotUnfreeze draws test accuracy against the number of unfrozen (trained) blocks
+// (UnfrozenBlocks; other strategies are left out), one line per training-set size with
+// error bars of one standard deviation over seeds: the figure of the layer-freezing
+// experiments (Radford et al. 2018, Figure 2). It writes a PNG at path atomically.
+func PlotUnfreeze(path, title string, summary []Summary) error {
+	var kept []Summary
+	for _, s := range summary {
+		if _, ok := UnfrozenBlocks(s.Strategy); ok {
+			kept = append(kept, s)
+		}
+	}
+	if len(kept) == 0 {
+		return fmt.Errorf("%w: no logreg or MODE-topK strategy to plot against unfrozen blocks", ErrBadGrid)
+	}
+	p := newAccuracyPlot(title, "unfrozen (trained) top blocks; 0 = logistic regression on frozen features", kept)
+	p.X.Scale, p.X.Tick.Marker = plot.LinearScale{}, plot.DefaultTicks{}
+	legend, entries := plot.NewLegend(), []string(nil)
+	var shots []int
+	for _, s := range kept {
+		if !slices.Contains(shots, s.Shots) {
+			shots = append(shots, s.Shots)
+		}
+	}
+	for i, n := range shots {
+		var pts errPoints
+		for _, s := range kept {
+			if s.Shots != n {
+				continue
+			}
+			k, _ := UnfrozenBlocks(s.Strategy)
+			pts.XYs = append(pts.XYs, plotter.XY{X: float64(k), Y: s.AccuracyMean})
+			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{s.AccuracyStd, s.AccuracyStd})
+		}
+		sortByX(&pts)
+		ps, thumbs, err := series(i, pts, true)
+		if err != nil {
+			return err
+		}
+		p.Add(ps...)
+		name := ShotsName(n) + " per class"
+		if n == All {
+			name = "all rows"
+		}
+		legend.Add(name, thumbs...)
+		entries = append(entries, name)
+	}
+	p.X.Min = p.X.Min - 0.3
+	return savePNG(p, legend, entries, path)
+}
+
 // paramsSeries returns PlotParams' points for shot count n, drawn in style i, and
 // their strategy labels.
 func paramsSeries(i, n int, summary []Summary) ([]plot.Plotter, []plot.Thumbnailer, plotter.XYLabels, error) {

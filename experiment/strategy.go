@@ -3,6 +3,7 @@ package experiment
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/headstart-ml/headstart/head"
@@ -77,6 +78,45 @@ func Strategies() []Strategy {
 	}
 }
 
+// topKStrategy returns the strategy named MODE-topK (lora, full or reinit; K >= 1):
+// the recipe of MODE-top1 on the top K blocks.
+func topKStrategy(name string) (Strategy, bool) {
+	m, k, ok := strings.Cut(name, "-top")
+	if !ok {
+		return Strategy{}, false
+	}
+	n, err := strconv.Atoi(k)
+	if err != nil || n < 1 || strconv.Itoa(n) != k {
+		return Strategy{}, false
+	}
+	base := slices.IndexFunc(Strategies(), func(s Strategy) bool { return s.Name == m+"-top1" })
+	if base < 0 {
+		return Strategy{}, false
+	}
+	st := Strategies()[base]
+	st.Name, st.Top.TopK = name, n
+	st.About = strings.Replace(st.About, "the top block", fmt.Sprintf("the top %d blocks", n), 1)
+	return st, true
+}
+
+// UnfreezeStrategies returns the strategies of an unfreezing sweep: for each count k of
+// blocks, logreg on the frozen features for 0 and full-topK (every weight of the top k
+// blocks and a linear head) otherwise.
+func UnfreezeStrategies(ks []int) ([]Strategy, error) {
+	var names []string
+	for _, k := range ks {
+		switch {
+		case k < 0:
+			return nil, fmt.Errorf("%w: --unfreeze %d: want a number of blocks, 0 or more", ErrBadGrid, k)
+		case k == 0:
+			names = append(names, "logreg")
+		default:
+			names = append(names, fmt.Sprintf("full-top%d", k))
+		}
+	}
+	return ParseStrategies(strings.Join(names, ","))
+}
+
 // top is the recipe of the top-block strategies.
 func top(mode lora.Mode, lr float64) *TopStrategy {
 	t := &TopStrategy{TopK: 1, MinSteps: 100, MaxEpochs: 30, HeadInit: "logreg",
@@ -114,13 +154,19 @@ func ParseStrategies(list string) ([]Strategy, error) {
 			continue
 		}
 		i := slices.IndexFunc(all, func(s Strategy) bool { return s.Name == name })
+		st, ok := Strategy{}, i >= 0
+		if ok {
+			st = all[i]
+		} else {
+			st, ok = topKStrategy(name)
+		}
 		switch {
-		case i >= 0:
+		case ok:
 			if !slices.ContainsFunc(out, func(s Strategy) bool { return s.Name == name }) {
-				out = append(out, all[i])
+				out = append(out, st)
 			}
 		default:
-			return nil, fmt.Errorf("%w: --strategies %q: %q unknown; want one or more of %s",
+			return nil, fmt.Errorf("%w: --strategies %q: %q unknown; want one or more of %s, or lora-topK, full-topK, reinit-topK for any K",
 				ErrUnknownStrategy, list, f, strings.Join(StrategyNames(), ", "))
 		}
 	}

@@ -82,6 +82,21 @@
 // bottom block skips its input gradient (nothing below it trains). Stack
 // computes the probabilities of the trained top; Result.Blocks are its
 // merged weights, which onnx.Model.SetBlockWeights writes into the graph.
+//
+// Any number of blocks trains, up to all of them; Advance runs frozen blocks
+// over a deeper cache once, so one cache cut at the embeddings feeds every
+// depth. With TrainSettings.Embeddings the embedding tables train too, from
+// the examples' token ids (Embeddings, forward and backward): full
+// fine-tuning. TrainSettings.Recompute holds one block's activations at a
+// time (ShareCache) and recomputes each block's forward before its backward.
+//
+// # SetFit
+//
+// SetFit (Tunstall et al. 2022) fine-tunes the blocks contrastively: pairs of
+// examples drawn as the setfit package draws them (SetFitPairs), the cosine
+// similarity of their mean-pooled embeddings regressed on whether they share
+// a class (sentence-transformers' CosineSimilarityLoss); the caller then fits
+// a logistic regression on the fine-tuned embeddings.
 package lora
 
 import "errors"

@@ -31,6 +31,7 @@ type experimentOptions struct {
 	TextCol, LabelCol    string
 	Out                  string
 	Strategies, Shots    string
+	Unfreeze             string // block counts of an unfreezing sweep; replaces Strategies
 	Seeds                int
 	ShotsCap             bool
 	Protocol             string
@@ -81,7 +82,8 @@ func newExperimentCommand() *cli.Command {
 			&cli.StringFlag{Name: "text-col", Value: "text", Usage: "column (or JSON key) holding the text"},
 			&cli.StringFlag{Name: "label-col", Value: "label", Usage: "column holding the label"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output `DIR` (features cache, cells, results, plots)"},
-			&cli.StringFlag{Name: "strategies", Value: "logreg,mlp,concat4-logreg", Usage: "comma-separated strategies (see above)"},
+			&cli.StringFlag{Name: "strategies", Value: "logreg,mlp,concat4-logreg", Usage: "comma-separated strategies (see above; lora-topK, full-topK and reinit-topK for any K)"},
+			&cli.StringFlag{Name: "unfreeze", Usage: "an unfreezing sweep instead of --strategies: comma-separated block counts `K,...`, 0 = logreg on the frozen features, K = full-topK (every weight of the top K blocks); one cache cut at the largest K feeds every depth"},
 			&cli.StringFlag{Name: "shots", Value: "8,16,64,all", Usage: "training rows per class, comma-separated; all = every row"},
 			&cli.IntFlag{Name: "seeds", Value: 3, Usage: "seeds per cell (training-row draws and head initialisation)"},
 			&cli.BoolFlag{Name: "shots-cap", Usage: "take every row of a class smaller than the shot count instead of failing"},
@@ -101,19 +103,22 @@ func newExperimentCommand() *cli.Command {
 			o := experimentOptions{
 				Model: c.String("model"), Train: c.String("train"), Test: c.String("test"), Valid: c.String("valid"),
 				TextCol: c.String("text-col"), LabelCol: c.String("label-col"), Out: c.String("out"),
-				Strategies: c.String("strategies"), Shots: c.String("shots"), Seeds: c.Int("seeds"), ShotsCap: c.Bool("shots-cap"),
+				Strategies: c.String("strategies"), Unfreeze: c.String("unfreeze"), Shots: c.String("shots"), Seeds: c.Int("seeds"), ShotsCap: c.Bool("shots-cap"),
 				Protocol: c.String("protocol"), SamplesPerLabel: c.Int("samples-per-label"), Experiments: c.Int("experiments"),
 				Pooling: c.String("pooling"), MaxLen: c.Int("max-len"), Normalize: c.Bool("normalize"),
 				BatchSize: c.Int("batch-size"), Threads: c.Int("threads"), Provider: c.String("provider"), RuntimeLib: c.String("ort-lib"),
 				Precision: c.String("precision"),
 				Command:   commandLine(os.Args),
 			}
+			if c.IsSet("strategies") && c.IsSet("unfreeze") {
+				return usagef("--unfreeze and --strategies both name the strategies; give one")
+			}
 			for _, f := range []string{"pooling", "max-len", "normalize"} {
 				if c.IsSet(f) {
 					o.explicit = append(o.explicit, f)
 				}
 			}
-			for _, f := range []string{"strategies", "shots", "seeds", "shots-cap", "valid"} {
+			for _, f := range []string{"strategies", "unfreeze", "shots", "seeds", "shots-cap", "valid"} {
 				if c.IsSet(f) {
 					o.gridOnlyFlags = append(o.gridOnlyFlags, "--"+f)
 				}
@@ -447,8 +452,18 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 			return usageError{err}
 		}
 		strategies, err := experiment.ParseStrategies(o.Strategies)
+		if o.Unfreeze != "" {
+			var ks []int
+			if ks, err = parseLayers(o.Unfreeze); err != nil {
+				return usagef("--unfreeze %q: want comma-separated block counts such as 0,1,2,3,6", o.Unfreeze)
+			}
+			strategies, err = experiment.UnfreezeStrategies(ks)
+		}
 		if err != nil {
 			return usageError{err}
+		}
+		if man, lerr := models.Lookup(paths.Name); lerr == nil && man.Layers > 0 && experiment.TopK(strategies) > man.Layers {
+			return usagef("the strategies train the top %d blocks; %s has %d", experiment.TopK(strategies), paths.Name, man.Layers)
 		}
 		shots, err := experiment.ParseShots(o.Shots)
 		if err != nil {
@@ -646,6 +661,11 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 	}
 	if err := experiment.PlotParams(filepath.Join(o.Out, "accuracy_vs_params.png"), "Accuracy vs trainable parameters: "+name, res.Summary); err != nil {
 		return err
+	}
+	if o.Unfreeze != "" {
+		if err := experiment.PlotUnfreeze(filepath.Join(o.Out, "accuracy_vs_unfrozen.png"), "Accuracy vs unfrozen blocks: "+name, res.Summary); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "%-16s %6s %10s %18s %18s %10s\n", "strategy", "shots", "rows", "accuracy", "macro-F1", "params")
 	for _, s := range res.Summary {

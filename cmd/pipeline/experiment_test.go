@@ -265,6 +265,9 @@ func TestExperimentBadInput(t *testing.T) {
 	}{
 		{"unknown strategy", []string{"--strategies", "logreg,svm"}, 2, `"svm" unknown; want one or more of logreg, mlp, concat4-logreg`},
 		{"bad shots", []string{"--shots", "8,0"}, 2, "not a positive integer or all"},
+		{"unfreeze deeper than the model", []string{"--unfreeze", "0,7"}, 2, "train the top 7 blocks; all-minilm-l6-v2 has 6"},
+		{"unfreeze and strategies", []string{"--unfreeze", "0,1", "--strategies", "logreg"}, 2, "give one"},
+		{"unfreeze not numbers", []string{"--unfreeze", "0,x"}, 2, "comma-separated block counts"},
 		{"bad seeds", []string{"--seeds", "0"}, 2, "--seeds 0"},
 		{"unknown protocol", []string{"--protocol", "helm"}, 2, "want one of grid, mteb"},
 		{"unknown precision", []string{"--precision", "bf16"}, 2, "float32"},
