@@ -365,9 +365,14 @@ func fitLinear(ctx context.Context, d *Dataset, s *LogRegSettings, C float64, st
 	}
 	var x []float64
 	var x32 []float32
-	if s.Precision == Float32 {
+	switch {
+	case s.Precision == Float32 && (k == 2 || d.Y != nil) && mean == nil:
+		// Binary problems read the features as they are, the intercept's column of
+		// ones implied (see newLinProblem): no copy of X.
+		x32 = d.X
+	case s.Precision == Float32:
 		x32 = designMatrix32(d.X, d.N, d.D, mean, std, !s.NoIntercept)
-	} else {
+	default:
 		x = designMatrix(d.X, d.N, d.D, mean, std, !s.NoIntercept)
 	}
 	sum := Summary{Rows: d.N, Classes: k, C: C}
@@ -562,7 +567,8 @@ type linProblem struct {
 	z      []float64              // (n,k) scratch: logits, then pointwise gradients
 
 	// float32
-	x32        []float32              // (n,d1), shared, read only
+	x32        []float32              // (n,d1) or (n,d) with ones implied, shared, read only
+	ones       bool                   // x32 is (n,d): the intercept's column of ones is implied (binary)
 	xa32, xb32 *packedMatrix[float32] // x32 packed as gemm's left and right factor
 	z32        []float32              // (n,k) scratch: logits, then pointwise gradients
 	theta32    []float32              // (k,d1) θ rounded to float32
@@ -586,6 +592,12 @@ func newLinProblem(x []float64, x32 []float32, n, d int, intercept bool, y []int
 	}
 	if t != nil {
 		p.k = 1
+	}
+	switch {
+	case x32 != nil && p.k == 1 && p.d1 > d && len(x32) == n*d:
+		p.ones = true
+	case x32 != nil && len(x32) != n*p.d1, x != nil && len(x) != n*p.d1:
+		panic("head: newLinProblem: design matrix of the wrong size")
 	}
 	S := float64(n)
 	if cw == Balanced {
@@ -730,14 +742,33 @@ func (p *linProblem) lossGrad32(grad, theta []float64) float64 {
 	}
 	var loss float64
 	if k == 1 {
+		// Without the column of ones (p.ones) the intercept is added and its gradient
+		// summed here, in the order and precision the ones column would give them.
+		ld := d1
+		if p.ones {
+			ld = p.d
+		}
 		parallelChunks(len(p.partial), p.threads, func(c int) {
 			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
-			xc := p.x32[lo*d1 : hi*d1]
-			igemm.DotRows(p.z32[lo:hi], xc, d1, p.theta32)
+			xc, z := p.x32[lo*ld:hi*ld], p.z32[lo:hi]
+			igemm.DotRows(z, xc, ld, p.theta32[:ld])
+			if p.ones {
+				b := p.theta32[p.d]
+				for i := range z {
+					z[i] += b
+				}
+			}
 			p.partial[c] = p.pointwise32(lo, hi)
 			gc := p.grad32[c*d1 : (c+1)*d1]
 			clear(gc)
-			igemm.AxpyRows(gc, xc, d1, p.z32[lo:hi])
+			igemm.AxpyRows(gc[:ld], xc, ld, z)
+			if p.ones {
+				var gb float32
+				for _, v := range z {
+					gb += v
+				}
+				gc[p.d] = gb
+			}
 		})
 		clear(grad[:d1])
 		for c, v := range p.partial {

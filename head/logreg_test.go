@@ -10,6 +10,7 @@ import (
 
 	"gonum.org/v1/gonum/diff/fd"
 	"gonum.org/v1/gonum/floats"
+	"gonum.org/v1/gonum/floats/scalar"
 
 	igemm "github.com/headstart-ml/headstart/internal/gemm"
 )
@@ -333,3 +334,44 @@ func TestParsePrecision(t *testing.T) {
 		}
 	}
 }
+
+// TestBinaryImpliedOnes: the binary float32 objective on the features as they are (the
+// intercept's column of ones implied, as fitLinear uses it) gives the same bits as on
+// the design matrix with the column, for row counts that leave partial chunks and
+// partial groups of four, and feature counts below and past the kernel's block. On the
+// BLAS fallback, whose dot products sum in their own order, they agree within
+// impliedOnesTol.
+func TestBinaryImpliedOnes(t *testing.T) {
+	for _, sz := range [][2]int{{37, 5}, {1031, 16}, {1030, 40}} {
+		d := synthetic(sz[0], sz[1], 2, 2, true, 3)
+		tgt := make([]float64, d.N)
+		for i, l := range d.Labels {
+			tgt[i] = float64(l)
+		}
+		for _, fallback := range []bool{false, true} {
+			igemm.NoAssembly = fallback
+			raw := newLinProblem(nil, d.X, d.N, d.D, true, nil, tgt, 2, Uniform, 1, 2)
+			full := newLinProblem(nil, designMatrix32(d.X, d.N, d.D, nil, nil, true), d.N, d.D, true, nil, tgt, 2, Uniform, 1, 2)
+			if !raw.ones || full.ones {
+				t.Fatalf("ones implied: raw %v, full %v", raw.ones, full.ones)
+			}
+			theta := make([]float64, d.D+1)
+			for i := range theta {
+				theta[i] = math.Sin(float64(3 * i))
+			}
+			g1, g2 := make([]float64, len(theta)), make([]float64, len(theta))
+			l1, l2 := raw.lossGrad(g1, theta), full.lossGrad(g2, theta)
+			if !fallback && (l1 != l2 || !slices.Equal(g1, g2)) {
+				t.Errorf("n=%d d=%d: loss %v vs %v; gradients equal: %v", d.N, d.D, l1, l2, slices.Equal(g1, g2))
+			}
+			if fallback && (!scalar.EqualWithinRel(l1, l2, impliedOnesTol) || !floats.EqualApprox(g1, g2, impliedOnesTol)) {
+				t.Errorf("n=%d d=%d fallback: loss %v vs %v, gradients %v vs %v", d.N, d.D, l1, l2, g1, g2)
+			}
+		}
+		igemm.NoAssembly = false
+	}
+}
+
+// impliedOnesTol: float32 sums of up to 1,031 terms in two orders (a few hundred ulps
+// of 2⁻²⁴ at most, relative to values of order 1).
+const impliedOnesTol = 1e-5
