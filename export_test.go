@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/headstart-ml/headstart"
+	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/internal/exportrun"
 	"github.com/headstart-ml/headstart/internal/testutil"
@@ -139,5 +140,36 @@ func TestExportRefuses(t *testing.T) {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s written despite the mismatch", p)
 		}
+	}
+}
+
+// TestEvaluate scores a head on the store it was fitted on, through the API, and refuses
+// a store extracted with another pooling.
+func TestEvaluate(t *testing.T) {
+	testutil.Model(t, models.Default)
+	dir := t.TempDir()
+	headFile := filepath.Join(dir, "sentiment.safetensors")
+	if err := fitSentimentHead(headFile); err != nil {
+		t.Fatal(err)
+	}
+	h, err := head.Load(headFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := filepath.Join(dir, "train.safetensors") // fitSentimentHead's store
+	rep, err := headstart.Evaluate(h, train, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 12 sentences, 384 features, C=1: the training set is separable.
+	if rep.N != 12 || rep.Accuracy != 1 {
+		t.Fatalf("Evaluate on the training store: n %d accuracy %v; want 12 and 1", rep.N, rep.Accuracy)
+	}
+	cls := filepath.Join(dir, "cls.safetensors")
+	if _, err := headstart.Extract(context.Background(), headstart.ExtractOptions{Data: filepath.Join(dir, "train.csv"), Out: cls, Pooling: features.PoolCLS}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := headstart.Evaluate(h, cls, 0.5); !errors.Is(err, head.ErrFingerprint) {
+		t.Fatalf("Evaluate on cls features with a mean-pooling head: %v; want head.ErrFingerprint", err)
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/internal/fileio"
 )
@@ -60,23 +60,9 @@ func runEval(ctx context.Context, o evalOptions, stdout, stderr io.Writer) (err 
 	if o.ThresholdSet && !h.MultiLabel {
 		return usagef("--threshold applies to multi-label heads (fit on a store extracted with --label-sep); %s is single-label", o.Head)
 	}
-	var r head.Report
-	if cache, err := features.IsTokenCache(o.Features); err == nil && cache {
-		r, err = evalTop(h, o.Features)
-		if err != nil {
-			return err
-		}
-	} else {
-		st, d, err := loadDataset(o.Features)
-		if err != nil {
-			return err
-		}
-		if err := h.CheckStore(st, o.Features); err != nil {
-			return err
-		}
-		if r, err = h.EvaluateAt(&d, o.Threshold); err != nil {
-			return err
-		}
+	r, err := headstart.Evaluate(h, o.Features, o.Threshold)
+	if err != nil {
+		return err
 	}
 	if o.Plot != "" && r.MultiLabel {
 		return usagef("--plot draws a confusion matrix, which multi-label scores do not have (per-label scores are in the table and --json)")
@@ -97,32 +83,4 @@ func runEval(ctx context.Context, o evalOptions, stdout, stderr io.Writer) (err 
 		fmt.Fprintf(stderr, "eval: confusion matrix -> %s\n", o.Plot)
 	}
 	return nil
-}
-
-// evalTop scores a head with trained top blocks on an activation cache: the blocks run
-// natively on the cached states.
-func evalTop(h *head.Head, path string) (head.Report, error) {
-	tc, err := features.OpenTokens(path)
-	if err != nil {
-		return head.Report{}, err
-	}
-	if err := h.CheckTokens(tc.Manifest, path); err != nil {
-		return head.Report{}, err
-	}
-	ex, err := examples(tc, path, h.Classes)
-	if err != nil {
-		return head.Report{}, err
-	}
-	st, err := h.Stack()
-	if err != nil {
-		return head.Report{}, err
-	}
-	k := len(h.Classes)
-	probs := make([]float32, ex.Len()*k)
-	if err := st.Probs(probs, ex, 64); err != nil {
-		return head.Report{}, err
-	}
-	pred := make([]int, ex.Len())
-	head.ArgmaxRows(pred, probs, k)
-	return head.NewReport(h.Classes, ex.Labels, pred, probs), nil
 }

@@ -350,7 +350,7 @@ func topData(ctx context.Context, o *experimentOptions, cfg featureConfig, k int
 				fmt.Fprintf(stderr, "experiment: %s activation cache: reusing %s\n", sf.name, path)
 			}
 		}
-		ex, err := examples(tc, path, classes)
+		ex, err := headstart.CacheExamples(tc, path, classes)
 		if err != nil {
 			return nil, err
 		}

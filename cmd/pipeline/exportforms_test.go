@@ -12,8 +12,6 @@ import (
 	"testing"
 
 	"github.com/headstart-ml/headstart"
-	"github.com/headstart-ml/headstart/features"
-	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/internal/cache"
 	"github.com/headstart-ml/headstart/internal/exportrun"
 	"github.com/headstart-ml/headstart/onnx"
@@ -158,27 +156,8 @@ func exportedFormProbs(t *testing.T, onnxFile, tokPath string, texts []string) [
 // goBlockProbs runs a top-block head's Go stack on an activation cache.
 func goBlockProbs(t *testing.T, headFile, cache string) [][2]float32 {
 	t.Helper()
-	h, err := head.Load(headFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := features.OpenTokens(cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ex, err := examples(tc, cache, h.Classes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := h.Stack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := make([]float32, ex.Len()*2)
-	if err := st.Probs(p, ex, 64); err != nil {
-		t.Fatal(err)
-	}
-	out := make([][2]float32, ex.Len())
+	p, _ := topProbs(t, headFile, cache)
+	out := make([][2]float32, len(p)/2)
 	for i := range out {
 		out[i] = [2]float32{p[2*i], p[2*i+1]}
 	}

@@ -282,7 +282,7 @@ func (o *fitTopOptions) openCaches(mode lora.Mode) (*topCaches, error) {
 			return nil, usagef("--embeddings: the cache %s holds no token ids (made by an older version); extract it again", o.Train)
 		}
 	}
-	if d.train, err = examples(train, o.Train, tm.LabelNames); err != nil {
+	if d.train, err = headstart.CacheExamples(train, o.Train, tm.LabelNames); err != nil {
 		return nil, err
 	}
 	if o.Mode == "setfit" {
@@ -307,7 +307,7 @@ func (o *fitTopOptions) openCaches(mode lora.Mode) (*topCaches, error) {
 	if differ != nil {
 		return nil, fmt.Errorf("--valid %s was extracted differently from --train %s: %w", o.Valid, o.Train, differ)
 	}
-	if d.valid, err = examples(valid, o.Valid, tm.LabelNames); err != nil {
+	if d.valid, err = headstart.CacheExamples(valid, o.Valid, tm.LabelNames); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -394,24 +394,6 @@ func topProgress(stderr io.Writer, mode lora.Mode, valid bool) func(lora.TrainPr
 			fmt.Fprintln(stderr, line)
 		}
 	}
-}
-
-// examples converts a cache into training examples whose labels index names (the
-// training cache's label names): every row must be labelled with one of them.
-func examples(tc *features.TokenCache, path string, names []string) (*lora.Examples, error) {
-	ex := &lora.Examples{Hidden: tc.Hidden, Offsets: tc.Offsets, Labels: make([]int, tc.N), IDs: tc.IDs}
-	for i, l := range tc.Labels {
-		if l < 0 {
-			return nil, fmt.Errorf("%w: %s: row %d (row_id %d) has no label; every row of a training or validation cache needs one", head.ErrUnlabelled, path, i, tc.RowIDs[i])
-		}
-		name := tc.Manifest.LabelNames[l]
-		j := slices.Index(names, name)
-		if j < 0 {
-			return nil, fmt.Errorf("%w: %s: row %d has label %q, which the training data does not have (it has %d labels)", head.ErrUnseenLabel, path, i, name, len(names))
-		}
-		ex.Labels[i] = j
-	}
-	return ex, nil
 }
 
 // topHead packs a training result as a head file: one softmax layer over the mean of

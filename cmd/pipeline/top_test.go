@@ -102,22 +102,7 @@ func TestTopBlocksEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc, err := features.OpenTokens(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ex, err := examples(tc, dev, h.Classes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := h.Stack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	goProbs := make([]float32, ex.Len()*2)
-	if err := st.Probs(goProbs, ex, 64); err != nil {
-		t.Fatal(err)
-	}
+	goProbs, _ := topProbs(t, headFile, dev)
 
 	// predict from the texts: the backbone with the trained block, in onnxruntime.
 	pred := filepath.Join(dir, "pred.jsonl")
@@ -254,20 +239,8 @@ func topProbs(t *testing.T, headFile, cache string) ([]float32, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc, err := features.OpenTokens(cache)
+	probs, _, err := headstart.CacheProbs(h, cache)
 	if err != nil {
-		t.Fatal(err)
-	}
-	ex, err := examples(tc, cache, h.Classes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := h.Stack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	probs := make([]float32, ex.Len()*len(h.Classes))
-	if err := st.Probs(probs, ex, 64); err != nil {
 		t.Fatal(err)
 	}
 	return probs, h.Classes
