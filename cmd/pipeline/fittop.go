@@ -464,20 +464,7 @@ func runSetFit(ctx context.Context, o fitTopOptions, stdout, stderr io.Writer, r
 	if fs.Iterations < 1 {
 		return usagef("--iterations %d: want at least 1 (pairs per example and kind)", fs.Iterations)
 	}
-	tty := isTerminal(stderr)
-	fs.Progress = func(p lora.TrainProgress) {
-		switch {
-		case p.Done != nil:
-			line := fmt.Sprintf("fit-head: setfit epoch %d/%d cosine loss %.4f (%.1fs)", p.Epoch, p.Epochs, p.Done.TrainLoss, p.Done.TrainSeconds)
-			if tty {
-				fmt.Fprintf(stderr, "\r\033[K%s\n", line)
-			} else {
-				fmt.Fprintln(stderr, line)
-			}
-		case tty:
-			fmt.Fprintf(stderr, "\r\033[Kfit-head: setfit epoch %d/%d step %d/%d cosine loss %.4f", p.Epoch, p.Epochs, p.Step, p.Steps, p.Loss)
-		}
-	}
+	fs.Progress = setfitProgress(stderr)
 	t0 := time.Now()
 	res, err := lora.SetFit(ctx, r.blocks, r.train, fs)
 	if err != nil {
@@ -485,40 +472,10 @@ func runSetFit(ctx context.Context, o fitTopOptions, stdout, stderr io.Writer, r
 	}
 	bodySeconds := time.Since(t0).Seconds()
 
-	// The head: setfit's LogisticRegression() on the model's sentence embeddings.
-	normalize := false
-	if man, err := models.Lookup(r.tm.Backbone.Name); err == nil {
-		normalize = man.Normalize
-	}
-	hid := res.Blocks[0].Query.In
-	st, err := lora.NewStack(res.Blocks, r.heads, make([]float32, 2*hid), make([]float32, 2))
+	h, normalize, err := setfitHead(res, r, fs, o.Train)
 	if err != nil {
 		return err
 	}
-	if res.Embeddings != nil {
-		if err := st.SetEmbeddings(*res.Embeddings); err != nil {
-			return err
-		}
-	}
-	st.Normalize = normalize
-	x := make([]float32, r.train.Len()*hid)
-	if err := st.Pooled(x, r.train, 64); err != nil { // normalised with st.Normalize
-		return err
-	}
-	fp := head.FingerprintOf(r.tm.Manifest, hid)
-	fp.Pooling, fp.Layers, fp.Normalize = features.PoolMean.String(), []int{r.tm.NumBlocks}, normalize
-	h, err := head.FitLogReg(head.Dataset{N: r.train.Len(), D: hid, X: x, Labels: r.train.Labels, Classes: r.tm.LabelNames, Fingerprint: fp, Name: o.Train},
-		head.LogRegSettings{})
-	if err != nil {
-		return fmt.Errorf("setfit head: %w", err)
-	}
-	history := slices.Clone(res.History)
-	for i := range history {
-		history[i].TrainSeconds = 0
-	}
-	h.Top = &head.Top{CutBlock: r.cut, NumBlocks: r.tm.NumBlocks, Heads: r.heads, Blocks: res.Blocks, Embeddings: res.Embeddings,
-		Training: head.TopTraining{Mode: "setfit", Epochs: fs.Epochs, BatchSize: fs.BatchSize, LR: fs.LR, WeightDecay: fs.WeightDecay,
-			Warmup: fs.Warmup, Seed: fs.Seed, Trainable: res.Trainable, BestEpoch: len(res.History), Stop: fmt.Sprintf("%d pairs (%d positive), %d iterations", res.Pairs, res.Positive, fs.Iterations), History: history}}
 	validAcc := -1.0
 	if r.valid != nil {
 		hs, err := h.Stack()
@@ -551,4 +508,63 @@ func runSetFit(ctx context.Context, o fitTopOptions, stdout, stderr io.Writer, r
 	}
 	fmt.Fprintln(stderr, ")")
 	return nil
+}
+
+// setfitProgress prints SetFit's progress: a line per epoch, and on a terminal the step
+// within it, overwritten in place.
+func setfitProgress(stderr io.Writer) func(lora.TrainProgress) {
+	tty := isTerminal(stderr)
+	return func(p lora.TrainProgress) {
+		switch {
+		case p.Done != nil:
+			line := fmt.Sprintf("fit-head: setfit epoch %d/%d cosine loss %.4f (%.1fs)", p.Epoch, p.Epochs, p.Done.TrainLoss, p.Done.TrainSeconds)
+			if tty {
+				fmt.Fprintf(stderr, "\r\033[K%s\n", line)
+			} else {
+				fmt.Fprintln(stderr, line)
+			}
+		case tty:
+			fmt.Fprintf(stderr, "\r\033[Kfit-head: setfit epoch %d/%d step %d/%d cosine loss %.4f", p.Epoch, p.Epochs, p.Step, p.Steps, p.Loss)
+		}
+	}
+}
+
+// setfitHead fits SetFit's head, setfit's LogisticRegression() on the model's sentence
+// embeddings computed by the fine-tuned blocks (normalised when the backbone's model
+// card normalises), and packs it with the blocks as a head file; trainPath names the
+// training data in the head.
+func setfitHead(res *lora.SetFitResult, r setfitRun, fs lora.SetFitSettings, trainPath string) (h *head.Head, normalize bool, err error) {
+	if man, err := models.Lookup(r.tm.Backbone.Name); err == nil {
+		normalize = man.Normalize
+	}
+	hid := res.Blocks[0].Query.In
+	st, err := lora.NewStack(res.Blocks, r.heads, make([]float32, 2*hid), make([]float32, 2))
+	if err != nil {
+		return nil, false, err
+	}
+	if res.Embeddings != nil {
+		if err := st.SetEmbeddings(*res.Embeddings); err != nil {
+			return nil, false, err
+		}
+	}
+	st.Normalize = normalize
+	x := make([]float32, r.train.Len()*hid)
+	if err := st.Pooled(x, r.train, 64); err != nil { // normalised with st.Normalize
+		return nil, false, err
+	}
+	fp := head.FingerprintOf(r.tm.Manifest, hid)
+	fp.Pooling, fp.Layers, fp.Normalize = features.PoolMean.String(), []int{r.tm.NumBlocks}, normalize
+	h, err = head.FitLogReg(head.Dataset{N: r.train.Len(), D: hid, X: x, Labels: r.train.Labels, Classes: r.tm.LabelNames, Fingerprint: fp, Name: trainPath},
+		head.LogRegSettings{})
+	if err != nil {
+		return nil, false, fmt.Errorf("setfit head: %w", err)
+	}
+	history := slices.Clone(res.History)
+	for i := range history {
+		history[i].TrainSeconds = 0
+	}
+	h.Top = &head.Top{CutBlock: r.cut, NumBlocks: r.tm.NumBlocks, Heads: r.heads, Blocks: res.Blocks, Embeddings: res.Embeddings,
+		Training: head.TopTraining{Mode: "setfit", Epochs: fs.Epochs, BatchSize: fs.BatchSize, LR: fs.LR, WeightDecay: fs.WeightDecay,
+			Warmup: fs.Warmup, Seed: fs.Seed, Trainable: res.Trainable, BestEpoch: len(res.History), Stop: fmt.Sprintf("%d pairs (%d positive), %d iterations", res.Pairs, res.Positive, fs.Iterations), History: history}}
+	return h, normalize, nil
 }
