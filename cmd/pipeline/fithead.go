@@ -156,6 +156,15 @@ func (o fitHeadOptions) settings(progress func(head.Progress)) (head.Options, er
 	return ho, nil
 }
 
+// checkCheckpoint refuses to start afresh over ck, the checkpoint of an interrupted
+// run, unless resume (the run continues it).
+func checkCheckpoint(ck string, resume bool) error {
+	if _, err := os.Stat(ck); err == nil && !resume {
+		return usagef("a checkpoint of an interrupted run is at %s: pass --resume to continue it, or delete it to start afresh", ck)
+	}
+	return nil
+}
+
 // loadDataset opens a feature store as a labelled dataset.
 func loadDataset(path string) (*features.Store, head.Dataset, error) {
 	st, err := features.OpenStore(path)
@@ -185,9 +194,9 @@ func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer)
 		return err
 	}
 	defer func() { err = errors.Join(err, lock.Release()) }()
-	if ck := ho.MLP.Checkpoint; ho.Kind == head.MLP && !o.Resume {
-		if _, err := os.Stat(ck); err == nil {
-			return usagef("a checkpoint of an interrupted run is at %s: pass --resume to continue it, or delete it to start afresh", ck)
+	if ho.Kind == head.MLP {
+		if err := checkCheckpoint(ho.MLP.Checkpoint, o.Resume); err != nil {
+			return err
 		}
 	}
 	_, train, err := loadDataset(o.Train)

@@ -124,10 +124,8 @@ func runFitTop(ctx context.Context, o fitTopOptions, stdout, stderr io.Writer) (
 	}
 
 	s.Checkpoint, s.Resume = o.Out+".ckpt", o.Resume
-	if !s.Resume {
-		if _, err := os.Stat(s.Checkpoint); err == nil {
-			return usagef("a checkpoint of an interrupted run is at %s: pass --resume to continue it, or delete it to start afresh", s.Checkpoint)
-		}
+	if err := checkCheckpoint(s.Checkpoint, s.Resume); err != nil {
+		return err
 	}
 	key := sha256.New()
 	for _, x := range []string{d.tm.Dataset.SHA256, d.tm.Backbone.SHA256, fmt.Sprint(d.tm.CutBlock, d.tm.MaxLen, d.rows, d.cut)} {
