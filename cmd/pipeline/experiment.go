@@ -545,23 +545,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 	}
 
 	if o.Protocol == "mteb" {
-		mteb.Progress = func(x experiment.MTEBExperiment) {
-			fmt.Fprintf(stderr, "experiment: mteb [%d/%d] %d rows: accuracy %.4f (%d iterations, %.2fs)\n",
-				x.Index, mteb.Experiments, x.TrainRows, x.Accuracy, x.Iterations, x.TrainSeconds)
-		}
-		r, err := experiment.RunMTEB(ctx, sets[0], sets[1], mteb)
-		if err != nil {
-			return err
-		}
-		settings["protocol"] = fmt.Sprintf("MTEB classification: %d experiments, %d samples per label, numpy RandomState(%d) reseeded per experiment, LogisticRegression(C=1, max_iter=100) in %s",
-			r.Settings.Experiments, r.Settings.SamplesPerLabel, r.Settings.Seed, r.Settings.Precision)
-		settings["wall time"] = fmt.Sprintf("%.1fs (fits %.1fs)", time.Since(start).Seconds(), r.TrainSeconds)
-		if err := r.WriteFiles(o.Out, "MTEB classification protocol: "+dataName(o.Train), o.Command, settings); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "mteb: accuracy %.2f (mean of %d experiments, std %.2f), macro-F1 %.2f; %s\n",
-			100*r.Accuracy, len(r.Experiments), 100*r.AccuracyStd, 100*r.MacroF1, filepath.Join(o.Out, "results.md"))
-		return nil
+		return runMTEB(ctx, o, mteb, sets, settings, start, stdout, stderr)
 	}
 
 	keyParts := []string{cfg.tag()}
@@ -585,43 +569,10 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		if data.Tokens, err = topData(ctx, &o, cfg, k, splits, sets[0].Classes, stderr); err != nil {
 			return err
 		}
-		var with, second []string
-		for _, sf := range splits {
-			if sf.withCache {
-				with = append(with, sf.name)
-			} else {
-				second = append(second, sf.name)
-			}
-		}
-		how := "written with the features, from the same forward pass"
-		switch {
-		case len(with) == 0:
-			how = fmt.Sprintf("read or written in %.1fs (the features were there already, so a pass of their own)", time.Since(t0).Seconds())
-		case len(second) > 0:
-			how = fmt.Sprintf("%s: with the features, from the same forward pass; %s: read or written in %.1fs", strings.Join(with, ", "), strings.Join(second, ", "), time.Since(t0).Seconds())
-		}
-		settings["activation caches"] = fmt.Sprintf("the states entering the top %d block(s), %s", k, how)
+		settings["activation caches"] = cacheNote(splits, k, time.Since(t0))
 	}
 	reused := 0
-	grid.Progress = func(e experiment.Event) {
-		c := e.Cell
-		pos := fmt.Sprintf("experiment: [%d/%d] %s shots=%s seed=%d:", e.Index, e.Total, c.Strategy, experiment.ShotsName(c.Shots), c.Seed)
-		if e.Reused {
-			reused++
-			fmt.Fprintf(stderr, "%s done earlier (accuracy %.4f)\n", pos, c.Accuracy)
-			return
-		}
-		if c.Copied {
-			fmt.Fprintf(stderr, "%s accuracy %.4f, seed 0's result (every row and a deterministic head: the seed changes nothing)\n", pos, c.Accuracy)
-			return
-		}
-		eta := "done"
-		if e.Index < e.Total {
-			eta = "ETA " + e.ETA.Round(time.Second).String()
-		}
-		fmt.Fprintf(stderr, "%s accuracy %.4f macro-F1 %.4f (%d rows, %d params, %.2fs); %s\n",
-			pos, c.Accuracy, c.MacroF1, c.TrainRows, c.Params, c.TrainSeconds, eta)
-	}
+	grid.Progress = gridProgress(stderr, &reused)
 	cells, err := experiment.Run(ctx, grid, data)
 	if err != nil {
 		return err
@@ -633,25 +584,21 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		fit += c.TrainSeconds
 	}
 	settings["grid"] = fmt.Sprintf("%d cells (%d reused from %s), seeds %d, shots-cap %v", len(cells), reused, grid.Dir, grid.Seeds, grid.CapShots)
-	if grid.CapShots {
-		var capped []string
-		for _, n := range grid.Shots {
-			k := 0
-			for _, m := range counts {
-				if n != experiment.All && m < n {
-					k++
-				}
-			}
-			if k > 0 {
-				capped = append(capped, fmt.Sprintf("%d shots: %d of %d classes are smaller and were used whole", n, k, len(counts)))
-			}
-		}
-		if len(capped) > 0 {
-			settings["capped"] = strings.Join(capped, "; ")
-		}
+	if capped := cappedNote(grid, counts); capped != "" {
+		settings["capped"] = capped
 	}
 	settings["wall time"] = fmt.Sprintf("%.1fs in this run (extraction %.1fs, grid %.1fs); fits of all cells %.1fs",
 		time.Since(start).Seconds(), extracted.Sub(start).Seconds(), time.Since(extracted).Seconds(), fit)
+	if err := writeGrid(o, res, stdout); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "experiment: %d cells (%d reused) -> %s\n", len(cells), reused, filepath.Join(o.Out, "results.md"))
+	return nil
+}
+
+// writeGrid writes the grid's results (results.md and its data), its plots, and the
+// summary table on stdout.
+func writeGrid(o experimentOptions, res experiment.Results, stdout io.Writer) error {
 	name := dataName(o.Train)
 	if err := res.WriteFiles(o.Out, "Experiment: "+name); err != nil {
 		return err
@@ -672,8 +619,95 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		fmt.Fprintf(stdout, "%-16s %6s %10.0f %9.4f ± %.4f %9.4f ± %.4f %10d\n", s.Strategy, experiment.ShotsName(s.Shots), s.TrainRows,
 			s.AccuracyMean, s.AccuracyStd, s.MacroF1Mean, s.MacroF1Std, s.Params)
 	}
-	fmt.Fprintf(stderr, "experiment: %d cells (%d reused) -> %s\n", len(cells), reused, filepath.Join(o.Out, "results.md"))
 	return nil
+}
+
+// runMTEB runs the MTEB classification protocol on the extracted train and test sets
+// and writes its results; settings are the run's, recorded with them.
+func runMTEB(ctx context.Context, o experimentOptions, mteb experiment.MTEBSettings, sets []head.Dataset, settings map[string]string, start time.Time, stdout, stderr io.Writer) error {
+	mteb.Progress = func(x experiment.MTEBExperiment) {
+		fmt.Fprintf(stderr, "experiment: mteb [%d/%d] %d rows: accuracy %.4f (%d iterations, %.2fs)\n",
+			x.Index, mteb.Experiments, x.TrainRows, x.Accuracy, x.Iterations, x.TrainSeconds)
+	}
+	r, err := experiment.RunMTEB(ctx, sets[0], sets[1], mteb)
+	if err != nil {
+		return err
+	}
+	settings["protocol"] = fmt.Sprintf("MTEB classification: %d experiments, %d samples per label, numpy RandomState(%d) reseeded per experiment, LogisticRegression(C=1, max_iter=100) in %s",
+		r.Settings.Experiments, r.Settings.SamplesPerLabel, r.Settings.Seed, r.Settings.Precision)
+	settings["wall time"] = fmt.Sprintf("%.1fs (fits %.1fs)", time.Since(start).Seconds(), r.TrainSeconds)
+	if err := r.WriteFiles(o.Out, "MTEB classification protocol: "+dataName(o.Train), o.Command, settings); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "mteb: accuracy %.2f (mean of %d experiments, std %.2f), macro-F1 %.2f; %s\n",
+		100*r.Accuracy, len(r.Experiments), 100*r.AccuracyStd, 100*r.MacroF1, filepath.Join(o.Out, "results.md"))
+	return nil
+}
+
+// cacheNote says, for the results, how the activation caches of the top k blocks were
+// made: in the features' pass, or in a pass of their own that took took.
+func cacheNote(splits []*splitFeatures, k int, took time.Duration) string {
+	var with, second []string
+	for _, sf := range splits {
+		if sf.withCache {
+			with = append(with, sf.name)
+		} else {
+			second = append(second, sf.name)
+		}
+	}
+	how := "written with the features, from the same forward pass"
+	switch {
+	case len(with) == 0:
+		how = fmt.Sprintf("read or written in %.1fs (the features were there already, so a pass of their own)", took.Seconds())
+	case len(second) > 0:
+		how = fmt.Sprintf("%s: with the features, from the same forward pass; %s: read or written in %.1fs", strings.Join(with, ", "), strings.Join(second, ", "), took.Seconds())
+	}
+	return fmt.Sprintf("the states entering the top %d block(s), %s", k, how)
+}
+
+// gridProgress prints a line per cell and counts the cells done by an earlier run in
+// reused.
+func gridProgress(stderr io.Writer, reused *int) func(experiment.Event) {
+	return func(e experiment.Event) {
+		c := e.Cell
+		pos := fmt.Sprintf("experiment: [%d/%d] %s shots=%s seed=%d:", e.Index, e.Total, c.Strategy, experiment.ShotsName(c.Shots), c.Seed)
+		if e.Reused {
+			(*reused)++
+			fmt.Fprintf(stderr, "%s done earlier (accuracy %.4f)\n", pos, c.Accuracy)
+			return
+		}
+		if c.Copied {
+			fmt.Fprintf(stderr, "%s accuracy %.4f, seed 0's result (every row and a deterministic head: the seed changes nothing)\n", pos, c.Accuracy)
+			return
+		}
+		eta := "done"
+		if e.Index < e.Total {
+			eta = "ETA " + e.ETA.Round(time.Second).String()
+		}
+		fmt.Fprintf(stderr, "%s accuracy %.4f macro-F1 %.4f (%d rows, %d params, %.2fs); %s\n",
+			pos, c.Accuracy, c.MacroF1, c.TrainRows, c.Params, c.TrainSeconds, eta)
+	}
+}
+
+// cappedNote says, under --shots-cap, which shot counts took some classes whole (those
+// with fewer rows; counts are the rows per class); "" when none did.
+func cappedNote(grid experiment.Grid, counts []int) string {
+	if !grid.CapShots {
+		return ""
+	}
+	var capped []string
+	for _, n := range grid.Shots {
+		k := 0
+		for _, m := range counts {
+			if n != experiment.All && m < n {
+				k++
+			}
+		}
+		if k > 0 {
+			capped = append(capped, fmt.Sprintf("%d shots: %d of %d classes are smaller and were used whole", n, k, len(counts)))
+		}
+	}
+	return strings.Join(capped, "; ")
 }
 
 // dataName names a data file for titles: its directory and name, e.g. banking77/train.csv.
