@@ -47,7 +47,7 @@ type Prediction struct {
 // NewClassifier opens the backbone at p for the given heads. Every head must have been
 // trained on features of this backbone and tokenizer (checked by sha256), and all must
 // use the same max_len; each may pool different layers differently.
-// opts.Layers, Pooling, Normalize and MaxLen are taken from the heads. Multi-label
+// opts.Spec is taken from the heads (they must agree on max_len and prefix). Multi-label
 // heads predict label sets at DefaultThreshold until SetThreshold sets another.
 func NewClassifier(p models.Paths, heads []*head.Head, opts EncoderOptions) (*Classifier, error) {
 	return newClassifier(p, heads, opts, nil)
@@ -66,6 +66,9 @@ func newClassifier(p models.Paths, heads []*head.Head, opts EncoderOptions, extr
 		if fp.MaxLen != maxLen {
 			return nil, fmt.Errorf("%w: head %d was trained with max_len %d, head 0 with %d", ErrHeadMismatch, i, fp.MaxLen, maxLen)
 		}
+		if p := heads[0].Fingerprint.Prefix; fp.Prefix != p {
+			return nil, fmt.Errorf("%w: head %d was trained with prefix %q, head 0 with %q", ErrHeadMismatch, i, fp.Prefix, p)
+		}
 		if len(fp.Layers) == 0 {
 			return nil, fmt.Errorf("%w: head %d records no layers (not trained on a feature store?)", ErrHeadMismatch, i)
 		}
@@ -76,7 +79,7 @@ func newClassifier(p models.Paths, heads []*head.Head, opts EncoderOptions, extr
 		}
 	}
 	slices.Sort(union)
-	opts.Layers, opts.MaxLen, opts.Normalize, opts.Pooling = union, maxLen, false, features.PoolMean
+	opts.Spec = features.Spec{Layers: union, MaxLen: maxLen, Prefix: heads[0].Fingerprint.Prefix}
 	// A head with trained top blocks needs the backbone with those blocks: heads share
 	// the forward only if they carry the same ones.
 	for i, h := range heads {

@@ -24,13 +24,10 @@ type EncoderOptions struct {
 	RuntimeLib string
 	// Session holds threads, optimisation level and provider. Default: CPU, all cores.
 	Session onnx.SessionOptions
-	// MaxLen truncates texts (tokens, specials included). Default 128.
-	MaxLen int
-	// Layers to pool and concatenate (see ExtractOptions.Layers). Default {-1}.
-	Layers []int
-	// Pooling and Normalize as in ExtractOptions.
-	Pooling   features.Pooling
-	Normalize bool
+	// Spec and Exact as in ExtractOptions: the zero fields of Spec take the model
+	// card's conventions unless Exact, then the package defaults.
+	features.Spec
+	Exact bool
 
 	// top replaces the model's top blocks by trained ones (a head with top blocks).
 	top *head.Top
@@ -52,6 +49,7 @@ type Encoder struct {
 	layers   []int    // resolved hidden-state indices
 	hidden   int      // width of one hidden state
 	opts     EncoderOptions
+	pool     features.Pooling // opts.Pooling
 	backbone features.Backbone
 
 	// layers[:nreq] are the layers asked for (Dim, Layers, Embed); layers[nreq:] are
@@ -82,7 +80,10 @@ var feedable = []string{"input_ids", "attention_mask", "token_type_ids"}
 
 // NewEncoder loads the tokenizer and opens a session on the backbone, exposing the hidden
 // states that opts.Layers names.
-func NewEncoder(p models.Paths, opts EncoderOptions) (*Encoder, error) {
+func NewEncoder(p models.Paths, opts EncoderOptions) (_ *Encoder, err error) {
+	if opts.Spec, err = ModelSpec(p, opts.Spec, opts.Exact); err != nil {
+		return nil, err
+	}
 	return newEncoder(p, opts, nil)
 }
 
@@ -90,11 +91,10 @@ func NewEncoder(p models.Paths, opts EncoderOptions) (*Encoder, error) {
 // opts.Layers, negative from the end; duplicates of opts.Layers allowed). They are
 // appended to e.layers after the requested ones and are not part of Dim or Embed.
 func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, err error) {
-	if opts.MaxLen == 0 {
-		opts.MaxLen = 128
-	}
-	if len(opts.Layers) == 0 {
-		opts.Layers = []int{-1}
+	opts.Spec = opts.Spec.WithDefaults()
+	pool, err := opts.Pool()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadOption, err)
 	}
 	// The runtime is process-wide: the first encoder picks it (the CUDA build when its
 	// provider may use CUDA and the build is in the cache), later ones reuse it.
@@ -127,7 +127,7 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 		}
 	}
 	inputs, outputs := model.Inputs(), model.Outputs()
-	e := &Encoder{opts: opts}
+	e := &Encoder{opts: opts, pool: pool}
 	for _, in := range inputs {
 		if !slices.Contains(feedable, in.Name) {
 			return nil, fmt.Errorf("%w: %s declares input %q (%s); the tokenizer feeds only %v", ErrModelInputs, p.Model, in.Name, in, feedable)
@@ -169,11 +169,11 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	}
 	if m := p.Manifest; m.HiddenSize > 0 && m.HiddenSize != e.hidden {
 		return nil, fmt.Errorf("%w: %s says hidden_size %d; the graph %s has hidden states of width %d",
-			ErrManifestMismatch, filepath.Join(p.Dir, models.ManifestFile), m.HiddenSize, p.Model, e.hidden)
+			ErrManifestMismatch, cardFile(p), m.HiddenSize, p.Model, e.hidden)
 	}
 	if m := p.Manifest; m.Layers > 0 && lastOnly == 0 && m.Layers != len(states)-1 {
 		return nil, fmt.Errorf("%w: %s says %d layers; the graph %s has %d encoder blocks",
-			ErrManifestMismatch, filepath.Join(p.Dir, models.ManifestFile), m.Layers, p.Model, len(states)-1)
+			ErrManifestMismatch, cardFile(p), m.Layers, p.Model, len(states)-1)
 	}
 	if e.layers, err = onnx.ResolveLayers(opts.Layers, len(states)); err != nil {
 		return nil, err
@@ -219,7 +219,7 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 			return nil, fmt.Errorf("%s: %w", p.Model, err)
 		}
 	}
-	e.tok, err = tokenize.Load(p.Tokenizer, tokenize.Options{MaxLen: opts.MaxLen})
+	e.tok, err = tokenize.Load(p.Tokenizer, tokenize.Options{MaxLen: opts.MaxLen, Prefix: opts.Prefix})
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +242,11 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 		e.layerOut[i] = slices.Index(names, states[l])
 	}
 	e.backbone = features.Backbone{Name: p.Name, SHA256: hex.EncodeToString(modelSHA[:]), TokenizerSHA256: e.tok.SHA256()}
+	if p.CardFrom != "registry" && p.Dir != "" { // a directory model: record where it is, to find it again
+		if e.backbone.Dir, err = filepath.Abs(p.Dir); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
@@ -296,7 +301,7 @@ func (e *Encoder) encodeBatch(encs []tokenize.Encoding) (vecs []float32, padded 
 		e.vecs = make([]float32, B*d)
 	}
 	e.vecs = e.vecs[:B*d]
-	e.poolLayers(e.vecs, e.views[:e.nreq], e.opts.Pooling)
+	e.poolLayers(e.vecs, e.views[:e.nreq], e.pool)
 	if e.opts.Normalize {
 		features.NormalizeRows(e.vecs, d)
 	}
@@ -530,4 +535,15 @@ func numBlocks(p models.Paths) (int, error) {
 		return 0, err
 	}
 	return m.NumLayers()
+}
+
+// cardFile names where p's stated sizes come from, for errors.
+func cardFile(p models.Paths) string {
+	switch p.CardFrom {
+	case "registry":
+		return "the registry entry " + p.Name
+	case "sentence-transformers files":
+		return filepath.Join(p.Dir, "config.json")
+	}
+	return filepath.Join(p.Dir, models.ManifestFile)
 }

@@ -30,7 +30,7 @@ func ExampleNewEncoder() {
 		fmt.Println(err)
 		return
 	}
-	enc, err := headstart.NewEncoder(paths, headstart.EncoderOptions{MaxLen: 128})
+	enc, err := headstart.NewEncoder(paths, headstart.EncoderOptions{Spec: features.Spec{MaxLen: 128}})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -107,7 +107,7 @@ func ExampleOpen() {
 // forwards, and each text's embedding is what it would be alone.
 func ExampleModel_Embed() {
 	ctx := context.Background()
-	m, err := headstart.Open(ctx, headstart.OpenOptions{Normalize: true, Sessions: 2, Batching: true})
+	m, err := headstart.Open(ctx, headstart.OpenOptions{Spec: features.Spec{Normalize: true}, Sessions: 2, Batching: true})
 	if err != nil {
 		fmt.Println(err)
 		return

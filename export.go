@@ -20,7 +20,7 @@ import (
 // ExportOptions configure Export. The zero value needs only Head and Out.
 type ExportOptions struct {
 	// Model is the registry name or directory of the backbone the head was trained on.
-	// Default models.Default.
+	// Default: the backbone the head records (models.Find).
 	Model string
 	// Head is the head file (from `pipeline fit-head` or head.Head.Save).
 	Head string
@@ -81,9 +81,6 @@ func Export(ctx context.Context, opts ExportOptions) (sum ExportSummary, err err
 	if opts.Head == "" || opts.Out == "" {
 		return sum, fmt.Errorf("%w: Export needs Head and Out", ErrBadOption)
 	}
-	if opts.Model == "" {
-		opts.Model = models.Default
-	}
 	lock, err := fileio.Claim(opts.Out, opts.Head)
 	if err != nil {
 		return sum, err
@@ -93,7 +90,7 @@ func Export(ctx context.Context, opts ExportOptions) (sum ExportSummary, err err
 	if err != nil {
 		return sum, err
 	}
-	paths, err := models.Resolve(opts.Model)
+	paths, err := models.ResolveRecorded(opts.Model, h.Fingerprint.BackboneOf())
 	if err != nil {
 		return sum, err
 	}
@@ -184,6 +181,9 @@ func exportGraph(p models.Paths, h *head.Head, headPath string) ([]byte, error) 
 		return nil, err
 	}
 	spec.Metadata = map[string]string{"max_len": strconv.Itoa(h.Fingerprint.MaxLen), "headstart.fingerprint": string(fpJSON)}
+	if p := h.Fingerprint.Prefix; p != "" { // put before every text before tokenising it, as in training
+		spec.Metadata["prefix"] = p
+	}
 	if err := model.AppendHead(spec); err != nil {
 		return nil, err
 	}

@@ -146,7 +146,7 @@ func checkForms(t *testing.T, dir string) {
 				tol = fusedTol
 			}
 			for _, pool := range []features.Pooling{features.PoolMean, features.PoolCLS, features.PoolMax, features.PoolLast} {
-				enc, err := NewEncoder(p, EncoderOptions{Pooling: pool, Session: onnx.SessionOptions{IntraOpThreads: 2}})
+				enc, err := NewEncoder(p, EncoderOptions{Spec: features.Spec{Pooling: pool.String()}, Exact: true, Session: onnx.SessionOptions{IntraOpThreads: 2}})
 				if err != nil {
 					t.Fatalf("pooling %s: %v", pool, err)
 				}
@@ -168,7 +168,7 @@ func checkForms(t *testing.T, dir string) {
 				}
 			}
 			if fr.SentenceEmbedding != nil {
-				enc, err := NewEncoder(p, EncoderOptions{Normalize: true})
+				enc, err := NewEncoder(p, EncoderOptions{Spec: features.Spec{Normalize: true}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -185,7 +185,7 @@ func checkForms(t *testing.T, dir string) {
 			for l := range all {
 				all[l] = l
 			}
-			enc, err := NewEncoder(p, EncoderOptions{Layers: all})
+			enc, err := NewEncoder(p, EncoderOptions{Spec: features.Spec{Layers: all}, Exact: true})
 			if form == "fused" {
 				if err == nil {
 					enc.Close()
@@ -291,7 +291,7 @@ func TestExportOnnxScript(t *testing.T) {
 		t.Errorf("manifest prefixes %+v (%v); want query: and passage:", prefixes, err)
 	}
 	ref := loadFormsReference(t, tinyFormsDir)
-	enc, err := NewEncoder(p, EncoderOptions{Normalize: true})
+	enc, err := NewEncoder(p, EncoderOptions{Spec: features.Spec{Normalize: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,16 +50,17 @@ type ExtractOptions struct {
 	// Out is the feature store to write (safetensors).
 	Out string
 
-	// Pooling of token states into one vector per text. Default mean (mask-aware).
-	Pooling features.Pooling
-	// Layers are the hidden states to pool, concatenated in order, indexed as
-	// HuggingFace's output_hidden_states: 0 is the embeddings output, i the output of
-	// encoder block i-1; negative values count from the end. Default {-1} (last block).
-	Layers []int
-	// Normalize L2-normalises each stored vector.
-	Normalize bool
-	// MaxLen truncates texts to this many tokens ([CLS] and [SEP] included). Default 128.
-	MaxLen int
+	// Spec is how each text becomes a vector: text prefix, truncation, the hidden states
+	// pooled (indexed as HuggingFace's output_hidden_states: 0 is the embeddings
+	// output, i the output of encoder block i-1; negative values count from the end),
+	// pooling and normalisation. Its zero fields take the model card's conventions
+	// (models.Manifest.Card: all-MiniLM-L6-v2 mean pooling, normalised, 256 tokens),
+	// then the package defaults (features.Spec.WithDefaults: mean pooling of the last
+	// block, 128 tokens, not normalised, no prefix). The store records the result.
+	features.Spec
+	// Exact uses Spec as given, its zero fields taking the package defaults only, not
+	// the model card's: the way to turn off a card's normalisation or prefix.
+	Exact bool
 	// BatchSize is the number of texts per forward pass. Default 32.
 	BatchSize int
 	// ChunkRows is the number of rows between checkpoints, and the window within which
@@ -169,12 +170,6 @@ func (o *ExtractOptions) setDefaults() error {
 	if o.Model == "" {
 		o.Model = models.Default
 	}
-	if len(o.Layers) == 0 {
-		o.Layers = []int{-1}
-	}
-	if o.MaxLen == 0 {
-		o.MaxLen = 128
-	}
 	if o.BatchSize == 0 {
 		o.BatchSize = 32
 	}
@@ -186,7 +181,7 @@ func (o *ExtractOptions) setDefaults() error {
 		return fmt.Errorf("%w: no data file given", ErrBadOption)
 	case o.Out == "":
 		return fmt.Errorf("%w: no output file given", ErrBadOption)
-	case o.MaxLen < 2:
+	case o.MaxLen < 0 || o.MaxLen == 1:
 		return fmt.Errorf("%w: max-len %d must be at least 2 ([CLS] and [SEP])", ErrBadOption, o.MaxLen)
 	case o.BatchSize < 1:
 		return fmt.Errorf("%w: batch-size %d must be at least 1", ErrBadOption, o.BatchSize)
@@ -234,6 +229,9 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	defer func() { err = errors.Join(err, unlock()) }()
 	paths, err := models.Resolve(opts.Model)
 	if err != nil {
+		return sum, err
+	}
+	if opts.Spec, err = ModelSpec(paths, opts.Spec, opts.Exact); err != nil {
 		return sum, err
 	}
 	for _, out := range []string{opts.Out, opts.CacheOut} {
@@ -303,8 +301,7 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 		extra = []int{-1 - opts.CutTop}
 	}
 	enc, err := newEncoder(paths, EncoderOptions{
-		RuntimeLib: opts.RuntimeLib, Session: opts.Session, MaxLen: opts.MaxLen,
-		Layers: opts.Layers, Pooling: opts.Pooling, Normalize: opts.Normalize,
+		RuntimeLib: opts.RuntimeLib, Session: opts.Session, Spec: opts.Spec, Exact: true,
 	}, extra)
 	if err != nil {
 		if blocks, berr := numBlocks(paths); berr == nil && opts.CutTop > blocks {
@@ -418,7 +415,7 @@ func storeManifest(opts *ExtractOptions, enc *Encoder, scan features.Summary, sh
 	return features.Manifest{
 		Tool:       "headstart " + Version,
 		Backbone:   enc.Backbone(),
-		Spec:       features.Spec{Pooling: opts.Pooling.String(), Layers: enc.Layers(), Normalize: opts.Normalize, MaxLen: opts.MaxLen},
+		Spec:       features.Spec{Pooling: opts.Pooling, Layers: enc.Layers(), Normalize: opts.Normalize, MaxLen: opts.MaxLen, Prefix: opts.Prefix},
 		Dtype:      opts.Dtype.String(),
 		LabelNames: scan.Labels,
 		MultiLabel: opts.Reader.LabelSep != "",

@@ -57,13 +57,10 @@ func TestExtractParityWithPythonReference(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.key, func(t *testing.T) {
-			p, err := features.ParsePooling(c.pooling)
-			if err != nil {
-				t.Fatal(err)
-			}
 			out := filepath.Join(dir, c.key+".safetensors")
 			sum, err := Extract(context.Background(), ExtractOptions{
-				Model: model.Dir, Data: data, Out: out, Pooling: p, Layers: c.layers, Normalize: c.normalize,
+				Model: model.Dir, Data: data, Out: out, Exact: true,
+				Spec:    features.Spec{Pooling: c.pooling, Layers: c.layers, Normalize: c.normalize},
 				Session: onnx.SessionOptions{IntraOpThreads: 2},
 			})
 			if err != nil {
@@ -216,7 +213,7 @@ func TestExtractResumeIsByteIdentical(t *testing.T) {
 	}
 	part.Progress = nil
 	part.Resume = true
-	part.Normalize = true
+	part.Pooling = "cls" // the checkpoint's was the model card's mean
 	if _, err := Extract(context.Background(), part); !errors.Is(err, features.ErrCheckpointMismatch) {
 		t.Fatalf("resume with other options: %v; want ErrCheckpointMismatch", err)
 	}
@@ -266,9 +263,9 @@ func TestExtractBadInput(t *testing.T) {
 		{"blank text", ExtractOptions{Data: write("blank.csv", "text,label\nfine,a\nok,b\n\" \t\u200b\",b\n")}, ErrEmptyText, "row 2"},
 		{"control text", ExtractOptions{Data: write("ctl.jsonl", `{"text": "fine"}`+"\n"+`{"text": "\u0000\u0007"}`+"\n")}, ErrEmptyText, "row 1"},
 		{"no rows", ExtractOptions{Data: write("norows.csv", "text,label\n")}, ErrBadOption, "no data rows"},
-		{"max len beyond positions", ExtractOptions{Data: good, MaxLen: 1000}, ErrMaxLen, "512 positions"},
+		{"max len beyond positions", ExtractOptions{Data: good, Spec: features.Spec{MaxLen: 1000}}, ErrMaxLen, "512 positions"},
 		{"not onnx", ExtractOptions{Data: good, Model: notONNX}, onnx.ErrNotONNX, "model.onnx"},
-		{"layer out of range", ExtractOptions{Data: good, Layers: []int{-9}}, nil, "out of range"},
+		{"layer out of range", ExtractOptions{Data: good, Spec: features.Spec{Layers: []int{-9}}}, nil, "out of range"},
 		{"unknown model", ExtractOptions{Data: good, Model: "no-such-model"}, nil, "known models"},
 	}
 	for _, c := range cases {
@@ -311,7 +308,7 @@ func TestExtractTruncationCounted(t *testing.T) {
 	}
 	data := filepath.Join(dir, "long.csv")
 	os.WriteFile(data, []byte(b.String()), 0o644)
-	sum, err := Extract(context.Background(), ExtractOptions{Model: model.Dir, Data: data, Out: filepath.Join(dir, "o.safetensors"), MaxLen: 64})
+	sum, err := Extract(context.Background(), ExtractOptions{Model: model.Dir, Data: data, Out: filepath.Join(dir, "o.safetensors"), Spec: features.Spec{MaxLen: 64}})
 	if err != nil {
 		t.Fatal(err)
 	}

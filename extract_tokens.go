@@ -16,8 +16,8 @@ import (
 // rows (rows of them, the shard's when shard is set) entering the top opts.CutTop blocks.
 func extractTokens(ctx context.Context, opts ExtractOptions, paths models.Paths, scan features.Summary, rows int64, shard *features.Shard, start time.Time) (sum ExtractSummary, err error) {
 	enc, err := newEncoder(paths, EncoderOptions{
-		RuntimeLib: opts.RuntimeLib, Session: opts.Session, MaxLen: opts.MaxLen,
-		Layers: []int{-1 - opts.CutTop}, cut: true,
+		RuntimeLib: opts.RuntimeLib, Session: opts.Session, Exact: true,
+		Spec: features.Spec{MaxLen: opts.MaxLen, Prefix: opts.Prefix, Layers: []int{-1 - opts.CutTop}}, cut: true,
 	}, nil)
 	if err != nil {
 		if blocks, berr := numBlocks(paths); berr == nil && opts.CutTop > blocks {
@@ -70,7 +70,7 @@ func openTokenWriter(opts *ExtractOptions, path string, enc *Encoder, scan featu
 		Manifest: features.Manifest{
 			Tool:       "headstart " + Version,
 			Backbone:   enc.Backbone(),
-			Spec:       features.Spec{Pooling: features.NoPooling, Layers: []int{cut}, MaxLen: opts.MaxLen},
+			Spec:       features.Spec{Pooling: features.NoPooling, Layers: []int{cut}, MaxLen: opts.MaxLen, Prefix: opts.Prefix},
 			LabelNames: scan.Labels,
 			Shard:      shard,
 			Dataset: features.Dataset{

@@ -310,7 +310,11 @@ type worker struct {
 }
 
 func newWorker(p models.Paths, heads []*head.Head, opts EncoderOptions) (*worker, error) {
-	w := &worker{pool: opts.Pooling, norm: opts.Normalize}
+	pool, err := opts.Pool()
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{pool: pool, norm: opts.Normalize}
 	if len(heads) == 0 {
 		enc, err := NewEncoder(p, opts)
 		if err != nil {

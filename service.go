@@ -45,7 +45,9 @@ func (e *TextError) Unwrap() error { return e.Err }
 // multi-label heads at probability 0.5.
 type OpenOptions struct {
 	// Model is a registry name (see models.List) or a directory holding model.onnx and
-	// tokenizer.json. Default models.Default.
+	// tokenizer.json. Default: with heads, the backbone they record (models.Find: the
+	// directory they were trained from, or the registry model of that name, with the
+	// recorded sha256); without, models.Default.
 	Model string
 	// Heads are head files (head.Load) to classify with; LoadedHeads are heads already
 	// in memory, which follow the files. Every head must have been trained on features
@@ -77,15 +79,14 @@ type OpenOptions struct {
 	// RuntimeLib is the onnxruntime shared library. Default: see onnx.FindLibraryFor.
 	RuntimeLib string
 
-	// MaxLen truncates texts (tokens, specials included). Default: the heads' max_len,
-	// else 128. With heads, any other value is an error (ErrHeadMismatch).
-	MaxLen int
-	// Pooling, Layers and Normalize are how Embed pools (see ExtractOptions); with heads
-	// they apply to Embed only: each head pools as it was trained. Defaults: mean,
-	// {-1}, false.
-	Pooling   features.Pooling
-	Layers    []int
-	Normalize bool
+	// Spec is how Embed makes vectors, and Exact whether its zero fields take the
+	// model card's conventions (see ExtractOptions; defaults: the card's, else mean
+	// pooling of the last block, 128 tokens, not normalised, no prefix). With heads,
+	// Pooling, Layers and Normalize apply to Embed only (each head pools as it was
+	// trained), and MaxLen and Prefix are the heads' (which must agree): any other
+	// value given is an error (ErrHeadMismatch).
+	features.Spec
+	Exact bool
 	// AllowEmpty embeds empty and blank texts (features.Blank: only whitespace and
 	// control characters) as [CLS] [SEP]; by default they are refused with a
 	// *TextError wrapping ErrEmptyText.
@@ -202,17 +203,11 @@ type Model struct {
 // Open loads the backbone (and heads) into opts.Sessions sessions and starts one
 // goroutine per session, which Close stops. ctx bounds the loading.
 func Open(ctx context.Context, opts OpenOptions) (_ *Model, err error) {
-	if opts.Model == "" {
-		opts.Model = models.Default
-	}
 	if opts.Sessions == 0 {
 		opts.Sessions = 1
 	}
 	if opts.MaxBatch == 0 {
 		opts.MaxBatch = 32
-	}
-	if len(opts.Layers) == 0 {
-		opts.Layers = []int{-1}
 	}
 	if opts.Threshold == 0 {
 		opts.Threshold = DefaultThreshold
@@ -253,15 +248,37 @@ func Open(ctx context.Context, opts OpenOptions) (_ *Model, err error) {
 		return nil, err
 	}
 	if len(heads) > 0 {
-		ml := heads[0].Fingerprint.MaxLen
+		ml, pre := heads[0].Fingerprint.MaxLen, heads[0].Fingerprint.Prefix
 		if opts.MaxLen != 0 && opts.MaxLen != ml {
 			return nil, fmt.Errorf("%w: MaxLen %d given, but head %q was trained with max_len %d", ErrHeadMismatch, opts.MaxLen, names[0], ml)
 		}
+		if opts.Prefix != "" && opts.Prefix != pre {
+			return nil, fmt.Errorf("%w: Prefix %q given, but head %q was trained with prefix %q", ErrHeadMismatch, opts.Prefix, names[0], pre)
+		}
+		for i, h := range heads[1:] {
+			if p := h.Fingerprint.Prefix; p != pre {
+				return nil, fmt.Errorf("%w: head %q was trained with prefix %q, head %q with %q: classify with them separately", ErrHeadMismatch, names[i+1], p, names[0], pre)
+			}
+		}
 		opts.MaxLen = ml
 	}
-	paths, err := models.Resolve(opts.Model)
+	var paths models.Paths
+	switch {
+	case opts.Model == "" && len(heads) > 0: // the backbone the heads were trained on
+		paths, err = models.Find(heads[0].Fingerprint.BackboneOf())
+	case opts.Model == "":
+		paths, err = models.Resolve(models.Default)
+	default:
+		paths, err = models.Resolve(opts.Model)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if opts.Spec, err = ModelSpec(paths, opts.Spec, opts.Exact); err != nil {
+		return nil, err
+	}
+	if len(heads) > 0 { // the heads' texts were prefixed as they were trained
+		opts.Prefix = heads[0].Fingerprint.Prefix
 	}
 
 	m := &Model{
@@ -277,8 +294,7 @@ func Open(ctx context.Context, opts OpenOptions) (_ *Model, err error) {
 		}
 	}()
 	eo := EncoderOptions{
-		RuntimeLib: opts.RuntimeLib, MaxLen: opts.MaxLen, Layers: opts.Layers,
-		Pooling: opts.Pooling, Normalize: opts.Normalize,
+		RuntimeLib: opts.RuntimeLib, Spec: opts.Spec, Exact: true,
 		Session: onnx.SessionOptions{IntraOpThreads: threads, Provider: opts.Provider},
 		pack:    opts.PackLen > 0,
 	}

@@ -160,7 +160,7 @@ func TestModelMatchesEncoderAndClassifier(t *testing.T) {
 	h := bankingHead(t)
 	texts := bankingTexts(t, 40)
 	p := defaultModel(t)
-	eo := EncoderOptions{Session: onnx.SessionOptions{IntraOpThreads: 1}, Normalize: true}
+	eo := EncoderOptions{Session: onnx.SessionOptions{IntraOpThreads: 1}, Spec: features.Spec{Normalize: true}}
 	enc, err := NewEncoder(p, eo)
 	if err != nil {
 		t.Fatal(err)
@@ -181,8 +181,8 @@ func TestModelMatchesEncoderAndClassifier(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	plain := openModel(t, OpenOptions{Normalize: true, MaxBatch: 16})
-	both := openModel(t, OpenOptions{Normalize: true, LoadedHeads: []*head.Head{h}, MaxBatch: 16})
+	plain := openModel(t, OpenOptions{Spec: features.Spec{Normalize: true}, MaxBatch: 16})
+	both := openModel(t, OpenOptions{Spec: features.Spec{Normalize: true}, LoadedHeads: []*head.Head{h}, MaxBatch: 16})
 	for _, m := range []*Model{plain, both} {
 		got, err := m.Embed(ctx, texts)
 		if err != nil {
@@ -460,12 +460,12 @@ func TestModelErrors(t *testing.T) {
 		{"max batch", OpenOptions{MaxBatch: -1}, ErrBadOption},
 		{"pack len", OpenOptions{PackLen: -1}, ErrBadOption},
 		{"max wait", OpenOptions{MaxWait: -time.Second}, ErrBadOption},
-		{"max len", OpenOptions{MaxLen: 1}, ErrBadOption},
-		{"max len beyond positions", OpenOptions{MaxLen: 513}, ErrMaxLen},
-		{"max len vs head", OpenOptions{MaxLen: 64, LoadedHeads: []*head.Head{h}}, ErrHeadMismatch},
+		{"max len", OpenOptions{Spec: features.Spec{MaxLen: 1}}, ErrBadOption},
+		{"max len beyond positions", OpenOptions{Spec: features.Spec{MaxLen: 513}}, ErrMaxLen},
+		{"max len vs head", OpenOptions{Spec: features.Spec{MaxLen: 64}, LoadedHeads: []*head.Head{h}}, ErrHeadMismatch},
 		{"head names", OpenOptions{HeadNames: []string{"a", "b"}, LoadedHeads: []*head.Head{h}}, ErrBadOption},
 		{"missing head file", OpenOptions{Heads: []string{filepath.Join(t.TempDir(), "none.safetensors")}}, os.ErrNotExist},
-		{"unknown layer", OpenOptions{Layers: []int{99}}, nil},
+		{"unknown layer", OpenOptions{Spec: features.Spec{Layers: []int{99}}}, nil},
 	} {
 		m, err := Open(ctx, tc.opts)
 		if err == nil {
@@ -503,7 +503,7 @@ func TestModelHeadFilesAndTruncation(t *testing.T) {
 	if len(res[0].Predictions) != 2 || res[0].Truncated || !res[1].Truncated {
 		t.Fatalf("results %+v", res)
 	}
-	short := openModel(t, OpenOptions{MaxLen: 8})
+	short := openModel(t, OpenOptions{Spec: features.Spec{MaxLen: 8}})
 	out, err := short.Run(context.Background(), []string{"hi", "one two three four five six seven"}, TaskEmbed)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,9 @@
 //
 // The pieces, in the order the extract command uses them:
 //
+//	Spec          how a text becomes a vector (prefix, max_len, layers, pooling, normalisation):
+//	              one value with defaults, validation, a canonical string and Compare; stores,
+//	              heads, exported graphs and model cards embed it
 //	Scan          one streaming pre-pass: row count, label set, file hash (validate before compute)
 //	Open, Reader  rows, like bufio.Scanner: for r.Next() { r.Row() }; r.Err()
 //	Buckets, Pad  length-sorted batches of at most B rows, padded to their own longest row

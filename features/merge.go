@@ -146,11 +146,15 @@ func manifestDiff(a, b Manifest) string {
 	jb, _ := json.Marshal(b)
 	json.Unmarshal(ja, &ma)
 	json.Unmarshal(jb, &mb)
-	keys := make([]string, 0, len(ma))
+	keys := make([]string, 0, len(ma)+len(mb))
 	for k := range ma {
 		keys = append(keys, k)
 	}
+	for k := range mb { // fields written only when set (prefix) may be in one only
+		keys = append(keys, k)
+	}
 	slices.Sort(keys)
+	keys = slices.Compact(keys)
 	for _, k := range keys {
 		if k == "shard" {
 			continue

@@ -137,6 +137,9 @@ type Backbone struct {
 	Name            string `json:"name"`
 	SHA256          string `json:"sha256"`           // hex SHA-256 of the model file
 	TokenizerSHA256 string `json:"tokenizer_sha256"` // hex SHA-256 of tokenizer.json
+	// Dir is the absolute directory of a model given as a directory (--model DIR), so
+	// that it can be found again (models.Find); empty for a registry model.
+	Dir string `json:"dir,omitempty"`
 }
 
 // Dataset identifies the data the features were extracted from.

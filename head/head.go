@@ -134,6 +134,9 @@ type Fingerprint struct {
 	Backbone        string `json:"backbone"`        // registry name; informative, not compared
 	BackboneSHA256  string `json:"backbone_sha256"` // hex SHA-256 of model.onnx
 	TokenizerSHA256 string `json:"tokenizer_sha256"`
+	// BackboneDir is the directory of a backbone given as a directory (informative,
+	// not compared: models.Find looks there first).
+	BackboneDir string `json:"backbone_dir,omitempty"`
 	// Spec is how the features were made (written at this level: pooling, layers,
 	// normalize, max_len, prefix), with layers resolved.
 	features.Spec
@@ -143,9 +146,14 @@ type Fingerprint struct {
 // FingerprintOf returns the fingerprint of features described by m with dim columns.
 func FingerprintOf(m features.Manifest, dim int) Fingerprint {
 	return Fingerprint{
-		Backbone: m.Backbone.Name, BackboneSHA256: m.Backbone.SHA256, TokenizerSHA256: m.Backbone.TokenizerSHA256,
+		Backbone: m.Backbone.Name, BackboneSHA256: m.Backbone.SHA256, TokenizerSHA256: m.Backbone.TokenizerSHA256, BackboneDir: m.Backbone.Dir,
 		Spec: m.Spec.Clone(), Dim: dim,
 	}
+}
+
+// BackboneOf returns the backbone f records, for models.Find.
+func (f Fingerprint) BackboneOf() features.Backbone {
+	return features.Backbone{Name: f.Backbone, SHA256: f.BackboneSHA256, TokenizerSHA256: f.TokenizerSHA256, Dir: f.BackboneDir}
 }
 
 // Compare returns nil when g describes the same features as f, else an error wrapping

@@ -52,7 +52,7 @@ func (o *PullOptions) logf(format string, args ...any) {
 // checksums. It is idempotent: files already present with the right sha256 are kept.
 // The manifest, with the sha256 of every file filled in, is written last.
 func Pull(ctx context.Context, m Manifest, dir string, opts PullOptions) (Paths, error) {
-	p := Paths{Name: m.Name, Dir: dir, Model: filepath.Join(dir, ModelFile), Tokenizer: filepath.Join(dir, TokenizerFile), Manifest: m}
+	p := Paths{Name: m.Name, Dir: dir, Model: filepath.Join(dir, ModelFile), Tokenizer: filepath.Join(dir, TokenizerFile), Manifest: m, CardFrom: "registry"}
 	if !opts.Force && verified(p) {
 		opts.logf("%s: cached in %s", m.Name, dir)
 		return p, nil

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/internal/cache"
 )
 
@@ -23,6 +26,8 @@ var (
 	ErrNotPulled    = errors.New("models: model not in the cache")
 	ErrChecksum     = errors.New("models: checksum mismatch")
 	ErrFetch        = errors.New("models: fetch failed")
+	// ErrNoPrefix: a text prefix the model's card does not name.
+	ErrNoPrefix = errors.New("models: no such text prefix")
 )
 
 // File is one file taken from a model's source artifact.
@@ -56,11 +61,52 @@ type Manifest struct {
 	Dtype        string          `json:"dtype"`
 	HiddenSize   int             `json:"hidden_size"`
 	Layers       int             `json:"layers"`
-	MaxLen       int             `json:"max_len"`
 	Inputs       []string        `json:"inputs"`
 	Output       string          `json:"output"`
-	Pooling      string          `json:"pooling"`
-	Normalize    bool            `json:"normalize"`
+
+	// The model card's conventions (Card): how its authors turn a text into one
+	// embedding. Extraction, experiments, serving and the Go API use them unless
+	// told otherwise.
+
+	// Pooling is mean, cls, max or last ("": mean).
+	Pooling string `json:"pooling"`
+	// Normalize: the card's pipeline L2-normalises the embedding.
+	Normalize bool `json:"normalize"`
+	// MaxLen is the card's max_seq_length, in tokens with the specials.
+	MaxLen int `json:"max_len"`
+	// Prefixes are the texts the card asks to put before an input, by role (e5:
+	// query "query: ", passage "passage: "); empty for a model that takes texts as
+	// they are.
+	Prefixes map[string]string `json:"prefixes,omitempty"`
+	// Prefix names the entry of Prefixes used by default ("": none); the card's
+	// choice for classification and clustering.
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// NoPrefix is the prefix role that means "texts as they are" (PrefixText).
+const NoPrefix = "none"
+
+// Card returns the model card's conventions as a feature spec (layers unset: the last
+// hidden state).
+func (m Manifest) Card() features.Spec {
+	return features.Spec{Pooling: m.Pooling, Normalize: m.Normalize, MaxLen: m.MaxLen, Prefix: m.Prefixes[m.Prefix]}
+}
+
+// PrefixText returns the text of the prefix role names: an entry of m.Prefixes, or
+// NoPrefix for none. A role on a model whose card has no prefixes, or one it does
+// not list, is an error that lists the valid choices.
+func (m Manifest) PrefixText(role string) (string, error) {
+	if role == NoPrefix {
+		return "", nil
+	}
+	if len(m.Prefixes) == 0 {
+		return "", fmt.Errorf("%w: prefix %q: model %s takes texts as they are (its card names no prefixes); want %s or no prefix flag", ErrNoPrefix, role, m.Name, NoPrefix)
+	}
+	if t, ok := m.Prefixes[role]; ok {
+		return t, nil
+	}
+	roles := slices.Sorted(maps.Keys(m.Prefixes))
+	return "", fmt.Errorf("%w: prefix %q unknown for model %s; want one of %s, %s", ErrNoPrefix, role, m.Name, strings.Join(roles, ", "), NoPrefix)
 }
 
 // Default is the model used when none is named.
@@ -131,7 +177,11 @@ type Paths struct {
 	Dir       string   // directory holding the files
 	Model     string   // model.onnx
 	Tokenizer string   // tokenizer.json
-	Manifest  Manifest // registry entry; zero for a directory without manifest.json
+	Manifest  Manifest // registry entry, a directory's manifest.json, or what its sentence-transformers files say
+	// CardFrom says where Manifest's conventions come from: "registry",
+	// "manifest.json", "sentence-transformers files"; "" when nothing states them
+	// (a directory with only model.onnx and tokenizer.json).
+	CardFrom string
 }
 
 // Resolve turns a --model argument into local paths: an existing directory holding
@@ -154,6 +204,15 @@ func Resolve(arg string) (Paths, error) {
 			if p.Manifest.Name != "" {
 				p.Name = p.Manifest.Name
 			}
+			p.CardFrom = ManifestFile
+			return p, nil
+		}
+		st, found, err := readSentenceTransformers(arg)
+		if err != nil {
+			return Paths{}, err
+		}
+		if found {
+			p.Manifest, p.CardFrom = st, "sentence-transformers files"
 		}
 		return p, nil
 	}
@@ -165,7 +224,7 @@ func Resolve(arg string) (Paths, error) {
 	if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil {
 		return Paths{}, fmt.Errorf("%w: %s is not in %s; run `pipeline models pull %s` (or `make setup`)", ErrNotPulled, m.Name, dir, m.Name)
 	}
-	return Paths{Name: m.Name, Dir: dir, Model: filepath.Join(dir, ModelFile), Tokenizer: filepath.Join(dir, TokenizerFile), Manifest: m}, nil
+	return Paths{Name: m.Name, Dir: dir, Model: filepath.Join(dir, ModelFile), Tokenizer: filepath.Join(dir, TokenizerFile), Manifest: m, CardFrom: "registry"}, nil
 }
 
 // HubManifest describes an arbitrary HuggingFace Hub repository given as REPO@REVISION

@@ -46,7 +46,7 @@ var shared struct {
 }
 
 // intentHead fits (once per test binary) a logistic regression on 3 training examples
-// per intent, embedded by the default backbone (mean of the last layer, max_len 128).
+// per intent, embedded by the default backbone as given (Exact: mean of the last layer, not normalised, max_len 128).
 func intentHead(t testing.TB) *head.Head {
 	t.Helper()
 	testutil.Model(t, models.Default)
@@ -59,7 +59,7 @@ func intentHead(t testing.TB) *head.Head {
 				xs, ys = append(xs, texts[i]), append(ys, labels[i])
 			}
 		}
-		m, err := headstart.Open(context.Background(), headstart.OpenOptions{Threads: 2})
+		m, err := headstart.Open(context.Background(), headstart.OpenOptions{Threads: 2, Exact: true})
 		if err != nil {
 			shared.err = err
 			return

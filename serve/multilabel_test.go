@@ -131,7 +131,7 @@ func classifyBytes(names []string, heads []*head.Head, out headstart.Output) []b
 func TestClassifyMultiLabel(t *testing.T) {
 	testutil.Model(t, models.Default)
 	single := intentHead(t)
-	base, err := headstart.Open(context.Background(), headstart.OpenOptions{Threads: 2})
+	base, err := headstart.Open(context.Background(), headstart.OpenOptions{Threads: 2, Exact: true})
 	if err != nil {
 		t.Fatal(err)
 	}

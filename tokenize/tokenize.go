@@ -27,6 +27,11 @@ type Options struct {
 	// Default (0): the truncation max_length of tokenizer.json, else
 	// DefaultMaxLen (512).
 	MaxLen int
+	// Prefix is put before every text before it is encoded: the instruction a
+	// model card asks for (e5's "query: "), as sentence-transformers' prompts
+	// do (Encode, EncodeInto and EncodeAll; not the pair and detailed forms).
+	// Default "": texts as they are.
+	Prefix string
 }
 
 // Encoding is one text's model inputs, unpadded: every slice has the same
@@ -51,6 +56,7 @@ type Tokenizer struct {
 	path   string
 	sha256 string
 	maxLen int
+	prefix string
 	padID  int64
 	pool   sync.Pool // *scratch
 	gpool  sync.Pool // *genScratch
@@ -71,9 +77,11 @@ func Load(path string, opts Options) (*Tokenizer, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	sum := sha256.Sum256(data)
-	t := &Tokenizer{p: p, g: g, path: path, sha256: hex.EncodeToString(sum[:])}
+	t := &Tokenizer{p: p, g: g, path: path, sha256: hex.EncodeToString(sum[:]), prefix: opts.Prefix}
 
 	switch {
+	case !utf8.ValidString(opts.Prefix):
+		return nil, fmt.Errorf("%s: %w: Prefix %q is not valid UTF-8", path, ErrOption, opts.Prefix)
 	case opts.MaxLen < 0:
 		return nil, fmt.Errorf("%s: %w: MaxLen %d is negative", path, ErrOption, opts.MaxLen)
 	case opts.MaxLen > 0:
@@ -123,6 +131,9 @@ func (t *Tokenizer) Path() string { return t.path }
 // MaxLen returns the truncation length in tokens, special tokens included.
 func (t *Tokenizer) MaxLen() int { return t.maxLen }
 
+// Prefix returns the text put before every text (Options.Prefix).
+func (t *Tokenizer) Prefix() string { return t.prefix }
+
 // PadID returns the input id to pad input_ids with.
 func (t *Tokenizer) PadID() int64 { return t.padID }
 
@@ -142,6 +153,9 @@ func (t *Tokenizer) EncodeInto(dst *Encoding, text string) error {
 	dst.NumTokens, dst.Truncated = 0, false
 	if !utf8.ValidString(text) {
 		return fmt.Errorf("%w at byte %d", ErrInvalidUTF8, invalidAt(text))
+	}
+	if t.prefix != "" {
+		text = t.prefix + text
 	}
 	if t.p == nil {
 		return t.encodeGeneral(dst, nil, text)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,16 +37,11 @@ type experimentOptions struct {
 	Protocol             string
 	SamplesPerLabel      int
 	Experiments          int
-	Pooling              string
-	MaxLen               int
-	Normalize            bool
+	Spec                 specFlags
 	BatchSize, Threads   int
 	Provider, RuntimeLib string
 	Precision            string
 	Command              string // the command line, recorded in the results
-	// explicit lists the extraction flags given on the command line (pooling, max-len,
-	// normalize): under --protocol mteb they override the model's pipeline.
-	explicit []string
 	// gridOnlyFlags lists the grid flags given on the command line, refused under
 	// --protocol mteb.
 	gridOnlyFlags []string
@@ -72,9 +67,12 @@ func newExperimentCommand() *cli.Command {
 			"it in every experiment, and the shuffled order carries over from one experiment to the next)\n" +
 			"and the first --samples-per-label rows of each label kept; a logistic\n" +
 			"regression (C=1, max_iter=100) is fitted and scored by test accuracy; the mean of\n" +
-			"--experiments experiments is reported. The features are extracted the way the model's\n" +
-			"sentence-transformers pipeline embeds (all-MiniLM-L6-v2: mean pooling, L2-normalised, 256 tokens).",
-		Flags: []cli.Flag{
+			"--experiments experiments is reported.\n" +
+			"\n" +
+			"Both protocols extract features the way the model card says (pipeline models list: pooling,\n" +
+			"normalisation, max length, text prefix; all-MiniLM-L6-v2: mean pooling, L2-normalised, 256\n" +
+			"tokens); --pooling, --normalize, --max-len and --prefix override single conventions.",
+		Flags: append(specFlagList(),
 			&cli.StringFlag{Name: "model", Value: models.Default, Usage: "registry `NAME` or a DIR holding model.onnx and tokenizer.json"},
 			&cli.StringFlag{Name: "train", Required: true, Usage: "labelled training `FILE` (.csv, .tsv, .jsonl)"},
 			&cli.StringFlag{Name: "test", Required: true, Usage: "labelled test `FILE`"},
@@ -90,33 +88,25 @@ func newExperimentCommand() *cli.Command {
 			&cli.StringFlag{Name: "protocol", Value: "grid", Usage: "grid | mteb"},
 			&cli.IntFlag{Name: "samples-per-label", Value: 8, Usage: "mteb: training rows kept per label"},
 			&cli.IntFlag{Name: "experiments", Value: 10, Usage: "mteb: experiments averaged"},
-			&cli.StringFlag{Name: "pooling", Value: "mean", Usage: "mean | cls | max | last (mteb: the model's sentence-transformers pooling)"},
-			&cli.IntFlag{Name: "max-len", Value: 128, Usage: "truncate texts to this many tokens (mteb: the model's max_seq_length)"},
-			&cli.BoolFlag{Name: "normalize", Usage: "L2-normalise the pooled features (mteb: as the model's pipeline does)"},
 			&cli.StringFlag{Name: "precision", Value: "float32", Usage: "logistic regressions compute their objective in float32 (as scikit-learn on float32 embeddings) or float64"},
 			&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "texts per forward pass"},
 			&cli.IntFlag{Name: "threads", Usage: "onnxruntime and head threads (0 = one per core); results do not depend on it"},
 			&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "cpu | cuda[:DEVICE] | auto"},
 			&cli.StringFlag{Name: "ort-lib", EnvVars: []string{"HEADSTART_ORT_LIB"}, Usage: "onnxruntime shared library (default: the setup cache)"},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			o := experimentOptions{
 				Model: c.String("model"), Train: c.String("train"), Test: c.String("test"), Valid: c.String("valid"),
 				TextCol: c.String("text-col"), LabelCol: c.String("label-col"), Out: c.String("out"),
 				Strategies: c.String("strategies"), Unfreeze: c.String("unfreeze"), Shots: c.String("shots"), Seeds: c.Int("seeds"), ShotsCap: c.Bool("shots-cap"),
 				Protocol: c.String("protocol"), SamplesPerLabel: c.Int("samples-per-label"), Experiments: c.Int("experiments"),
-				Pooling: c.String("pooling"), MaxLen: c.Int("max-len"), Normalize: c.Bool("normalize"),
+				Spec:      readSpecFlags(c),
 				BatchSize: c.Int("batch-size"), Threads: c.Int("threads"), Provider: c.String("provider"), RuntimeLib: c.String("ort-lib"),
 				Precision: c.String("precision"),
 				Command:   commandLine(os.Args),
 			}
 			if c.IsSet("strategies") && c.IsSet("unfreeze") {
 				return usagef("--unfreeze and --strategies both name the strategies; give one")
-			}
-			for _, f := range []string{"pooling", "max-len", "normalize"} {
-				if c.IsSet(f) {
-					o.explicit = append(o.explicit, f)
-				}
 			}
 			for _, f := range []string{"strategies", "unfreeze", "shots", "seeds", "shots-cap", "valid"} {
 				if c.IsSet(f) {
@@ -146,23 +136,26 @@ func commandLine(args []string) string {
 
 // featureConfig is one extraction setting of the backbone.
 type featureConfig struct {
-	paths     models.Paths
-	pooling   features.Pooling
-	layers    []int // negative, from the last block
-	normalize bool
-	maxLen    int
+	paths models.Paths
+	// spec is the model card's conventions with the flags over them; spec.Layers are
+	// negative, from the last block.
+	spec features.Spec
 }
 
 // tag names the config in cache file names.
 func (f featureConfig) tag() string {
 	var ls []string
-	for _, l := range f.layers {
+	for _, l := range f.spec.Layers {
 		ls = append(ls, strconv.Itoa(l))
 	}
 	name := regexp.MustCompile(`[^A-Za-z0-9._-]+`).ReplaceAllString(f.paths.Name, "_")
-	t := fmt.Sprintf("%s_%s_L%s_len%d", name, f.pooling, strings.Join(ls, ","), f.maxLen)
-	if f.normalize {
+	t := fmt.Sprintf("%s_%s_L%s_len%d", name, f.spec.Pooling, strings.Join(ls, ","), f.spec.MaxLen)
+	if f.spec.Normalize {
 		t += "_norm"
+	}
+	if f.spec.Prefix != "" {
+		h := sha256.Sum256([]byte(f.spec.Prefix))
+		t += fmt.Sprintf("_prefix%x", h[:4])
 	}
 	return t
 }
@@ -234,7 +227,7 @@ func cacheCurrent(path, sha string, k int, o *experimentOptions, cfg featureConf
 		return nil, false
 	}
 	m := tc.Manifest
-	return tc, m.Dataset.SHA256 == sha && m.CutTop == k && m.MaxLen == cfg.maxLen && m.Backbone.Name == cfg.paths.Name &&
+	return tc, m.Dataset.SHA256 == sha && m.CutTop == k && m.MaxLen == cfg.spec.MaxLen && m.Prefix == cfg.spec.Prefix && m.Backbone.Name == cfg.paths.Name &&
 		m.Dataset.TextCol == o.TextCol && m.Dataset.LabelCol == o.LabelCol
 }
 
@@ -253,8 +246,8 @@ func ensureStore(ctx context.Context, o *experimentOptions, cfg featureConfig, k
 		pinned := cfg.paths.Manifest.Files["model"].SHA256
 		if m.Dataset.SHA256 == sha && m.Dataset.TextCol == o.TextCol && m.Dataset.LabelCol == o.LabelCol &&
 			m.Backbone.Name == cfg.paths.Name && (pinned == "" || pinned == m.Backbone.SHA256) &&
-			m.Pooling == cfg.pooling.String() && m.Normalize == cfg.normalize && m.MaxLen == cfg.maxLen &&
-			len(m.Layers) == len(cfg.layers) && m.Shard == nil {
+			m.Pooling == cfg.spec.Pooling && m.Normalize == cfg.spec.Normalize && m.MaxLen == cfg.spec.MaxLen &&
+			m.Prefix == cfg.spec.Prefix && len(m.Layers) == len(cfg.spec.Layers) && m.Shard == nil {
 			sf.reused = true
 			// The extraction time of the run that made it, when recorded.
 			if b, err := os.ReadFile(sf.store + ".seconds"); err == nil {
@@ -266,7 +259,7 @@ func ensureStore(ctx context.Context, o *experimentOptions, cfg featureConfig, k
 	}
 	lo := headstart.ExtractOptions{
 		Model: o.Model, Data: sf.data, Reader: ro, Out: sf.store,
-		Pooling: cfg.pooling, Layers: cfg.layers, Normalize: cfg.normalize, MaxLen: cfg.maxLen,
+		Spec: cfg.spec.Clone(), Exact: true,
 		BatchSize: o.BatchSize, Resume: true, RuntimeLib: o.RuntimeLib,
 	}
 	lo.Session.IntraOpThreads = o.Threads
@@ -333,7 +326,7 @@ func topData(ctx context.Context, o *experimentOptions, cfg featureConfig, k int
 		if !ok {
 			lo := headstart.ExtractOptions{
 				Model: o.Model, Data: sf.data, Reader: features.ReaderOptions{TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: true},
-				Out: path, MaxLen: cfg.maxLen, BatchSize: o.BatchSize, Resume: true, RuntimeLib: o.RuntimeLib, CutTop: k,
+				Out: path, Spec: features.Spec{MaxLen: cfg.spec.MaxLen, Prefix: cfg.spec.Prefix}, Exact: true, BatchSize: o.BatchSize, Resume: true, RuntimeLib: o.RuntimeLib, CutTop: k,
 			}
 			lo.Session.IntraOpThreads = o.Threads
 			lo.Session.Provider, _ = onnx.ParseProvider(o.Provider)
@@ -397,8 +390,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 			return usagef("%s %s: experiment reads its data several times; standard input, a pipe or a device can be read only once: save it to a file", f[0], f[1])
 		}
 	}
-	pooling, err := features.ParsePooling(o.Pooling)
-	if err != nil {
+	if _, err := features.ParsePooling(o.Spec.Pooling); err != nil {
 		return usageError{err}
 	}
 	if _, err := onnx.ParseProvider(o.Provider); err != nil {
@@ -416,7 +408,15 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 
 	// Validate everything that can be validated before any compute is spent.
 	var grid experiment.Grid
-	cfg := featureConfig{paths: paths, pooling: pooling, normalize: o.Normalize, maxLen: o.MaxLen, layers: []int{-1}}
+	// The model card's conventions, with the flags given over them (both protocols).
+	spec, err := o.Spec.spec(paths, []int{-1})
+	if err != nil {
+		return err
+	}
+	cfg := featureConfig{paths: paths, spec: spec}
+	if err := headstart.CheckMaxLen(paths, cfg.spec.MaxLen); err != nil {
+		return usageError{err}
+	}
 	mteb := experiment.MTEBSettings{SamplesPerLabel: o.SamplesPerLabel, Experiments: o.Experiments, Precision: precision, Threads: o.Threads}
 	if o.Protocol == "mteb" {
 		if len(o.gridOnlyFlags) > 0 {
@@ -425,32 +425,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		if o.SamplesPerLabel < 1 || o.Experiments < 1 {
 			return usagef("--samples-per-label %d, --experiments %d: want at least 1 each", o.SamplesPerLabel, o.Experiments)
 		}
-		// The model's sentence-transformers pipeline, unless overridden.
-		m := paths.Manifest
-		if !slices.Contains(o.explicit, "pooling") {
-			cfg.pooling = features.PoolMean
-			if m.Pooling != "" {
-				if cfg.pooling, err = features.ParsePooling(m.Pooling); err != nil {
-					return fmt.Errorf("model %s: manifest pooling: %w", paths.Name, err)
-				}
-			}
-		}
-		if !slices.Contains(o.explicit, "normalize") {
-			cfg.normalize = m.Name == "" || m.Normalize
-		}
-		if !slices.Contains(o.explicit, "max-len") {
-			cfg.maxLen = 256
-			if m.MaxLen > 0 {
-				cfg.maxLen = m.MaxLen
-			}
-		}
 	} else {
-		if o.MaxLen < 2 {
-			return usagef("--max-len %d: want at least 2", o.MaxLen)
-		}
-		if err := headstart.CheckMaxLen(paths, o.MaxLen); err != nil {
-			return usageError{err}
-		}
 		strategies, err := experiment.ParseStrategies(o.Strategies)
 		if o.Unfreeze != "" {
 			var ks []int
@@ -479,7 +454,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		}
 		grid = experiment.Grid{Strategies: strategies, Shots: shots, Seeds: o.Seeds, CapShots: o.ShotsCap,
 			Dir: filepath.Join(o.Out, "cells"), Threads: o.Threads}
-		cfg.layers = experiment.Layers(strategies)
+		cfg.spec.Layers = experiment.Layers(strategies)
 	}
 	classes, counts, err := labelCounts(o.Train, ro)
 	if err != nil {
@@ -533,7 +508,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 
 	settings := map[string]string{
 		"model":      fmt.Sprintf("%s (sha256 %s)", paths.Name, sets[0].Fingerprint.BackboneSHA256),
-		"features":   fmt.Sprintf("pooling %s, layers %v (resolved %v), normalize %v, max_len %d", cfg.pooling, cfg.layers, sets[0].Fingerprint.Layers, cfg.normalize, cfg.maxLen),
+		"features":   fmt.Sprintf("%s (layers resolved %v)", cfg.spec, sets[0].Fingerprint.Layers),
 		"machine":    machine(),
 		"go":         runtime.Version(),
 		"train":      fmt.Sprintf("%s (%d rows, %d classes)", o.Train, sets[0].N, len(sets[0].Classes)),
@@ -560,7 +535,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		keyParts = append(keyParts, sf.name+"="+st.Manifest.Dataset.SHA256)
 	}
 	grid.Key = strings.Join(keyParts, "|")
-	data := &experiment.Data{Layers: cfg.layers, Train: sets[0], Test: sets[1]}
+	data := &experiment.Data{Layers: cfg.spec.Layers, Train: sets[0], Test: sets[1]}
 	if o.Valid != "" {
 		data.Valid = &sets[2]
 	}

@@ -175,8 +175,8 @@ func TestExperimentMTEB(t *testing.T) {
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
-	// The model's sentence-transformers pipeline: mean pooling, normalised, 256 tokens.
-	if !strings.Contains(got.Settings["features"], "pooling mean") || !strings.Contains(got.Settings["features"], "normalize true, max_len 256") {
+	// The model card's conventions: mean pooling, normalised, 256 tokens.
+	if !strings.Contains(got.Settings["features"], "pooling=mean layers=-1 normalize=true max_len=256") {
 		t.Fatalf("features: %s", got.Settings["features"])
 	}
 	trainStore, _ := filepath.Glob(filepath.Join(out, "features", "train_*_len256_norm.safetensors"))

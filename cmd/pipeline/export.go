@@ -21,7 +21,7 @@ func newExportCommand() *cli.Command {
 			"Beside OUT.onnx it writes OUT.tokenizer.json (the backbone's tokenizer) and OUT.manifest.json\n" +
 			"(max_len, pooling, layers, normalize, prefix, labels, backbone), all a caller needs to use it.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Value: "all-minilm-l6-v2", Usage: "registry `NAME` or DIR the head was trained on"},
+			&cli.StringFlag{Name: "model", Usage: "registry `NAME` or DIR the head was trained on (default: the backbone the head records, found by name or by its directory, with its sha256)"},
 			&cli.StringFlag{Name: "head", Required: true, Usage: "head `FILE` from fit-head"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "`FILE.onnx` to write"},
 		},

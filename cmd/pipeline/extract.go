@@ -12,6 +12,7 @@ import (
 
 	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
 )
 
@@ -20,9 +21,9 @@ type extractOptions struct {
 	TextCol, LabelCol, LabelSep    string
 	InputFormat                    string // csv, tsv, jsonl, text; "" from Data's extension
 	LabelRequired                  bool
-	Pooling, Layers, Dtype         string
-	Normalize, Resume, AllowEmpty  bool
-	MaxLen, BatchSize, Threads     int
+	Layers, Dtype                  string
+	Resume, AllowEmpty             bool
+	BatchSize, Threads             int
 	ChunkRows, Limit               int
 	MaxLineBytes                   int
 	Provider, OptLevel, RuntimeLib string
@@ -30,7 +31,8 @@ type extractOptions struct {
 	Shard                          string
 	CutTop                         int
 	CacheOut                       string
-	PoolingSet, LayersSet          bool
+	LayersSet                      bool
+	Spec                           specFlags
 }
 
 func newExtractCommand() *cli.Command {
@@ -41,7 +43,7 @@ func newExtractCommand() *cli.Command {
 			"length-bucketed batches and writes one pooled vector per row to --out, atomically.\n" +
 			"A checkpoint (OUT.partial) is kept while it runs; after Ctrl-C or a kill, rerun with\n" +
 			"--resume to continue: the result is byte-identical to an uninterrupted run.",
-		Flags: []cli.Flag{
+		Flags: append(specFlagList(),
 			&cli.StringFlag{Name: "model", Value: "all-minilm-l6-v2", Usage: "registry `NAME` or a DIR holding model.onnx and tokenizer.json"},
 			&cli.StringFlag{Name: "data", Required: true, Usage: "input `FILE` (.csv, .tsv, .jsonl, .txt), or - for stdin (CSV unless --input-format); stdin or a FIFO is read once, copied to a temporary file beside --out"},
 			&cli.StringFlag{Name: "input-format", Usage: "csv | tsv | jsonl | text (one text per line, no labels) (default: from --data's extension)"},
@@ -49,10 +51,7 @@ func newExtractCommand() *cli.Command {
 			&cli.StringFlag{Name: "label-col", Value: "label", Usage: "column holding the label (optional unless given explicitly)"},
 			&cli.StringFlag{Name: "label-sep", Usage: "multi-label: the label column holds several labels separated by `SEP` (e.g. \"|\": card|arrival); in JSONL a label may also be an array ([\"card\", \"arrival\"]); an empty field is no labels; the store gets label_sets"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output `FILE.safetensors`"},
-			&cli.StringFlag{Name: "pooling", Value: "mean", Usage: "mean | cls | max | last"},
 			&cli.StringFlag{Name: "layers", Value: "-1", Usage: "hidden states to pool, comma-separated and concatenated (0 = embeddings, -1 = last block), e.g. -4,-3,-2,-1"},
-			&cli.BoolFlag{Name: "normalize", Usage: "L2-normalise each vector"},
-			&cli.IntFlag{Name: "max-len", Value: 128, Usage: "truncate texts to this many tokens"},
 			&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "texts per forward pass"},
 			&cli.IntFlag{Name: "chunk-rows", Value: 2048, Usage: "rows per checkpoint (and length-sorting window)"},
 			&cli.IntFlag{Name: "threads", Usage: "onnxruntime intra-op threads (0 = one per core)"},
@@ -68,18 +67,18 @@ func newExtractCommand() *cli.Command {
 			&cli.IntFlag{Name: "cut-top", Usage: "write an activation cache instead of pooled features: the states of every token entering the top `K` blocks, for fit-head --mode lora|full|reinit"},
 			&cli.StringFlag{Name: "cache-out", Usage: "with --cut-top: write the pooled features to --out and the activation cache to `FILE`, both from one forward pass"},
 			&cli.StringFlag{Name: "shard", Usage: "process only shard `I/N` (rows r with r mod N = I); auto or auto/N reads the index from JOB_COMPLETION_INDEX (Kubernetes) or SLURM_ARRAY_TASK_ID (Slurm); join shards with `features merge`"},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			return runExtract(c.Context, extractOptions{
 				Model: c.String("model"), Data: c.String("data"), Out: c.String("out"),
 				InputFormat: c.String("input-format"), TextCol: c.String("text-col"), LabelCol: c.String("label-col"), LabelSep: c.String("label-sep"), LabelRequired: c.IsSet("label-col"),
-				Pooling: c.String("pooling"), Layers: c.String("layers"), Dtype: c.String("dtype"),
-				Normalize: c.Bool("normalize"), Resume: c.Bool("resume"), AllowEmpty: c.Bool("allow-empty"),
-				MaxLen: c.Int("max-len"), BatchSize: c.Int("batch-size"), Threads: c.Int("threads"),
+				Layers: c.String("layers"), Dtype: c.String("dtype"), Spec: readSpecFlags(c),
+				Resume: c.Bool("resume"), AllowEmpty: c.Bool("allow-empty"),
+				BatchSize: c.Int("batch-size"), Threads: c.Int("threads"),
 				ChunkRows: c.Int("chunk-rows"), Limit: c.Int("limit"), MaxLineBytes: c.Int("max-line-bytes"),
 				Provider: c.String("provider"), OptLevel: c.String("opt-level"), RuntimeLib: c.String("ort-lib"),
 				JSON: c.Bool("json"), Shard: c.String("shard"),
-				CutTop: c.Int("cut-top"), CacheOut: c.String("cache-out"), PoolingSet: c.IsSet("pooling") || c.IsSet("normalize"), LayersSet: c.IsSet("layers"),
+				CutTop: c.Int("cut-top"), CacheOut: c.String("cache-out"), LayersSet: c.IsSet("layers"),
 			}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
@@ -101,13 +100,14 @@ func parseLayers(s string) ([]int, error) {
 func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 	var lo headstart.ExtractOptions
 	var err error
-	if lo.Pooling, err = features.ParsePooling(o.Pooling); err != nil {
+	if _, err := features.ParsePooling(o.Spec.Pooling); err != nil {
 		return lo, usageError{err}
 	}
 	if lo.Dtype, err = features.ParseDtype(o.Dtype); err != nil {
 		return lo, usageError{err}
 	}
-	if lo.Layers, err = parseLayers(o.Layers); err != nil {
+	layers, err := parseLayers(o.Layers)
+	if err != nil {
 		return lo, err
 	}
 	if lo.Session.Provider, err = onnx.ParseProvider(o.Provider); err != nil {
@@ -124,8 +124,8 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 	}
 	// Zero is not "the default" here: the flags have their defaults, so a 0 was typed.
 	switch {
-	case o.MaxLen < 2:
-		return lo, usagef("--max-len %d: want at least 2 ([CLS] and [SEP]) and at most the model's positions (512 for BERT-family models)", o.MaxLen)
+	case o.Spec.MaxLen != nil && *o.Spec.MaxLen < 2:
+		return lo, usagef("--max-len %d: want at least 2 ([CLS] and [SEP]) and at most the model's positions (512 for BERT-family models)", *o.Spec.MaxLen)
 	case o.BatchSize < 1:
 		return lo, usagef("--batch-size %d: want at least 1", o.BatchSize)
 	case o.ChunkRows < 1:
@@ -145,20 +145,29 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 		return lo, err
 	}
 	lo.Reader = features.ReaderOptions{Format: inFormat, TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: o.LabelRequired || o.LabelSep != "", Limit: o.Limit, LabelSep: o.LabelSep, MaxLineBytes: o.MaxLineBytes}
-	lo.Normalize, lo.Resume, lo.AllowEmpty = o.Normalize, o.Resume, o.AllowEmpty
-	lo.MaxLen, lo.BatchSize, lo.ChunkRows = o.MaxLen, o.BatchSize, o.ChunkRows
+	lo.Resume, lo.AllowEmpty = o.Resume, o.AllowEmpty
+	lo.BatchSize, lo.ChunkRows = o.BatchSize, o.ChunkRows
 	lo.RuntimeLib = o.RuntimeLib
 	switch {
 	case o.CutTop < 0:
 		return lo, usagef("--cut-top %d: want the number of top blocks to train (1 or more)", o.CutTop)
 	case o.CacheOut != "" && o.CutTop == 0:
 		return lo, usagef("--cache-out needs --cut-top K (the top blocks whose input to cache)")
-	case o.CutTop > 0 && o.CacheOut == "" && (o.PoolingSet || o.LayersSet):
+	case o.CutTop > 0 && o.CacheOut == "" && (o.Spec.Pooling != "" || o.Spec.Normalize != nil || o.LayersSet):
 		return lo, usagef("--cut-top caches token states for training the top blocks; --pooling, --normalize and --layers do not apply (the trained model pools with mean)")
 	case o.CutTop > 0 && o.LabelSep != "":
 		return lo, usagef("--cut-top caches hold one label per row; --label-sep (multi-label) needs pooled features")
 	}
 	lo.CutTop, lo.CacheOut = o.CutTop, o.CacheOut
+	// The model's card gives what the flags leave out; the library gets the whole spec.
+	paths, err := models.Resolve(o.Model)
+	if err != nil {
+		return lo, err
+	}
+	if lo.Spec, err = o.Spec.spec(paths, layers); err != nil {
+		return lo, err
+	}
+	lo.Exact = true
 	if lo.Shard, err = parseShard(o.Shard, nil); err != nil {
 		return lo, err
 	}

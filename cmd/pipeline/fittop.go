@@ -317,11 +317,7 @@ func (o *fitTopOptions) openCaches(mode lora.Mode) (*topCaches, error) {
 // are run once, in place on d's examples.
 func (o *fitTopOptions) pretrained(d *topCaches, s *lora.TrainSettings) ([]lora.Weights[float32], error) {
 	tm := d.tm
-	modelArg := o.Model
-	if modelArg == "" {
-		modelArg = tm.Backbone.Name
-	}
-	paths, err := models.Resolve(modelArg)
+	paths, err := models.ResolveRecorded(o.Model, tm.Backbone)
 	if err != nil {
 		return nil, err
 	}

@@ -111,9 +111,9 @@ func TestHeadsEndToEnd(t *testing.T) {
 		t.Fatalf("export: %d\n%s", code, stderr)
 	}
 	exported := exportedProbs(t, onnxFile, texts)
-	if man := readExportManifest(t, onnxFile); man.MaxLen != 128 || man.Pooling != "mean" || !slices.Equal(man.Labels, sortedClasses(man.Labels)) ||
+	if man := readExportManifest(t, onnxFile); man.MaxLen != 256 || man.Pooling != "mean" || !man.Normalize || !slices.Equal(man.Labels, sortedClasses(man.Labels)) ||
 		len(man.Labels) != 77 || man.MultiLabel || man.Output != "softmax" {
-		t.Errorf("export manifest: %+v; want max_len 128, mean pooling, the 77 classes in the head's order, softmax", man)
+		t.Errorf("export manifest: %+v; want the model card's max_len 256, mean pooling and normalisation, the 77 classes in the head's order, softmax", man)
 	}
 	// Labels in file order come from the head's classes; read them from a second session's metadata-free path:
 	// the probabilities map of predict is keyed by class, so compare per class via the head's class order.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -120,7 +122,7 @@ func runModelsList(w io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tDTYPE\tLAYERS\tHIDDEN\tPOOLING\tSOURCE\tCACHED")
+	fmt.Fprintln(tw, "NAME\tDTYPE\tLAYERS\tHIDDEN\tPOOLING\tNORM\tMAX_LEN\tPREFIX\tSOURCE\tCACHED")
 	for _, m := range ms {
 		cached := "no"
 		if _, err := models.Resolve(m.Name); err == nil {
@@ -130,7 +132,17 @@ func runModelsList(w io.Writer) error {
 		if m.Source.Kind == "hf" {
 			src = m.Source.Repo + "@" + m.Source.Revision
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", m.Name, m.Dtype, m.Layers, m.HiddenSize, m.Pooling, src, cached)
+		// The default prefix role (its text quoted), then the other roles the card names.
+		prefix := "-"
+		if m.Prefix != "" {
+			prefix = fmt.Sprintf("%s %q", m.Prefix, m.Prefixes[m.Prefix])
+		}
+		for _, r := range slices.Sorted(maps.Keys(m.Prefixes)) {
+			if r != m.Prefix {
+				prefix += " (" + r + ")"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%t\t%d\t%s\t%s\t%s\n", m.Name, m.Dtype, m.Layers, m.HiddenSize, m.Pooling, m.Normalize, m.MaxLen, prefix, src, cached)
 	}
 	return tw.Flush()
 }

@@ -46,7 +46,7 @@ func newPredictCommand() *cli.Command {
 		Name:  "predict",
 		Usage: "classify texts with one or more heads (one backbone forward pass feeds them all)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Value: "all-minilm-l6-v2", Usage: "registry `NAME` or DIR (the backbone the heads were trained on)"},
+			&cli.StringFlag{Name: "model", Usage: "registry `NAME` or DIR (default: the backbone the heads record, found by name or by the directory they were trained from, with its sha256)"},
 			&cli.StringSliceFlag{Name: "head", Required: true, Usage: "head `FILE`; repeat for several heads"},
 			&cli.StringFlag{Name: "data", Required: true, Usage: "texts: `FILE` (.csv, .tsv, .jsonl, .txt) or - for standard input"},
 			&cli.StringFlag{Name: "input-format", Usage: "csv | tsv | jsonl | text (one text per line) (default: from --data's extension, csv for -)"},
@@ -153,7 +153,7 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	if o.ThresholdSet && !multi {
 		return usagef("--threshold applies to multi-label heads (fit on a store extracted with --label-sep); none of the heads given is")
 	}
-	paths, err := models.Resolve(o.Model)
+	paths, err := models.ResolveRecorded(o.Model, heads[0].Fingerprint.BackboneOf())
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,22 +17,25 @@ import (
 
 	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
 	"github.com/headstart-ml/headstart/serve"
 )
 
 type serveOptions struct {
-	Model, Addr, Provider, RuntimeLib, Pooling, Layers string
-	Heads                                              []string
-	Sessions, Threads, MaxLen, MaxBatch                int
-	GoProcs                                            int // GOMAXPROCS; 0: the GOMAXPROCS variable, else cores + sessions
-	MaxTexts, MaxTextBytes                             int
-	MaxBody                                            int64
-	MaxWait, ShutdownTimeout                           time.Duration
-	SplitCost, PackLen                                 int
-	NoBatching, Normalize, AllowEmpty                  bool
-	Threshold                                          float64 // multi-label heads: answer the labels with p >= Threshold
-	ThresholdSet                                       bool
+	Model, Addr, Provider, RuntimeLib, Layers string
+	Heads                                     []string
+	Sessions, Threads, MaxBatch               int
+	GoProcs                                   int // GOMAXPROCS; 0: the GOMAXPROCS variable, else cores + sessions
+	MaxTexts, MaxTextBytes                    int
+	MaxBody                                   int64
+	MaxWait, ShutdownTimeout                  time.Duration
+	SplitCost, PackLen                        int
+	NoBatching, AllowEmpty                    bool
+	Spec                                      specFlags
+	Threshold                                 float64 // multi-label heads: answer the labels with p >= Threshold
+	ThresholdSet                              bool
 
 	// ready, when set, is told the address the server listens on (tests).
 	ready func(addr string)
@@ -46,7 +50,7 @@ func newServeCommand() *cli.Command {
 			"A multi-label head answers its label set in \"labels\" (probability >= --threshold) besides \"label\" and \"probs\".\n" +
 			"SIGINT/SIGTERM stop accepting, let requests in flight finish (--shutdown-timeout) and exit 0.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Value: "all-minilm-l6-v2", Usage: "registry `NAME` or DIR (the backbone the heads were trained on)"},
+			&cli.StringFlag{Name: "model", Usage: "registry `NAME` or DIR (default: the backbone the heads record, found by name or by the directory they were trained from, with its sha256; without heads all-minilm-l6-v2)"},
 			&cli.StringSliceFlag{Name: "head", Usage: "head `FILE` for /v1/classify; repeat for several heads (one backbone forward feeds them all)"},
 			&cli.Float64Flag{Name: "threshold", Value: 0.5, Usage: "multi-label heads: answer in \"labels\" every label whose probability is at least `P`, in (0, 1)"},
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", Usage: "`HOST:PORT` to listen on (port 0: any free port)"},
@@ -54,10 +58,11 @@ func newServeCommand() *cli.Command {
 			&cli.IntFlag{Name: "threads", Usage: "onnxruntime intra-op threads per session (0 = one per core, divided among sessions)"},
 			&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "cpu | cuda[:DEVICE] | auto"},
 			&cli.StringFlag{Name: "ort-lib", EnvVars: []string{"HEADSTART_ORT_LIB"}, Usage: "onnxruntime shared library"},
-			&cli.IntFlag{Name: "max-len", Usage: "truncate texts to this many tokens (default: the heads' max_len, else 128)"},
-			&cli.StringFlag{Name: "pooling", Value: "mean", Usage: "/v1/embed pooling: mean | cls | max | last"},
+			&cli.IntFlag{Name: "max-len", Usage: "truncate texts to this many tokens (default: the heads' max_len, else the model card's)"},
+			&cli.StringFlag{Name: "pooling", Usage: "/v1/embed pooling: mean | cls | max | last (default: the model card's)"},
+			&cli.StringFlag{Name: "prefix", Usage: "text prefix: a `ROLE` the model card names (e5: query, passage) or none (default: the heads', else the card's choice)"},
 			&cli.StringFlag{Name: "layers", Value: "-1", Usage: "/v1/embed hidden states, comma-separated and concatenated"},
-			&cli.BoolFlag{Name: "normalize", Usage: "/v1/embed: L2-normalise each vector"},
+			&cli.BoolFlag{Name: "normalize", Usage: "/v1/embed: L2-normalise each vector (default: the model card's)"},
 			&cli.IntFlag{Name: "max-batch", Value: 32, Usage: "most texts per backbone forward"},
 			&cli.DurationFlag{Name: "max-wait", Value: 5 * time.Millisecond, Usage: "how long a forward with room waits for requests on their way"},
 			&cli.IntFlag{Name: "split-cost", Value: 16, Usage: "fixed cost of a forward in token positions: without packing, the texts a session takes at once run in the forwards that minimise it plus the positions computed (padding included); -1: one forward"},
@@ -74,8 +79,8 @@ func newServeCommand() *cli.Command {
 			return runServe(c.Context, serveOptions{
 				Model: c.String("model"), Heads: c.StringSlice("head"), Addr: c.String("addr"),
 				Sessions: c.Int("sessions"), Threads: c.Int("threads"), Provider: c.String("provider"),
-				RuntimeLib: c.String("ort-lib"), MaxLen: c.Int("max-len"), Pooling: c.String("pooling"),
-				Layers: c.String("layers"), Normalize: c.Bool("normalize"), MaxBatch: c.Int("max-batch"),
+				RuntimeLib: c.String("ort-lib"), Spec: readSpecFlags(c),
+				Layers: c.String("layers"), MaxBatch: c.Int("max-batch"),
 				MaxWait: c.Duration("max-wait"), SplitCost: c.Int("split-cost"), PackLen: c.Int("pack-len"), NoBatching: c.Bool("no-batching"), MaxBody: c.Int64("max-body"),
 				MaxTexts: c.Int("max-texts"), MaxTextBytes: c.Int("max-text-bytes"), AllowEmpty: c.Bool("allow-empty"),
 				ShutdownTimeout: c.Duration("shutdown-timeout"), GoProcs: c.Int("go-procs"),
@@ -97,8 +102,8 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 		return usagef("--max-wait %v: want 0 or more", o.MaxWait)
 	case o.MaxBody < 1 || o.MaxTexts < 1 || o.MaxTextBytes < 1:
 		return usagef("--max-body %d, --max-texts %d, --max-text-bytes %d: want each at least 1", o.MaxBody, o.MaxTexts, o.MaxTextBytes)
-	case o.MaxLen != 0 && o.MaxLen < 2:
-		return usagef("--max-len %d: want at least 2 ([CLS] and [SEP])", o.MaxLen)
+	case o.Spec.MaxLen != nil && *o.Spec.MaxLen < 2:
+		return usagef("--max-len %d: want at least 2 ([CLS] and [SEP])", *o.Spec.MaxLen)
 	case (o.ThresholdSet || o.Threshold != 0) && !(o.Threshold > 0 && o.Threshold < 1):
 		return usagef("--threshold %g: want a probability in (0, 1)", o.Threshold)
 	case o.PackLen < 0:
@@ -113,8 +118,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 	if err != nil {
 		return usageError{err}
 	}
-	pooling, err := features.ParsePooling(o.Pooling)
-	if err != nil {
+	if _, err := features.ParsePooling(o.Spec.Pooling); err != nil {
 		return usageError{err}
 	}
 	layers, err := parseLayers(o.Layers)
@@ -126,10 +130,42 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 		return usagef("--addr %q: %v; want HOST:PORT such as 127.0.0.1:8080", o.Addr, err)
 	}
 
+	// The model card's conventions with the flags over them. With heads, max_len and the
+	// prefix are the heads' (Open refuses others), so only flags given are passed on.
+	// Without --model: the backbone the first head records (Open finds the same), else
+	// the default model.
+	var paths models.Paths
+	if o.Model == "" && len(o.Heads) > 0 {
+		h, lerr := head.Load(o.Heads[0])
+		if lerr != nil {
+			return lerr
+		}
+		paths, err = models.Find(h.Fingerprint.BackboneOf())
+	} else {
+		paths, err = models.Resolve(cmp.Or(o.Model, models.Default))
+	}
+	if err != nil {
+		return err
+	}
+	spec, err := o.Spec.spec(paths, layers)
+	if err != nil {
+		return err
+	}
+	if len(o.Heads) > 0 {
+		spec.MaxLen, spec.Prefix = 0, ""
+		if o.Spec.MaxLen != nil {
+			spec.MaxLen = *o.Spec.MaxLen
+		}
+		if o.Spec.Prefix != nil {
+			if spec.Prefix, err = o.Spec.prefixText(paths); err != nil {
+				return err
+			}
+		}
+	}
 	metrics := serve.NewMetrics()
 	m, err := headstart.Open(ctx, headstart.OpenOptions{
 		Model: o.Model, Heads: o.Heads, Sessions: o.Sessions, Threads: o.Threads, Provider: provider,
-		RuntimeLib: o.RuntimeLib, MaxLen: o.MaxLen, Pooling: pooling, Layers: layers, Normalize: o.Normalize,
+		RuntimeLib: o.RuntimeLib, Spec: spec, Exact: true,
 		AllowEmpty: o.AllowEmpty, MaxBatch: o.MaxBatch, Batching: !o.NoBatching, MaxWait: o.MaxWait, SplitCost: o.SplitCost, PackLen: o.PackLen,
 		Threshold: o.Threshold, OnBatch: metrics.ObserveBatch,
 	})

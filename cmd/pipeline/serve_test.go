@@ -96,7 +96,7 @@ func TestRunServe(t *testing.T) {
 	go func() {
 		done <- runServe(ctx, serveOptions{
 			Model: "all-minilm-l6-v2", Addr: "127.0.0.1:0", Sessions: 1, Threads: 1, Provider: "cpu",
-			Pooling: "mean", Layers: "-1", MaxBatch: 8, MaxWait: time.Millisecond, MaxBody: 1 << 20,
+			Spec: specFlags{Pooling: "mean"}, Layers: "-1", MaxBatch: 8, MaxWait: time.Millisecond, MaxBody: 1 << 20,
 			MaxTexts: 16, MaxTextBytes: 1000, ShutdownTimeout: 5 * time.Second,
 			ready: func(a string) { ready <- a },
 		}, io.Discard)
