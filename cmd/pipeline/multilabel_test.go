@@ -96,7 +96,9 @@ func TestMultiLabelEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	train, test := filepath.Join(dir, "train.safetensors"), filepath.Join(dir, "test.safetensors")
 	for _, c := range [][2]string{{"data/banking77-tags-sample/train.csv", train}, {"data/banking77-tags-sample/test.csv", test}} {
-		if code, _, stderr := run(t, "extract", "--data", repoFile(c[0]), "--out", c[1], "--label-sep", "|", "--threads", "2"); code != 0 {
+		// Unnormalised, as the floors below were measured (the card's L2 normalisation
+		// leaves C=1 one-vs-rest regressions underfitting the rare tags: micro F1 0.56).
+		if code, _, stderr := run(t, "extract", "--data", repoFile(c[0]), "--out", c[1], "--label-sep", "|", "--threads", "2", "--normalize=false"); code != 0 {
 			t.Fatalf("extract %s: %d\n%s", c[0], code, stderr)
 		}
 	}
@@ -121,7 +123,7 @@ func TestMultiLabelEndToEnd(t *testing.T) {
 		t.Fatalf("features info: %s", stdout)
 	}
 
-	// Floors: measured on this sample (all-minilm-l6-v2, mean pooling) micro F1 0.847
+	// Floors: measured on this sample (all-minilm-l6-v2, mean pooling, not normalised) micro F1 0.847
 	// (logreg, C=1) and 0.850 (MLP below), subset accuracy 0.599 and 0.583.
 	lr, mlp := filepath.Join(dir, "lr.safetensors"), filepath.Join(dir, "mlp.safetensors")
 	for _, c := range []struct {
