@@ -40,7 +40,7 @@ func ExampleExport() {
 	fmt.Println(sum.Backbone, sum.Kind, sum.Classes, "classes, max_len", sum.MaxLen)
 	fmt.Println("beside it:", filepath.Base(sum.Tokenizer), filepath.Base(sum.Manifest))
 	// Output:
-	// all-minilm-l6-v2 logreg 2 classes, max_len 128
+	// all-minilm-l6-v2 logreg 2 classes, max_len 256
 	// beside it: sentiment.tokenizer.json sentiment.manifest.json
 }
 
