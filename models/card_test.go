@@ -160,11 +160,22 @@ func TestResolveSentenceTransformers(t *testing.T) {
 			}
 		})
 	}
-	// config.json gives the hidden size and layer count the graph is checked against.
+	// scripts/export_onnx.py's manifest: query_prefix and passage_prefix are roles.
 	dir := t.TempDir()
 	write(dir, base)
-	write(dir, map[string]string{stConfig: `{"max_seq_length":128}`, hfConfig: `{"hidden_size":512,"num_hidden_layers":4}`})
+	write(dir, map[string]string{ManifestFile: `{"name":"x","pooling":"mean","normalize":true,"max_len":128,"query_prefix":"query: ","passage_prefix":"passage: "}`})
 	p, err := Resolve(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, err := p.Manifest.PrefixText("passage"); err != nil || q != "passage: " || p.Manifest.Card().Prefix != "" || p.CardFrom != ManifestFile {
+		t.Errorf("export_onnx.py manifest: %+v (%q, %v)", p.Manifest, q, err)
+	}
+	// config.json gives the hidden size and layer count the graph is checked against.
+	dir = t.TempDir()
+	write(dir, base)
+	write(dir, map[string]string{stConfig: `{"max_seq_length":128}`, hfConfig: `{"hidden_size":512,"num_hidden_layers":4}`})
+	p, err = Resolve(dir)
 	if err != nil || p.Manifest.HiddenSize != 512 || p.Manifest.Layers != 4 {
 		t.Fatalf("Resolve: %+v, %v", p.Manifest, err)
 	}

@@ -81,6 +81,11 @@ type Manifest struct {
 	// Prefix names the entry of Prefixes used by default ("": none); the card's
 	// choice for classification and clustering.
 	Prefix string `json:"prefix,omitempty"`
+	// QueryPrefix and PassagePrefix are how scripts/export_onnx.py writes the
+	// checkpoint's prompts; Resolve reads them as Prefixes["query"] and
+	// Prefixes["passage"] when Prefixes is empty.
+	QueryPrefix   string `json:"query_prefix,omitempty"`
+	PassagePrefix string `json:"passage_prefix,omitempty"`
 }
 
 // NoPrefix is the prefix role that means "texts as they are" (PrefixText).
@@ -203,6 +208,16 @@ func Resolve(arg string) (Paths, error) {
 			}
 			if p.Manifest.Name != "" {
 				p.Name = p.Manifest.Name
+			}
+			if m := &p.Manifest; len(m.Prefixes) == 0 {
+				for role, text := range map[string]string{"query": m.QueryPrefix, "passage": m.PassagePrefix} {
+					if text != "" {
+						if m.Prefixes == nil {
+							m.Prefixes = map[string]string{}
+						}
+						m.Prefixes[role] = text
+					}
+				}
 			}
 			p.CardFrom = ManifestFile
 			return p, nil
