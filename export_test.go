@@ -166,7 +166,7 @@ func TestEvaluate(t *testing.T) {
 		t.Fatalf("Evaluate on the training store: n %d accuracy %v; want 12 and 1", rep.N, rep.Accuracy)
 	}
 	cls := filepath.Join(dir, "cls.safetensors")
-	if _, err := headstart.Extract(context.Background(), headstart.ExtractOptions{Data: filepath.Join(dir, "train.csv"), Out: cls, Pooling: features.PoolCLS}); err != nil {
+	if _, err := headstart.Extract(context.Background(), headstart.ExtractOptions{Data: filepath.Join(dir, "train.csv"), Out: cls, Spec: features.Spec{Pooling: "cls"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := headstart.Evaluate(h, cls, 0.5); !errors.Is(err, head.ErrFingerprint) {
