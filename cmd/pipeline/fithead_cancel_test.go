@@ -23,7 +23,14 @@ import (
 // path.
 func syntheticStore(t *testing.T, n, d, k int) string {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(1, 2))
+	return writeSynthetic(t, n, d, k, rand.NewPCG(1, 2), 0, nil)
+}
+
+// writeSynthetic writes syntheticStore's rows drawn from src, with row ids from idBase,
+// after poke (when not nil) has edited the n*d features, and returns the store's path.
+func writeSynthetic(t *testing.T, n, d, k int, src rand.Source, idBase int64, poke func(x []float32)) string {
+	t.Helper()
+	rng := rand.New(src)
 	names := make([]string, k)
 	for c := range names {
 		names[c] = string(rune('a' + c))
@@ -32,13 +39,16 @@ func syntheticStore(t *testing.T, n, d, k int) string {
 	labels := make([]int64, n)
 	ids := make([]int64, n)
 	for i := range n {
-		labels[i], ids[i] = int64(i%k), int64(i)
+		labels[i], ids[i] = int64(i%k), idBase+int64(i)
 		for j := range d {
 			x[i*d+j] = float32(rng.NormFloat64())
 			if j%k == i%k {
 				x[i*d+j] += 1
 			}
 		}
+	}
+	if poke != nil {
+		poke(x)
 	}
 	path := filepath.Join(t.TempDir(), "train.safetensors")
 	m := features.Manifest{Tool: "test", Spec: features.Spec{Pooling: "mean", MaxLen: 128}, LabelNames: names}

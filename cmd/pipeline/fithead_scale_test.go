@@ -8,46 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
 )
 
-// pokedStore writes a feature store like syntheticStore with x[row*d+col] = v.
+// pokedStore writes a feature store like syntheticStore with x[row*d+col] = v (none
+// when row < 0).
 func pokedStore(t *testing.T, n, d, k, row, col int, v float32) string {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(3, 4))
-	names := make([]string, k)
-	for c := range names {
-		names[c] = string(rune('a' + c))
-	}
-	x := make([]float32, n*d)
-	labels := make([]int64, n)
-	ids := make([]int64, n)
-	for i := range n {
-		labels[i], ids[i] = int64(i%k), int64(10+i)
-		for j := range d {
-			x[i*d+j] = float32(rng.NormFloat64())
-			if j%k == i%k {
-				x[i*d+j] += 1
-			}
+	return writeSynthetic(t, n, d, k, rand.NewPCG(3, 4), 10, func(x []float32) {
+		if row >= 0 {
+			x[row*d+col] = v
 		}
-	}
-	if row >= 0 {
-		x[row*d+col] = v
-	}
-	path := filepath.Join(t.TempDir(), "train.safetensors")
-	m := features.Manifest{Tool: "test", Spec: features.Spec{Pooling: "mean", MaxLen: 128}, LabelNames: names}
-	w, err := features.NewWriter(path, m, n, d, features.Float32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WriteRows(x, labels, ids); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	})
 }
 
 // TestFitHeadExtremeFeatures: one feature value of 3e38 makes the solver fail; fit-head

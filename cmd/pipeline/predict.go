@@ -179,22 +179,17 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	defer r.Close()
 
 	// Output: stdout, or a temporary file renamed into place when everything succeeded.
-	var w io.Writer = stdout
-	var tmp *fileio.File
-	if o.Out != "-" {
-		if tmp, err = fileio.Create(o.Out); err != nil {
-			return err
-		}
-		defer func() {
-			if err != nil {
-				err = errors.Join(err, tmp.Abort())
-			}
-		}()
-		w = tmp
+	bw, err := openStream(o.Out, stdout)
+	if err != nil {
+		return err
 	}
-	bw := bufio.NewWriterSize(w, 1<<16)
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, bw.abort())
+		}
+	}()
 	names := headNames(o.Heads)
-	out := newPredictionWriter(bw, o.outFormat, names, heads)
+	out := newPredictionWriter(bw.Writer, o.outFormat, names, heads)
 	out.threshold, out.sep = o.Threshold, o.LabelSep
 	if err := out.header(); err != nil {
 		return err
@@ -265,13 +260,10 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	if err := flush(); err != nil {
 		return err
 	}
-	if err := bw.Flush(); err != nil {
+	if err := bw.commit(); err != nil {
 		return err
 	}
-	if tmp != nil {
-		if err := tmp.Commit(); err != nil {
-			return err
-		}
+	if o.Out != "-" {
 		fmt.Fprintf(stderr, "predict: %s x %s -> %s\n", count(n, "row", "rows"), count(len(heads), "head", "heads"), o.Out)
 	}
 	return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -119,20 +118,15 @@ func runTokenize(ctx context.Context, o tokenizeOptions, stdout, stderr io.Write
 	defer r.Close()
 
 	// Output: stdout, or a temporary file renamed into place when everything succeeded.
-	var w io.Writer = stdout
-	var tmp *fileio.File
-	if o.Out != "-" {
-		if tmp, err = fileio.Create(o.Out); err != nil {
-			return err
-		}
-		defer func() {
-			if err != nil {
-				err = errors.Join(err, tmp.Abort())
-			}
-		}()
-		w = tmp
+	bw, err := openStream(o.Out, stdout)
+	if err != nil {
+		return err
 	}
-	bw := bufio.NewWriterSize(w, 1<<16)
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, bw.abort())
+		}
+	}()
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 
@@ -176,13 +170,8 @@ func runTokenize(ctx context.Context, o tokenizeOptions, stdout, stderr io.Write
 	if err := r.Err(); err != nil {
 		return err
 	}
-	if err := bw.Flush(); err != nil {
+	if err := bw.commit(); err != nil {
 		return err
-	}
-	if tmp != nil {
-		if err := tmp.Commit(); err != nil {
-			return err
-		}
 	}
 	el := time.Since(start)
 	fmt.Fprintf(stderr, "tokenize: %d rows, %d tokens, %d truncated at %d, %.0f rows/s (%s)\n",
