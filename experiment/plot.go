@@ -116,22 +116,14 @@ func PlotSize(path, title string, summary []Summary) error {
 func PlotParams(path, title string, summary []Summary) error {
 	p := newAccuracyPlot(title, "trainable parameters (log scale); labels: strategy", summary)
 	legend, entries := plot.NewLegend(), []string(nil)
-	var shots []int
-	for _, s := range summary {
-		if !slices.Contains(shots, s.Shots) {
-			shots = append(shots, s.Shots)
-		}
-	}
+	shots := shotCounts(summary)
 	for i, n := range shots {
 		ps, thumbs, labels, err := paramsSeries(i, n, summary)
 		if err != nil {
 			return err
 		}
 		p.Add(ps...)
-		name := ShotsName(n) + " per class"
-		if n == All {
-			name = "all rows"
-		}
+		name := shotsLegend(n)
 		legend.Add(name, thumbs...)
 		entries = append(entries, name)
 		if i == len(shots)-1 {
@@ -175,13 +167,7 @@ func PlotUnfreeze(path, title string, summary []Summary) error {
 	p := newAccuracyPlot(title, "unfrozen (trained) top blocks; 0 = logistic regression on frozen features", kept)
 	p.X.Scale, p.X.Tick.Marker = plot.LinearScale{}, plot.DefaultTicks{}
 	legend, entries := plot.NewLegend(), []string(nil)
-	var shots []int
-	for _, s := range kept {
-		if !slices.Contains(shots, s.Shots) {
-			shots = append(shots, s.Shots)
-		}
-	}
-	for i, n := range shots {
+	for i, n := range shotCounts(kept) {
 		var pts errPoints
 		for _, s := range kept {
 			if s.Shots != n {
@@ -197,10 +183,7 @@ func PlotUnfreeze(path, title string, summary []Summary) error {
 			return err
 		}
 		p.Add(ps...)
-		name := ShotsName(n) + " per class"
-		if n == All {
-			name = "all rows"
-		}
+		name := shotsLegend(n)
 		legend.Add(name, thumbs...)
 		entries = append(entries, name)
 	}
@@ -306,4 +289,23 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 		}
 	}
 	return ticks
+}
+
+// shotCounts lists the training-set sizes of summary, each once, in order of appearance.
+func shotCounts(summary []Summary) []int {
+	var shots []int
+	for _, s := range summary {
+		if !slices.Contains(shots, s.Shots) {
+			shots = append(shots, s.Shots)
+		}
+	}
+	return shots
+}
+
+// shotsLegend names a training-set size in a plot's legend.
+func shotsLegend(n int) string {
+	if n == All {
+		return "all rows"
+	}
+	return ShotsName(n) + " per class"
 }
