@@ -1,6 +1,7 @@
 package headstart
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/headstart-ml/headstart/features"
@@ -26,3 +27,84 @@ func ModelSpec(p models.Paths, s features.Spec, exact bool) (features.Spec, erro
 	}
 	return s, nil
 }
+
+// SpecOverride is a partial feature spec laid over a model card's conventions (the
+// flags --pooling, --max-len, --normalize and --prefix of pipeline extract, experiment
+// and serve). Each field left unset takes the card's convention (models.Manifest.Card),
+// then the package default (features.Spec.WithDefaults). The zero value is the card's
+// spec.
+type SpecOverride struct {
+	Pooling   string  // "": the card's
+	MaxLen    *int    // nil: the card's; else at least 2
+	Normalize *bool   // nil: the card's; false turns a card's normalisation off
+	Prefix    *string // nil: the card's default; else a role the card names, or models.NoPrefix
+}
+
+// Set reports whether any field is set.
+func (o SpecOverride) Set() bool {
+	return o.Pooling != "" || o.MaxLen != nil || o.Normalize != nil || o.Prefix != nil
+}
+
+// PrefixText returns the text of o.Prefix (which must be set) for the model at p: the
+// text of the role the card names, "" for models.NoPrefix, and for a directory model
+// without a card the prefix text itself. A role the card does not name is an error
+// wrapping ErrBadOption.
+func (o SpecOverride) PrefixText(p models.Paths) (string, error) {
+	if p.CardFrom == "" { // no card: the value is the text
+		if *o.Prefix == models.NoPrefix {
+			return "", nil
+		}
+		return *o.Prefix, nil
+	}
+	t, err := p.Manifest.PrefixText(*o.Prefix)
+	if err != nil {
+		return "", badOption(err)
+	}
+	return t, nil
+}
+
+// Resolve returns the complete spec for the model at p (use it with Exact): the card's
+// conventions, o's set fields over them, layers, and the package defaults for what is
+// still unset. An invalid result is an error wrapping ErrBadOption.
+func (o SpecOverride) Resolve(p models.Paths, layers []int) (features.Spec, error) {
+	s := p.Manifest.Card()
+	if o.Pooling != "" {
+		s.Pooling = o.Pooling
+	}
+	if o.MaxLen != nil {
+		if *o.MaxLen < 2 { // 0 is not "the default" here: it was asked for
+			return s, badOptionf("--max-len %d: want at least 2 ([CLS] and [SEP]) and at most the model's positions (512 for BERT-family models)", *o.MaxLen)
+		}
+		s.MaxLen = *o.MaxLen
+	}
+	if o.Normalize != nil {
+		s.Normalize = *o.Normalize
+	}
+	if o.Prefix != nil {
+		t, err := o.PrefixText(p)
+		if err != nil {
+			return s, err
+		}
+		s.Prefix = t
+	}
+	s.Layers = layers
+	return ModelSpec(p, s, true)
+}
+
+// optionError is an invalid option whose message is err's alone (no "invalid option"
+// prefix: err names the option): errors.Is(e, ErrBadOption) holds, and err is wrapped.
+type optionError struct{ err error }
+
+func (e optionError) Error() string   { return e.err.Error() }
+func (e optionError) Unwrap() []error { return []error{ErrBadOption, e.err} }
+
+// badOption marks err as an invalid option (see optionError); nil stays nil.
+func badOption(err error) error {
+	if err == nil || errors.Is(err, ErrBadOption) {
+		return err
+	}
+	return optionError{err}
+}
+
+// badOptionf is badOption of a formatted error.
+func badOptionf(format string, args ...any) error { return optionError{fmt.Errorf(format, args...)} }

@@ -164,7 +164,7 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 	if err != nil {
 		return lo, err
 	}
-	if lo.Spec, err = o.Spec.spec(paths, layers); err != nil {
+	if lo.Spec, err = resolveSpec(o.Spec, paths, layers); err != nil {
 		return lo, err
 	}
 	lo.Exact = true

@@ -147,7 +147,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 	if err != nil {
 		return err
 	}
-	spec, err := o.Spec.spec(paths, layers)
+	spec, err := resolveSpec(o.Spec, paths, layers)
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 			spec.MaxLen = *o.Spec.MaxLen
 		}
 		if o.Spec.Prefix != nil {
-			if spec.Prefix, err = o.Spec.prefixText(paths); err != nil {
+			if spec.Prefix, err = prefixText(o.Spec, paths); err != nil {
 				return err
 			}
 		}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/headstart-ml/headstart"
@@ -8,15 +10,9 @@ import (
 	"github.com/headstart-ml/headstart/models"
 )
 
-// specFlags are the flags that set a feature spec (extract, experiment, serve). Each
-// one left out takes the model card's convention (models.Manifest: pooling,
-// normalisation, max length, text prefix), then the package default.
-type specFlags struct {
-	Pooling   string  // "": the card's
-	MaxLen    *int    // nil: the card's
-	Normalize *bool   // nil: the card's
-	Prefix    *string // nil: the card's default; else a role the card names, or "none"
-}
+// specFlags are the flags that set a feature spec (extract, experiment, serve): each
+// one left out takes the model card's convention, then the package default.
+type specFlags = headstart.SpecOverride
 
 // specFlagList returns the flags readSpecFlags reads; what is "the model's" is said in
 // each usage.
@@ -49,54 +45,20 @@ func readSpecFlags(c *cli.Context) specFlags {
 	return f
 }
 
-// given reports whether any spec flag was given.
-func (f specFlags) given() bool {
-	return f.Pooling != "" || f.MaxLen != nil || f.Normalize != nil || f.Prefix != nil
-}
-
-// prefixText turns --prefix into the prefix's text for the model at p.
-func (f specFlags) prefixText(p models.Paths) (string, error) {
-	if p.CardFrom == "" { // no card: the flag is the text
-		if *f.Prefix == models.NoPrefix {
-			return "", nil
-		}
-		return *f.Prefix, nil
-	}
-	t, err := p.Manifest.PrefixText(*f.Prefix)
-	if err != nil {
-		return "", usageError{err}
-	}
-	return t, nil
-}
-
-// spec returns the complete spec for the model at p (pass it with Exact): the card's
-// conventions, the flags given over them, layers, and the package defaults for what
-// is still unset.
-func (f specFlags) spec(p models.Paths, layers []int) (features.Spec, error) {
-	s := p.Manifest.Card()
-	if f.Pooling != "" {
-		s.Pooling = f.Pooling
-	}
-	if f.MaxLen != nil {
-		if *f.MaxLen < 2 { // 0 is not "the default" here: it was typed
-			return s, usagef("--max-len %d: want at least 2 ([CLS] and [SEP]) and at most the model's positions (512 for BERT-family models)", *f.MaxLen)
-		}
-		s.MaxLen = *f.MaxLen
-	}
-	if f.Normalize != nil {
-		s.Normalize = *f.Normalize
-	}
-	if f.Prefix != nil {
-		t, err := f.prefixText(p)
-		if err != nil {
-			return s, err
-		}
-		s.Prefix = t
-	}
-	s.Layers = layers
-	s, err := headstart.ModelSpec(p, s, true)
-	if err != nil {
+// resolveSpec is f.Resolve with its invalid options as usage errors.
+func resolveSpec(f specFlags, p models.Paths, layers []int) (features.Spec, error) {
+	s, err := f.Resolve(p, layers)
+	if errors.Is(err, headstart.ErrBadOption) {
 		return s, usageError{err}
 	}
-	return s, nil
+	return s, err
+}
+
+// prefixText is f.PrefixText with its invalid options as usage errors.
+func prefixText(f specFlags, p models.Paths) (string, error) {
+	t, err := f.PrefixText(p)
+	if errors.Is(err, headstart.ErrBadOption) {
+		return t, usageError{err}
+	}
+	return t, err
 }
