@@ -75,10 +75,9 @@ func ExampleExtract() {
 // (The head is trained here on a few sentences, as `pipeline extract` and
 // `pipeline fit-head` would.)
 func ExampleOpen() {
-	dir, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(dir)
-	headFile := filepath.Join(dir, "sentiment.safetensors")
-	if err := fitSentimentHead(headFile); err != nil {
+	headFile, cleanup, err := exampleHead()
+	defer cleanup()
+	if err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -123,6 +122,45 @@ func ExampleModel_Embed() {
 	// Output:
 	// dim 384
 	// related pair more similar: true
+}
+
+// Classify the rows of a file with a head, in the file's order (pipeline predict).
+func ExamplePredict() {
+	headFile, cleanup, err := exampleHead()
+	defer cleanup()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	h, err := head.Load(headFile)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	texts := filepath.Join(filepath.Dir(headFile), "reviews.txt")
+	os.WriteFile(texts, []byte("What a wonderful, moving film\nDull, tedious and far too long\n"), 0o644)
+	_, err = headstart.Predict(context.Background(), headstart.PredictOptions{Heads: []*head.Head{h}, Data: texts},
+		func(row features.Row, preds []headstart.Prediction) error {
+			fmt.Printf("%d %s: %s\n", row.Index, row.Text, preds[0].Label)
+			return nil
+		})
+	if err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// 0 What a wonderful, moving film: pos
+	// 1 Dull, tedious and far too long: neg
+}
+
+// exampleHead fits the head of fitSentimentHead in a temporary directory, which cleanup
+// removes.
+func exampleHead() (headFile string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "example")
+	if err != nil {
+		return "", func() {}, err
+	}
+	headFile = filepath.Join(dir, "sentiment.safetensors")
+	return headFile, func() { os.RemoveAll(dir) }, fitSentimentHead(headFile)
 }
 
 // fitSentimentHead trains a two-class head on a few sentences and saves it to path.

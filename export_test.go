@@ -24,14 +24,13 @@ const exportTol = 1e-5
 
 // Export a head as one ONNX graph with its tokenizer and manifest beside it.
 func ExampleExport() {
-	dir, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(dir)
-	headFile := filepath.Join(dir, "sentiment.safetensors")
-	if err := fitSentimentHead(headFile); err != nil {
+	headFile, cleanup, err := exampleHead()
+	defer cleanup()
+	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	out := filepath.Join(dir, "sentiment.onnx")
+	out := filepath.Join(filepath.Dir(headFile), "sentiment.onnx")
 	sum, err := headstart.Export(context.Background(), headstart.ExportOptions{Head: headFile, Out: out})
 	if err != nil {
 		fmt.Println(err)

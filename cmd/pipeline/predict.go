@@ -18,9 +18,7 @@ import (
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/internal/fileio"
-	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
-	"github.com/headstart-ml/headstart/tokenize"
 )
 
 type predictOptions struct {
@@ -142,122 +140,46 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 		}
 	}
 	defer func() { err = errors.Join(err, lock.Release()) }()
-	heads := make([]*head.Head, len(o.Heads))
-	multi := false
-	for i, p := range o.Heads {
-		if heads[i], err = head.Load(p); err != nil {
-			return err
-		}
-		multi = multi || heads[i].MultiLabel
-	}
-	if o.ThresholdSet && !multi {
-		return usagef("--threshold applies to multi-label heads (fit on a store extracted with --label-sep); none of the heads given is")
-	}
-	paths, err := models.ResolveRecorded(o.Model, heads[0].Fingerprint.BackboneOf())
+	heads, err := o.loadHeads()
 	if err != nil {
 		return err
 	}
-	if o.Out != "-" {
-		if err := fileio.CheckOutput(o.Out, paths.Model, paths.Tokenizer); err != nil {
+	// Output: stdout, or a temporary file renamed into place when everything succeeded.
+	// It opens with the first row or at the end, after the model has loaded.
+	var bw *stream
+	var out *predictionWriter
+	open := func() error {
+		if bw != nil {
+			return nil
+		}
+		if bw, err = openStream(o.Out, stdout); err != nil {
 			return err
 		}
+		out = newPredictionWriter(bw.Writer, o.outFormat, headNames(o.Heads), heads, o.LabelSep)
+		return out.header()
 	}
-	clf, err := headstart.NewClassifier(paths, heads, headstart.EncoderOptions{
-		RuntimeLib: o.RuntimeLib, Session: onnx.SessionOptions{IntraOpThreads: o.Threads, Provider: o.provider}})
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, clf.Close()) }()
-
-	r, err := features.OpenContext(ctx, o.Data, features.ReaderOptions{Format: o.inFormat, TextCol: o.TextCol, Limit: o.Limit, MaxLineBytes: o.MaxLineBytes})
+	defer func() {
+		if err != nil && bw != nil {
+			err = errors.Join(err, bw.abort())
+		}
+	}()
+	n, err := headstart.Predict(ctx, headstart.PredictOptions{
+		Model: o.Model, Heads: heads, Data: o.Data, Out: o.Out, BatchSize: o.BatchSize, AllowEmpty: o.AllowEmpty, Threshold: o.Threshold,
+		Reader:     features.ReaderOptions{Format: o.inFormat, TextCol: o.TextCol, Limit: o.Limit, MaxLineBytes: o.MaxLineBytes},
+		RuntimeLib: o.RuntimeLib, Session: onnx.SessionOptions{IntraOpThreads: o.Threads, Provider: o.provider},
+	}, func(row features.Row, preds []headstart.Prediction) error {
+		if err := open(); err != nil {
+			return err
+		}
+		return out.row(row, preds)
+	})
 	if errors.Is(err, features.ErrUnknownFormat) {
 		return usagef("%w with --input-format", err)
 	}
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-
-	// Output: stdout, or a temporary file renamed into place when everything succeeded.
-	bw, err := openStream(o.Out, stdout)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, bw.abort())
-		}
-	}()
-	names := headNames(o.Heads)
-	out := newPredictionWriter(bw.Writer, o.outFormat, names, heads)
-	out.threshold, out.sep = o.Threshold, o.LabelSep
-	if err := out.header(); err != nil {
-		return err
-	}
-
-	const window = 1024
-	var rows []features.Row
-	var encs, batch []tokenize.Encoding // batch is reused for every forward
-	flush := func() error {
-		if len(rows) == 0 {
-			return nil
-		}
-		lengths := make([]int, len(encs))
-		for i, e := range encs {
-			lengths[i] = len(e.IDs)
-		}
-		preds := make([][]headstart.Prediction, len(heads))
-		for h := range preds {
-			preds[h] = make([]headstart.Prediction, len(rows))
-		}
-		for _, b := range features.Buckets(lengths, o.BatchSize) {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			batch = batch[:0]
-			for _, j := range b {
-				batch = append(batch, encs[j])
-			}
-			ps, err := clf.ClassifyEncoded(batch)
-			if err != nil {
-				return err
-			}
-			for h := range ps {
-				for i, j := range b {
-					preds[h][j] = ps[h][i]
-				}
-			}
-		}
-		for i, row := range rows {
-			if err := out.row(row, preds, i); err != nil {
-				return err
-			}
-		}
-		rows, encs = rows[:0], encs[:0]
-		return nil
-	}
-	n := 0
-	for r.Next() {
-		row := r.Row()
-		if !o.AllowEmpty && features.Blank(row.Text) {
-			return fmt.Errorf("%w: %s: row %d has an empty text (or one of only whitespace and control characters); pass --allow-empty to classify it as [CLS] [SEP]", headstart.ErrEmptyText, o.Data, row.Index)
-		}
-		e, err := clf.Encoder().Tokenizer().Encode(row.Text)
-		if err != nil {
-			return fmt.Errorf("%s: row %d: %w", o.Data, row.Index, err)
-		}
-		rows, encs = append(rows, row), append(encs, e)
-		n++
-		if len(rows) == window {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := r.Err(); err != nil {
-		return err
-	}
-	if err := flush(); err != nil {
+	if err := open(); err != nil { // no rows: the header alone
 		return err
 	}
 	if err := bw.commit(); err != nil {
@@ -269,30 +191,36 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	return nil
 }
 
-type predictionWriter struct {
-	w         *bufio.Writer
-	csv       *csv.Writer
-	format    string
-	names     []string
-	heads     []*head.Head
-	threshold float64 // multi-label heads: a label is predicted when p >= threshold
-	sep       string  // multi-label heads: joins the predicted labels in CSV
-}
-
-// labelSet returns the labels of a multi-label head whose probability is at least the
-// threshold, in the head's class order (never nil).
-func (p *predictionWriter) labelSet(hd *head.Head, probs []float32) []string {
-	set := []string{}
-	for k, v := range probs {
-		if float64(v) >= p.threshold {
-			set = append(set, hd.Classes[k])
+// loadHeads loads the head files; --threshold needs a multi-label one.
+func (o *predictOptions) loadHeads() ([]*head.Head, error) {
+	heads := make([]*head.Head, len(o.Heads))
+	multi := false
+	for i, p := range o.Heads {
+		var err error
+		if heads[i], err = head.Load(p); err != nil {
+			return nil, err
 		}
+		multi = multi || heads[i].MultiLabel
 	}
-	return set
+	if o.ThresholdSet && !multi {
+		return nil, usagef("--threshold applies to multi-label heads (fit on a store extracted with --label-sep); none of the heads given is")
+	}
+	return heads, nil
 }
 
-func newPredictionWriter(w *bufio.Writer, format string, names []string, heads []*head.Head) *predictionWriter {
-	p := &predictionWriter{w: w, format: format, names: names, heads: heads}
+// predictionWriter writes predictions as CSV (a header, then a row per text) or JSONL
+// (an object per text).
+type predictionWriter struct {
+	w      *bufio.Writer
+	csv    *csv.Writer
+	format string
+	names  []string
+	heads  []*head.Head
+	sep    string // multi-label heads: joins the predicted labels in CSV
+}
+
+func newPredictionWriter(w *bufio.Writer, format string, names []string, heads []*head.Head, sep string) *predictionWriter {
+	p := &predictionWriter{w: w, format: format, names: names, heads: heads, sep: sep}
 	if format == "csv" {
 		p.csv = csv.NewWriter(w)
 	}
@@ -319,13 +247,14 @@ func (p *predictionWriter) header() error {
 	return p.csv.Write(cols)
 }
 
-func (p *predictionWriter) row(row features.Row, preds [][]headstart.Prediction, i int) error {
+// row writes a row's predictions: preds[h] is head h's.
+func (p *predictionWriter) row(row features.Row, preds []headstart.Prediction) error {
 	if p.csv != nil {
 		rec := []string{strconv.FormatInt(row.Index, 10), row.Text}
 		for h, hd := range p.heads {
-			pr := preds[h][i]
+			pr := preds[h]
 			if hd.MultiLabel {
-				rec = append(rec, strings.Join(p.labelSet(hd, pr.Probs), p.sep))
+				rec = append(rec, strings.Join(pr.Labels, p.sep))
 			} else {
 				rec = append(rec, pr.Label)
 			}
@@ -353,13 +282,13 @@ func (p *predictionWriter) row(row features.Row, preds [][]headstart.Prediction,
 		Heads map[string]any `json:"heads"`
 	}{Row: row.Index, Text: row.Text, Heads: map[string]any{}}
 	for h, hd := range p.heads {
-		pr := preds[h][i]
+		pr := preds[h]
 		probs := make(map[string]float32, len(hd.Classes))
 		for k, c := range hd.Classes {
 			probs[c] = pr.Probs[k]
 		}
 		if hd.MultiLabel {
-			obj.Heads[p.names[h]] = multiOut{Labels: p.labelSet(hd, pr.Probs), Probs: probs}
+			obj.Heads[p.names[h]] = multiOut{Labels: pr.Labels, Probs: probs}
 		} else {
 			obj.Heads[p.names[h]] = headOut{Label: pr.Label, Probs: probs}
 		}
