@@ -1,10 +1,12 @@
 package headstart
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 
 	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/models"
 )
 
@@ -108,3 +110,37 @@ func badOption(err error) error {
 
 // badOptionf is badOption of a formatted error.
 func badOptionf(format string, args ...any) error { return optionError{fmt.Errorf(format, args...)} }
+
+// OpenSpec returns the spec to pass to Open (with Exact) for a model serving
+// embeddings pooled from layers, with o laid over the card of the backbone Open will
+// load: model, else the one the first head file records (models.Find), else
+// models.Default. With heads, max_len and the prefix are the heads' (Open refuses
+// others), so only the ones o sets are kept.
+func (o SpecOverride) OpenSpec(model string, heads []string, layers []int) (features.Spec, error) {
+	var paths models.Paths
+	var err error
+	if model == "" && len(heads) > 0 {
+		h, lerr := head.Load(heads[0])
+		if lerr != nil {
+			return features.Spec{}, lerr
+		}
+		paths, err = models.Find(h.Fingerprint.BackboneOf())
+	} else {
+		paths, err = models.Resolve(cmp.Or(model, models.Default))
+	}
+	if err != nil {
+		return features.Spec{}, err
+	}
+	spec, err := o.Resolve(paths, layers)
+	if err != nil || len(heads) == 0 {
+		return spec, err
+	}
+	spec.MaxLen, spec.Prefix = 0, ""
+	if o.MaxLen != nil {
+		spec.MaxLen = *o.MaxLen
+	}
+	if o.Prefix != nil {
+		spec.Prefix, err = o.PrefixText(paths)
+	}
+	return spec, err
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
-	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
 	"github.com/headstart-ml/headstart/serve"
 )
@@ -90,7 +88,8 @@ func newServeCommand() *cli.Command {
 	}
 }
 
-func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error) {
+// check refuses flag values out of range, before anything loads.
+func (o *serveOptions) check() error {
 	switch {
 	case o.Sessions < 1:
 		return usagef("--sessions %d: want at least 1", o.Sessions)
@@ -111,76 +110,26 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 	case o.GoProcs < 0:
 		return usagef("--go-procs %d: want 0 (automatic) or more", o.GoProcs)
 	}
+	return nil
+}
+
+func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error) {
+	if err := o.check(); err != nil {
+		return err
+	}
 	if procs := serveProcs(o.GoProcs, o.Sessions, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); procs > 0 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-	}
-	provider, err := onnx.ParseProvider(o.Provider)
-	if err != nil {
-		return usageError{err}
-	}
-	if _, err := features.ParsePooling(o.Spec.Pooling); err != nil {
-		return usageError{err}
-	}
-	layers, err := parseLayers(o.Layers)
-	if err != nil {
-		return err
 	}
 	host, _, err := net.SplitHostPort(o.Addr)
 	if err != nil {
 		return usagef("--addr %q: %v; want HOST:PORT such as 127.0.0.1:8080", o.Addr, err)
 	}
-
-	// The model card's conventions with the flags over them. With heads, max_len and the
-	// prefix are the heads' (Open refuses others), so only flags given are passed on.
-	// Without --model: the backbone the first head records (Open finds the same), else
-	// the default model.
-	var paths models.Paths
-	if o.Model == "" && len(o.Heads) > 0 {
-		h, lerr := head.Load(o.Heads[0])
-		if lerr != nil {
-			return lerr
-		}
-		paths, err = models.Find(h.Fingerprint.BackboneOf())
-	} else {
-		paths, err = models.Resolve(cmp.Or(o.Model, models.Default))
-	}
-	if err != nil {
-		return err
-	}
-	spec, err := resolveSpec(o.Spec, paths, layers)
-	if err != nil {
-		return err
-	}
-	if len(o.Heads) > 0 {
-		spec.MaxLen, spec.Prefix = 0, ""
-		if o.Spec.MaxLen != nil {
-			spec.MaxLen = *o.Spec.MaxLen
-		}
-		if o.Spec.Prefix != nil {
-			if spec.Prefix, err = prefixText(o.Spec, paths); err != nil {
-				return err
-			}
-		}
-	}
 	metrics := serve.NewMetrics()
-	m, err := headstart.Open(ctx, headstart.OpenOptions{
-		Model: o.Model, Heads: o.Heads, Sessions: o.Sessions, Threads: o.Threads, Provider: provider,
-		RuntimeLib: o.RuntimeLib, Spec: spec, Exact: true,
-		AllowEmpty: o.AllowEmpty, MaxBatch: o.MaxBatch, Batching: !o.NoBatching, MaxWait: o.MaxWait, SplitCost: o.SplitCost, PackLen: o.PackLen,
-		Threshold: o.Threshold, OnBatch: metrics.ObserveBatch,
-	})
+	m, err := o.open(ctx, metrics)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, m.Close()) }()
-	multi := false
-	for _, h := range m.Heads() {
-		multi = multi || h.MultiLabel
-	}
-	if o.ThresholdSet && !multi {
-		return usagef("--threshold applies to multi-label heads (fit on a store extracted with --label-sep); none of the heads given is")
-	}
-
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return err
@@ -189,21 +138,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		fmt.Fprintf(stderr, "serve: warning: listening on %s, reachable from other machines; the API has no authentication\n", addr)
 	}
-	batching := fmt.Sprintf("micro-batching up to %d texts, max wait %v", o.MaxBatch, o.MaxWait)
-	if o.NoBatching {
-		batching = "no micro-batching"
-	}
-	if packing, why := m.Packing(); packing {
-		batching += fmt.Sprintf(", packing texts of up to %d tokens", o.PackLen)
-	} else if why != nil {
-		fmt.Fprintf(stderr, "serve: warning: --pack-len %d ignored: %v\n", o.PackLen, why)
-	}
-	heads := count(len(m.HeadNames()), "head", "heads")
-	if multi {
-		heads += fmt.Sprintf(", label sets at p >= %g", m.Threshold())
-	}
-	fmt.Fprintf(stderr, "serve: listening on http://%s (model %s, %s, %s on %s, %s, GOMAXPROCS %d)\n",
-		addr, m.Backbone().Name, heads, count(m.Sessions(), "session", "sessions"), m.Provider(), batching, runtime.GOMAXPROCS(0))
+	o.logListening(m, addr, stderr)
 	if o.ready != nil {
 		o.ready(addr)
 	}
@@ -218,6 +153,71 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error)
 	}
 	fmt.Fprintln(stderr, "serve: stopped")
 	return nil
+}
+
+// open parses the flags the library takes typed and opens the model: the backbone and
+// the spec come from the heads or the model card, with the flags over them
+// (headstart.SpecOverride.OpenSpec).
+func (o *serveOptions) open(ctx context.Context, metrics *serve.Metrics) (_ *headstart.Model, err error) {
+	provider, err := onnx.ParseProvider(o.Provider)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if _, err := features.ParsePooling(o.Spec.Pooling); err != nil {
+		return nil, usageError{err}
+	}
+	layers, err := parseLayers(o.Layers)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := o.Spec.OpenSpec(o.Model, o.Heads, layers)
+	if errors.Is(err, headstart.ErrBadOption) {
+		return nil, usageError{err}
+	} else if err != nil {
+		return nil, err
+	}
+	m, err := headstart.Open(ctx, headstart.OpenOptions{
+		Model: o.Model, Heads: o.Heads, Sessions: o.Sessions, Threads: o.Threads, Provider: provider,
+		RuntimeLib: o.RuntimeLib, Spec: spec, Exact: true,
+		AllowEmpty: o.AllowEmpty, MaxBatch: o.MaxBatch, Batching: !o.NoBatching, MaxWait: o.MaxWait, SplitCost: o.SplitCost, PackLen: o.PackLen,
+		Threshold: o.Threshold, OnBatch: metrics.ObserveBatch,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if o.ThresholdSet && !multiLabel(m.Heads()) {
+		return nil, errors.Join(usagef("--threshold applies to multi-label heads (fit on a store extracted with --label-sep); none of the heads given is"), m.Close())
+	}
+	return m, nil
+}
+
+// multiLabel reports whether any of heads is multi-label.
+func multiLabel(heads []*head.Head) bool {
+	for _, h := range heads {
+		if h.MultiLabel {
+			return true
+		}
+	}
+	return false
+}
+
+// logListening writes the line that says the server is up and how it batches.
+func (o *serveOptions) logListening(m *headstart.Model, addr string, stderr io.Writer) {
+	batching := fmt.Sprintf("micro-batching up to %d texts, max wait %v", o.MaxBatch, o.MaxWait)
+	if o.NoBatching {
+		batching = "no micro-batching"
+	}
+	if packing, why := m.Packing(); packing {
+		batching += fmt.Sprintf(", packing texts of up to %d tokens", o.PackLen)
+	} else if why != nil {
+		fmt.Fprintf(stderr, "serve: warning: --pack-len %d ignored: %v\n", o.PackLen, why)
+	}
+	heads := count(len(m.HeadNames()), "head", "heads")
+	if multiLabel(m.Heads()) {
+		heads += fmt.Sprintf(", label sets at p >= %g", m.Threshold())
+	}
+	fmt.Fprintf(stderr, "serve: listening on http://%s (model %s, %s, %s on %s, %s, GOMAXPROCS %d)\n",
+		addr, m.Backbone().Name, heads, count(m.Sessions(), "session", "sessions"), m.Provider(), batching, runtime.GOMAXPROCS(0))
 }
 
 // serveProcs is the GOMAXPROCS pipeline serve runs with, or 0 to leave it as it is.
