@@ -296,7 +296,7 @@ func (r *experimentRun) extract(ctx context.Context) ([]head.Dataset, error) {
 	}
 	var sets []head.Dataset
 	for _, sf := range r.splits {
-		d, err := loadSplit(sf)
+		d, err := loadDataset(sf.store)
 		if err != nil {
 			return nil, err
 		}
@@ -558,15 +558,6 @@ type splitFeatures struct {
 // cachePath is the split's activation cache for the top k blocks.
 func (sf *splitFeatures) cachePath(k int) string {
 	return strings.TrimSuffix(sf.store, ".safetensors") + fmt.Sprintf("_cut%d.cache", k)
-}
-
-// loadSplit opens a split's store as a data set.
-func loadSplit(sf *splitFeatures) (head.Dataset, error) {
-	st, err := features.OpenStore(sf.store)
-	if err != nil {
-		return head.Dataset{}, err
-	}
-	return head.FromStore(st, sf.store)
 }
 
 // cacheCurrent reports whether the activation cache at path was made from the file with

@@ -93,23 +93,26 @@ func (o SpecOverride) Resolve(p models.Paths, layers []int) (features.Spec, erro
 	return ModelSpec(p, s, true)
 }
 
-// optionError is an invalid option whose message is err's alone (no "invalid option"
-// prefix: err names the option): errors.Is(e, ErrBadOption) holds, and err is wrapped.
-type optionError struct{ err error }
+// markedError is err marked with a sentinel: its message is err's alone (err names
+// the option or file, so no "invalid option" prefix), errors.Is(e, mark) holds, and err
+// is wrapped.
+type markedError struct{ mark, err error }
 
-func (e optionError) Error() string   { return e.err.Error() }
-func (e optionError) Unwrap() []error { return []error{ErrBadOption, e.err} }
+func (e markedError) Error() string   { return e.err.Error() }
+func (e markedError) Unwrap() []error { return []error{e.mark, e.err} }
 
-// badOption marks err as an invalid option (see optionError); nil stays nil.
+// badOption marks err as an invalid option (see markedError); nil stays nil.
 func badOption(err error) error {
 	if err == nil || errors.Is(err, ErrBadOption) {
 		return err
 	}
-	return optionError{err}
+	return markedError{ErrBadOption, err}
 }
 
 // badOptionf is badOption of a formatted error.
-func badOptionf(format string, args ...any) error { return optionError{fmt.Errorf(format, args...)} }
+func badOptionf(format string, args ...any) error {
+	return markedError{ErrBadOption, fmt.Errorf(format, args...)}
+}
 
 // OpenSpec returns the spec to pass to Open (with Exact) for a model serving
 // embeddings pooled from layers, with o laid over the card of the backbone Open will

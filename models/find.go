@@ -3,6 +3,8 @@ package models
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/headstart-ml/headstart/features"
@@ -110,4 +112,24 @@ func ResolveRecorded(arg string, b features.Backbone) (Paths, error) {
 		return Resolve(arg)
 	}
 	return Find(b)
+}
+
+// ResolveTokenizer returns the tokenizer.json that arg names: the file itself, the
+// TokenizerFile of a directory, or that of a registry model (Resolve).
+func ResolveTokenizer(arg string) (string, error) {
+	if st, err := os.Stat(arg); err == nil {
+		if !st.IsDir() {
+			return arg, nil
+		}
+		p := filepath.Join(arg, TokenizerFile)
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("--model %s: directory has no %s: %w", arg, TokenizerFile, err)
+		}
+		return p, nil
+	}
+	paths, err := Resolve(arg)
+	if err != nil {
+		return "", err
+	}
+	return paths.Tokenizer, nil
 }

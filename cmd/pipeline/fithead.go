@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/headstart-ml/headstart/features"
+	"github.com/headstart-ml/headstart"
 	"github.com/headstart-ml/headstart/head"
 	"github.com/headstart-ml/headstart/internal/fileio"
 )
@@ -156,33 +155,29 @@ func (o fitHeadOptions) settings(progress func(head.Progress)) (head.Options, er
 	return ho, nil
 }
 
-// checkCheckpoint refuses to start afresh over ck, the checkpoint of an interrupted
-// run, unless resume (the run continues it).
+// checkCheckpoint is headstart.CheckCheckpoint, a usage error.
 func checkCheckpoint(ck string, resume bool) error {
-	if _, err := os.Stat(ck); err == nil && !resume {
-		return usagef("a checkpoint of an interrupted run is at %s: pass --resume to continue it, or delete it to start afresh", ck)
+	if err := headstart.CheckCheckpoint(ck, resume); err != nil {
+		return usageError{err}
 	}
 	return nil
 }
 
-// loadDataset opens a feature store as a labelled dataset.
-func loadDataset(path string) (*features.Store, head.Dataset, error) {
-	st, err := features.OpenStore(path)
-	if err != nil {
-		return nil, head.Dataset{}, err
-	}
-	d, err := head.FromStore(st, path)
-	return st, d, err
-}
-
 func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer) (err error) {
-	tty := isTerminal(stderr)
+	// On a terminal the progress rewrites one line, ended before anything else is said.
+	tty, pending := isTerminal(stderr), false
+	endLine := func() {
+		if pending {
+			fmt.Fprintln(stderr)
+			pending = false
+		}
+	}
 	progress := func(p head.Progress) {
-		line := fitProgressLine(p)
 		if tty {
-			fmt.Fprintf(stderr, "\r\033[K%s", line)
+			fmt.Fprintf(stderr, "\r\033[K%s", fitProgressLine(p))
+			pending = true
 		} else {
-			fmt.Fprintln(stderr, line)
+			fmt.Fprintln(stderr, fitProgressLine(p))
 		}
 	}
 	ho, err := o.settings(progress)
@@ -194,71 +189,18 @@ func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer)
 		return err
 	}
 	defer func() { err = errors.Join(err, lock.Release()) }()
-	if ho.Kind == head.MLP {
-		if err := checkCheckpoint(ho.MLP.Checkpoint, o.Resume); err != nil {
-			return err
-		}
-	}
-	_, train, err := loadDataset(o.Train)
-	if err != nil {
-		return err
-	}
-	var valid *head.Dataset
-	if o.Valid != "" {
-		_, v, err := loadDataset(o.Valid)
-		if err != nil {
-			return err
-		}
-		if err := train.Fingerprint.Compare(v.Fingerprint); err != nil {
-			return fmt.Errorf("--valid %s was extracted differently from --train %s: %w", o.Valid, o.Train, err)
-		}
-		valid = &v
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	// Values far beyond what a backbone gives break the solver; say where they are
-	// before spending the fit on them.
-	ext, extreme := head.LargestFeature(train)
-	if extreme {
-		fmt.Fprintf(stderr, "fit-head: warning: features %s: %s; |x| beyond %g is not a backbone's output: the store may be corrupt, or the features need --standardize\n",
-			o.Train, ext, head.ExtremeFeature)
-	}
 	cpu0 := processCPU()
-	h, err := head.FitContext(ctx, train, valid, ho)
+	sum, err := headstart.FitHead(ctx, headstart.FitHeadOptions{Train: o.Train, Valid: o.Valid, Out: o.Out, Head: ho,
+		Resume: o.Resume, AllowUnconverged: o.AllowUnconverged,
+		Warn: func(msg string) { endLine(); fmt.Fprintln(stderr, "fit-head: warning: "+msg) }})
 	cpu := processCPU() - cpu0
-	if tty {
-		fmt.Fprintln(stderr)
-	}
-	if err != nil {
-		if ck := ho.MLP.Checkpoint; ho.Kind == head.MLP && errors.Is(err, context.Canceled) {
-			if _, serr := os.Stat(ck); serr == nil {
-				return fmt.Errorf("fit-head interrupted (rerun with --resume to continue): %w", err)
-			}
-		}
+	endLine()
+	if errors.Is(err, headstart.ErrCheckpointExists) {
+		return usageError{err}
+	} else if err != nil {
 		return err
 	}
-	if err := h.CheckFinite(); err != nil {
-		return fmt.Errorf("fit-head: the fitted head is not usable (%w); nothing written to %s: check the features (largest: %s) or pass --standardize", err, o.Out, ext)
-	}
-	if s := h.Summary; h.Kind == head.LogReg && s.SolverFailed() {
-		msg := fmt.Sprintf("the solver failed (%s after %d iterations, loss %.6g, max|grad| %.3g): the head is where it gave up, not a fit of the data; the largest feature is %s", s.Stop, s.Iterations, s.Loss, s.GradMax, ext)
-		if !o.AllowUnconverged {
-			return fmt.Errorf("fit-head: %s. Nothing written to %s: check the features or pass --standardize; --allow-unconverged writes the head anyway", msg, o.Out)
-		}
-		fmt.Fprintf(stderr, "fit-head: warning: %s; writing it as --allow-unconverged asks\n", msg)
-	} else if h.Kind == head.LogReg && !s.Converged {
-		fmt.Fprintf(stderr, "fit-head: warning: the solver stopped before converging (%s, max|grad| %.3g > --tol %g); raise --max-iter, or --standardize the features\n", s.Stop, s.GradMax, o.Tol)
-	}
-	if err := h.Save(o.Out); err != nil {
-		return err
-	}
-	if ck := ho.MLP.Checkpoint; ho.Kind == head.MLP {
-		if err := os.Remove(ck); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("fit-head: removing the checkpoint: %w", err)
-		}
-	}
-	s := h.Summary
+	h, s := sum.Head, sum.Head.Summary
 	if o.JSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{"out": o.Out, "head": h.Kind.String(), "classes": len(h.Classes),
 			"multi_label": h.MultiLabel, "dim": h.Dim, "summary": s, "seconds": s.Elapsed.Seconds(), "cpu_seconds": cpu.Seconds(), "resumed_epochs": s.Resumed})

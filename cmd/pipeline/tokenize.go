@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -50,26 +49,6 @@ func newTokenizeCommand() *cli.Command {
 	}
 }
 
-// tokenizerPath resolves --model for tokenize: a tokenizer.json file, a
-// directory holding one, or a registry model that has been pulled.
-func tokenizerPath(arg string) (string, error) {
-	if st, err := os.Stat(arg); err == nil {
-		if !st.IsDir() {
-			return arg, nil
-		}
-		p := filepath.Join(arg, models.TokenizerFile)
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("--model %s: directory has no %s: %w", arg, models.TokenizerFile, err)
-		}
-		return p, nil
-	}
-	paths, err := models.Resolve(arg)
-	if err != nil {
-		return "", err
-	}
-	return paths.Tokenizer, nil
-}
-
 // tokenizeRecord is one output line.
 type tokenizeRecord struct {
 	Row       int64    `json:"row"`
@@ -98,7 +77,7 @@ func runTokenize(ctx context.Context, o tokenizeOptions, stdout, stderr io.Write
 		}
 	}
 	defer func() { err = errors.Join(err, lock.Release()) }()
-	path, err := tokenizerPath(o.Model)
+	path, err := models.ResolveTokenizer(o.Model)
 	if err != nil {
 		return err
 	}
@@ -127,22 +106,38 @@ func runTokenize(ctx context.Context, o tokenizeOptions, stdout, stderr io.Write
 			err = errors.Join(err, bw.abort())
 		}
 	}()
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-
 	start := time.Now()
-	var rows, tokens, truncated int
+	n, err := writeTokenized(ctx, bw, r, tok, o.Data)
+	if err != nil {
+		return err
+	}
+	if err := bw.commit(); err != nil {
+		return err
+	}
+	el := time.Since(start)
+	fmt.Fprintf(stderr, "tokenize: %d rows, %d tokens, %d truncated at %d, %.0f rows/s (%s)\n",
+		n.rows, n.tokens, n.truncated, tok.MaxLen(), float64(n.rows)/max(el.Seconds(), 1e-9), filepath.Base(path))
+	return nil
+}
+
+// tokenizeCounts are what tokenize reports at the end.
+type tokenizeCounts struct{ rows, tokens, truncated int }
+
+// writeTokenized writes a JSON line per row of r (data names it in errors).
+func writeTokenized(ctx context.Context, w io.Writer, r *features.Reader, tok *tokenize.Tokenizer, data string) (n tokenizeCounts, err error) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	var charOf []int // code point index of each byte of the text
 	for r.Next() {
-		if rows%1024 == 0 {
+		if n.rows%1024 == 0 {
 			if err := ctx.Err(); err != nil {
-				return err
+				return n, err
 			}
 		}
 		row := r.Row()
 		e, d, err := tok.EncodeDetailed(row.Text)
 		if err != nil {
-			return fmt.Errorf("%s: row %d: %w", o.Data, row.Index, err)
+			return n, fmt.Errorf("%s: row %d: %w", data, row.Index, err)
 		}
 		// Byte offsets to code point offsets.
 		charOf = charOf[:0]
@@ -159,24 +154,15 @@ func runTokenize(ctx context.Context, o tokenizeOptions, stdout, stderr io.Write
 		rec := tokenizeRecord{Row: row.Index, IDs: e.IDs, TypeIDs: e.TypeIDs, Tokens: d.Tokens, Offsets: d.Offsets,
 			NumTokens: e.NumTokens, Truncated: e.Truncated}
 		if err := enc.Encode(rec); err != nil {
-			return err
+			return n, err
 		}
-		rows++
-		tokens += len(e.IDs)
+		n.rows++
+		n.tokens += len(e.IDs)
 		if e.Truncated {
-			truncated++
+			n.truncated++
 		}
 	}
-	if err := r.Err(); err != nil {
-		return err
-	}
-	if err := bw.commit(); err != nil {
-		return err
-	}
-	el := time.Since(start)
-	fmt.Fprintf(stderr, "tokenize: %d rows, %d tokens, %d truncated at %d, %.0f rows/s (%s)\n",
-		rows, tokens, truncated, tok.MaxLen(), float64(rows)/max(el.Seconds(), 1e-9), filepath.Base(path))
-	return nil
+	return n, r.Err()
 }
 
 // charOffsets converts a byte span to code points as tokenizers does
