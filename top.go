@@ -10,7 +10,8 @@ import (
 
 // TopBlocks reads the weights of encoder blocks from..NumLayers−1 of the model (an
 // exported BERT-family encoder) for training them with package lora, and returns them
-// with the attention head count.
+// with the attention head count. An MPNet encoder's relative position bias rides along
+// in every block's Weights.RelativeBias (one table, frozen).
 func TopBlocks(m *onnx.Model, from int) (blocks []lora.Weights[float32], heads int, err error) {
 	n, err := m.NumLayers()
 	if err != nil {
@@ -19,12 +20,26 @@ func TopBlocks(m *onnx.Model, from int) (blocks []lora.Weights[float32], heads i
 	if from < 0 || from >= n {
 		return nil, 0, fmt.Errorf("%w: block %d: the model has blocks 0..%d", ErrBadOption, from, n-1)
 	}
+	// MPNet: the encoder's relative position bias, shared by the blocks, frozen.
+	var rel *lora.RelativeBias[float32]
+	rb, ok, err := m.RelativeBias()
+	if err != nil {
+		return nil, 0, err
+	}
+	if ok {
+		rel = &lora.RelativeBias[float32]{Table: rb.Table, Buckets: rb.Buckets, MaxDistance: rb.MaxDistance}
+	}
 	for i := from; i < n; i++ {
 		bw, err := m.BlockWeights(i)
 		if err != nil {
 			return nil, 0, err
 		}
-		blocks = append(blocks, loraWeights(bw))
+		if ok && rb.Heads != bw.Heads {
+			return nil, 0, fmt.Errorf("%w: the relative position bias %q has %d heads; block %d has %d", onnx.ErrUnsupportedGraph, rb.Name, rb.Heads, i, bw.Heads)
+		}
+		w := loraWeights(bw)
+		w.RelativeBias = rel
+		blocks = append(blocks, w)
 		heads = bw.Heads
 	}
 	return blocks, heads, nil

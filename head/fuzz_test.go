@@ -196,6 +196,19 @@ func seedHeads() map[string]*Head {
 				Training: TopTraining{Mode: "lora", Rank: 2, Alpha: 4, Targets: "query,value", Epochs: 3, BatchSize: 8, LR: 1e-4,
 					WeightDecay: 0.01, Warmup: 0.1, Seed: 1, Trainable: 48, BestEpoch: 3, Stop: "max epochs reached"}},
 		},
+		"top-relbias": { // an MPNet top: two blocks sharing one frozen relative position bias
+			Kind: LogReg, Output: Softmax, Classes: []string{"x", "y"}, Dim: 4, Fingerprint: fp,
+			Layers:         []Dense{{Out: 2, In: 4, Act: Identity, W: w(8, 0.5), B: w(2, 0.1)}},
+			LogRegSettings: &LogRegSettings{C: 1, Tol: 1e-4, MaxIter: 100, Precision: Float32},
+			Summary:        Summary{Rows: 12, Classes: 2, C: 1, Iterations: 5, Evaluations: 6, Converged: true, Loss: 0.2},
+			Top: func() *Top {
+				rb := &lora.RelativeBias[float32]{Table: []float32{1, -2, 0.5, 0.25, -1, 3, 2, -0.5}, Buckets: 4, MaxDistance: 8}
+				a, b := topBlock(4, 8), topBlock(4, 8)
+				a.RelativeBias, b.RelativeBias = rb, rb
+				return &Top{CutBlock: 4, NumBlocks: 6, Heads: 2, Blocks: []lora.Weights[float32]{a, b},
+					Training: TopTraining{Mode: "full", Epochs: 1, BatchSize: 8, LR: 1e-4, Seed: 1, Trainable: 400, BestEpoch: 1, Stop: "max epochs reached"}}
+			}(),
+		},
 		"mlp": {
 			Kind: MLP, Output: Softmax, Classes: []string{"a", "b", "c"}, Dim: 4, Fingerprint: fp,
 			Layers: []Dense{

@@ -61,7 +61,20 @@ type topMeta struct {
 	Training  TopTraining `json:"training"`
 	// Embeddings describes the trained embedding tables, when there are any.
 	Embeddings *embeddingsMeta `json:"embeddings,omitempty"`
+	// RelativeBias describes the blocks' frozen relative position bias (MPNet),
+	// when they have one; its table is the tensor relBiasTensor.
+	RelativeBias *relBiasMeta `json:"relative_attention_bias,omitempty"`
 }
+
+// relBiasMeta is the shape of an MPNet relative position bias.
+type relBiasMeta struct {
+	Buckets     int `json:"buckets"`
+	MaxDistance int `json:"max_distance"`
+}
+
+// relBiasTensor names the relative position bias table, (buckets, heads), in a
+// head file.
+const relBiasTensor = "encoder.relative_attention_bias.weight"
 
 // embeddingsMeta is the shape of a Top's embedding tables.
 type embeddingsMeta struct {
@@ -79,9 +92,13 @@ type f32Tensor struct {
 }
 
 // topTensors lists the blocks' weights as tensors named
-// top.<i>.<HuggingFace parameter name>, (Out, In) for weights.
+// top.<i>.<HuggingFace parameter name>, (Out, In) for weights, after an MPNet
+// encoder's relative position bias (relBiasTensor) when the blocks have one.
 func (t *Top) tensors() []f32Tensor {
 	var out []f32Tensor
+	if r := t.Blocks[0].RelativeBias; r != nil { // first: topFromMeta reads it before the blocks
+		out = append(out, f32Tensor{relBiasTensor, []int64{int64(r.Buckets), int64(t.Heads)}, r.Table})
+	}
 	for i, b := range t.Blocks {
 		p := fmt.Sprintf("top.%d.", i)
 		for _, l := range []struct {
@@ -122,6 +139,9 @@ func (t *Top) meta() *topMeta {
 		c := e.Hidden()
 		m.Embeddings = &embeddingsMeta{Vocab: len(e.Word) / c, Positions: len(e.Position) / c, Types: len(e.TokenType) / c, Eps: e.Norm.Eps}
 	}
+	if r := b.RelativeBias; r != nil {
+		m.RelativeBias = &relBiasMeta{Buckets: r.Buckets, MaxDistance: r.MaxDistance}
+	}
 	return m
 }
 
@@ -134,6 +154,17 @@ func topFromMeta(m *topMeta, get func(name string, shape []int64) ([]float32, er
 	}
 	t := &Top{CutBlock: m.CutBlock, NumBlocks: m.NumBlocks, Heads: m.Heads, Training: m.Training}
 	c, in := m.Hidden, m.Inter
+	var rb *lora.RelativeBias[float32]
+	if r := m.RelativeBias; r != nil {
+		if r.Buckets < 4 || r.Buckets > 1<<16 || r.MaxDistance < 1 {
+			return nil, fmt.Errorf("relative position bias of %d buckets, max distance %d", r.Buckets, r.MaxDistance)
+		}
+		table, err := get(relBiasTensor, []int64{int64(r.Buckets), int64(m.Heads)})
+		if err != nil {
+			return nil, err
+		}
+		rb = &lora.RelativeBias[float32]{Table: table, Buckets: r.Buckets, MaxDistance: r.MaxDistance}
+	}
 	for i := range n {
 		p := fmt.Sprintf("top.%d.", i)
 		var err error
@@ -161,6 +192,7 @@ func topFromMeta(m *topMeta, get func(name string, shape []int64) ([]float32, er
 			Query: lin("attention.self.query", c, c), Key: lin("attention.self.key", c, c), Value: lin("attention.self.value", c, c),
 			AttentionOutput: lin("attention.output.dense", c, c), Intermediate: lin("intermediate.dense", c, in), Output: lin("output.dense", in, c),
 			AttentionNorm: norm("attention.output.LayerNorm", m.Eps[0]), OutputNorm: norm("output.LayerNorm", m.Eps[1]),
+			RelativeBias: rb,
 		}
 		if err != nil {
 			return nil, err

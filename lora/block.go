@@ -43,6 +43,11 @@ type Weights[F Float] struct {
 	// AttentionNorm: attention.output.LayerNorm; OutputNorm:
 	// output.LayerNorm.
 	AttentionNorm, OutputNorm LayerNorm[F]
+	// RelativeBias is the encoder's relative position bias added to the
+	// attention scores (MPNet); nil for BERT blocks, which have none. The
+	// blocks of one encoder share it; it is frozen (no gradient, not in
+	// Params) and copies of the weights share it too.
+	RelativeBias *RelativeBias[F]
 }
 
 // Target selects the dense layers that get LoRA adapters; targets combine
@@ -164,6 +169,8 @@ type Block[F Float] struct {
 	src                  *rand.PCG   // rng's source
 	rng                  *rand.Rand
 	srcAt                rand.PCG // src at the start of the last Forward (Rewind)
+	rel                  []F      // (H, 2·relL−1) relative position bias by offset (RelativeBias.fill)
+	relL                 int      // the longest sequence rel covers
 
 	// The activations of the last Forward and the backward scratch; blocks that
 	// ShareCache share one.
@@ -334,6 +341,11 @@ func checkWeights[F Float](w Weights[F], heads int) error {
 	if heads <= 0 || c%heads != 0 {
 		return fmt.Errorf("%w: %d heads do not divide the hidden size %d", ErrBadWeights, heads, c)
 	}
+	if r := w.RelativeBias; r != nil {
+		if err := r.check(heads); err != nil {
+			return err
+		}
+	}
 	if inter <= 0 {
 		return fmt.Errorf("%w: Intermediate.Out = %d; want the feed-forward size", ErrBadWeights, inter)
 	}
@@ -431,6 +443,7 @@ func (b *Block[F]) MergedWeights() Weights[F] {
 		Query: cp(b.W.Query), Key: cp(b.W.Key), Value: cp(b.W.Value),
 		AttentionOutput: cp(b.W.AttentionOutput), Intermediate: cp(b.W.Intermediate), Output: cp(b.W.Output),
 		AttentionNorm: cn(b.W.AttentionNorm), OutputNorm: cn(b.W.OutputNorm),
+		RelativeBias: b.W.RelativeBias,
 	}
 	merged := []*Linear[F]{&w.Query, &w.Key, &w.Value, &w.AttentionOutput, &w.Intermediate, &w.Output}
 	for i, d := range b.dense {
@@ -598,12 +611,22 @@ func (b *Block[F]) setRows(rows Rows) {
 }
 
 // attentionForward computes, per sequence and head, the softmax
-// probabilities P = softmax(q_h·k_hᵀ/√d) into att and ctx_h = P·v_h. The
+// probabilities P = softmax(q_h·k_hᵀ/√d + bias_h) into att and ctx_h =
+// P·v_h, bias_h the relative position bias (RelativeBias) or none. The
 // (sequence, head) pairs run in parallel.
 func (b *Block[F]) attentionForward() {
 	c, h := b.hidden, b.heads
 	d := c / h
 	scale := F(1 / math.Sqrt(float64(d)))
+	rb := b.W.RelativeBias
+	if rb != nil {
+		lmax := slices.Max(append([]int{1}, b.lens...))
+		if lmax > b.relL {
+			b.rel = grow(b.rel, h*(2*lmax-1))
+			rb.fill(b.rel, h, lmax)
+			b.relL = lmax
+		}
+	}
 	parallelItems(len(b.lens)*h, func(i, _ int) {
 		s, hh := i/h, i%h
 		l := b.lens[s]
@@ -613,12 +636,17 @@ func (b *Block[F]) attentionForward() {
 		p := b.att[b.attOff[s]+hh*l*l : b.attOff[s]+(hh+1)*l*l]
 		col := b.off[s]*c + hh*d
 		gemm(false, true, l, l, d, scale, b.q[col:], c, b.k[col:], c, 0, p, l)
+		if rb != nil {
+			w := 2*b.relL - 1
+			addRelBias(p, b.rel[hh*w:(hh+1)*w], l, b.relL)
+		}
 		softmaxForward(p, l)
 		gemm(false, false, l, d, l, 1, p, l, b.v[col:], c, 0, b.ctx[col:], c)
 	})
 }
 
-// attentionBackward turns dctx into dq, dk and dv:
+// attentionBackward turns dctx into dq, dk and dv (the relative position
+// bias, a constant added to the scores, changes nothing here but P):
 //
 //	dP = dctx_h·v_hᵀ,   dv_h = Pᵀ·dctx_h,   dS = softmax'(dP),
 //	dq_h = dS·k_h/√d,   dk_h = dSᵀ·q_h/√d

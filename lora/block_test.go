@@ -36,6 +36,7 @@ type tinyCase struct {
 	settings Settings
 	randB    bool // give the adapters a random B (PEFT starts at 0, which hides dA)
 	train    bool
+	relBias  bool // add an MPNet relative position bias (tinyRelBias)
 }
 
 var allTargets = TargetQuery | TargetKey | TargetValue | TargetOutput | TargetFFN
@@ -50,7 +51,20 @@ func tinyCases() []tinyCase {
 			settings: Settings{Heads: tinyHeads, LoRA: LoRA{Rank: 2, Alpha: 4, Targets: allTargets}}},
 		{name: "lora/dropout", rows: Padded(5, []int{5, 3}), slots: 10, randB: true, train: true,
 			settings: Settings{Heads: tinyHeads, LoRA: LoRA{Rank: 3, Alpha: 6, Dropout: 0.3, Targets: TargetQuery | TargetValue | TargetFFN}, Seed: 3}},
+		{name: "relbias/full/padded", rows: Padded(5, []int{5, 3}), slots: 10, relBias: true, settings: Settings{Heads: tinyHeads}},
+		{name: "relbias/full/gaps", rows: Rows{Start: []int{1, 6, 9}, Len: []int{4, 3, 0}}, slots: 10, relBias: true, settings: Settings{Heads: tinyHeads}},
+		{name: "relbias/lora/all", rows: Padded(5, []int{5, 3}), slots: 10, randB: true, relBias: true,
+			settings: Settings{Heads: tinyHeads, LoRA: LoRA{Rank: 2, Alpha: 4, Targets: allTargets}}},
 	}
+}
+
+// tinyRelBias is a random MPNet-style relative position bias for the tiny
+// block: 8 buckets and max distance 4, so that sequences of 5 reach the
+// exact buckets (|r| < 2), the logarithmic ones and the cap, in both
+// directions. Values of order 1, so that the bias moves the softmax.
+func tinyRelBias[F Float](seed uint64) *RelativeBias[F] {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	return &RelativeBias[F]{Table: randSlice[F](rng, 8*tinyHeads, 1), Buckets: 8, MaxDistance: 4}
 }
 
 // setup builds the case's float64 block with its input and output
@@ -59,7 +73,11 @@ func tinyCases() []tinyCase {
 // evaluation draws the same mask.
 func (tc tinyCase) setup(t *testing.T) (b *Block[float64], x, dy []float64, loss func() float64) {
 	t.Helper()
-	b, err := NewBlock(randWeights[float64](1, tinyC, tinyI), tc.settings)
+	w := randWeights[float64](1, tinyC, tinyI)
+	if tc.relBias {
+		w.RelativeBias = tinyRelBias[float64](5)
+	}
+	b, err := NewBlock(w, tc.settings)
 	if err != nil {
 		t.Fatal(err)
 	}

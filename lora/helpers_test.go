@@ -55,11 +55,15 @@ func convertWeights[T, F Float](w Weights[F]) Weights[T] {
 	n := func(n LayerNorm[F]) LayerNorm[T] {
 		return LayerNorm[T]{Gamma: convert[T](n.Gamma), Beta: convert[T](n.Beta), Eps: n.Eps}
 	}
-	return Weights[T]{
+	out := Weights[T]{
 		Query: l(w.Query), Key: l(w.Key), Value: l(w.Value), AttentionOutput: l(w.AttentionOutput),
 		Intermediate: l(w.Intermediate), Output: l(w.Output),
 		AttentionNorm: n(w.AttentionNorm), OutputNorm: n(w.OutputNorm),
 	}
+	if r := w.RelativeBias; r != nil {
+		out.RelativeBias = &RelativeBias[T]{Table: convert[T](r.Table), Buckets: r.Buckets, MaxDistance: r.MaxDistance}
+	}
+	return out
 }
 
 func convert[T, F Float](s []F) []T {

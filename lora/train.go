@@ -455,6 +455,7 @@ func copyWeights(w Weights[float32]) Weights[float32] {
 		Query: cp(w.Query), Key: cp(w.Key), Value: cp(w.Value), AttentionOutput: cp(w.AttentionOutput),
 		Intermediate: cp(w.Intermediate), Output: cp(w.Output),
 		AttentionNorm: cn(w.AttentionNorm), OutputNorm: cn(w.OutputNorm),
+		RelativeBias: w.RelativeBias, // frozen: shared, not copied
 	}
 }
 

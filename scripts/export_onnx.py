@@ -202,7 +202,9 @@ def main():
                 return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
 
         with torch.no_grad():
-            torch.onnx.export(model if a.dynamo else Keywords(model), args, str(tmp / "model.onnx"), **kw)
+            # .eval(): the exporter restores the wrapper's training flag afterwards, recursively, and a
+            # fresh Module is in training mode: the reference below would run with dropout.
+            torch.onnx.export(model if a.dynamo else Keywords(model).eval(), args, str(tmp / "model.onnx"), **kw)
         sess = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
         feed = dict(zip(names, (ids, mask, tt)))
         feed = {i.name: feed[i.name] for i in sess.get_inputs()}
@@ -215,8 +217,15 @@ def main():
             got = got / np.maximum(np.linalg.norm(got, axis=1, keepdims=True), 1e-12)
 
         # The PyTorch reference.
-        if modules:
+        try:
+            if not modules:
+                raise ImportError("no modules.json")
             from sentence_transformers import SentenceTransformer
+        except ImportError:
+            # No modules.json, or sentence-transformers does not import beside the transformers 4.x
+            # overlay (6.x wants huggingface_hub's httpx): the AutoModel with the manifest's pooling.
+            modules = None
+        if modules:
             st = SentenceTransformer(str(ckpt), device="cpu").eval()
             with torch.no_grad():
                 f = st({"input_ids": args[0], "attention_mask": args[1], "token_type_ids": args[2]})

