@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,8 +57,9 @@ type ExperimentOptions struct {
 	// default 1). RunExperiment sets its Dir (Out/cells), Key and Threads; Progress,
 	// when nil, writes a line per cell to Log.
 	Grid experiment.Grid
-	// Unfreeze says the strategies are an unfreezing sweep
-	// (experiment.UnfreezeStrategies): the results add accuracy_vs_unfrozen.png.
+	// Unfreeze says the strategies are an unfreezing sweep (experiment.ParseUnfreeze):
+	// the results add accuracy_vs_unfrozen.png, time_vs_unfrozen.png and, with
+	// Grid.MeasureMemory, memory_vs_unfrozen.png.
 	Unfreeze bool
 	// MTEB is the MTEB protocol's settings (defaults in experiment.MTEBSettings).
 	// RunExperiment sets its Precision and Threads; Progress, when nil, writes a line
@@ -238,16 +240,22 @@ func (r *experimentRun) planGrid() error {
 	if len(g.Strategies) == 0 || len(g.Shots) == 0 {
 		return badOptionf("the grid needs strategies and shots")
 	}
-	if man, err := models.Lookup(name); err == nil && man.Layers > 0 && experiment.TopK(g.Strategies) > man.Layers {
-		return badOptionf("the strategies train the top %d blocks; %s has %d", experiment.TopK(g.Strategies), name, man.Layers)
+	// The model's depth resolves MODE-all and bounds every MODE-topK.
+	blocks := r.cfg.paths.Manifest.Layers
+	if man, err := models.Lookup(name); err == nil && blocks == 0 {
+		blocks = man.Layers
 	}
+	resolved, err := experiment.ResolveBlocks(g.Strategies, blocks)
+	if err != nil {
+		return badOptionf("%s (%s): %w", name, blocksNote(blocks), err)
+	}
+	g.Strategies = resolved
 	if g.Seeds == 0 {
 		g.Seeds = 1
 	}
 	if g.Seeds < 1 {
 		return badOptionf("--seeds %d: want at least 1", g.Seeds)
 	}
-	g.Strategies = append([]experiment.Strategy(nil), g.Strategies...) // the caller's are not modified
 	for i := range g.Strategies {
 		if g.Strategies[i].Head.Kind == head.LogReg {
 			g.Strategies[i].Head.LogReg.Precision = r.o.Precision
@@ -256,6 +264,14 @@ func (r *experimentRun) planGrid() error {
 	g.Dir, g.Threads = filepath.Join(r.o.Out, "cells"), r.o.Threads
 	r.cfg.spec.Layers = experiment.Layers(g.Strategies)
 	return nil
+}
+
+// blocksNote says how many blocks a model has, for messages.
+func blocksNote(blocks int) string {
+	if blocks <= 0 {
+		return "number of blocks unknown"
+	}
+	return fmt.Sprintf("%d blocks", blocks)
 }
 
 // checkLabels reads the labels of every split: each row must have one, the test and
@@ -350,7 +366,7 @@ func (r *experimentRun) runGrid(ctx context.Context, sets []head.Dataset, start 
 	}
 	settings := r.settings
 	res := experiment.Results{Command: o.Command, Settings: settings, Strategies: grid.Strategies,
-		Summary: experiment.Summarize(cells), Cells: cells}
+		Summary: experiment.Summarize(cells, grid.Strategies...), Cells: cells}
 	var fit float64
 	for _, c := range cells {
 		fit += c.TrainSeconds
@@ -381,10 +397,19 @@ func writeGrid(o *ExperimentOptions, res experiment.Results) error {
 	if err := experiment.PlotParams(filepath.Join(o.Out, "accuracy_vs_params.png"), "Accuracy vs trainable parameters: "+name, res.Summary); err != nil {
 		return err
 	}
-	if o.Unfreeze {
-		return experiment.PlotUnfreeze(filepath.Join(o.Out, "accuracy_vs_unfrozen.png"), "Accuracy vs unfrozen blocks: "+name, res.Summary)
+	if !o.Unfreeze {
+		return nil
 	}
-	return nil
+	if err := experiment.PlotUnfreeze(filepath.Join(o.Out, "accuracy_vs_unfrozen.png"), "Accuracy vs unfrozen blocks: "+name, res.Summary); err != nil {
+		return err
+	}
+	if err := experiment.PlotUnfreezeTime(filepath.Join(o.Out, "time_vs_unfrozen.png"), "Fit time vs unfrozen blocks: "+name, res.Summary); err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(res.Summary, func(s experiment.Summary) bool { return s.MemSeeds > 0 }) {
+		return nil // memory not measured (Grid.MeasureMemory)
+	}
+	return experiment.PlotUnfreezeMemory(filepath.Join(o.Out, "memory_vs_unfrozen.png"), "Peak memory vs unfrozen blocks: "+name, res.Summary)
 }
 
 // runMTEB runs the MTEB classification protocol on the extracted train and test sets
@@ -425,8 +450,12 @@ func logCell(w io.Writer, e experiment.Event) {
 		if e.Index < e.Total {
 			eta = "ETA " + e.ETA.Round(time.Second).String()
 		}
-		fmt.Fprintf(w, "%s accuracy %.4f macro-F1 %.4f (%d rows, %d params, %.2fs); %s\n",
-			pos, c.Accuracy, c.MacroF1, c.TrainRows, c.Params, c.TrainSeconds, eta)
+		mem := ""
+		if c.MemKind != "" {
+			mem = fmt.Sprintf(", peak %s %.0f MiB (%+.0f)", c.MemKind, c.PeakMiB, c.PeakMiB-c.StartMiB)
+		}
+		fmt.Fprintf(w, "%s accuracy %.4f macro-F1 %.4f (%d rows, %d params, %.2fs%s); %s\n",
+			pos, c.Accuracy, c.MacroF1, c.TrainRows, c.Params, c.TrainSeconds, mem, eta)
 	}
 }
 
@@ -669,7 +698,7 @@ func (r *experimentRun) extractResuming(ctx context.Context, lo ExtractOptions, 
 // topData extracts (or reuses) the activation cache of every split, cut below the top k
 // blocks, and reads the pretrained weights of those blocks.
 func (r *experimentRun) topData(ctx context.Context, k int, classes []string) (*experiment.TokenData, error) {
-	td := &experiment.TokenData{}
+	td := &experiment.TokenData{Normalize: r.cfg.spec.Normalize}
 	var manifest features.TokenManifest
 	for _, sf := range r.splits {
 		path := sf.cachePath(k)
@@ -711,6 +740,13 @@ func (r *experimentRun) topData(ctx context.Context, k int, classes []string) (*
 	}
 	if td.Blocks, td.Heads, err = TopBlocks(model, manifest.CutBlock); err != nil {
 		return nil, fmt.Errorf("%s: %w", r.cfg.paths.Model, err)
+	}
+	if experiment.Embeddings(r.o.Grid.Strategies) {
+		e, err := Embeddings(model)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.cfg.paths.Model, err)
+		}
+		td.Embeddings = &e
 	}
 	return td, nil
 }

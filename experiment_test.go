@@ -28,6 +28,14 @@ func TestRunExperimentOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	emb, err := experiment.ParseUnfreeze("0,full-top3+emb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	setfit, err := experiment.ParseUnfreeze("0,setfit-all")
+	if err != nil {
+		t.Fatal(err)
+	}
 	zero := 0
 	cases := []struct {
 		name string
@@ -42,7 +50,9 @@ func TestRunExperimentOptions(t *testing.T) {
 		{"standard input", func(o *ExperimentOptions) { o.Test = "-" }, true, "--test -: experiment reads its data several times"},
 		{"unknown pooling", func(o *ExperimentOptions) { o.Spec.Pooling = "avg" }, true, "avg"},
 		{"max-len 0", func(o *ExperimentOptions) { o.Spec.MaxLen = &zero }, true, "--max-len 0"},
-		{"deeper than the model", func(o *ExperimentOptions) { o.Grid.Strategies = deep }, true, "train the top 7 blocks; all-minilm-l6-v2 has 6"},
+		{"deeper than the model", func(o *ExperimentOptions) { o.Grid.Strategies = deep }, true, "all-minilm-l6-v2 (6 blocks): experiment: invalid grid: strategy full-top7 trains the top 7 blocks; the model has 6"},
+		{"embeddings without every block", func(o *ExperimentOptions) { o.Grid.Strategies = emb }, true, "must train all 6 blocks"},
+		{"setfit on one row per class", func(o *ExperimentOptions) { o.Grid.Strategies, o.Grid.Shots = setfit, []int{1} }, false, "at least 2 training rows per class"},
 		{"shots above the smallest class", func(o *ExperimentOptions) { o.Grid.Shots = []int{25} }, false, "has only 20 training rows"},
 		{"missing file", func(o *ExperimentOptions) { o.Train = filepath.Join(t.TempDir(), "none.csv") }, false, "none.csv"},
 	}

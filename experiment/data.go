@@ -32,6 +32,13 @@ type TokenData struct {
 	Blocks             []lora.Weights[float32]
 	Heads              int
 	Train, Test, Valid *lora.Examples
+	// Embeddings are the pretrained embedding tables, for the strategies that train
+	// them ("+emb"; the caches must then be cut below every block, holding the input
+	// ids); nil when none does.
+	Embeddings *lora.EmbeddingWeights[float32]
+	// Normalize is the model card's normalisation of the sentence embeddings, which
+	// SetFit's logistic regression fits on.
+	Normalize bool
 
 	// shallower holds the last TokenData made for fewer top blocks (Data.advanced).
 	shallower *TokenData
@@ -50,7 +57,7 @@ func (d *Data) advanced(k int) (*TokenData, error) {
 	}
 	t.shallower = nil
 	frozen := t.Blocks[:len(t.Blocks)-k]
-	out := &TokenData{Blocks: t.Blocks[len(t.Blocks)-k:], Heads: t.Heads}
+	out := &TokenData{Blocks: t.Blocks[len(t.Blocks)-k:], Heads: t.Heads, Normalize: t.Normalize}
 	for _, x := range []struct {
 		dst **lora.Examples
 		src *lora.Examples
@@ -67,6 +74,33 @@ func (d *Data) advanced(k int) (*TokenData, error) {
 	}
 	t.shallower = out
 	return out, nil
+}
+
+// checkTop verifies, before any cell is computed, that the activation caches serve
+// the top-block strategies: present, cut deep enough, with the input ids and the
+// embedding weights where the embeddings train.
+func (d *Data) checkTop(strategies []Strategy) error {
+	for _, s := range strategies {
+		if s.Top == nil {
+			continue
+		}
+		t := d.Tokens
+		switch {
+		case t == nil:
+			return fmt.Errorf("%w: strategy %s needs the activation caches (Data.Tokens)", ErrData, s.Name)
+		case s.Top.TopK < 1:
+			return fmt.Errorf("%w: strategy %s: top %d blocks; resolve MODE-all with ResolveBlocks", ErrBadGrid, s.Name, s.Top.TopK)
+		case s.Top.TopK > len(t.Blocks):
+			return fmt.Errorf("%w: strategy %s trains the top %d blocks; the activation caches are cut below the top %d (extract again with --cut-top %d or more)",
+				ErrData, s.Name, s.Top.TopK, len(t.Blocks), s.Top.TopK)
+		case s.Top.Embeddings && s.Top.TopK != len(t.Blocks):
+			return fmt.Errorf("%w: strategy %s trains the embeddings: it needs every block trained from caches cut below them all; the caches hold %d blocks, the strategy trains %d",
+				ErrData, s.Name, len(t.Blocks), s.Top.TopK)
+		case s.Top.Embeddings && (t.Embeddings == nil || t.Train.IDs == nil || t.Test.IDs == nil):
+			return fmt.Errorf("%w: strategy %s trains the embeddings: the caches must hold the input ids (cut below every block) and Data.Tokens.Embeddings the tables", ErrData, s.Name)
+		}
+	}
+	return nil
 }
 
 // check verifies that the splits fit together and that the test and validation
@@ -198,7 +232,12 @@ func mapLabels(ds *head.Dataset, classes []string) []int {
 func subsetExamples(ex *lora.Examples, rows []int, c int) *lora.Examples {
 	s := &lora.Examples{Offsets: make([]int64, 1, len(rows)+1), Labels: make([]int, len(rows))}
 	for r, i := range rows {
-		s.Hidden = append(s.Hidden, ex.Hidden[ex.Offsets[i]*int64(c):ex.Offsets[i+1]*int64(c)]...)
+		if ex.Hidden != nil {
+			s.Hidden = append(s.Hidden, ex.Hidden[ex.Offsets[i]*int64(c):ex.Offsets[i+1]*int64(c)]...)
+		}
+		if ex.IDs != nil { // the embeddings train from them
+			s.IDs = append(s.IDs, ex.IDs[ex.Offsets[i]:ex.Offsets[i+1]]...)
+		}
 		s.Offsets = append(s.Offsets, s.Offsets[r]+ex.Offsets[i+1]-ex.Offsets[i])
 		s.Labels[r] = ex.Labels[i]
 	}

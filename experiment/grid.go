@@ -18,6 +18,7 @@ import (
 	"github.com/headstart-ml/headstart/lora"
 
 	"github.com/headstart-ml/headstart/internal/fileio"
+	"github.com/headstart-ml/headstart/internal/memstat"
 )
 
 // cellVersion is the version of the cell files; cells of another version are
@@ -48,6 +49,10 @@ type Grid struct {
 	Threads int
 	// Progress, when set, is told about each cell as it is skipped or finished.
 	Progress func(Event)
+	// MeasureMemory records each computed cell's peak memory during its fit
+	// (Cell.PeakMiB; package internal/memstat: the process's peak RSS on Linux, else the
+	// Go heap's high-water mark). It collects the garbage before every fit.
+	MeasureMemory bool
 }
 
 // Event reports one cell of the grid.
@@ -83,6 +88,12 @@ type Cell struct {
 	Converged  bool `json:"converged"`
 	Epochs     int  `json:"epochs,omitempty"`
 	BestEpoch  int  `json:"best_epoch,omitempty"`
+	// PeakMiB is the peak memory during the fit and StartMiB the memory when it began,
+	// in MiB, of the kind MemKind ("rss": the process's resident set; "go-heap": the
+	// Go heap); 0 and "" when not measured (Grid.MeasureMemory).
+	PeakMiB  float64 `json:"peak_mib,omitempty"`
+	StartMiB float64 `json:"start_mib,omitempty"`
+	MemKind  string  `json:"mem_kind,omitempty"`
 	// Copied marks a cell whose result cannot depend on its seed (every training row,
 	// and a head whose fit draws no random numbers: a logistic regression with a fixed
 	// C): it holds seed 0's result, scores and fit time, instead of an identical refit.
@@ -156,6 +167,21 @@ func (g *Grid) Check(classes []string, counts []int, haveValid bool) error {
 				ErrShotsTooLarge, n, classes[small], counts[small], len(fewer), len(classes), n, clip(fewer, 10))
 		}
 	}
+	for _, s := range g.Strategies {
+		if s.Top == nil || s.Top.SetFit == nil {
+			continue
+		}
+		for _, n := range g.Shots {
+			per := counts[small]
+			if n != All {
+				per = min(n, per)
+			}
+			if per < 2 {
+				return fmt.Errorf("%w: strategy %s trains on pairs of examples of the same class, which needs at least 2 training rows per class; --shots %s leaves %d of class %q",
+					ErrBadGrid, s.Name, ShotsName(n), per, classes[small])
+			}
+		}
+	}
 	if haveValid {
 		return nil
 	}
@@ -192,6 +218,9 @@ func clip(items []string, n int) string {
 // not depend on the interruption.
 func Run(ctx context.Context, g Grid, data *Data) ([]Cell, error) {
 	if err := data.check(); err != nil {
+		return nil, err
+	}
+	if err := data.checkTop(g.Strategies); err != nil {
 		return nil, err
 	}
 	counts := classCounts(data.Train.Labels, len(data.Train.Classes))
@@ -372,9 +401,11 @@ func (g *Grid) fit(sp cellSpec, train, test, valid *head.Dataset) (Cell, error) 
 	case head.MLP:
 		o.MLP.Seed, o.MLP.Threads = seed, g.Threads
 	}
+	probe := g.startProbe()
 	start := time.Now()
 	h, err := head.Fit(tr, valid, o)
 	elapsed := time.Since(start)
+	mem := probe.stop()
 	if err != nil {
 		return Cell{}, err
 	}
@@ -387,6 +418,7 @@ func (g *Grid) fit(sp cellSpec, train, test, valid *head.Dataset) (Cell, error) 
 		TrainRows: tr.N, TestRows: r.N, Accuracy: r.Accuracy, MacroF1: r.MacroF1, Params: Params(h),
 		TrainSeconds: elapsed.Seconds(), Converged: h.Summary.Converged,
 	}
+	mem.record(&c)
 	if h.Kind == head.MLP {
 		c.Epochs, c.BestEpoch = h.Summary.Epochs, h.Summary.BestEpoch
 	} else {
@@ -398,13 +430,7 @@ func (g *Grid) fit(sp cellSpec, train, test, valid *head.Dataset) (Cell, error) 
 // fitTop trains and scores one cell of a top-block strategy.
 func (g *Grid) fitTop(ctx context.Context, sp cellSpec, data *Data) (Cell, error) {
 	t := data.Tokens
-	if t == nil {
-		return Cell{}, fmt.Errorf("%w: strategy %s needs the activation caches (Data.Tokens)", ErrData, sp.strategy.Name)
-	}
 	ts := sp.strategy.Top
-	if ts.TopK > len(t.Blocks) {
-		return Cell{}, fmt.Errorf("%w: strategy %s trains the top %d blocks; the caches are cut below the top %d (extract deeper)", ErrData, sp.strategy.Name, ts.TopK, len(t.Blocks))
-	}
 	if ts.TopK < len(t.Blocks) { // the deepest cut feeds the shallower strategies
 		var err error
 		if t, err = data.advanced(ts.TopK); err != nil {
@@ -417,8 +443,15 @@ func (g *Grid) fitTop(ctx context.Context, sp cellSpec, data *Data) (Cell, error
 	if sp.shots != All {
 		train = subsetExamples(t.Train, rows, c)
 	}
+	if ts.SetFit != nil {
+		return g.fitSetFit(ctx, sp, t, train, data.Train.Classes)
+	}
 	s := ts.Train
 	s.Seed, s.Heads, s.Epochs = uint64(sp.seed), t.Heads, ts.epochs(train.Len())
+	if ts.Embeddings {
+		s.Embeddings = t.Embeddings
+	}
+	probe := g.startProbe()
 	start := time.Now()
 	if ts.HeadInit == "logreg" {
 		var err error
@@ -429,6 +462,7 @@ func (g *Grid) fitTop(ctx context.Context, sp cellSpec, data *Data) (Cell, error
 	}
 	res, err := lora.Train(ctx, t.Blocks, len(data.Train.Classes), train, t.Valid, s)
 	elapsed := time.Since(start)
+	mem := probe.stop()
 	if err != nil {
 		return Cell{}, err
 	}
@@ -440,12 +474,109 @@ func (g *Grid) fitTop(ctx context.Context, sp cellSpec, data *Data) (Cell, error
 	pred := make([]int, t.Test.Len())
 	head.ArgmaxRows(pred, probs, k)
 	r := head.NewReport(data.Train.Classes, t.Test.Labels, pred, probs)
-	acc, macroF1 := r.Accuracy, r.MacroF1
-	return Cell{
+	cell := Cell{
 		Version: cellVersion, Key: g.key(sp), Strategy: sp.strategy.Name, Shots: sp.shots, Seed: sp.seed,
-		TrainRows: train.Len(), TestRows: t.Test.Len(), Accuracy: acc, MacroF1: macroF1, Params: res.Trainable,
+		TrainRows: train.Len(), TestRows: t.Test.Len(), Accuracy: r.Accuracy, MacroF1: r.MacroF1, Params: res.Trainable,
 		TrainSeconds: elapsed.Seconds(), Converged: true, Epochs: len(res.History), BestEpoch: res.BestEpoch,
-	}, nil
+	}
+	mem.record(&cell)
+	return cell, nil
+}
+
+// fitSetFit trains and scores one cell of a setfit strategy: the blocks (and the
+// embeddings with "+emb") fine-tuned contrastively on pairs of train (lora.SetFit), then
+// a logistic regression (C=1) on the mean-pooled, fine-tuned embeddings (normalised as
+// the model card says, t.Normalize), scored on the test split's embeddings. The fit
+// time and memory cover both stages.
+func (g *Grid) fitSetFit(ctx context.Context, sp cellSpec, t *TokenData, train *lora.Examples, classes []string) (Cell, error) {
+	ts := sp.strategy.Top
+	fs := lora.SetFitSettings{Iterations: ts.SetFit.Iterations, Epochs: ts.SetFit.Epochs, BatchSize: ts.SetFit.BatchSize,
+		LR: ts.SetFit.LR, Warmup: ts.SetFit.Warmup, Heads: t.Heads, Seed: uint64(sp.seed)}
+	if ts.Embeddings {
+		fs.Embeddings = t.Embeddings
+	}
+	probe := g.startProbe()
+	start := time.Now()
+	res, err := lora.SetFit(ctx, t.Blocks, train, fs)
+	if err != nil {
+		probe.stop()
+		return Cell{}, err
+	}
+	hid := res.Blocks[0].Query.In
+	st, err := lora.NewStack(res.Blocks, t.Heads, make([]float32, 2*hid), make([]float32, 2))
+	if err != nil {
+		probe.stop()
+		return Cell{}, err
+	}
+	if res.Embeddings != nil {
+		if err := st.SetEmbeddings(*res.Embeddings); err != nil {
+			probe.stop()
+			return Cell{}, err
+		}
+	}
+	st.Normalize = t.Normalize
+	pooled := func(ex *lora.Examples) (head.Dataset, error) {
+		x := make([]float32, ex.Len()*hid)
+		err := st.Pooled(x, ex, 64)
+		return head.Dataset{N: ex.Len(), D: hid, X: x, Labels: ex.Labels, Classes: classes, Name: "setfit embeddings"}, err
+	}
+	tr, err := pooled(train)
+	if err != nil {
+		probe.stop()
+		return Cell{}, err
+	}
+	h, err := head.FitLogReg(tr, head.LogRegSettings{Threads: g.Threads})
+	elapsed := time.Since(start)
+	mem := probe.stop()
+	if err != nil {
+		return Cell{}, fmt.Errorf("setfit head: %w", err)
+	}
+	te, err := pooled(t.Test)
+	if err != nil {
+		return Cell{}, err
+	}
+	r, err := h.Evaluate(&te)
+	if err != nil {
+		return Cell{}, err
+	}
+	cell := Cell{
+		Version: cellVersion, Key: g.key(sp), Strategy: sp.strategy.Name, Shots: sp.shots, Seed: sp.seed,
+		TrainRows: train.Len(), TestRows: r.N, Accuracy: r.Accuracy, MacroF1: r.MacroF1, Params: res.Trainable + Params(h),
+		TrainSeconds: elapsed.Seconds(), Converged: h.Summary.Converged, Epochs: len(res.History),
+	}
+	mem.record(&cell)
+	return cell, nil
+}
+
+// memProbe measures a fit's memory when the grid asks for it (MeasureMemory).
+type memProbe struct{ p *memstat.Probe }
+
+// memResult is what a memProbe measured; the zero value records nothing.
+type memResult struct {
+	peak, start uint64
+	kind        memstat.Kind
+}
+
+func (g *Grid) startProbe() memProbe {
+	if !g.MeasureMemory {
+		return memProbe{}
+	}
+	return memProbe{memstat.Start()}
+}
+
+func (m memProbe) stop() memResult {
+	if m.p == nil {
+		return memResult{}
+	}
+	peak, start, kind := m.p.Stop()
+	return memResult{peak, start, kind}
+}
+
+func (m memResult) record(c *Cell) {
+	if m.kind == "" {
+		return
+	}
+	c.PeakMiB, c.StartMiB, c.MemKind = float64(m.peak)/(1<<20), float64(m.start)/(1<<20), string(m.kind)
 }
 
 // Params counts a head's trainable parameters: the weights and biases of its layers
@@ -482,6 +613,9 @@ type etaObs struct {
 
 // cellWork is the unit a cell's time is taken as proportional to.
 func cellWork(sp cellSpec) float64 {
+	if t := sp.strategy.Top; t != nil && t.SetFit != nil { // pairs of rows
+		return float64(sp.rows * 2 * max(t.SetFit.Iterations, 1) * max(t.SetFit.Epochs, 1))
+	}
 	if t := sp.strategy.Top; t != nil {
 		return float64(sp.rows * t.epochs(sp.rows))
 	}

@@ -77,7 +77,7 @@ func TestParseStrategies(t *testing.T) {
 		{"logreg,lora-top1", []string{"logreg", "lora-top1"}, nil, ""},
 		{"full-top1,reinit-top1", []string{"full-top1", "reinit-top1"}, nil, ""},
 		{"lora-top2,full-top6", []string{"lora-top2", "full-top6"}, nil, ""},
-		{"full-top0", nil, ErrUnknownStrategy, "full-topK"},
+		{"full-top0", nil, ErrUnknownStrategy, "MODE-topK"},
 		{"full-top02", nil, ErrUnknownStrategy, "reinit-top1"},
 		{"mlp-top2", nil, ErrUnknownStrategy, "reinit-top1"},
 		{",", nil, ErrBadGrid, "names no strategy"},

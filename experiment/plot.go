@@ -138,57 +138,227 @@ func PlotParams(path, title string, summary []Summary) error {
 	return savePNG(p, legend, entries, path)
 }
 
-// UnfrozenBlocks returns the number of blocks a strategy trains in an unfreezing sweep:
-// 0 for logreg on the frozen features, K for MODE-topK; ok is false for the others.
-func UnfrozenBlocks(strategy string) (k int, ok bool) {
-	if strategy == "logreg" {
-		return 0, true
-	}
-	if s, found := topKStrategy(strategy); found {
-		return s.Top.TopK, true
-	}
-	return 0, false
+// unfreezeSeries groups the summaries of an unfreezing sweep into lines: one per
+// training-set size and way of training (Summary.Family), each starting from logreg on
+// the frozen features (0 blocks) when the grid has it; the strategies that also train
+// the embeddings sit one step right of every block (x = blocks + 1). Other frozen
+// heads (mlp, concat4-logreg) are left out.
+type unfreezeLine struct {
+	shots, style int
+	family       string
+	pts          []Summary
 }
 
-// PlotUnfreeze draws test accuracy against the number of unfrozen (trained) blocks
-// (UnfrozenBlocks; other strategies are left out), one line per training-set size with
-// error bars of one standard deviation over seeds: the figure of the layer-freezing
-// experiments (Radford et al. 2018, Figure 2). It writes a PNG at path atomically.
-func PlotUnfreeze(path, title string, summary []Summary) error {
-	var kept []Summary
+func unfreezeLines(summary []Summary) (lines []unfreezeLine, maxBlocks int) {
+	families := []string{}
 	for _, s := range summary {
-		if _, ok := UnfrozenBlocks(s.Strategy); ok {
-			kept = append(kept, s)
+		if s.Family != "frozen" && s.Family != "" && !slices.Contains(families, s.Family) {
+			families = append(families, s.Family)
+		}
+		maxBlocks = max(maxBlocks, s.Unfrozen)
+	}
+	shots := shotCounts(summary)
+	for si, n := range shots {
+		var frozen *Summary
+		for i := range summary {
+			if summary[i].Shots == n && summary[i].Strategy == "logreg" {
+				frozen = &summary[i]
+			}
+		}
+		if len(families) == 0 && frozen != nil {
+			lines = append(lines, unfreezeLine{shots: n, style: si, family: "frozen", pts: []Summary{*frozen}})
+		}
+		for _, f := range families {
+			l := unfreezeLine{shots: n, style: si, family: f}
+			if frozen != nil {
+				l.pts = append(l.pts, *frozen)
+			}
+			for _, s := range summary {
+				if s.Shots == n && s.Family == f {
+					l.pts = append(l.pts, s)
+				}
+			}
+			lines = append(lines, l)
 		}
 	}
-	if len(kept) == 0 {
-		return fmt.Errorf("%w: no logreg or MODE-topK strategy to plot against unfrozen blocks", ErrBadGrid)
+	return lines, maxBlocks
+}
+
+// unfrozenX is a summary's place on the x axis of the unfreezing plots.
+func unfrozenX(s Summary) float64 {
+	if s.Embeddings {
+		return float64(s.Unfrozen + 1)
 	}
-	p := newAccuracyPlot(title, "unfrozen (trained) top blocks; 0 = logistic regression on frozen features", kept)
-	p.X.Scale, p.X.Tick.Marker = plot.LinearScale{}, plot.DefaultTicks{}
+	return float64(s.Unfrozen)
+}
+
+// unfrozenTicks labels the blocks 0..max and, where a strategy trains the embeddings,
+// max+1 as "max+emb".
+type unfrozenTicks struct {
+	max int
+	emb bool
+}
+
+func (t unfrozenTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ticks []plot.Tick
+	for k := 0; k <= t.max; k++ {
+		if float64(k) < lo || float64(k) > hi {
+			continue
+		}
+		label := fmt.Sprint(k)
+		if t.max > 8 && k%2 == 1 && k != t.max {
+			label = "" // a 12-block axis labels every other block
+		}
+		ticks = append(ticks, plot.Tick{Value: float64(k), Label: label})
+	}
+	if t.emb {
+		ticks = append(ticks, plot.Tick{Value: float64(t.max + 1), Label: fmt.Sprintf("%d+emb", t.max)})
+	}
+	return ticks
+}
+
+// unfreezeMetric is what an unfreezing plot draws against the unfrozen blocks.
+type unfreezeMetric struct {
+	label string
+	log   bool
+	value func(Summary) (y, err float64, ok bool)
+}
+
+// PlotUnfreeze draws test accuracy against the number of unfrozen (trained) top blocks,
+// one line per training-set size (and way of training, when the grid has several:
+// full, lora, reinit, setfit), from logreg on the frozen features at 0, with error bars
+// of one standard deviation over seeds: the figure of the layer-freezing experiments
+// (Radford et al. 2018, Figure 2). Strategies that also train the embeddings are drawn
+// at "L+emb", right of every block. Summaries need Family and Unfrozen (Summarize with
+// the strategies). It writes a PNG at path atomically.
+func PlotUnfreeze(path, title string, summary []Summary) error {
+	return plotUnfreeze(path, title, summary, unfreezeMetric{
+		value: func(s Summary) (float64, float64, bool) { return s.AccuracyMean, s.AccuracyStd, true },
+	})
+}
+
+// PlotUnfreezeTime draws the mean fit time (log scale, error bars of one standard
+// deviation over seeds) against the unfrozen blocks, as PlotUnfreeze.
+func PlotUnfreezeTime(path, title string, summary []Summary) error {
+	return plotUnfreeze(path, title, summary, unfreezeMetric{
+		label: "fit time per run, seconds (log scale; mean ± std over seeds)", log: true,
+		value: func(s Summary) (float64, float64, bool) {
+			return math.Max(s.TrainSeconds, 1e-3), s.TrainSecondsStd, true
+		},
+	})
+}
+
+// PlotUnfreezeMemory draws the mean peak memory during the fits, above the memory at
+// their start, against the unfrozen blocks, as PlotUnfreeze; the axis names the kind
+// measured (peak RSS or the Go heap's high-water mark). Summaries without a
+// measurement are left out.
+func PlotUnfreezeMemory(path, title string, summary []Summary) error {
+	kind := ""
+	for _, s := range summary {
+		if s.MemSeeds > 0 {
+			kind = s.MemKind
+			break
+		}
+	}
+	what := map[string]string{"rss": "peak RSS", "go-heap": "Go heap high-water mark"}[kind]
+	if what == "" {
+		return fmt.Errorf("%w: no memory measured to plot", ErrBadGrid)
+	}
+	return plotUnfreeze(path, title, summary, unfreezeMetric{
+		label: what + " during the fit, MiB above its start (mean over seeds)",
+		value: func(s Summary) (float64, float64, bool) {
+			return s.PeakIncreaseMiB, 0, s.MemSeeds > 0 && s.MemKind == kind
+		},
+	})
+}
+
+func plotUnfreeze(path, title string, summary []Summary, m unfreezeMetric) error {
+	lines, maxBlocks := unfreezeLines(summary)
+	if len(lines) == 0 {
+		return fmt.Errorf("%w: no logreg or top-block strategy to plot against unfrozen blocks", ErrBadGrid)
+	}
+	var kept []Summary
+	emb := false
+	for _, l := range lines {
+		for _, s := range l.pts {
+			kept = append(kept, s)
+			emb = emb || s.Embeddings
+		}
+	}
+	var p *plot.Plot
+	if m.label == "" {
+		p = newAccuracyPlot(title, "", kept)
+	} else {
+		p = plot.New()
+		p.Title.Text = title
+		p.Y.Label.Text = m.label
+		if m.log {
+			p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, logTicks{}
+		}
+		p.Add(plotter.NewGrid())
+	}
+	p.X.Label.Text = "unfrozen (trained) top blocks; 0 = logistic regression on frozen features"
+	p.X.Scale, p.X.Tick.Marker = plot.LinearScale{}, unfrozenTicks{max: maxBlocks, emb: emb}
+	families := []string{}
+	for _, l := range lines {
+		if !slices.Contains(families, l.family) {
+			families = append(families, l.family)
+		}
+	}
 	legend, entries := plot.NewLegend(), []string(nil)
-	for i, n := range shotCounts(kept) {
+	for _, l := range lines {
 		var pts errPoints
-		for _, s := range kept {
-			if s.Shots != n {
+		for _, s := range l.pts {
+			y, e, ok := m.value(s)
+			if !ok {
 				continue
 			}
-			k, _ := UnfrozenBlocks(s.Strategy)
-			pts.XYs = append(pts.XYs, plotter.XY{X: float64(k), Y: s.AccuracyMean})
-			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{s.AccuracyStd, s.AccuracyStd})
+			pts.XYs = append(pts.XYs, plotter.XY{X: unfrozenX(s), Y: y})
+			lo := e
+			if m.log { // a log axis cannot go to zero
+				lo = math.Min(e, y/2)
+			}
+			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{lo, e})
+		}
+		if len(pts.XYs) == 0 {
+			continue
 		}
 		sortByX(&pts)
-		ps, thumbs, err := series(i, pts, true)
+		ps, thumbs, err := styledSeries(l.style, slices.Index(families, l.family), pts)
 		if err != nil {
 			return err
 		}
 		p.Add(ps...)
-		name := shotsLegend(n)
+		name := shotsLegend(l.shots)
+		if len(families) > 1 {
+			name = l.family + ", " + name
+		}
 		legend.Add(name, thumbs...)
 		entries = append(entries, name)
 	}
-	p.X.Min = p.X.Min - 0.3
+	p.X.Min, p.X.Max = -0.3, float64(maxBlocks)+0.3
+	if emb {
+		p.X.Max++
+	}
 	return savePNG(p, legend, entries, path)
+}
+
+// styledSeries is series with the colour of size and the dashes and marker of family,
+// so that one plot can hold several ways of training at several sizes.
+func styledSeries(size, family int, pts errPoints) ([]plot.Plotter, []plot.Thumbnailer, error) {
+	ps, thumbs, err := series(size, pts, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, x := range ps {
+		switch v := x.(type) {
+		case *plotter.Line:
+			v.Dashes = plotutil.Dashes(family)
+		case *plotter.Scatter:
+			v.Shape = plotutil.Shape(family)
+		}
+	}
+	return ps, thumbs, nil
 }
 
 // paramsSeries returns PlotParams' points for shot count n, drawn in style i, and

@@ -26,35 +26,66 @@ type Summary struct {
 	MacroF1Mean  float64 `json:"macro_f1_mean"`
 	MacroF1Std   float64 `json:"macro_f1_std"`
 	Params       int     `json:"params"`
-	// TrainSeconds is the mean fit time.
-	TrainSeconds float64 `json:"train_seconds"`
+	// TrainSeconds is the mean fit time, TrainSecondsStd its standard deviation.
+	TrainSeconds    float64 `json:"train_seconds"`
+	TrainSecondsStd float64 `json:"train_seconds_std"`
+	// PeakMiB is the mean peak memory during the fits and PeakIncreaseMiB the mean
+	// increase over the memory at each fit's start, over the cells that measured it
+	// (MemSeeds of them; Cell.PeakMiB), of the kind MemKind ("rss" or "go-heap").
+	PeakMiB         float64 `json:"peak_mib,omitempty"`
+	PeakIncreaseMiB float64 `json:"peak_increase_mib,omitempty"`
+	MemSeeds        int     `json:"mem_seeds,omitempty"`
+	MemKind         string  `json:"mem_kind,omitempty"`
+	// Family and Unfrozen describe the strategy (Strategy.Family, Strategy.Unfrozen)
+	// and Embeddings whether it trains the embeddings; Summarize sets them from the
+	// strategies it is given.
+	Family     string `json:"family,omitempty"`
+	Unfrozen   int    `json:"unfrozen"`
+	Embeddings bool   `json:"embeddings,omitempty"`
 }
 
 // Summarize groups cells by (strategy, shots), keeping the order in which the groups
-// first appear, and gives the mean and standard deviation over seeds.
-func Summarize(cells []Cell) []Summary {
+// first appear, and gives the mean and standard deviation over seeds. The strategies,
+// where one is named by a cell, describe it (Summary.Family, Unfrozen, Embeddings).
+func Summarize(cells []Cell, strategies ...Strategy) []Summary {
 	var out []Summary
-	var acc, f1 [][]float64
+	var acc, f1, secs [][]float64
 	for _, c := range cells {
 		i := slices.IndexFunc(out, func(s Summary) bool { return s.Strategy == c.Strategy && s.Shots == c.Shots })
 		if i < 0 {
-			out = append(out, Summary{Strategy: c.Strategy, Shots: c.Shots, Params: c.Params})
-			acc, f1 = append(acc, nil), append(f1, nil)
+			s := Summary{Strategy: c.Strategy, Shots: c.Shots, Params: c.Params}
+			if j := slices.IndexFunc(strategies, func(st Strategy) bool { return st.Name == c.Strategy }); j >= 0 {
+				st := strategies[j]
+				s.Family, s.Unfrozen = st.Family(), st.Unfrozen()
+				s.Embeddings = st.Top != nil && st.Top.Embeddings
+			}
+			out = append(out, s)
+			acc, f1, secs = append(acc, nil), append(f1, nil), append(secs, nil)
 			i = len(out) - 1
 		}
 		s := &out[i]
 		s.Seeds++
 		s.TrainRows += float64(c.TrainRows)
-		s.TrainSeconds += c.TrainSeconds
 		acc[i] = append(acc[i], c.Accuracy)
 		f1[i] = append(f1[i], c.MacroF1)
+		secs[i] = append(secs[i], c.TrainSeconds)
+		if c.MemKind != "" && (s.MemKind == "" || s.MemKind == c.MemKind) {
+			s.MemKind = c.MemKind
+			s.MemSeeds++
+			s.PeakMiB += c.PeakMiB
+			s.PeakIncreaseMiB += c.PeakMiB - c.StartMiB
+		}
 	}
 	for i := range out {
 		s := &out[i]
 		s.TrainRows /= float64(s.Seeds)
-		s.TrainSeconds /= float64(s.Seeds)
 		s.AccuracyMean, s.AccuracyStd = meanStd(acc[i])
 		s.MacroF1Mean, s.MacroF1Std = meanStd(f1[i])
+		s.TrainSeconds, s.TrainSecondsStd = meanStd(secs[i])
+		if s.MemSeeds > 0 {
+			s.PeakMiB /= float64(s.MemSeeds)
+			s.PeakIncreaseMiB /= float64(s.MemSeeds)
+		}
 	}
 	return out
 }
@@ -96,15 +127,21 @@ func (r *Results) JSON() ([]byte, error) {
 
 // CSV returns the summary as CSV, one row per strategy and shot count:
 // strategy, shots, seeds, train_rows, accuracy_mean, accuracy_std, macro_f1_mean,
-// macro_f1_std, params, train_seconds.
+// macro_f1_std, params, train_seconds, train_seconds_std, peak_mib, peak_increase_mib,
+// mem_kind (the memory columns empty where not measured).
 func (r *Results) CSV() []byte {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	w.Write([]string{"strategy", "shots", "seeds", "train_rows", "accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std", "params", "train_seconds"})
+	w.Write([]string{"strategy", "shots", "seeds", "train_rows", "accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std", "params", "train_seconds",
+		"train_seconds_std", "peak_mib", "peak_increase_mib", "mem_kind"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	for _, s := range r.Summary {
+		peak, inc := "", ""
+		if s.MemSeeds > 0 {
+			peak, inc = f(s.PeakMiB), f(s.PeakIncreaseMiB)
+		}
 		w.Write([]string{s.Strategy, ShotsName(s.Shots), strconv.Itoa(s.Seeds), f(s.TrainRows), f(s.AccuracyMean), f(s.AccuracyStd),
-			f(s.MacroF1Mean), f(s.MacroF1Std), strconv.Itoa(s.Params), f(s.TrainSeconds)})
+			f(s.MacroF1Mean), f(s.MacroF1Std), strconv.Itoa(s.Params), f(s.TrainSeconds), f(s.TrainSecondsStd), peak, inc, s.MemKind})
 	}
 	w.Flush()
 	return b.Bytes()
@@ -126,11 +163,23 @@ func (r *Results) Markdown(title string) []byte {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("| strategy | shots/class | train rows | accuracy (mean ± std) | macro-F1 (mean ± std) | seeds | trainable params | train s |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| strategy | shots/class | train rows | accuracy (mean ± std) | macro-F1 (mean ± std) | seeds | trainable params | train s | peak memory MiB (increase) |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Summary {
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.4f ± %.4f | %.4f ± %.4f | %d | %d | %.2f |\n", s.Strategy, ShotsName(s.Shots), s.TrainRows,
-			s.AccuracyMean, s.AccuracyStd, s.MacroF1Mean, s.MacroF1Std, s.Seeds, s.Params, s.TrainSeconds)
+		mem := "—"
+		if s.MemSeeds > 0 {
+			mem = fmt.Sprintf("%.0f (%+.0f) %s", s.PeakMiB, s.PeakIncreaseMiB, s.MemKind)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.4f ± %.4f | %.4f ± %.4f | %d | %d | %.2f | %s |\n", s.Strategy, ShotsName(s.Shots), s.TrainRows,
+			s.AccuracyMean, s.AccuracyStd, s.MacroF1Mean, s.MacroF1Std, s.Seeds, s.Params, s.TrainSeconds, mem)
+	}
+	if recs := Recommend(r.Summary); len(recs) > 0 {
+		b.WriteString("\n## Recommendation\n\n")
+		b.WriteString("Per training-set size: the strategy of the best mean test accuracy, and the one of the least mean fit time " +
+			"whose mean accuracy is within one standard deviation (the best's, over seeds) of it.\n\n")
+		for _, rec := range recs {
+			fmt.Fprintf(&b, "- %s\n", rec.Text)
+		}
 	}
 	return []byte(b.String())
 }

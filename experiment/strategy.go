@@ -30,9 +30,21 @@ type Strategy struct {
 	Top *TopStrategy `json:"top,omitempty"`
 }
 
-// TopStrategy trains the top TopK blocks with lora.Train on the activation cache.
+// AllBlocks is the TopK of a strategy named MODE-all until ResolveBlocks sets it to
+// the model's number of blocks.
+const AllBlocks = -1
+
+// TopStrategy trains the top TopK blocks with lora.Train on the activation cache (or,
+// with SetFit set, contrastively with lora.SetFit).
 type TopStrategy struct {
 	TopK int `json:"top_k"`
+	// Embeddings trains the embedding tables and their LayerNorm with the blocks (the
+	// "+emb" strategies): every block must train, from the cached input ids.
+	Embeddings bool `json:"embeddings,omitempty"`
+	// SetFit, when set, fine-tunes the blocks contrastively on pairs (SetFit, Tunstall
+	// et al. 2022) and then fits a logistic regression on the fine-tuned embeddings;
+	// Train, MinSteps, MaxEpochs and HeadInit are then unused.
+	SetFit *SetFitStrategy `json:"setfit,omitempty"`
 	// Train is the recipe; its Seed is set per cell.
 	Train lora.TrainSettings `json:"train"`
 	// MinSteps raises the number of epochs of small training sets so that training
@@ -43,6 +55,18 @@ type TopStrategy struct {
 	// features of the cell's training rows (linear probing then fine-tuning); "" from
 	// torch.nn.Linear's random initialisation.
 	HeadInit string `json:"head_init,omitempty"`
+}
+
+// SetFitStrategy is the recipe of the setfit strategies: lora.SetFitSettings' fields
+// of the same names (the setfit package's defaults), then scikit-learn's
+// LogisticRegression() on the mean-pooled embeddings, normalised when the model card
+// normalises (Data.Tokens.Normalize).
+type SetFitStrategy struct {
+	Iterations int     `json:"iterations"`
+	Epochs     int     `json:"epochs"`
+	BatchSize  int     `json:"batch_size"`
+	LR         float64 `json:"lr"`
+	Warmup     float64 `json:"warmup"`
 }
 
 // epochs returns the epochs to train on rows training rows.
@@ -78,25 +102,113 @@ func Strategies() []Strategy {
 	}
 }
 
-// topKStrategy returns the strategy named MODE-topK (lora, full or reinit; K >= 1):
-// the recipe of MODE-top1 on the top K blocks.
+// topKStrategy returns the strategy named MODE-topK or MODE-all (K >= 1; all: every
+// block, TopK AllBlocks until ResolveBlocks): the recipe of MODE-top1 (lora, full,
+// reinit) or of SetFit (setfit) on the top K blocks; the suffix "+emb" (full and setfit
+// only) trains the embeddings too.
 func topKStrategy(name string) (Strategy, bool) {
-	m, k, ok := strings.Cut(name, "-top")
+	base, emb := strings.CutSuffix(name, "+emb")
+	m, k, ok := strings.Cut(base, "-")
 	if !ok {
 		return Strategy{}, false
 	}
-	n, err := strconv.Atoi(k)
-	if err != nil || n < 1 || strconv.Itoa(n) != k {
+	n := AllBlocks
+	if k != "all" {
+		digits, ok := strings.CutPrefix(k, "top")
+		var err error
+		if n, err = strconv.Atoi(digits); !ok || err != nil || n < 1 || strconv.Itoa(n) != digits {
+			return Strategy{}, false
+		}
+	}
+	var st Strategy
+	if m == "setfit" {
+		st = setfitStrategy()
+	} else {
+		base := slices.IndexFunc(Strategies(), func(s Strategy) bool { return s.Name == m+"-top1" })
+		if base < 0 {
+			return Strategy{}, false
+		}
+		st = Strategies()[base]
+	}
+	if emb && st.Top.Train.Mode != lora.ModeFull {
 		return Strategy{}, false
 	}
-	base := slices.IndexFunc(Strategies(), func(s Strategy) bool { return s.Name == m+"-top1" })
-	if base < 0 {
-		return Strategy{}, false
+	st.Name, st.Top.TopK, st.Top.Embeddings = name, n, emb
+	what := fmt.Sprintf("the top %d blocks", n)
+	if n == AllBlocks {
+		what = "every block"
 	}
-	st := Strategies()[base]
-	st.Name, st.Top.TopK = name, n
-	st.About = strings.Replace(st.About, "the top block", fmt.Sprintf("the top %d blocks", n), 1)
+	if n != 1 {
+		st.About = strings.Replace(st.About, "the top block", what, 1)
+	}
+	if emb {
+		st.About = strings.Replace(st.About, what, what+" and the embeddings (tables and LayerNorm)", 1)
+	}
 	return st, true
+}
+
+// setfitStrategy is setfit-top1: the setfit package's (1.2.0) defaults.
+func setfitStrategy() Strategy {
+	return Strategy{Name: "setfit-top1", Top: &TopStrategy{TopK: 1, Train: lora.TrainSettings{Mode: lora.ModeFull},
+		SetFit: &SetFitStrategy{Iterations: 20, Epochs: 1, BatchSize: 16, LR: 2e-5, Warmup: 0.1}},
+		About: "SetFit (Tunstall et al. 2022) on the top block: contrastive fine-tuning on pairs (20 iterations, 1 epoch, " +
+			"16 pairs a step, lr 2e-5, CosineSimilarityLoss on mean-pooled embeddings; the setfit package's defaults), " +
+			"then a logistic regression (C=1) on the fine-tuned embeddings"}
+}
+
+// ResolveBlocks checks the strategies against a model of the given number of blocks
+// and returns them with MODE-all resolved to every block: a strategy that trains more
+// blocks than the model has, or the embeddings without every block, gives an error
+// wrapping ErrBadGrid. blocks <= 0 (unknown) leaves the strategies as they are and
+// refuses MODE-all.
+func ResolveBlocks(strategies []Strategy, blocks int) ([]Strategy, error) {
+	out := slices.Clone(strategies)
+	for i, s := range out {
+		if s.Top == nil {
+			continue
+		}
+		t := *s.Top
+		switch {
+		case t.TopK == AllBlocks && blocks <= 0:
+			return nil, fmt.Errorf("%w: strategy %s trains every block, and the model's number of blocks is unknown; name it (MODE-topK)", ErrBadGrid, s.Name)
+		case t.TopK == AllBlocks:
+			t.TopK = blocks
+		case blocks > 0 && t.TopK > blocks:
+			return nil, fmt.Errorf("%w: strategy %s trains the top %d blocks; the model has %d (want K from 1 to %d, or MODE-all)", ErrBadGrid, s.Name, t.TopK, blocks, blocks)
+		}
+		if t.Embeddings && blocks > 0 && t.TopK != blocks {
+			return nil, fmt.Errorf("%w: strategy %s trains the embeddings, which sit below every block: it must train all %d blocks (full-all+emb)", ErrBadGrid, s.Name, blocks)
+		}
+		out[i].Top = &t
+	}
+	return out, nil
+}
+
+// ParseUnfreeze parses the list of an unfreezing sweep (--unfreeze): each item a number
+// of blocks K (0: logreg on the frozen features, K > 0: full-topK), "all" (full-all),
+// or a strategy name (ParseStrategies: lora-top2, setfit-all, full-all+emb, ...).
+func ParseUnfreeze(list string) ([]Strategy, error) {
+	var names []string
+	for _, f := range strings.Split(list, ",") {
+		item := strings.ToLower(strings.TrimSpace(f))
+		if item == "" {
+			continue
+		}
+		k, err := strconv.Atoi(item)
+		switch {
+		case err != nil && item == "all":
+			item = "full-all"
+		case err != nil:
+		case k < 0:
+			return nil, fmt.Errorf("%w: --unfreeze %q: %d: want a number of blocks, 0 or more", ErrBadGrid, list, k)
+		case k == 0:
+			item = "logreg"
+		default:
+			item = fmt.Sprintf("full-top%d", k)
+		}
+		names = append(names, item)
+	}
+	return parseStrategies(strings.Join(names, ","), "--unfreeze")
 }
 
 // UnfreezeStrategies returns the strategies of an unfreezing sweep: for each count k of
@@ -146,6 +258,11 @@ func StrategyNames() []string {
 // gives an error wrapping ErrNotImplemented, any other unknown name one wrapping
 // ErrUnknownStrategy that lists the valid names; a repeated name is kept once.
 func ParseStrategies(list string) ([]Strategy, error) {
+	return parseStrategies(list, "--strategies")
+}
+
+// parseStrategies is ParseStrategies with the flag its messages name.
+func parseStrategies(list, flag string) ([]Strategy, error) {
 	all := Strategies()
 	var out []Strategy
 	for _, f := range strings.Split(list, ",") {
@@ -166,12 +283,12 @@ func ParseStrategies(list string) ([]Strategy, error) {
 				out = append(out, st)
 			}
 		default:
-			return nil, fmt.Errorf("%w: --strategies %q: %q unknown; want one or more of %s, or lora-topK, full-topK, reinit-topK for any K",
-				ErrUnknownStrategy, list, f, strings.Join(StrategyNames(), ", "))
+			return nil, fmt.Errorf("%w: %s %q: %q unknown; want one or more of %s, or MODE-topK / MODE-all (MODE lora, full, reinit or setfit; K >= 1; all: every block), full-all+emb or setfit-all+emb (the embeddings trained too)",
+				ErrUnknownStrategy, flag, list, f, strings.Join(StrategyNames(), ", "))
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: --strategies %q names no strategy; want one or more of %s", ErrBadGrid, list, strings.Join(StrategyNames(), ", "))
+		return nil, fmt.Errorf("%w: %s %q names no strategy; want one or more of %s", ErrBadGrid, flag, list, strings.Join(StrategyNames(), ", "))
 	}
 	return out, nil
 }
@@ -196,7 +313,7 @@ func Layers(strategies []Strategy) []int {
 }
 
 // TopK returns the largest TopK of the top-block strategies, 0 when there are none: the
-// cut of the activation cache they need.
+// cut of the activation cache they need (resolve MODE-all first: ResolveBlocks).
 func TopK(strategies []Strategy) int {
 	k := 0
 	for _, s := range strategies {
@@ -205,6 +322,33 @@ func TopK(strategies []Strategy) int {
 		}
 	}
 	return k
+}
+
+// Embeddings reports whether a strategy trains the embeddings: the activation caches
+// must then hold the input ids, and Data.Tokens the embedding weights.
+func Embeddings(strategies []Strategy) bool {
+	return slices.ContainsFunc(strategies, func(s Strategy) bool { return s.Top != nil && s.Top.Embeddings })
+}
+
+// Family names how a strategy trains, for plots and recommendations: "frozen" for a
+// head on frozen features, else lora, full, reinit or setfit.
+func (s Strategy) Family() string {
+	switch {
+	case s.Top == nil:
+		return "frozen"
+	case s.Top.SetFit != nil:
+		return "setfit"
+	}
+	return s.Top.Train.Mode.String()
+}
+
+// Unfrozen returns the number of blocks the strategy trains: 0 for a head on frozen
+// features.
+func (s Strategy) Unfrozen() int {
+	if s.Top == nil {
+		return 0
+	}
+	return s.Top.TopK
 }
 
 // NeedsHoldout reports whether the strategy holds training rows out for early stopping

@@ -73,8 +73,8 @@ func newExperimentCommand() *cli.Command {
 			&cli.StringFlag{Name: "text-col", Value: "text", Usage: "column (or JSON key) holding the text"},
 			&cli.StringFlag{Name: "label-col", Value: "label", Usage: "column holding the label"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output `DIR` (features cache, cells, results, plots)"},
-			&cli.StringFlag{Name: "strategies", Value: "logreg,mlp,concat4-logreg", Usage: "comma-separated strategies (see above; lora-topK, full-topK and reinit-topK for any K)"},
-			&cli.StringFlag{Name: "unfreeze", Usage: "an unfreezing sweep instead of --strategies: comma-separated block counts `K,...`, 0 = logreg on the frozen features, K = full-topK (every weight of the top K blocks); one cache cut at the largest K feeds every depth"},
+			&cli.StringFlag{Name: "strategies", Value: "logreg,mlp,concat4-logreg", Usage: "comma-separated strategies (see above; MODE-topK and MODE-all for MODE lora, full, reinit or setfit; full-all+emb and setfit-all+emb also train the embeddings)"},
+			&cli.StringFlag{Name: "unfreeze", Usage: "an unfreezing sweep instead of --strategies: comma-separated `K,...`: 0 = logreg on the frozen features, K = full-topK (every weight of the top K blocks), all = every block, or strategy names (lora-top2, full-all+emb, setfit-all, ...); one cache cut at the largest K feeds every depth; adds accuracy, time and memory vs unfrozen-blocks plots"},
 			&cli.StringFlag{Name: "shots", Value: "8,16,64,all", Usage: "training rows per class, comma-separated; all = every row"},
 			&cli.IntFlag{Name: "seeds", Value: 3, Usage: "seeds per cell (training-row draws and head initialisation)"},
 			&cli.BoolFlag{Name: "shots-cap", Usage: "take every row of a class smaller than the shot count instead of failing"},
@@ -185,12 +185,9 @@ func (o experimentOptions) toLib(stderr io.Writer) (headstart.ExperimentOptions,
 		return lo, nil
 	}
 	g := &lo.Grid
+	g.MeasureMemory = true
 	if o.Unfreeze != "" {
-		ks, err := parseLayers(o.Unfreeze)
-		if err != nil {
-			return lo, usagef("--unfreeze %q: want comma-separated block counts such as 0,1,2,3,6", o.Unfreeze)
-		}
-		g.Strategies, err = experiment.UnfreezeStrategies(ks)
+		g.Strategies, err = experiment.ParseUnfreeze(o.Unfreeze)
 		lo.Unfreeze = true
 	} else {
 		g.Strategies, err = experiment.ParseStrategies(o.Strategies)

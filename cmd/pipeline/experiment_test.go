@@ -39,11 +39,12 @@ func readResults(t *testing.T, dir string) experiment.Results {
 	return r
 }
 
-// scores drops what may change between runs (times) from a summary.
+// scores drops what may change between runs (times, memory) from a summary.
 func scores(s []experiment.Summary) []experiment.Summary {
 	out := append([]experiment.Summary(nil), s...)
-	for i := range out {
-		out[i].TrainSeconds = 0
+	for i := range out { // the times and the memory are measured anew
+		out[i].TrainSeconds, out[i].TrainSecondsStd = 0, 0
+		out[i].PeakMiB, out[i].PeakIncreaseMiB = 0, 0
 	}
 	return out
 }
@@ -265,9 +266,10 @@ func TestExperimentBadInput(t *testing.T) {
 	}{
 		{"unknown strategy", []string{"--strategies", "logreg,svm"}, 2, `"svm" unknown; want one or more of logreg, mlp, concat4-logreg`},
 		{"bad shots", []string{"--shots", "8,0"}, 2, "not a positive integer or all"},
-		{"unfreeze deeper than the model", []string{"--unfreeze", "0,7"}, 2, "train the top 7 blocks; all-minilm-l6-v2 has 6"},
+		{"unfreeze deeper than the model", []string{"--unfreeze", "0,7"}, 2, "trains the top 7 blocks; the model has 6"},
+		{"unfreeze all and embeddings", []string{"--unfreeze", "0,all,lora-top6+emb"}, 2, `"lora-top6+emb" unknown`},
 		{"unfreeze and strategies", []string{"--unfreeze", "0,1", "--strategies", "logreg"}, 2, "give one"},
-		{"unfreeze not numbers", []string{"--unfreeze", "0,x"}, 2, "comma-separated block counts"},
+		{"unfreeze not numbers", []string{"--unfreeze", "0,x"}, 2, `--unfreeze "logreg,x": "x" unknown`},
 		{"bad seeds", []string{"--seeds", "0"}, 2, "--seeds 0"},
 		{"unknown protocol", []string{"--protocol", "helm"}, 2, "want one of grid, mteb"},
 		{"unknown precision", []string{"--precision", "bf16"}, 2, "float32"},
