@@ -400,6 +400,7 @@ func writeGrid(o *ExperimentOptions, res experiment.Results) error {
 	if !o.Unfreeze {
 		return nil
 	}
+	name = filepath.Base(o.Model) + " on " + name
 	if err := experiment.PlotUnfreeze(filepath.Join(o.Out, "accuracy_vs_unfrozen.png"), "Accuracy vs unfrozen blocks: "+name, res.Summary); err != nil {
 		return err
 	}

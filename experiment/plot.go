@@ -217,10 +217,10 @@ func (t unfrozenTicks) Ticks(lo, hi float64) []plot.Tick {
 	return ticks
 }
 
-// unfreezeMetric is what an unfreezing plot draws against the unfrozen blocks.
+// unfreezeMetric is what an unfreezing plot draws against the unfrozen blocks: the
+// accuracy when label is "", else the quantity labelled.
 type unfreezeMetric struct {
 	label string
-	log   bool
 	value func(Summary) (y, err float64, ok bool)
 }
 
@@ -237,14 +237,12 @@ func PlotUnfreeze(path, title string, summary []Summary) error {
 	})
 }
 
-// PlotUnfreezeTime draws the mean fit time (log scale, error bars of one standard
-// deviation over seeds) against the unfrozen blocks, as PlotUnfreeze.
+// PlotUnfreezeTime draws the mean fit time (error bars of one standard deviation over
+// seeds) against the unfrozen blocks, as PlotUnfreeze.
 func PlotUnfreezeTime(path, title string, summary []Summary) error {
 	return plotUnfreeze(path, title, summary, unfreezeMetric{
-		label: "fit time per run, seconds (log scale; mean ± std over seeds)", log: true,
-		value: func(s Summary) (float64, float64, bool) {
-			return math.Max(s.TrainSeconds, 1e-3), s.TrainSecondsStd, true
-		},
+		label: "fit time per run, s (mean ± std over seeds)",
+		value: func(s Summary) (float64, float64, bool) { return s.TrainSeconds, s.TrainSecondsStd, true },
 	})
 }
 
@@ -260,12 +258,12 @@ func PlotUnfreezeMemory(path, title string, summary []Summary) error {
 			break
 		}
 	}
-	what := map[string]string{"rss": "peak RSS", "go-heap": "Go heap high-water mark"}[kind]
+	what := map[string]string{"rss": "peak RSS", "go-heap": "Go heap high-water"}[kind]
 	if what == "" {
 		return fmt.Errorf("%w: no memory measured to plot", ErrBadGrid)
 	}
 	return plotUnfreeze(path, title, summary, unfreezeMetric{
-		label: what + " during the fit, MiB above its start (mean over seeds)",
+		label: what + " above the fit's start, MiB",
 		value: func(s Summary) (float64, float64, bool) {
 			return s.PeakIncreaseMiB, 0, s.MemSeeds > 0 && s.MemKind == kind
 		},
@@ -292,9 +290,6 @@ func plotUnfreeze(path, title string, summary []Summary, m unfreezeMetric) error
 		p = plot.New()
 		p.Title.Text = title
 		p.Y.Label.Text = m.label
-		if m.log {
-			p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, logTicks{}
-		}
 		p.Add(plotter.NewGrid())
 	}
 	p.X.Label.Text = "unfrozen (trained) top blocks; 0 = logistic regression on frozen features"
@@ -314,11 +309,7 @@ func plotUnfreeze(path, title string, summary []Summary, m unfreezeMetric) error
 				continue
 			}
 			pts.XYs = append(pts.XYs, plotter.XY{X: unfrozenX(s), Y: y})
-			lo := e
-			if m.log { // a log axis cannot go to zero
-				lo = math.Min(e, y/2)
-			}
-			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{lo, e})
+			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{e, e})
 		}
 		if len(pts.XYs) == 0 {
 			continue
@@ -339,6 +330,19 @@ func plotUnfreeze(path, title string, summary []Summary, m unfreezeMetric) error
 	p.X.Min, p.X.Max = -0.3, float64(maxBlocks)+0.3
 	if emb {
 		p.X.Max++
+	}
+	if m.label != "" { // the cost axes span the data (and their error bars), padded
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, l := range lines {
+			for _, s := range l.pts {
+				if y, e, ok := m.value(s); ok {
+					lo, hi = math.Min(lo, y-e), math.Max(hi, y+e)
+				}
+			}
+		}
+		if lo <= hi {
+			p.Y.Min, p.Y.Max = math.Min(0, lo), hi+0.08*(hi-math.Min(0, lo))+1
+		}
 	}
 	return savePNG(p, legend, entries, path)
 }
