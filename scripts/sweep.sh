@@ -40,9 +40,11 @@ b77() { run "$1-banking77" "$2" "$3" "$4" data/banking77-sample/train.csv data/b
 
 case $lane in
 minilm)
-	# Every dataset at 8 per class first, then 32 per class where time allows.
+	# Every dataset at 8 per class first (SST-2 with the embeddings and SetFit too), then 32 per
+	# class where time allows.
 	sst2 minilm all-minilm-l6-v2 0,1,2,3,6 8
 	uci minilm all-minilm-l6-v2 0,1,2,3,6 8
+	sst2 minilm all-minilm-l6-v2 0,1,2,3,6,full-all+emb,setfit-all 8
 	b77 minilm all-minilm-l6-v2 0,1,2,3,6 8
 	sst2 minilm all-minilm-l6-v2 0,1,2,3,6 8,32
 	uci minilm all-minilm-l6-v2 0,1,2,3,6 8,32
