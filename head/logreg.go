@@ -690,15 +690,17 @@ func (p *linProblem) lossGrad(grad, theta []float64) float64 {
 	var loss float64
 	if k == 1 {
 		// Matrix-vector products, chunk by chunk: each chunk's rows give its logits,
-		// loss and gradient share, summed in chunk order.
+		// loss and gradient share, summed in chunk order. One sweep per chunk
+		// (DotAxpyRows) reads each block of rows from memory once for both products.
 		parallelChunks(len(p.partial), p.threads, func(c int) {
 			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
-			xc := p.x[lo*d1 : hi*d1]
-			igemm.DotRows(p.z[lo:hi], xc, d1, theta[:d1])
-			p.partial[c] = p.pointwise(lo, hi)
 			gc := p.gpart[c*d1 : (c+1)*d1]
 			clear(gc)
-			igemm.AxpyRows(gc, xc, d1, p.z[lo:hi])
+			var cl float64
+			igemm.DotAxpyRows(gc, p.z[lo:hi], p.x[lo*d1:hi*d1], d1, theta[:d1], func(a, b int) {
+				cl = p.pointwise(lo+a, lo+b, cl)
+			})
+			p.partial[c] = cl
 		})
 		clear(grad[:d1])
 		for c, v := range p.partial {
@@ -709,7 +711,7 @@ func (p *linProblem) lossGrad(grad, theta []float64) float64 {
 		gemmOp(operand[float64]{Data: p.x, LD: d1, Packed: p.xa}, operand[float64]{Trans: true, Data: theta, LD: d1}, n, k, d1, 0, p.z, k, p.threads)
 		parallelChunks(len(p.partial), p.threads, func(c int) {
 			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
-			p.partial[c] = p.pointwise(lo, hi)
+			p.partial[c] = p.pointwise(lo, hi, 0)
 		})
 		for _, v := range p.partial {
 			loss += v
@@ -750,23 +752,29 @@ func (p *linProblem) lossGrad32(grad, theta []float64) float64 {
 		}
 		parallelChunks(len(p.partial), p.threads, func(c int) {
 			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
-			xc, z := p.x32[lo*ld:hi*ld], p.z32[lo:hi]
-			igemm.DotRows(z, xc, ld, p.theta32[:ld])
-			if p.ones {
-				b := p.theta32[p.d]
-				for i := range z {
-					z[i] += b
-				}
-			}
-			p.partial[c] = p.pointwise32(lo, hi)
+			z := p.z32[lo:hi]
 			gc := p.grad32[c*d1 : (c+1)*d1]
 			clear(gc)
-			igemm.AxpyRows(gc[:ld], xc, ld, z)
+			var cl float64
+			var gb, bias float32
 			if p.ones {
-				var gb float32
-				for _, v := range z {
-					gb += v
+				bias = p.theta32[p.d]
+			}
+			igemm.DotAxpyRows(gc[:ld], z, p.x32[lo*ld:hi*ld], ld, p.theta32[:ld], func(a, b int) {
+				if p.ones {
+					for i := a; i < b; i++ {
+						z[i] += bias
+					}
 				}
+				cl = p.pointwise32(lo+a, lo+b, cl)
+				if p.ones {
+					for _, v := range z[a:b] {
+						gb += v
+					}
+				}
+			})
+			p.partial[c] = cl
+			if p.ones {
 				gc[p.d] = gb
 			}
 		})
@@ -781,7 +789,7 @@ func (p *linProblem) lossGrad32(grad, theta []float64) float64 {
 		gemmOp(operand[float32]{Data: p.x32, LD: d1, Packed: p.xa32}, operand[float32]{Trans: true, Data: p.theta32, LD: d1}, n, k, d1, 0, p.z32, k, p.threads)
 		parallelChunks(len(p.partial), p.threads, func(c int) {
 			lo, hi := c*lossChunk, min((c+1)*lossChunk, n)
-			p.partial[c] = p.pointwise32(lo, hi)
+			p.partial[c] = p.pointwise32(lo, hi, 0)
 		})
 		for _, v := range p.partial {
 			loss += v
@@ -811,9 +819,8 @@ func binaryLoss(z, t float64) (l, g float64) {
 }
 
 // pointwise turns rows [lo,hi) of p.z from logits into the pointwise gradients and
-// returns their weighted loss sum, divided by S.
-func (p *linProblem) pointwise(lo, hi int) float64 {
-	var loss float64
+// returns loss plus their weighted loss terms (each divided by S), added in row order.
+func (p *linProblem) pointwise(lo, hi int, loss float64) float64 {
 	if p.k == 1 {
 		for i := lo; i < hi; i++ {
 			w := p.weight(i)
@@ -854,8 +861,7 @@ func (p *linProblem) pointwise(lo, hi int) float64 {
 
 // pointwise32 is pointwise on p.z32: the loss terms are computed in float64 from the
 // float32 logits and summed in float64; the pointwise gradients are float32.
-func (p *linProblem) pointwise32(lo, hi int) float64 {
-	var loss float64
+func (p *linProblem) pointwise32(lo, hi int, loss float64) float64 {
 	if p.k == 1 {
 		for i := lo; i < hi; i++ {
 			w := p.weight(i)

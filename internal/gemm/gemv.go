@@ -77,6 +77,72 @@ func AxpyRows[T Float](dst, x []T, ld int, g []T) {
 	}
 }
 
+// DotAxpyRows is DotRows, then g, then AxpyRows, in one sweep over X: for each block of
+// rows [lo,hi) in turn it sets z[lo:hi] to the rows' products with w, calls g(lo, hi),
+// which may rewrite z[lo:hi] (the logits become the loss's pointwise gradients), and
+// adds Σ_{lo≤i<hi} z[i]·x[i·ld+j] to dst[j]. The blocks cover [0, len(z)) in order, so
+// X is read from memory once, and again from the L1 cache, instead of twice:
+//
+//	z = X·w;  z = g(z);  dst += Xᵀ·z
+//
+// The result is bit for bit that of DotRows(z, x, ld, w), g(0, len(z)), AxpyRows(dst,
+// x, ld, z) when g treats each row on its own and in row order. x and w are not
+// modified; len(w) must equal len(dst).
+func DotAxpyRows[T Float](dst, z, x []T, ld int, w []T, g func(lo, hi int)) {
+	m, n := len(z), len(w)
+	if n != len(dst) {
+		panic("gemm: DotAxpyRows: len(w) != len(dst)")
+	}
+	if m == 0 {
+		return
+	}
+	checkRows(len(x), m, n, ld)
+	if !useKernel[T]() {
+		// The BLAS products go row by row: blocks of them give the same sums.
+		const block = 64
+		for lo := 0; lo < m; lo += block {
+			hi := min(lo+block, m)
+			xb := x[lo*ld : (hi-1)*ld+n]
+			gemv(false, hi-lo, n, xb, ld, w, z[lo:hi])
+			g(lo, hi)
+			gemvT(hi-lo, n, xb, ld, z[lo:hi], dst)
+		}
+		return
+	}
+	nk := n &^ (kernelCols[T]() - 1)
+	i := 0
+	for ; i+4 <= m; i += 4 {
+		dot4(nk, &x[i*ld], ld, &w[0], &z[i])
+		for r := range 4 {
+			row := x[(i+r)*ld : (i+r)*ld+n]
+			for j := nk; j < n; j++ {
+				z[i+r] += row[j] * w[j]
+			}
+		}
+		g(i, i+4)
+		axpy4(nk, &x[i*ld], ld, &dst[0], &z[i])
+		for r := range 4 {
+			row := x[(i+r)*ld : (i+r)*ld+n]
+			for j := nk; j < n; j++ {
+				dst[j] += z[i+r] * row[j]
+			}
+		}
+	}
+	// The last rows one at a time, after every block (AxpyRows' order).
+	for ; i < m; i++ {
+		row := x[i*ld : i*ld+n]
+		var s T
+		for j, v := range row {
+			s += v * w[j]
+		}
+		z[i] = s
+		g(i, i+1)
+		for j, v := range row {
+			dst[j] += z[i] * v
+		}
+	}
+}
+
 func checkRows(lx, m, n, ld int) {
 	if n > ld || lx < (m-1)*ld+n {
 		panic("gemm: matrix-vector product: x too short for its rows")

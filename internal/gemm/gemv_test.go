@@ -87,3 +87,67 @@ func testRows[T Float](t *testing.T, tolFor func(n int) float64) {
 func equalNaN[T Float](a, b []T) bool {
 	return slices.EqualFunc(a, b, func(u, v T) bool { return u == v || (u != u && v != v) })
 }
+
+// TestDotAxpyRows checks that the fused sweep gives the bits of DotRows, then the
+// pointwise function over all rows, then AxpyRows (kernel and BLAS fallback), that it
+// hands g every row once and in order, and that x and w are not modified.
+func TestDotAxpyRows(t *testing.T) {
+	for _, fallback := range []bool{false, true} {
+		name := "kernel"
+		if fallback {
+			name = "blas"
+		}
+		NoAssembly = fallback
+		t.Run(name+"/float64", func(t *testing.T) { testDotAxpyRows[float64](t) })
+		t.Run(name+"/float32", func(t *testing.T) { testDotAxpyRows[float32](t) })
+		NoAssembly = false
+	}
+}
+
+func testDotAxpyRows[T Float](t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	// A pointwise map that depends on the row, so that rows handed out of place show.
+	pw := func(z []T, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			z[i] = z[i]*T(0.25) - T(i%3)
+		}
+	}
+	for _, m := range []int{1, 3, 4, 5, 8, 11, 64, 130} {
+		for _, n := range []int{1, 7, 16, 17, 385} {
+			for _, pad := range []int{0, 3} {
+				ld := n + pad
+				t.Run(fmt.Sprintf("m=%d/n=%d/ld=%d", m, n, ld), func(t *testing.T) {
+					x := randSliceOf[T](rng, (m-1)*ld+n)
+					w := randSliceOf[T](rng, n)
+					dst0 := randSliceOf[T](rng, n)
+					x0, w0 := slices.Clone(x), slices.Clone(w)
+
+					zWant := make([]T, m)
+					DotRows(zWant, x, ld, w)
+					pw(zWant, 0, m)
+					want := slices.Clone(dst0)
+					AxpyRows(want, x, ld, zWant)
+
+					z, got := make([]T, m), slices.Clone(dst0)
+					next := 0
+					DotAxpyRows(got, z, x, ld, w, func(lo, hi int) {
+						if lo != next || hi <= lo || hi > m {
+							t.Fatalf("g(%d, %d) after rows [0,%d)", lo, hi, next)
+						}
+						next = hi
+						pw(z, lo, hi)
+					})
+					if next != m {
+						t.Fatalf("g saw rows [0,%d) of %d", next, m)
+					}
+					if !slices.Equal(z, zWant) || !slices.Equal(got, want) {
+						t.Fatalf("fused sweep differs from DotRows, g, AxpyRows:\nz   %v\nwant %v\ndst %v\nwant %v", z, zWant, got, want)
+					}
+					if !slices.Equal(x, x0) || !slices.Equal(w, w0) {
+						t.Fatal("inputs modified")
+					}
+				})
+			}
+		}
+	}
+}
