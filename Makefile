@@ -85,3 +85,17 @@ fuzz-serve:
 bench-lora: setup build
 	scripts/setup.sh venv bench
 	scripts/bench_lora.sh
+
+## bench-full: fit-head --mode full --embeddings (every block and the embeddings, Go) vs the same full
+## fine-tune in PyTorch, SST-2 first BENCH_ROWS train rows (default 500) -> dev, 3 seeds, side by side
+.PHONY: bench-full
+bench-full: setup build
+	scripts/setup.sh venv bench
+	BENCH_MODE=full BENCH_TOP_K=6 BENCH_EMBEDDINGS=1 BENCH_ROWS=$(or $(BENCH_ROWS),500) scripts/bench_lora.sh
+
+## bench-setfit: fit-head --mode setfit vs the setfit package 1.2.0, SST-2 8/class, 3 seeds, interleaved;
+## BENCH_DATASETS, BENCH_SHOTS, BENCH_ITERATIONS, BENCH_MAX_STEPS, BENCH_TOP_K: see scripts/bench_setfit.sh
+.PHONY: bench-setfit
+bench-setfit: setup build
+	scripts/setup.sh venv bench
+	scripts/bench_setfit.sh

@@ -7,15 +7,18 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sort"
 	"time"
 )
 
 // SetFitSettings configure SetFit, the contrastive stage of SetFit (Tunstall et al.
 // 2022, "Efficient Few-Shot Learning Without Prompts"). The zero value is the setfit
 // package's (1.2.0) defaults with num_iterations 20: 1 epoch over the pairs, 16 pairs a
-// step, body learning rate 2e-5, no weight decay (sentence-transformers' training
-// arguments), linear warmup over the first 10% of the steps then linear decay to 0,
-// AdamW (β 0.9, 0.999, ε 1e-8).
+// step, body learning rate 2e-5, weight decay 0.01 on weight matrices (setfit's
+// l2_weight, which its Trainer hands to sentence-transformers' as weight_decay), the
+// gradient clipped to a global L2 norm of 1 (HuggingFace Trainer's max_grad_norm), linear
+// warmup over the first 10% of the steps then linear decay to 0, AdamW (β 0.9, 0.999,
+// ε 1e-8).
 type SetFitSettings struct {
 	// Iterations is num_iterations: Iterations·N positive and as many negative pairs
 	// are drawn for N examples. Default 20; a negative value means none: as many of
@@ -23,12 +26,23 @@ type SetFitSettings struct {
 	Iterations int
 	// Epochs over the pairs. Default 1.
 	Epochs int
+	// MaxSteps, when positive, is setfit's max_steps: training takes exactly MaxSteps
+	// steps (as many epochs over the pairs as that needs, overriding Epochs), the
+	// learning-rate schedule spans them, and the pairs are drawn from the first
+	// MaxSteps·BatchSize/2 distinct pairs of each kind (see SetFitPairs). Default 0:
+	// Epochs over all the pairs.
+	MaxSteps int
 	// BatchSize is the number of pairs a step. Default 16.
 	BatchSize int
 	// LR is the peak learning rate. Default 2e-5.
 	LR float64
-	// WeightDecay is AdamW's decoupled weight decay on weight matrices. Default 0.
+	// WeightDecay is AdamW's decoupled weight decay on weight matrices (not biases or
+	// LayerNorms). Default 0.01 (setfit's l2_weight); negative: none.
 	WeightDecay float64
+	// MaxGradNorm clips each step's gradient, all trained parameters together, to this
+	// L2 norm before the AdamW update, as torch.nn.utils.clip_grad_norm_ does in
+	// HuggingFace Trainer (max_grad_norm). Default 1; negative: no clipping.
+	MaxGradNorm float64
 	// Warmup is the fraction of the steps with a linear warmup. Default 0.1; negative:
 	// none.
 	Warmup float64
@@ -75,22 +89,40 @@ type Pair struct {
 // formed: fewer than two classes, or a class with a single example (its only positive
 // pair would be the example with itself).
 func SetFitPairs(labels []int, iterations int, seed uint64) ([]Pair, error) {
+	return setfitPairs(labels, iterations, 0, seed)
+}
+
+// setfitPairs is SetFitPairs drawing from at most maxPairs/2 distinct pairs of each
+// kind when maxPairs > 0: the shuffled combinations are read only until both lists
+// are that long, as setfit's ContrastiveDataset does with max_pairs (max_steps times
+// the batch size) so that a large training set need not enumerate all N(N+1)/2
+// combinations.
+func setfitPairs(labels []int, iterations, maxPairs int, seed uint64) ([]Pair, error) {
 	if err := CheckSetFitLabels(labels, nil); err != nil {
 		return nil, err
 	}
 	n := len(labels)
-	combos := make([][2]int, 0, n*(n+1)/2)
+	// The combinations (i, j), i ≤ j, row by row: row i starts at start[i].
+	start := make([]int, n+1)
 	for i := range n {
-		for j := i; j < n; j++ {
-			combos = append(combos, [2]int{i, j})
-		}
+		start[i+1] = start[i] + n - i
+	}
+	limit := -1
+	if maxPairs > 0 {
+		limit = max(maxPairs/2, 1)
 	}
 	var pos, neg []Pair
-	for _, k := range rand.New(rand.NewPCG(seed, 0x7061697273)).Perm(len(combos)) { // "pairs"
-		i, j := combos[k][0], combos[k][1]
-		if labels[i] == labels[j] {
+	for _, k := range rand.New(rand.NewPCG(seed, 0x7061697273)).Perm(start[n]) { // "pairs"
+		posFull, negFull := limit >= 0 && len(pos) >= limit, limit >= 0 && len(neg) >= limit
+		if posFull && negFull {
+			break
+		}
+		i := sort.SearchInts(start, k+1) - 1
+		j := i + k - start[i]
+		switch {
+		case labels[i] == labels[j] && !posFull:
 			pos = append(pos, Pair{i, j, 1})
-		} else {
+		case labels[i] != labels[j] && !negFull:
 			neg = append(neg, Pair{i, j, 0})
 		}
 	}
@@ -191,11 +223,16 @@ func SetFit(ctx context.Context, blocks []Weights[float32], train *Examples, s S
 	if s.Warmup == 0 {
 		s.Warmup = 0.1
 	}
+	if s.MaxGradNorm == 0 {
+		s.MaxGradNorm = 1
+	}
 	switch {
 	case s.Epochs < 1:
 		return nil, fmt.Errorf("%w: epochs %d; want >= 1", ErrBadSetting, s.Epochs)
 	case s.BatchSize < 1:
 		return nil, fmt.Errorf("%w: batch size %d; want >= 1", ErrBadSetting, s.BatchSize)
+	case s.MaxSteps < 0:
+		return nil, fmt.Errorf("%w: max steps %d; want >= 0 (0: no limit)", ErrBadSetting, s.MaxSteps)
 	case !(s.LR > 0) || math.IsInf(s.LR, 0):
 		return nil, fmt.Errorf("%w: learning rate %v; want a positive finite value", ErrBadSetting, s.LR)
 	case s.Warmup >= 1 || math.IsNaN(s.Warmup):
@@ -210,15 +247,12 @@ func SetFit(ctx context.Context, blocks []Weights[float32], train *Examples, s S
 	for _, y := range train.Labels {
 		classes = max(classes, y+1)
 	}
-	pairs, err := SetFitPairs(train.Labels, s.Iterations, s.Seed)
+	pairs, err := setfitPairs(train.Labels, s.Iterations, s.MaxSteps*s.BatchSize, s.Seed)
 	if err != nil {
 		return nil, err
 	}
 	ts := TrainSettings{Mode: ModeFull, Heads: s.Heads, Epochs: s.Epochs, BatchSize: s.BatchSize, LR: s.LR,
 		WeightDecay: s.WeightDecay, Warmup: s.Warmup, Seed: s.Seed, Embeddings: s.Embeddings, Recompute: s.Recompute}
-	if ts.WeightDecay == 0 {
-		ts.WeightDecay = -1
-	}
 	if err := ts.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -237,6 +271,10 @@ func SetFit(ctx context.Context, blocks []Weights[float32], train *Examples, s S
 	}
 	perEpoch := (len(pairs) + s.BatchSize - 1) / s.BatchSize
 	t.steps = perEpoch * s.Epochs
+	if s.MaxSteps > 0 { // HF Trainer's max_steps: as many epochs as the steps need
+		s.Epochs = (s.MaxSteps + perEpoch - 1) / perEpoch
+		t.steps = s.MaxSteps
+	}
 	t.warm = int(math.Ceil(ts.Warmup * float64(t.steps)))
 	c := t.st.c
 	var idx []int
@@ -245,7 +283,8 @@ func SetFit(ctx context.Context, blocks []Weights[float32], train *Examples, s S
 		t0 := time.Now()
 		perm := rand.New(rand.NewPCG(s.Seed, 0x73657466697400|uint64(epoch))).Perm(len(pairs)) // "setfit"
 		var lossSum float64
-		for step := range perEpoch {
+		steps := min(perEpoch, t.steps-(epoch-1)*perEpoch)
+		for step := range steps {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
@@ -273,17 +312,20 @@ func SetFit(ctx context.Context, blocks []Weights[float32], train *Examples, s S
 				return nil, fmt.Errorf("%w: the SetFit loss is %v at epoch %d, step %d; lower the learning rate (%g)", ErrDiverged, loss, epoch, step+1, s.LR)
 			}
 			t.backwardPooled(dpooled)
+			if s.MaxGradNorm > 0 {
+				t.clipGradNorm(s.MaxGradNorm)
+			}
 			t.adamW()
 			lossSum += loss * float64(n)
 			if s.Progress != nil {
-				s.Progress(TrainProgress{Epoch: epoch, Epochs: s.Epochs, Step: step + 1, Steps: perEpoch,
+				s.Progress(TrainProgress{Epoch: epoch, Epochs: s.Epochs, Step: step + 1, Steps: steps,
 					Loss: lossSum / float64(min((step+1)*s.BatchSize, len(pairs)))})
 			}
 		}
-		es := EpochStats{Epoch: epoch, TrainLoss: lossSum / float64(len(pairs)), TrainSeconds: time.Since(t0).Seconds()}
+		es := EpochStats{Epoch: epoch, TrainLoss: lossSum / float64(min(steps*s.BatchSize, len(pairs))), TrainSeconds: time.Since(t0).Seconds()}
 		res.History = append(res.History, es)
 		if s.Progress != nil {
-			s.Progress(TrainProgress{Epoch: epoch, Epochs: s.Epochs, Step: perEpoch, Steps: perEpoch, Loss: es.TrainLoss, Done: &es})
+			s.Progress(TrainProgress{Epoch: epoch, Epochs: s.Epochs, Step: steps, Steps: steps, Loss: es.TrainLoss, Done: &es})
 		}
 	}
 	for _, p := range t.params {
@@ -297,4 +339,28 @@ func SetFit(ctx context.Context, blocks []Weights[float32], train *Examples, s S
 		res.Embeddings = &w
 	}
 	return res, nil
+}
+
+// clipGradNorm scales the gradients of every trained parameter by one factor so that
+// their global L2 norm is at most maxNorm, as torch.nn.utils.clip_grad_norm_ does,
+//
+//	‖g‖ = sqrt(Σ_p Σ_i g_pi²),   g ← g · min(1, maxNorm / (‖g‖ + 1e-6))
+//
+// and returns ‖g‖ before clipping.
+func (t *trainer) clipGradNorm(maxNorm float64) float64 {
+	var ss float64
+	for _, p := range t.params {
+		for _, g := range p.grad {
+			ss += float64(g) * float64(g)
+		}
+	}
+	norm := math.Sqrt(ss)
+	if c := maxNorm / (norm + 1e-6); c < 1 {
+		for _, p := range t.params {
+			for i := range p.grad {
+				p.grad[i] = float32(float64(p.grad[i]) * c)
+			}
+		}
+	}
+	return norm
 }

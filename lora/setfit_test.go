@@ -83,6 +83,67 @@ func TestSetFitPairs(t *testing.T) {
 	}
 }
 
+// TestSetFitPairsMax: with maxPairs (setfit's max_pairs, max_steps times the batch
+// size) the pairs come from at most maxPairs/2 distinct pairs of each kind, still
+// iterations·N of each; without it, the same pairs as SetFitPairs.
+func TestSetFitPairsMax(t *testing.T) {
+	labels := []int{0, 1, 0, 2, 1, 2, 0, 1, 2, 0}
+	all, err := SetFitPairs(labels, 4, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, err := setfitPairs(labels, 4, 0, 9)
+	if err != nil || !slices.Equal(all, same) {
+		t.Fatalf("maxPairs 0: %v; want SetFitPairs' pairs", err)
+	}
+	const maxPairs = 6
+	capped, err := setfitPairs(labels, 4, maxPairs, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(capped) != 2*4*len(labels) {
+		t.Fatalf("%d pairs; want %d", len(capped), 2*4*len(labels))
+	}
+	distinct := map[float32]map[Pair]bool{0: {}, 1: {}}
+	for _, p := range capped {
+		if (labels[p.A] == labels[p.B]) != (p.Label == 1) {
+			t.Fatalf("pair %+v mislabelled", p)
+		}
+		distinct[p.Label][p] = true
+	}
+	for y, m := range distinct {
+		if len(m) != maxPairs/2 {
+			t.Fatalf("label %v: %d distinct pairs; want %d", y, len(m), maxPairs/2)
+		}
+	}
+}
+
+// TestSetFitMaxSteps: MaxSteps stops training after that many steps, over as many
+// epochs as they need, whatever Epochs says.
+func TestSetFitMaxSteps(t *testing.T) {
+	train := toyExamples(31, 12, 2)
+	var steps, epochs int
+	s := SetFitSettings{Iterations: 2, BatchSize: 8, Epochs: 5, MaxSteps: 9, LR: 2e-3, Heads: tHeads, Seed: 1,
+		Progress: func(p TrainProgress) {
+			if p.Done != nil {
+				epochs++
+			} else {
+				steps++
+			}
+		}}
+	r, err := SetFit(context.Background(), toyBlocks(2), train, s) // 48 pairs: 6 steps an epoch
+	if err != nil {
+		t.Fatal(err)
+	}
+	if steps != 9 || epochs != 2 || len(r.History) != 2 {
+		t.Fatalf("%d steps over %d epochs (%d in the history); want 9 over 2", steps, epochs, len(r.History))
+	}
+	s.MaxSteps = -1
+	if _, err := SetFit(context.Background(), toyBlocks(2), train, s); !errors.Is(err, ErrBadSetting) {
+		t.Fatalf("MaxSteps -1: %v; want ErrBadSetting", err)
+	}
+}
+
 // meanCos returns the mean cosine similarity of the pooled outputs of blocks over
 // pairs of examples of the same class and of different classes.
 func meanCos(t *testing.T, blocks []Weights[float32], ex *Examples) (same, diff float64) {
@@ -145,5 +206,59 @@ func TestSetFitLearns(t *testing.T) {
 	one.Labels = []int{0, 0, 0, 0, 0, 1}
 	if _, err := SetFit(context.Background(), blocks, one, s); !errors.Is(err, ErrBadData) {
 		t.Fatalf("a class of one example: %v; want ErrBadData", err)
+	}
+}
+
+// TestClipGradNorm: a gradient above the limit is scaled, every parameter by one
+// factor, to the limit's norm (torch.nn.utils.clip_grad_norm_, whose 1e-6 in the
+// denominator bounds the difference); one below it is left as it is.
+func TestClipGradNorm(t *testing.T) {
+	s := TrainSettings{Mode: ModeFull, Heads: tHeads}
+	if err := s.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := newTrainer(toyBlocks(2), 2, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(4, 4))
+	var before [][]float32
+	for _, p := range tr.params {
+		for i := range p.grad {
+			p.grad[i] = float32(rng.NormFloat64())
+		}
+		before = append(before, slices.Clone(p.grad))
+	}
+	norm := func() float64 {
+		var ss float64
+		for _, p := range tr.params {
+			for _, g := range p.grad {
+				ss += float64(g) * float64(g)
+			}
+		}
+		return math.Sqrt(ss)
+	}
+	n0 := norm()
+	if got := tr.clipGradNorm(2 * n0); got != n0 {
+		t.Fatalf("returned norm %v; want %v", got, n0)
+	}
+	for i, p := range tr.params {
+		if !sameBits(p.grad, before[i]) {
+			t.Fatalf("%s: a gradient below the limit changed", p.name)
+		}
+	}
+	const limit = 1.5
+	tr.clipGradNorm(limit)
+	const tol = 1e-5 // float32 rounding of the scaled gradient and the 1e-6 in the denominator
+	if n := norm(); !(math.Abs(n-limit) <= tol*limit) {
+		t.Fatalf("norm after clipping %v; want %v", n, limit)
+	}
+	c := float64(tr.params[0].grad[0]) / float64(before[0][0])
+	for i, p := range tr.params {
+		for j, g := range p.grad {
+			if want := c * float64(before[i][j]); !(math.Abs(float64(g)-want) <= tol*math.Abs(want)+1e-12) {
+				t.Fatalf("%s[%d]: %v; want %v (one factor for every parameter)", p.name, j, g, want)
+			}
+		}
 	}
 }

@@ -16,7 +16,9 @@ Recipe (the Go side does exactly this):
              --max-len, dynamic padding per batch
   modes      lora:   peft LoraConfig(r, lora_alpha, lora_dropout, target_modules, layers_to_transform
                      = the top --top-k blocks, bias="none"); A Kaiming-uniform, B zero (PEFT defaults)
-             full:   only the parameters of the top --top-k blocks trainable
+             full:   only the parameters of the top --top-k blocks trainable; with --embeddings
+                     (every block: --top-k = the model's blocks) the embedding tables and their
+                     LayerNorm too: true full fine-tuning (fit-head --mode full --embeddings)
              reinit: as full, after re-initialising those blocks as BertPreTrainedModel._init_weights
                      does (Linear weight ~ N(0, initializer_range), biases 0, LayerNorm 1/0)
   pooling    mean of the last hidden state over real tokens (attention mask)
@@ -65,6 +67,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--mode", default="lora", choices=["lora", "full", "reinit"])
     p.add_argument("--top-k", type=int, default=1, help="number of top blocks trained (default 1)")
+    p.add_argument("--embeddings", action="store_true",
+                   help="full: also train the embeddings (word, position, token-type tables, LayerNorm); needs every block")
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--alpha", type=float, default=16)
     p.add_argument("--targets", default="query,value", help="comma-separated: query, key, value, output, ffn")
@@ -89,6 +93,8 @@ def parse_args(argv):
     a = p.parse_args(argv)
     if a.lr is None:
         a.lr = 1e-3 if a.mode == "lora" else 1e-4
+    if a.embeddings and a.mode != "full":
+        p.error(f"--embeddings trains with --mode full, not {a.mode}")
     a.seeds = [int(s) for s in a.seeds.split(",") if s != ""]
     a.targets = [t.strip() for t in a.targets.split(",") if t.strip()]
     bad = [t for t in a.targets if t not in TARGETS]
@@ -239,6 +245,11 @@ class Classifier:
                             torch.nn.init.zeros_(m.bias)
                 for p in block.parameters():
                     p.requires_grad_(True)
+            if args.embeddings:
+                if args.top_k != n_layers:
+                    sys.exit(f"--embeddings needs every block trained: --top-k {n_layers}, not {args.top_k}")
+                for p in backbone.embeddings.parameters():
+                    p.requires_grad_(True)
         self.backbone = backbone
         self.attn_implementation = backbone.config._attn_implementation
         self.head = torch.nn.Linear(backbone.config.hidden_size, k)
@@ -376,7 +387,7 @@ def main(argv):
                      "optimizer": "torch.optim.AdamW(betas=(0.9,0.999), eps=1e-8), decay on ndim>=2 only",
                      "schedule": "get_linear_schedule_with_warmup, warmup ceil(warmup_ratio*total)",
                      "shuffle": "torch.Generator().manual_seed(seed*1000+epoch)"})
-    print(f"PEFT reference: mode {args.mode}, top {args.top_k} block(s), "
+    print(f"PyTorch reference: mode {args.mode}, top {args.top_k} block(s){' and the embeddings' if args.embeddings else ''}, "
           + (f"rank {args.rank}, alpha {args.alpha:g}, targets {','.join(args.targets)}, LoRA dropout {args.lora_dropout:g}, "
              if args.mode == "lora" else "")
           + f"lr {args.lr:g}, batch {args.batch_size}, {args.epochs} epochs, {len(tr_texts)} train / {len(dev_texts)} dev rows, "

