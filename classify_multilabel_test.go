@@ -2,16 +2,15 @@ package headstart
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/onnx"
 )
 
@@ -46,15 +45,7 @@ func tagsHead(t testing.TB) *head.Head {
 // tagsTexts returns one test text of each of the first 10 intents of the tags sample.
 func tagsTexts(t testing.TB) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join("data", "banking77-tags-sample", "test.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := testutil.ReadCSV(t, filepath.Join("data", "banking77-tags-sample", "test.csv"))
 	var texts []string
 	for i := 1; i <= 100 && i < len(recs); i += 10 {
 		texts = append(texts, recs[i][0])

@@ -300,20 +300,13 @@ func Extract(ctx context.Context, opts ExtractOptions) (sum ExtractSummary, err 
 	if opts.CutTop > 0 {
 		extra = []int{-1 - opts.CutTop}
 	}
-	enc, err := newEncoder(paths, EncoderOptions{
+	enc, err := extractEncoder(&opts, paths, EncoderOptions{
 		RuntimeLib: opts.RuntimeLib, Session: opts.Session, Spec: opts.Spec, Exact: true,
-	}, extra)
+	}, extra, &sum)
 	if err != nil {
-		if blocks, berr := numBlocks(paths); berr == nil && opts.CutTop > blocks {
-			return sum, fmt.Errorf("%w: cut-top %d: %s has %d encoder blocks", ErrBadOption, opts.CutTop, paths.Model, blocks)
-		}
 		return sum, err
 	}
 	defer func() { err = errors.Join(err, enc.Close()) }()
-	sum.Provider = enc.Provider()
-	if err := enc.Fallback(); err != nil {
-		sum.Fallback = err.Error()
-	}
 	sum.Dim = enc.Dim()
 
 	man := storeManifest(&opts, enc, scan, shard)

@@ -15,21 +15,14 @@ import (
 // extractTokens is Extract with opts.CutTop > 0: it writes the activation cache of the
 // rows (rows of them, the shard's when shard is set) entering the top opts.CutTop blocks.
 func extractTokens(ctx context.Context, opts ExtractOptions, paths models.Paths, scan features.Summary, rows int64, shard *features.Shard, start time.Time) (sum ExtractSummary, err error) {
-	enc, err := newEncoder(paths, EncoderOptions{
+	enc, err := extractEncoder(&opts, paths, EncoderOptions{
 		RuntimeLib: opts.RuntimeLib, Session: opts.Session, Exact: true,
 		Spec: features.Spec{MaxLen: opts.MaxLen, Prefix: opts.Prefix, Layers: []int{-1 - opts.CutTop}}, cut: true,
-	}, nil)
+	}, nil, &sum)
 	if err != nil {
-		if blocks, berr := numBlocks(paths); berr == nil && opts.CutTop > blocks {
-			return sum, fmt.Errorf("%w: cut-top %d: %s has %d encoder blocks", ErrBadOption, opts.CutTop, paths.Model, blocks)
-		}
 		return sum, err
 	}
 	defer func() { err = errors.Join(err, enc.Close()) }()
-	sum.Provider = enc.Provider()
-	if err := enc.Fallback(); err != nil {
-		sum.Fallback = err.Error()
-	}
 	sum.Dim = enc.hidden
 	cut := enc.Layers()[0]
 
@@ -218,3 +211,21 @@ func (s *bothSink) end(c *chunk) error {
 }
 
 func (s *bothSink) rows() int { return min(s.pool.rows(), s.tok.rows()) }
+
+// extractEncoder opens the encoder of an extraction (newEncoder) and records its
+// provider and any fallback in sum; a failure on a model with fewer blocks than
+// opts.CutTop says so.
+func extractEncoder(opts *ExtractOptions, paths models.Paths, eo EncoderOptions, extra []int, sum *ExtractSummary) (*Encoder, error) {
+	enc, err := newEncoder(paths, eo, extra)
+	if err != nil {
+		if blocks, berr := numBlocks(paths); berr == nil && opts.CutTop > blocks {
+			return nil, fmt.Errorf("%w: cut-top %d: %s has %d encoder blocks", ErrBadOption, opts.CutTop, paths.Model, blocks)
+		}
+		return nil, err
+	}
+	sum.Provider = enc.Provider()
+	if err := enc.Fallback(); err != nil {
+		sum.Fallback = err.Error()
+	}
+	return enc, nil
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/testutil"
 	"github.com/headstart-ml/headstart/onnx"
 	"github.com/headstart-ml/headstart/tokenize"
 )
@@ -38,15 +39,7 @@ const packTol = 1e-5
 // bankingTexts returns the first n texts of the shipped Banking77 sample's test split.
 func bankingTexts(t testing.TB, n int) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join("data", "banking77-sample", "test.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := testutil.ReadCSV(t, filepath.Join("data", "banking77-sample", "test.csv"))
 	var out []string
 	for _, r := range recs[1:] {
 		if len(out) == n {

@@ -24,12 +24,7 @@ const (
 var kindNames = []string{"logreg", "mlp"}
 
 // String returns the kind's name: logreg or mlp (what ParseKind accepts).
-func (k Kind) String() string {
-	if k >= 0 && int(k) < len(kindNames) {
-		return kindNames[k]
-	}
-	return fmt.Sprintf("Kind(%d)", int(k))
-}
+func (k Kind) String() string { return enumName(k, kindNames, "Kind") }
 
 // ParseKind parses a head kind: logreg or mlp.
 func ParseKind(s string) (Kind, error) {
@@ -65,25 +60,13 @@ const (
 var outputNames = []string{"softmax", "binary", "sigmoid"}
 
 // String returns the output's name: softmax, binary or sigmoid.
-func (o Output) String() string {
-	if o >= 0 && int(o) < len(outputNames) {
-		return outputNames[o]
-	}
-	return fmt.Sprintf("Output(%d)", int(o))
-}
+func (o Output) String() string { return enumName(o, outputNames, "Output") }
 
 // MarshalText implements encoding.TextMarshaler.
 func (o Output) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (o *Output) UnmarshalText(b []byte) error {
-	i := slices.Index(outputNames, string(b))
-	if i < 0 {
-		return fmt.Errorf("output %q unknown; want one of %s", b, strings.Join(outputNames, ", "))
-	}
-	*o = Output(i)
-	return nil
-}
+func (o *Output) UnmarshalText(b []byte) error { return parseEnum(o, b, outputNames, "output") }
 
 // Activation is the function applied after a Dense layer.
 type Activation int
@@ -99,23 +82,32 @@ const (
 var activationNames = []string{"identity", "gelu"}
 
 // String returns the activation's name: identity or gelu.
-func (a Activation) String() string {
-	if a >= 0 && int(a) < len(activationNames) {
-		return activationNames[a]
-	}
-	return fmt.Sprintf("Activation(%d)", int(a))
-}
+func (a Activation) String() string { return enumName(a, activationNames, "Activation") }
 
 // MarshalText implements encoding.TextMarshaler.
 func (a Activation) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (a *Activation) UnmarshalText(b []byte) error {
-	i := slices.Index(activationNames, string(b))
-	if i < 0 {
-		return fmt.Errorf("activation %q unknown; want one of %s", b, strings.Join(activationNames, ", "))
+	return parseEnum(a, b, activationNames, "activation")
+}
+
+// enumName returns names[v], or type(v) for a value without a name.
+func enumName[T ~int](v T, names []string, typ string) string {
+	if v >= 0 && int(v) < len(names) {
+		return names[v]
 	}
-	*a = Activation(i)
+	return fmt.Sprintf("%s(%d)", typ, int(v))
+}
+
+// parseEnum sets *dst to the value named b, one of names; what names the enum in the
+// error for an unknown name.
+func parseEnum[T ~int](dst *T, b []byte, names []string, what string) error {
+	i := slices.Index(names, string(b))
+	if i < 0 {
+		return fmt.Errorf("%s %q unknown; want one of %s", what, b, strings.Join(names, ", "))
+	}
+	*dst = T(i)
 	return nil
 }
 

@@ -125,6 +125,17 @@ func sameBits[F Float](a, b []F) bool {
 	return slices.EqualFunc(a, b, func(x, y F) bool { return x == y || (x != x && y != y) })
 }
 
+// firstDiff returns the index of the first tensor of a whose bits differ from b's
+// (sameBits), or -1 when none does.
+func firstDiff[F Float](a, b [][]F) int {
+	for i := range a {
+		if !sameBits(a[i], b[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
 // weightSlices lists every slice of w, for checking that weights were not
 // modified.
 func weightSlices[F Float](w Weights[F]) [][]F {

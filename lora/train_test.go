@@ -89,10 +89,8 @@ func TestTrainLearns(t *testing.T) {
 				t.Fatal(err)
 			}
 			a, b := stackValues(r), stackValues(r2)
-			for i := range a {
-				if !sameBits(a[i], b[i]) {
-					t.Fatalf("two runs with seed 5 differ in tensor %d", i)
-				}
+			if i := firstDiff(a, b); i >= 0 {
+				t.Fatalf("two runs with seed 5 differ in tensor %d", i)
 			}
 			wantTrainable := 3*tC + 3
 			switch mode {
@@ -136,10 +134,8 @@ func TestTrainResume(t *testing.T) {
 		t.Fatalf("resumed %d epochs, history %d", resumed.Resumed, len(resumed.History))
 	}
 	a, b := stackValues(whole), stackValues(resumed)
-	for i := range a {
-		if !sameBits(a[i], b[i]) {
-			t.Fatalf("resumed run differs from the uninterrupted one in tensor %d", i)
-		}
+	if i := firstDiff(a, b); i >= 0 {
+		t.Fatalf("resumed run differs from the uninterrupted one in tensor %d", i)
 	}
 	// Other settings: the checkpoint is refused.
 	s.LR = 1e-2
@@ -268,10 +264,8 @@ func TestBackwardWithoutInputGradient(t *testing.T) {
 		return out
 	}
 	a, b := grads(true), grads(false)
-	for i := range a {
-		if !sameBits(a[i], b[i]) {
-			t.Fatalf("gradient %d differs without the input gradient", i)
-		}
+	if i := firstDiff(a, b); i >= 0 {
+		t.Fatalf("gradient %d differs without the input gradient", i)
 	}
 }
 
@@ -333,10 +327,8 @@ func TestTrainRecompute(t *testing.T) {
 				t.Fatal(err)
 			}
 			a, b := stackValues(kept), stackValues(recomputed)
-			for i := range a {
-				if !sameBits(a[i], b[i]) {
-					t.Fatalf("tensor %d differs with Recompute", i)
-				}
+			if i := firstDiff(a, b); i >= 0 {
+				t.Fatalf("tensor %d differs with Recompute", i)
 			}
 		})
 	}

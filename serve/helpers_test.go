@@ -2,9 +2,6 @@ package serve
 
 import (
 	"context"
-	"encoding/csv"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -24,15 +21,7 @@ const resultTol = 1e-6
 // sample returns the texts and labels of the shipped Banking77 sample's split.
 func sample(t testing.TB, split string) (texts, labels []string) {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "data", "banking77-sample", split+".csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := testutil.ReadCSV(t, testutil.Data(t, "banking77-sample/"+split+".csv"))
 	for _, r := range recs[1:] {
 		texts, labels = append(texts, r[0]), append(labels, r[1])
 	}

@@ -2,11 +2,8 @@ package serve
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,16 +21,7 @@ import (
 func tagsHead(t testing.TB, m *headstart.Model) (*head.Head, []string) {
 	t.Helper()
 	read := func(split string) [][]string {
-		f, err := os.Open(filepath.Join("..", "data", "banking77-tags-sample", split+".csv"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		recs, err := csv.NewReader(f).ReadAll()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return recs[1:]
+		return testutil.ReadCSV(t, testutil.Data(t, "banking77-tags-sample/"+split+".csv"))[1:]
 	}
 	train := read("train")[:200]
 	var texts []string

@@ -217,15 +217,7 @@ func TestExperimentMTEB(t *testing.T) {
 // copied.
 func subsetCSV(t *testing.T, src, dst string, keep map[string]bool, limit int) map[string]bool {
 	t.Helper()
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := testutil.ReadCSV(t, src)
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
 	w.Write(recs[0])

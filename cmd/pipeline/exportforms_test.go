@@ -99,7 +99,8 @@ func topBlocksChain(t *testing.T, root string, forms, modes []string) {
 					t.Fatalf("predict: %d\n%s", code, stderr)
 				}
 				maxPred := 0.0
-				for i, probs := range predictedProbs(t, pred, mode) {
+				for i, hp := range predictedProbs(t, pred) {
+					probs := [2]float32{hp["neg"], hp["pos"]}
 					for k := range 2 {
 						d := math.Abs(float64(probs[k] - goProbs[i][k]))
 						if !(d < topTol) {
@@ -164,16 +165,15 @@ func goBlockProbs(t *testing.T, headFile, cache string) [][2]float32 {
 	return out
 }
 
-// predictedProbs reads predict's JSONL: each row's probabilities from the head named
-// name, in the head's class order (neg, pos).
-func predictedProbs(t *testing.T, path, name string) [][2]float32 {
+// predictedProbs reads predict's JSONL of one head: each row's probabilities by class.
+func predictedProbs(t *testing.T, path string) []map[string]float32 {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var out [][2]float32
+	var out []map[string]float32
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		var r struct {
@@ -188,7 +188,7 @@ func predictedProbs(t *testing.T, path, name string) [][2]float32 {
 		for _, h := range r.Heads { // one head
 			hp = h.Probs
 		}
-		out = append(out, [2]float32{hp["neg"], hp["pos"]})
+		out = append(out, hp)
 	}
 	return out
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -37,26 +36,12 @@ func tagsOf(intent string) string {
 	return strings.Join(tags, "|")
 }
 
-func readCSV(t *testing.T, path string) [][]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return recs
-}
-
 // TestTagsSampleDerivation: the shipped tags sample is the Banking77 sample with each
 // intent replaced by its tags, row for row.
 func TestTagsSampleDerivation(t *testing.T) {
 	for _, split := range []string{"train", "test"} {
-		src := readCSV(t, repoFile("data/banking77-sample/"+split+".csv"))
-		tags := readCSV(t, repoFile("data/banking77-tags-sample/"+split+".csv"))
+		src := testutil.ReadCSV(t, repoFile("data/banking77-sample/"+split+".csv"))
+		tags := testutil.ReadCSV(t, repoFile("data/banking77-tags-sample/"+split+".csv"))
 		if len(src) != len(tags) || len(src) < 2 || !slices.Equal(tags[0], []string{"text", "label"}) {
 			t.Fatalf("%s: %d rows vs %d, header %q", split, len(tags), len(src), tags[0])
 		}
@@ -188,7 +173,7 @@ func TestMultiLabelEndToEnd(t *testing.T) {
 	if code, _, stderr := run(t, "predict", "--head", lr, "--head", singleHead, "--data", data, "--out", predCSV, "--threshold", "0.4"); code != 0 {
 		t.Fatalf("predict csv: %d\n%s", code, stderr)
 	}
-	recs := readCSV(t, predCSV)
+	recs := testutil.ReadCSV(t, predCSV)
 	hdr := recs[0]
 	if len(recs) != len(texts)+1 || hdr[2] != "lr.labels" || hdr[3] != "lr.p.about" || hdr[3+110] != "single-head.label" {
 		t.Fatalf("predict csv header %q (%d rows)", hdr[:5], len(recs))

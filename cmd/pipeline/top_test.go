@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"math"
@@ -109,23 +108,12 @@ func TestTopBlocksEndToEnd(t *testing.T) {
 	if code, _, stderr := run(t, "predict", "--head", headFile, "--data", devCSV, "--out", pred); code != 0 {
 		t.Fatalf("predict: %d\n%s", code, stderr)
 	}
-	f, _ := os.Open(pred)
-	defer f.Close()
-	sc := bufio.NewScanner(f)
 	maxPred := 0.0
-	for i := 0; sc.Scan(); i++ {
-		var r struct {
-			Heads map[string]struct {
-				Probs map[string]float32 `json:"probs"`
-			} `json:"heads"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatal(err)
-		}
+	for i, probs := range predictedProbs(t, pred) {
 		for k, c := range h.Classes {
-			d := math.Abs(float64(r.Heads["lora"].Probs[c] - goProbs[i*2+k]))
+			d := math.Abs(float64(probs[c] - goProbs[i*2+k]))
 			if !(d < topTol) {
-				t.Fatalf("row %d class %s: predict %g, Go block on the cache %g", i, c, r.Heads["lora"].Probs[c], goProbs[i*2+k])
+				t.Fatalf("row %d class %s: predict %g, Go block on the cache %g", i, c, probs[c], goProbs[i*2+k])
 			}
 			maxPred = max(maxPred, d)
 		}

@@ -7,6 +7,7 @@
 package testutil
 
 import (
+	"encoding/csv"
 	"math"
 	"os"
 	"path/filepath"
@@ -41,6 +42,22 @@ func Data(t testing.TB, rel string) string {
 		t.Fatalf("dataset %s missing from the repository's data/ folder: %v", rel, err)
 	}
 	return p
+}
+
+// ReadCSV returns the records of the CSV file at path, its header first; a file that
+// cannot be opened or parsed fails the test.
+func ReadCSV(t testing.TB, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return recs
 }
 
 // Artifact returns path, a file that `scripts/setup.sh step` puts in the cache ("venv",
