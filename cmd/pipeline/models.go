@@ -44,60 +44,7 @@ func newModelsCommand() *cli.Command {
 					return runModelsPull(c.Context, modelsPullOptions{Names: c.Args().Slice(), Force: c.Bool("force"), HF: c.String("hf")}, c.App.ErrWriter)
 				},
 			},
-			{
-				Name:      "quantize",
-				Usage:     "write an int8 copy of an fp32 encoder (dynamic quantisation of MatMul/Gemm weights) as a model directory",
-				ArgsUsage: "NAME|DIR",
-				Description: "Rewrites every MatMul and Gemm with a constant weight as onnxruntime.quantization.quantize_dynamic\n" +
-					"does: the weight in int8 (symmetric, one scale per output column unless --per-tensor), the\n" +
-					"activations quantised to uint8 at run time (DynamicQuantizeLinear, MatMulInteger). --out gets\n" +
-					"model.onnx, the source's tokenizer.json and a manifest.json (dtype int8, sha256 of the files);\n" +
-					"use it wherever a model is named: --model DIR.",
-				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "out", Usage: "new model `DIR` (must not exist or be empty)"},
-					&cli.StringFlag{Name: "name", Usage: "model name in the manifest (default: the base name of --out)"},
-					&cli.BoolFlag{Name: "per-tensor", Usage: "one scale per weight matrix instead of one per output column"},
-				},
-				Action: func(c *cli.Context) error {
-					o := headstart.QuantizeOptions{Out: c.String("out"), Name: c.String("name"), Quantize: onnx.QuantizeSettings{PerTensor: c.Bool("per-tensor")}}
-					// The flags may also follow the model (NAME --out DIR), where the flag
-					// parser stops.
-					args := c.Args().Slice()
-					for i := 0; i < len(args); i++ {
-						switch a := args[i]; {
-						case a == "--out" || a == "-out" || a == "--name" || a == "-name":
-							if i+1 == len(args) {
-								return usagef("models quantize: %s needs a value", a)
-							}
-							if a[len(a)-3:] == "out" {
-								o.Out = args[i+1]
-							} else {
-								o.Name = args[i+1]
-							}
-							i++
-						case strings.HasPrefix(a, "--out="):
-							o.Out = strings.TrimPrefix(a, "--out=")
-						case strings.HasPrefix(a, "--name="):
-							o.Name = strings.TrimPrefix(a, "--name=")
-						case a == "--per-tensor":
-							o.Quantize.PerTensor = true
-						case strings.HasPrefix(a, "-"):
-							return usagef("models quantize: flag %s unknown; want --out, --name, --per-tensor", a)
-						case o.Model == "":
-							o.Model = a
-						default:
-							return usagef("models quantize: one model, got %q and %q", o.Model, a)
-						}
-					}
-					if o.Model == "" {
-						return usagef("models quantize: name one model (registry NAME or DIR); known: %v", models.Names())
-					}
-					if o.Out == "" {
-						return usagef("models quantize: --out DIR is required")
-					}
-					return runModelsQuantize(o, c.App.ErrWriter)
-				},
-			},
+			newModelsQuantizeCommand(),
 		},
 	}
 }
@@ -172,4 +119,70 @@ func runModelsPull(ctx context.Context, opts modelsPullOptions, log io.Writer) e
 		}
 	}
 	return nil
+}
+
+// newModelsQuantizeCommand is `models quantize`.
+func newModelsQuantizeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "quantize",
+		Usage:     "write an int8 copy of an fp32 encoder (dynamic quantisation of MatMul/Gemm weights) as a model directory",
+		ArgsUsage: "NAME|DIR",
+		Description: "Rewrites every MatMul and Gemm with a constant weight as onnxruntime.quantization.quantize_dynamic\n" +
+			"does: the weight in int8 (symmetric, one scale per output column unless --per-tensor), the\n" +
+			"activations quantised to uint8 at run time (DynamicQuantizeLinear, MatMulInteger). --out gets\n" +
+			"model.onnx, the source's tokenizer.json and a manifest.json (dtype int8, sha256 of the files);\n" +
+			"use it wherever a model is named: --model DIR.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "out", Usage: "new model `DIR` (must not exist or be empty)"},
+			&cli.StringFlag{Name: "name", Usage: "model name in the manifest (default: the base name of --out)"},
+			&cli.BoolFlag{Name: "per-tensor", Usage: "one scale per weight matrix instead of one per output column"},
+		},
+		Action: func(c *cli.Context) error {
+			o, err := quantizeArgs(c)
+			if err != nil {
+				return err
+			}
+			return runModelsQuantize(o, c.App.ErrWriter)
+		},
+	}
+}
+
+// quantizeArgs reads models quantize's flags and its model. The flags may also follow
+// the model (NAME --out DIR), where the flag parser stops.
+func quantizeArgs(c *cli.Context) (headstart.QuantizeOptions, error) {
+	o := headstart.QuantizeOptions{Out: c.String("out"), Name: c.String("name"), Quantize: onnx.QuantizeSettings{PerTensor: c.Bool("per-tensor")}}
+	args := c.Args().Slice()
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--out" || a == "-out" || a == "--name" || a == "-name":
+			if i+1 == len(args) {
+				return o, usagef("models quantize: %s needs a value", a)
+			}
+			if a[len(a)-3:] == "out" {
+				o.Out = args[i+1]
+			} else {
+				o.Name = args[i+1]
+			}
+			i++
+		case strings.HasPrefix(a, "--out="):
+			o.Out = strings.TrimPrefix(a, "--out=")
+		case strings.HasPrefix(a, "--name="):
+			o.Name = strings.TrimPrefix(a, "--name=")
+		case a == "--per-tensor":
+			o.Quantize.PerTensor = true
+		case strings.HasPrefix(a, "-"):
+			return o, usagef("models quantize: flag %s unknown; want --out, --name, --per-tensor", a)
+		case o.Model == "":
+			o.Model = a
+		default:
+			return o, usagef("models quantize: one model, got %q and %q", o.Model, a)
+		}
+	}
+	if o.Model == "" {
+		return o, usagef("models quantize: name one model (registry NAME or DIR); known: %v", models.Names())
+	}
+	if o.Out == "" {
+		return o, usagef("models quantize: --out DIR is required")
+	}
+	return o, nil
 }
