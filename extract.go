@@ -64,7 +64,8 @@ type ExtractOptions struct {
 	// BatchSize is the number of texts per forward pass. Default 32.
 	BatchSize int
 	// ChunkRows is the number of rows between checkpoints, and the window within which
-	// texts are sorted by length into batches. Default 2048.
+	// texts are sorted by length into batches. Default 8192 (2048 with CutTop: an
+	// activation cache holds a chunk's tokens in memory), or BatchSize if larger.
 	ChunkRows int
 	// AllowEmpty embeds empty texts (as [CLS] [SEP]) instead of refusing them.
 	AllowEmpty bool
@@ -174,7 +175,12 @@ func (o *ExtractOptions) setDefaults() error {
 		o.BatchSize = 32
 	}
 	if o.ChunkRows == 0 {
-		o.ChunkRows = 2048
+		// Pooled rows are small, so the window can hold most datasets' short texts
+		// whole; an activation cache holds every token of its chunk.
+		o.ChunkRows = max(8192, o.BatchSize)
+		if o.CutTop > 0 {
+			o.ChunkRows = max(2048, o.BatchSize)
+		}
 	}
 	switch {
 	case o.Data == "":

@@ -14,6 +14,8 @@
 #   BENCH_THREADS=2    intra-op threads on both sides
 #   BENCH_BATCH=32
 #   BENCH_MODELS=""    extra model directories for headstart (space-separated)
+#   BENCH_VARIANTS=""  extra headstart runs, each one flag=value (space-separated), e.g.
+#                      --chunk-rows=2048 (the sorting window before it became 8192)
 #   BENCH_RSS_FULL=0   1: also both sides' peak RSS on all 67,349 rows (one run each)
 #
 # Usage: scripts/bench_extract_ab.sh   (needs `make build` and the test venv)
@@ -27,6 +29,7 @@ PAIRS=${BENCH_PAIRS:-3}
 TH=${BENCH_THREADS:-2}
 BS=${BENCH_BATCH:-32}
 MODELS=${BENCH_MODELS:-}
+VARIANTS=${BENCH_VARIANTS:-}
 out=out/bench
 mkdir -p "$out"
 head -n $((N + 1)) data/sst2/train.csv > "$out/sst2-$N.csv"
@@ -50,11 +53,11 @@ print(json.dumps({"impl": impl, "model": model, "rows": int(rows), "wall_s": wal
 PY
 }
 
-hs() { # hs IMPL MODELDIR DATA ROWS
+hs() { # hs IMPL MODELDIR DATA ROWS [FLAG...]
   local tf=$out/time.txt jf=$out/run.json
   rm -f "$out/ab.safetensors"
   /usr/bin/time -v bin/pipeline extract --model "$2" --data "$3" --out "$out/ab.safetensors" \
-    --batch-size "$BS" --threads "$TH" --max-len 128 --json 2> "$tf" > "$jf" || { cat "$tf"; exit 1; }
+    --batch-size "$BS" --threads "$TH" --max-len 128 --json "${@:5}" 2> "$tf" > "$jf" || { cat "$tf"; exit 1; }
   record "$1" "$2" "$4" "$tf" "$jf"
 }
 ref() { # ref DATA ROWS
@@ -81,6 +84,7 @@ for p in $(seq "$PAIRS"); do
   hs headstart "$model" "$out/sst2-$N.csv" "$N"
   ref "$out/sst2-$N.csv" "$N"
   for m in $MODELS; do hs "headstart $(basename "$m")" "$m" "$out/sst2-$N.csv" "$N"; done
+  for v in $VARIANTS; do hs "headstart $v" "$model" "$out/sst2-$N.csv" "$N" "$v"; done
 done
 if [ "${BENCH_RSS_FULL:-0}" = 1 ]; then
   echo "bench: peak RSS on all rows" >&2
@@ -105,8 +109,8 @@ peak, N, TH, BS, PAIRS = float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[
 print(f"\n{N} SST-2 train sentences, all-MiniLM-L6-v2, mean pooling, batch {BS}, {TH} threads, max_len 128; "
       f"whole processes, {PAIRS} interleaved pairs, medians. MatMul work {flop_tok/1e6:.1f} MFLOP per token position; "
       f"machine's float32 matmul peak (numpy 2048^3, {TH} threads, same run): {peak:.0f} GFLOP/s\n")
-print("| implementation | wall (s) | tokens/s | GFLOP/s (% of peak) | peak RSS | time / headstart's |")
-print("|---|---|---|---|---|---|")
+print("| implementation | wall (s) | tokens/s | padded positions | GFLOP/s (% of peak) | peak RSS | time / headstart's |")
+print("|---|---|---|---|---|---|---|")
 impls = list(dict.fromkeys(r["impl"] for r in rows if not r["impl"].endswith("-all")))
 med = {}
 for i in impls:
@@ -114,7 +118,7 @@ for i in impls:
     w = st.median(r["wall_s"] for r in g)
     med[i] = w
     gf = flop_tok * g[0]["padded"] / w / 1e9
-    print(f'| {i} | {w:.2f} | {g[0]["tokens"]/w:,.0f} | {gf:.0f} ({100*gf/peak:.0f}%) | '
+    print(f'| {i} | {w:.2f} | {g[0]["tokens"]/w:,.0f} | {g[0]["padded"]:,.0f} | {gf:.0f} ({100*gf/peak:.0f}%) | '
           f'{max(r["max_rss_kb"] for r in g)/1024:.0f} MiB | {w/med["headstart"]:.2f}x |')
 ref = med.get("python-onnxruntime")
 if ref:

@@ -32,6 +32,7 @@ type extractOptions struct {
 	CutTop                         int
 	CacheOut                       string
 	LayersSet                      bool
+	ChunkRowsSet                   bool // --chunk-rows given; else the library's default
 	Spec                           specFlags
 }
 
@@ -53,7 +54,7 @@ func newExtractCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output `FILE.safetensors`"},
 			&cli.StringFlag{Name: "layers", Value: "-1", Usage: "hidden states to pool, comma-separated and concatenated (0 = embeddings, -1 = last block), e.g. -4,-3,-2,-1"},
 			&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "texts per forward pass"},
-			&cli.IntFlag{Name: "chunk-rows", Value: 2048, Usage: "rows per checkpoint (and length-sorting window)"},
+			&cli.IntFlag{Name: "chunk-rows", Usage: "rows per checkpoint (and length-sorting window) (default: 8192, or 2048 with --cut-top)"},
 			&cli.IntFlag{Name: "threads", Usage: "onnxruntime intra-op threads (0 = one per core)"},
 			&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "cpu | cuda[:DEVICE] | auto"},
 			&cli.StringFlag{Name: "opt-level", Value: "all", Usage: "graph optimisation: all | extended | basic | disabled"},
@@ -75,7 +76,7 @@ func newExtractCommand() *cli.Command {
 				Layers: c.String("layers"), Dtype: c.String("dtype"), Spec: readSpecFlags(c),
 				Resume: c.Bool("resume"), AllowEmpty: c.Bool("allow-empty"),
 				BatchSize: c.Int("batch-size"), Threads: c.Int("threads"),
-				ChunkRows: c.Int("chunk-rows"), Limit: c.Int("limit"), MaxLineBytes: c.Int("max-line-bytes"),
+				ChunkRows: c.Int("chunk-rows"), ChunkRowsSet: c.IsSet("chunk-rows"), Limit: c.Int("limit"), MaxLineBytes: c.Int("max-line-bytes"),
 				Provider: c.String("provider"), OptLevel: c.String("opt-level"), RuntimeLib: c.String("ort-lib"),
 				JSON: c.Bool("json"), Shard: c.String("shard"),
 				CutTop: c.Int("cut-top"), CacheOut: c.String("cache-out"), LayersSet: c.IsSet("layers"),
@@ -128,7 +129,7 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 		return lo, usagef("--max-len %d: want at least 2 ([CLS] and [SEP]) and at most the model's positions (512 for BERT-family models)", *o.Spec.MaxLen)
 	case o.BatchSize < 1:
 		return lo, usagef("--batch-size %d: want at least 1", o.BatchSize)
-	case o.ChunkRows < 1:
+	case o.ChunkRowsSet && o.ChunkRows < 1:
 		return lo, usagef("--chunk-rows %d: want at least 1 (and at least --batch-size)", o.ChunkRows)
 	}
 	lo.Session.IntraOpThreads = o.Threads
@@ -146,7 +147,10 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 	}
 	lo.Reader = features.ReaderOptions{Format: inFormat, TextCol: o.TextCol, LabelCol: o.LabelCol, RequireLabel: o.LabelRequired || o.LabelSep != "", Limit: o.Limit, LabelSep: o.LabelSep, MaxLineBytes: o.MaxLineBytes}
 	lo.Resume, lo.AllowEmpty = o.Resume, o.AllowEmpty
-	lo.BatchSize, lo.ChunkRows = o.BatchSize, o.ChunkRows
+	lo.BatchSize = o.BatchSize
+	if o.ChunkRowsSet {
+		lo.ChunkRows = o.ChunkRows
+	}
 	lo.RuntimeLib = o.RuntimeLib
 	switch {
 	case o.CutTop < 0:
