@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
@@ -38,6 +39,11 @@ type FitHeadSummary struct {
 	Head *head.Head // as written to Out
 	// Largest is the training feature of the largest magnitude (head.LargestFeature).
 	Largest head.Extreme
+	// FitCPU is the CPU time (user and system, every thread of the process) spent
+	// while the head was fitted, not reading the stores or writing the head; 0 where
+	// the platform does not report it (not unix). On one thread it is the fit's own
+	// work, steadier than the wall time (Head.Summary.Elapsed) on a shared machine.
+	FitCPU time.Duration
 }
 
 // FitHead trains a head on a feature store and writes it: every setting is checked, and
@@ -76,7 +82,9 @@ func FitHead(ctx context.Context, o FitHeadOptions) (sum FitHeadSummary, err err
 	if extreme {
 		warn("features %s: %s; |x| beyond %g is not a backbone's output: the store may be corrupt, or the features need --standardize", o.Train, ext, head.ExtremeFeature)
 	}
+	cpu0 := processCPU()
 	h, err := head.FitContext(ctx, train, valid, ho)
+	sum.FitCPU = processCPU() - cpu0
 	if err != nil {
 		if ck := ho.MLP.Checkpoint; ho.Kind == head.MLP && errors.Is(err, context.Canceled) {
 			if _, serr := os.Stat(ck); serr == nil {

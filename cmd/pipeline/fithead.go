@@ -189,11 +189,9 @@ func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer)
 		return err
 	}
 	defer func() { err = errors.Join(err, lock.Release()) }()
-	cpu0 := processCPU()
 	sum, err := headstart.FitHead(ctx, headstart.FitHeadOptions{Train: o.Train, Valid: o.Valid, Out: o.Out, Head: ho,
 		Resume: o.Resume, AllowUnconverged: o.AllowUnconverged,
 		Warn: func(msg string) { endLine(); fmt.Fprintln(stderr, "fit-head: warning: "+msg) }})
-	cpu := processCPU() - cpu0
 	endLine()
 	if errors.Is(err, headstart.ErrCheckpointExists) {
 		return usageError{err}
@@ -203,7 +201,7 @@ func runFitHead(ctx context.Context, o fitHeadOptions, stdout, stderr io.Writer)
 	h, s := sum.Head, sum.Head.Summary
 	if o.JSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{"out": o.Out, "head": h.Kind.String(), "classes": len(h.Classes),
-			"multi_label": h.MultiLabel, "dim": h.Dim, "summary": s, "seconds": s.Elapsed.Seconds(), "cpu_seconds": cpu.Seconds(), "resumed_epochs": s.Resumed})
+			"multi_label": h.MultiLabel, "dim": h.Dim, "summary": s, "seconds": s.Elapsed.Seconds(), "cpu_seconds": sum.FitCPU.Seconds(), "resumed_epochs": s.Resumed})
 	}
 	fmt.Fprintln(stderr, fitSummaryLine(h, o.Out, ho.LogReg.AutoC))
 	return nil

@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package headstart
 
 import (
 	"syscall"
@@ -8,7 +8,7 @@ import (
 )
 
 // processCPU returns the CPU time (user and system) the process has used so far, or 0
-// where getrusage fails. fit-head --json reports the fit's share ("cpu_seconds"): on a
+// where getrusage fails. FitHead reports the fit's share (FitHeadSummary.FitCPU): on a
 // machine shared with other work it measures the fit better than the wall time.
 func processCPU() time.Duration {
 	var ru syscall.Rusage
