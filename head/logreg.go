@@ -84,13 +84,15 @@ const (
 	// scikit-learn does on float32 features: scipy's L-BFGS-B hands the objective
 	// parameters of the features' dtype, and the products run in float32 BLAS. The
 	// loss and the gradient are accumulated in float64 from float32 terms. About twice
-	// as fast as Float64; the fit differs from the Float64 one by float32 rounding
+	// as fast as Float64 with three classes or more (binary problems read the same
+	// float32 features either way, at about the same cost); the fit differs from the Float64 one by float32 rounding
 	// amplified by the solver (like scikit-learn's fits on float32 and float64 data).
 	// It follows scikit-learn's float32 fit closely but not always iteration for
 	// iteration: the float32 products sum in another order than scikit-learn's BLAS,
 	// the objective differs in its last float32 bits, and where the line search
-	// compares nearly equal losses L-BFGS can take another step (BENCHMARKS.md lists
-	// the sets where the counts differ). Float64 is the setting that matches
+	// compares nearly equal losses L-BFGS can take another step; on many rows
+	// scikit-learn's float32 gradient is rounded enough to stop its fit early (see the
+	// package documentation; BENCHMARKS.md lists the sets where the counts differ). Float64 is the setting that matches
 	// scikit-learn iteration for iteration (on features cast to float64).
 	Float32 Precision = iota
 	// Float64 computes the objective in float64: scikit-learn's fit on features cast
@@ -366,9 +368,10 @@ func fitLinear(ctx context.Context, d *Dataset, s *LogRegSettings, C float64, st
 	var x []float64
 	var x32 []float32
 	switch {
-	case s.Precision == Float32 && (k == 2 || d.Y != nil) && mean == nil:
+	case (k == 2 || d.Y != nil) && mean == nil:
 		// Binary problems read the features as they are, the intercept's column of
-		// ones implied (see newLinProblem): no copy of X.
+		// ones implied (see newLinProblem): no copy of X. In Float64 each value is
+		// widened as it is read (newWideProblem).
 		x32 = d.X
 	case s.Precision == Float32:
 		x32 = designMatrix32(d.X, d.N, d.D, mean, std, !s.NoIntercept)
@@ -412,7 +415,7 @@ func fitLinear(ctx context.Context, d *Dataset, s *LogRegSettings, C float64, st
 					}
 					// Two classes for the weighting: Balanced weighs each binary problem as
 					// OneVsRestClassifier(LogisticRegression(class_weight="balanced")).
-					p := newLinProblem(x, x32, d.N, d.D, !s.NoIntercept, nil, t, 2, s.ClassWeight, C, 1)
+					p := newBinaryProblem(x, x32, s.Precision, d.N, d.D, !s.NoIntercept, t, s.ClassWeight, C, 1)
 					theta := make([]float64, p.d1)
 					results[c] = minimize(ctx, theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage+" label "+d.Classes[c]))
 					p.unpack(layer.W[c*d.D:(c+1)*d.D], layer.B[c:c+1], theta)
@@ -451,7 +454,7 @@ func fitLinear(ctx context.Context, d *Dataset, s *LogRegSettings, C float64, st
 		for i, l := range d.Labels {
 			t[i] = float64(l)
 		}
-		p := newLinProblem(x, x32, d.N, d.D, !s.NoIntercept, nil, t, 2, s.ClassWeight, C, s.Threads)
+		p := newBinaryProblem(x, x32, s.Precision, d.N, d.D, !s.NoIntercept, t, s.ClassWeight, C, s.Threads)
 		theta := make([]float64, p.d1)
 		r := minimize(ctx, theta, p.lossGrad, sklearnLBFGS(s.Tol, s.MaxIter), report(stage))
 		if r.stop == stopCanceled {
@@ -563,6 +566,7 @@ type linProblem struct {
 
 	// float64
 	x      []float64              // (n,d1), shared, read only
+	wide   bool                   // binary, float64 on x32 widened as it is read (x nil)
 	xa, xb *packedMatrix[float64] // x packed as gemm's left and right factor (nil: use x)
 	z      []float64              // (n,k) scratch: logits, then pointwise gradients
 
@@ -573,6 +577,19 @@ type linProblem struct {
 	z32        []float32              // (n,k) scratch: logits, then pointwise gradients
 	theta32    []float32              // (k,d1) θ rounded to float32
 	grad32     []float32              // (k,d1) Gᵀ·X (multinomial); per-chunk (chunks,d1) (binary)
+}
+
+// newBinaryProblem is newLinProblem for a binary problem (targets t) in precision
+// prec: on x (float64) or x32 (float32); in Float64 with x nil, x32's values are
+// widened to float64 as they are read, the same arithmetic as on a float64 copy.
+func newBinaryProblem(x []float64, x32 []float32, prec Precision, n, d int, intercept bool, t []float64, cw ClassWeight, C float64, threads int) *linProblem {
+	p := newLinProblem(x, x32, n, d, intercept, nil, t, 2, cw, C, threads)
+	if prec == Float64 && x == nil {
+		p.wide = true
+		p.z = make([]float64, n)
+		p.z32, p.theta32, p.grad32 = nil, nil, nil
+	}
+	return p
 }
 
 // lossChunk is the number of rows per unit of parallel work in the loss. The loss sums
@@ -683,7 +700,7 @@ func (p *linProblem) weight(i int) float64 {
 // In float32 (x32 set) Θ is first rounded to float32, as scipy hands it to
 // scikit-learn; Z, G and Gᵀ·X are float32, the loss and penalty sums float64.
 func (p *linProblem) lossGrad(grad, theta []float64) float64 {
-	if p.x32 != nil {
+	if p.x32 != nil && !p.wide {
 		return p.lossGrad32(grad, theta)
 	}
 	n, k, d1 := p.n, p.k, p.d1
@@ -697,10 +714,41 @@ func (p *linProblem) lossGrad(grad, theta []float64) float64 {
 			gc := p.gpart[c*d1 : (c+1)*d1]
 			clear(gc)
 			var cl float64
-			igemm.DotAxpyRows(gc, p.z[lo:hi], p.x[lo*d1:hi*d1], d1, theta[:d1], func(a, b int) {
+			if !p.wide {
+				igemm.DotAxpyRows(gc, p.z[lo:hi], p.x[lo*d1:hi*d1], d1, theta[:d1], func(a, b int) {
+					cl = p.pointwise(lo+a, lo+b, cl)
+				})
+				p.partial[c] = cl
+				return
+			}
+			// Widened float32 rows; without the column of ones the intercept is added
+			// and its gradient summed here, in the order the column would give them.
+			ld := d1
+			if p.ones {
+				ld = p.d
+			}
+			z := p.z[lo:hi]
+			var gb, bias float64
+			if p.ones {
+				bias = theta[p.d]
+			}
+			igemm.DotAxpyRowsWide(gc[:ld], z, p.x32[lo*ld:hi*ld], ld, theta[:ld], func(a, b int) {
+				if p.ones {
+					for i := a; i < b; i++ {
+						z[i] += bias
+					}
+				}
 				cl = p.pointwise(lo+a, lo+b, cl)
+				if p.ones {
+					for _, v := range z[a:b] {
+						gb += v
+					}
+				}
 			})
 			p.partial[c] = cl
+			if p.ones {
+				gc[p.d] = gb
+			}
 		})
 		clear(grad[:d1])
 		for c, v := range p.partial {

@@ -375,3 +375,46 @@ func TestBinaryImpliedOnes(t *testing.T) {
 // impliedOnesTol: float32 sums of up to 1,031 terms in two orders (a few hundred ulps
 // of 2⁻²⁴ at most, relative to values of order 1).
 const impliedOnesTol = 1e-5
+
+// TestBinaryWide checks the Float64 binary objective on float32 features widened as
+// they are read (newBinaryProblem) against the same objective on the float64 design
+// matrix: the same bits with the kernels (with and without the intercept), within
+// impliedOnesTol on the BLAS fallback (whose dot products sum the column of ones in
+// their own order). The features are not modified.
+func TestBinaryWide(t *testing.T) {
+	for _, sz := range [][2]int{{37, 5}, {1031, 16}, {1030, 40}} {
+		d := synthetic(sz[0], sz[1], 2, 2, true, 3)
+		x0 := slices.Clone(d.X)
+		tgt := make([]float64, d.N)
+		for i, l := range d.Labels {
+			tgt[i] = float64(l)
+		}
+		for _, intercept := range []bool{true, false} {
+			for _, fallback := range []bool{false, true} {
+				igemm.NoAssembly = fallback
+				wide := newBinaryProblem(nil, d.X, Float64, d.N, d.D, intercept, tgt, Balanced, 0.5, 2)
+				full := newLinProblem(designMatrix(d.X, d.N, d.D, nil, nil, intercept), nil, d.N, d.D, intercept, nil, tgt, 2, Balanced, 0.5, 2)
+				if !wide.wide || wide.ones != intercept {
+					t.Fatalf("wide problem: wide %v, ones %v (intercept %v)", wide.wide, wide.ones, intercept)
+				}
+				theta := make([]float64, wide.d1)
+				for i := range theta {
+					theta[i] = math.Sin(float64(3 * i))
+				}
+				g1, g2 := make([]float64, len(theta)), make([]float64, len(theta))
+				l1, l2 := wide.lossGrad(g1, theta), full.lossGrad(g2, theta)
+				exact := !fallback || !intercept
+				if exact && (l1 != l2 || !slices.Equal(g1, g2)) {
+					t.Errorf("n=%d d=%d intercept %v fallback %v: loss %v vs %v; gradients equal: %v", d.N, d.D, intercept, fallback, l1, l2, slices.Equal(g1, g2))
+				}
+				if !exact && (!scalar.EqualWithinRel(l1, l2, impliedOnesTol) || !floats.EqualApprox(g1, g2, impliedOnesTol)) {
+					t.Errorf("n=%d d=%d fallback: loss %v vs %v, gradients %v vs %v", d.N, d.D, l1, l2, g1, g2)
+				}
+			}
+			igemm.NoAssembly = false
+		}
+		if !slices.Equal(d.X, x0) {
+			t.Fatal("features modified")
+		}
+	}
+}

@@ -143,6 +143,67 @@ func DotAxpyRows[T Float](dst, z, x []T, ld int, w []T, g func(lo, hi int)) {
 	}
 }
 
+// DotAxpyRowsWide is DotAxpyRows in float64 on float32 rows: each value of X is
+// widened to float64 (exactly) as it is read, so the result is bit for bit that of
+// DotAxpyRows on a float64 copy of X, for half the memory traffic and no copy. x is
+// not modified.
+func DotAxpyRowsWide(dst, z []float64, x []float32, ld int, w []float64, g func(lo, hi int)) {
+	m, n := len(z), len(w)
+	if n != len(dst) {
+		panic("gemm: DotAxpyRowsWide: len(w) != len(dst)")
+	}
+	if m == 0 {
+		return
+	}
+	checkRows(len(x), m, n, ld)
+	if !useKernel[float64]() {
+		// A float64 copy of a block of rows at a time, through DotAxpyRows.
+		const block = 64
+		buf := make([]float64, min(m, block)*n)
+		for lo := 0; lo < m; lo += block {
+			hi := min(lo+block, m)
+			for i := lo; i < hi; i++ {
+				for j, v := range x[i*ld : i*ld+n] {
+					buf[(i-lo)*n+j] = float64(v)
+				}
+			}
+			DotAxpyRows(dst, z[lo:hi], buf[:(hi-lo)*n], n, w, func(a, b int) { g(lo+a, lo+b) })
+		}
+		return
+	}
+	nk := n &^ 7
+	i := 0
+	for ; i+4 <= m; i += 4 {
+		dot4x32to64(nk, &x[i*ld], ld, &w[0], &z[i])
+		for r := range 4 {
+			row := x[(i+r)*ld : (i+r)*ld+n]
+			for j := nk; j < n; j++ {
+				z[i+r] += float64(row[j]) * w[j]
+			}
+		}
+		g(i, i+4)
+		axpy4x32to64(nk, &x[i*ld], ld, &dst[0], &z[i])
+		for r := range 4 {
+			row := x[(i+r)*ld : (i+r)*ld+n]
+			for j := nk; j < n; j++ {
+				dst[j] += z[i+r] * float64(row[j])
+			}
+		}
+	}
+	for ; i < m; i++ {
+		row := x[i*ld : i*ld+n]
+		var s float64
+		for j, v := range row {
+			s += float64(v) * w[j]
+		}
+		z[i] = s
+		g(i, i+1)
+		for j, v := range row {
+			dst[j] += z[i] * float64(v)
+		}
+	}
+}
+
 func checkRows(lx, m, n, ld int) {
 	if n > ld || lx < (m-1)*ld+n {
 		panic("gemm: matrix-vector product: x too short for its rows")

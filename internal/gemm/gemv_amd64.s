@@ -180,3 +180,99 @@ axpy64loop:
 axpy64done:
 	VZEROUPPER
 	RET
+
+// Widening kernels: X is float32, read four values at a time and widened exactly to
+// float64 (VCVTPS2PD), then multiplied and summed in float64 in the order of dot4x64 and
+// axpy4x64, so that they give the bits those give on a float64 copy of X while reading
+// half the bytes. n is a multiple of 8; ld counts float32 elements.
+
+// WDOTSTEP is DOTSTEP for float32 rows: xoff is the block's byte offset in the rows,
+// woff in w.
+#define WDOTSTEP(xoff, woff, W, r0, r1, r2, r3) \
+	VMOVUPD woff(DI), W; \
+	VCVTPS2PD xoff(SI), Y10; \
+	VCVTPS2PD xoff(SI)(R10*1), Y11; \
+	VCVTPS2PD xoff(R11), Y12; \
+	VCVTPS2PD xoff(R11)(R10*1), Y13; \
+	VFMADD231PD Y10, W, r0; \
+	VFMADD231PD Y11, W, r1; \
+	VFMADD231PD Y12, W, r2; \
+	VFMADD231PD Y13, W, r3
+
+#define WAXPYSTEP(xoff, doff, D) \
+	VMOVUPD doff(DI), D; \
+	VCVTPS2PD xoff(SI), Y10; \
+	VCVTPS2PD xoff(SI)(R10*1), Y11; \
+	VCVTPS2PD xoff(R11), Y12; \
+	VCVTPS2PD xoff(R11)(R10*1), Y13; \
+	VFMADD231PD Y10, Y4, D; \
+	VFMADD231PD Y11, Y5, D; \
+	VFMADD231PD Y12, Y6, D; \
+	VFMADD231PD Y13, Y7, D; \
+	VMOVUPD D, doff(DI)
+
+// func dot4x32to64(n int, x *float32, ld int, w *float64, z *float64)
+TEXT ·dot4x32to64(SB), NOSPLIT, $0-40
+	SETUP(2, w)
+	PFSETUP
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	SHRQ $3, CX
+	JEQ wdotdone
+wdotloop:
+	// One prefetch per two steps: a step reads 32 bytes of each row.
+	TESTQ $1, CX
+	JEQ wdotnopf
+	PREFETCH
+	ADDQ $64, R12
+	ADDQ $64, R13
+wdotnopf:
+	WDOTSTEP(0, 0, Y8, Y0, Y1, Y2, Y3)
+	WDOTSTEP(16, 32, Y9, Y4, Y5, Y6, Y7)
+	ADDQ $32, SI
+	ADDQ $32, R11
+	ADDQ $64, DI
+	DECQ CX
+	JNZ wdotloop
+wdotdone:
+	VADDPD Y4, Y0, Y0
+	VADDPD Y5, Y1, Y1
+	VADDPD Y6, Y2, Y2
+	VADDPD Y7, Y3, Y3
+	VHADDPD Y1, Y0, Y0
+	VHADDPD Y3, Y2, Y2
+	VPERM2F128 $0x20, Y2, Y0, Y8
+	VPERM2F128 $0x31, Y2, Y0, Y9
+	VADDPD Y9, Y8, Y8
+	MOVQ z+32(FP), DX
+	VMOVUPD Y8, (DX)
+	VZEROUPPER
+	RET
+
+// func axpy4x32to64(n int, x *float32, ld int, dst *float64, alpha *float64)
+TEXT ·axpy4x32to64(SB), NOSPLIT, $0-40
+	SETUP(2, dst)
+	MOVQ alpha+32(FP), DX
+	VBROADCASTSD 0(DX), Y4
+	VBROADCASTSD 8(DX), Y5
+	VBROADCASTSD 16(DX), Y6
+	VBROADCASTSD 24(DX), Y7
+	SHRQ $3, CX
+	JEQ waxpydone
+waxpyloop:
+	WAXPYSTEP(0, 0, Y0)
+	WAXPYSTEP(16, 32, Y1)
+	ADDQ $32, SI
+	ADDQ $32, R11
+	ADDQ $64, DI
+	DECQ CX
+	JNZ waxpyloop
+waxpydone:
+	VZEROUPPER
+	RET

@@ -151,3 +151,56 @@ func testDotAxpyRows[T Float](t *testing.T) {
 		}
 	}
 }
+
+// TestDotAxpyRowsWide checks that the widening sweep on float32 rows gives the bits of
+// DotAxpyRows on a float64 copy of them (kernel and fallback), and leaves x unchanged.
+func TestDotAxpyRowsWide(t *testing.T) {
+	for _, fallback := range []bool{false, true} {
+		name := "kernel"
+		if fallback {
+			name = "blas"
+		}
+		NoAssembly = fallback
+		t.Run(name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(9, 10))
+			pw := func(z []float64, lo, hi int) {
+				for i := lo; i < hi; i++ {
+					z[i] = z[i]*0.25 - float64(i%3)
+				}
+			}
+			for _, m := range []int{1, 3, 4, 5, 8, 11, 64, 130} {
+				for _, n := range []int{1, 7, 8, 9, 16, 17, 384, 385} {
+					for _, pad := range []int{0, 3} {
+						ld := n + pad
+						x := randSliceOf[float32](rng, (m-1)*ld+n)
+						w := randSliceOf[float64](rng, n)
+						dst0 := randSliceOf[float64](rng, n)
+						x0 := slices.Clone(x)
+						x64 := make([]float64, len(x))
+						for i, v := range x {
+							x64[i] = float64(v)
+						}
+						zWant, want := make([]float64, m), slices.Clone(dst0)
+						DotAxpyRows(want, zWant, x64, ld, w, func(lo, hi int) { pw(zWant, lo, hi) })
+						z, got := make([]float64, m), slices.Clone(dst0)
+						next := 0
+						DotAxpyRowsWide(got, z, x, ld, w, func(lo, hi int) {
+							if lo != next || hi <= lo || hi > m {
+								t.Fatalf("m=%d n=%d: g(%d, %d) after rows [0,%d)", m, n, lo, hi, next)
+							}
+							next = hi
+							pw(z, lo, hi)
+						})
+						if next != m || !slices.Equal(z, zWant) || !slices.Equal(got, want) {
+							t.Fatalf("m=%d n=%d ld=%d: widening sweep differs from DotAxpyRows on a float64 copy (rows seen %d)", m, n, ld, next)
+						}
+						if !slices.Equal(x, x0) {
+							t.Fatal("x modified")
+						}
+					}
+				}
+			}
+		})
+		NoAssembly = false
+	}
+}

@@ -51,3 +51,15 @@ func dot4x64(n int, x *float64, ld int, w, z *float64)
 //
 //go:noescape
 func axpy4x64(n int, x *float64, ld int, dst, alpha *float64)
+
+// dot4x32to64 is dot4x64 on float32 rows, widened to float64 as they are read: the
+// same bits as dot4x64 on a float64 copy of them. n is a multiple of 8.
+//
+//go:noescape
+func dot4x32to64(n int, x *float32, ld int, w, z *float64)
+
+// axpy4x32to64 is axpy4x64 on float32 rows, widened as they are read. n is a
+// multiple of 8.
+//
+//go:noescape
+func axpy4x32to64(n int, x *float32, ld int, dst, alpha *float64)

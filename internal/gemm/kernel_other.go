@@ -19,3 +19,9 @@ func axpy4x32(n int, x *float32, ld int, dst, alpha *float32) { panic("gemm: axp
 func dot4x64(n int, x *float64, ld int, w, z *float64) { panic("gemm: dot4x64 needs amd64") }
 
 func axpy4x64(n int, x *float64, ld int, dst, alpha *float64) { panic("gemm: axpy4x64 needs amd64") }
+
+func dot4x32to64(n int, x *float32, ld int, w, z *float64) { panic("gemm: dot4x32to64 needs amd64") }
+
+func axpy4x32to64(n int, x *float32, ld int, dst, alpha *float64) {
+	panic("gemm: axpy4x32to64 needs amd64")
+}
