@@ -485,9 +485,18 @@ func checkMaxLen(p models.Paths, maxLen int, model *onnx.Model) error {
 			return fmt.Errorf("%s: %w", p.Model, err)
 		}
 	}
-	if n, ok := model.MaxPositions(); ok && maxLen > n {
-		return fmt.Errorf("%w: --max-len %d: %s has %d positions (its position-embedding table's rows); want 2..%d",
-			ErrMaxLen, maxLen, p.Model, n, n)
+	n, ok := model.MaxPositions()
+	if !ok {
+		return nil
+	}
+	what := "its position-embedding table's rows"
+	if l, err := model.Layout(); err == nil && l.PadPositions { // RoBERTa: rows 0..padding_idx are no token's
+		n -= l.PaddingIdx + 1
+		what += fmt.Sprintf(" less padding_idx+1 = %d", l.PaddingIdx+1)
+	}
+	if maxLen > n {
+		return fmt.Errorf("%w: --max-len %d: %s has %d positions (%s); want 2..%d",
+			ErrMaxLen, maxLen, p.Model, n, what, n)
 	}
 	return nil
 }

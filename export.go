@@ -38,6 +38,9 @@ type ExportSummary struct {
 	Bytes     int    // size of the ONNX file
 	Tokenizer string // the tokenizer written beside Out
 	Manifest  string // the manifest written beside Out
+	// Inputs are the graph's inputs: input_ids, attention_mask, and token_type_ids
+	// where the backbone reads them (not RoBERTa, XLM-R or DistilBERT exports).
+	Inputs []string
 }
 
 // ExportFormat names the layout of ExportManifest.
@@ -69,10 +72,11 @@ func ExportSidecars(out string) (tokenizer, manifest string) {
 
 // Export writes one ONNX graph that computes a head's probabilities from token ids:
 // the backbone (with the head's trained top blocks and embeddings, if it has them),
-// pooling, and the head. The graph takes input_ids, attention_mask and token_type_ids
-// (int64 [batch, seq], tokenized with the backbone's tokenizer, truncated at the head's
-// max_len, recorded in the metadata) and outputs probabilities [batch, classes] and
-// logits. Beside Out it writes the backbone's tokenizer and an ExportManifest; the graph
+// pooling, and the head. The graph takes the backbone's inputs, input_ids,
+// attention_mask and, where the backbone reads them, token_type_ids (int64 [batch, seq],
+// tokenized with the backbone's tokenizer, truncated at the head's max_len, recorded in
+// the metadata; ExportSummary.Inputs and the manifest list them) and outputs
+// probabilities [batch, classes] and logits. Beside Out it writes the backbone's tokenizer and an ExportManifest; the graph
 // is written last, so a reader that finds it finds the other two.
 //
 // A head that does not fit the model (another backbone, tokenizer or feature spec) is
@@ -117,6 +121,13 @@ func Export(ctx context.Context, opts ExportOptions) (sum ExportSummary, err err
 		return sum, err
 	}
 	sum = ExportSummary{Backbone: paths.Name, Kind: h.Kind.String(), Classes: len(h.Classes), MaxLen: fp.MaxLen, Bytes: len(graph)}
+	ins, _, err := onnx.DescribeBytes(graph)
+	if err != nil {
+		return sum, err
+	}
+	for _, in := range ins {
+		sum.Inputs = append(sum.Inputs, in.Name)
+	}
 	sum.Tokenizer, sum.Manifest = ExportSidecars(opts.Out)
 	for _, p := range []string{sum.Tokenizer, sum.Manifest} {
 		if err := fileio.CheckOutput(p, opts.Head, paths.Model, paths.Tokenizer); err != nil {
@@ -130,7 +141,7 @@ func Export(ctx context.Context, opts ExportOptions) (sum ExportSummary, err err
 	man, err := json.MarshalIndent(ExportManifest{
 		Format: ExportFormat, ONNX: filepath.Base(opts.Out), Tokenizer: filepath.Base(sum.Tokenizer), Backbone: backbone,
 		Spec: fp.Spec.Clone(), Labels: h.Classes, MultiLabel: h.MultiLabel, Output: h.Output.String(),
-		Inputs: []string{"input_ids", "attention_mask", "token_type_ids"}, Outputs: []string{"probabilities", "logits"},
+		Inputs: sum.Inputs, Outputs: []string{"probabilities", "logits"},
 	}, "", "  ")
 	if err != nil {
 		return sum, err

@@ -73,14 +73,16 @@ func ApplyTop(m *onnx.Model, top *head.Top) error {
 }
 
 // Embeddings reads the embedding tables and their LayerNorm of the model (an exported
-// BERT-family encoder) for training them with package lora (TrainSettings.Embeddings).
+// BERT-family encoder: BERT, RoBERTa, XLM-R, DistilBERT) for training them with package
+// lora (TrainSettings.Embeddings), with the model's position convention.
 func Embeddings(m *onnx.Model) (lora.EmbeddingWeights[float32], error) {
 	ew, err := m.EmbeddingWeights()
 	if err != nil {
 		return lora.EmbeddingWeights[float32]{}, err
 	}
 	return lora.EmbeddingWeights[float32]{Word: ew.Word, Position: ew.Position, TokenType: ew.TokenType,
-		Norm: lora.LayerNorm[float32]{Gamma: ew.Norm.Gamma, Beta: ew.Norm.Beta, Eps: float64(ew.Norm.Eps)}}, nil
+		Norm:         lora.LayerNorm[float32]{Gamma: ew.Norm.Gamma, Beta: ew.Norm.Beta, Eps: float64(ew.Norm.Eps)},
+		PadPositions: ew.PadPositions, PaddingIdx: ew.PaddingIdx}, nil
 }
 
 func loraWeights(bw onnx.BlockWeights) lora.Weights[float32] {

@@ -80,8 +80,11 @@ const relBiasTensor = "encoder.relative_attention_bias.weight"
 type embeddingsMeta struct {
 	Vocab     int     `json:"vocab"`
 	Positions int     `json:"positions"`
-	Types     int     `json:"types"`
+	Types     int     `json:"types"` // 0: no token type table (DistilBERT)
 	Eps       float64 `json:"layer_norm_eps"`
+	// PadPositions and PaddingIdx: RoBERTa's positions (lora.EmbeddingWeights).
+	PadPositions bool `json:"pad_positions,omitempty"`
+	PaddingIdx   int  `json:"padding_idx,omitempty"`
 }
 
 // f32Tensor is a float32 tensor of a head file.
@@ -123,8 +126,11 @@ func (t *Top) tensors() []f32Tensor {
 		c := int64(e.Hidden())
 		out = append(out,
 			f32Tensor{"embeddings.word_embeddings.weight", []int64{int64(len(e.Word)) / c, c}, e.Word},
-			f32Tensor{"embeddings.position_embeddings.weight", []int64{int64(len(e.Position)) / c, c}, e.Position},
-			f32Tensor{"embeddings.token_type_embeddings.weight", []int64{int64(len(e.TokenType)) / c, c}, e.TokenType},
+			f32Tensor{"embeddings.position_embeddings.weight", []int64{int64(len(e.Position)) / c, c}, e.Position})
+		if e.TokenType != nil {
+			out = append(out, f32Tensor{"embeddings.token_type_embeddings.weight", []int64{int64(len(e.TokenType)) / c, c}, e.TokenType})
+		}
+		out = append(out,
 			f32Tensor{"embeddings.LayerNorm.weight", []int64{c}, e.Norm.Gamma},
 			f32Tensor{"embeddings.LayerNorm.bias", []int64{c}, e.Norm.Beta})
 	}
@@ -137,7 +143,8 @@ func (t *Top) meta() *topMeta {
 		Inter: b.Intermediate.Out, Eps: [2]float64{b.AttentionNorm.Eps, b.OutputNorm.Eps}, Training: t.Training}
 	if e := t.Embeddings; e != nil {
 		c := e.Hidden()
-		m.Embeddings = &embeddingsMeta{Vocab: len(e.Word) / c, Positions: len(e.Position) / c, Types: len(e.TokenType) / c, Eps: e.Norm.Eps}
+		m.Embeddings = &embeddingsMeta{Vocab: len(e.Word) / c, Positions: len(e.Position) / c, Types: len(e.TokenType) / c, Eps: e.Norm.Eps,
+			PadPositions: e.PadPositions, PaddingIdx: e.PaddingIdx}
 	}
 	if r := b.RelativeBias; r != nil {
 		m.RelativeBias = &relBiasMeta{Buckets: r.Buckets, MaxDistance: r.MaxDistance}
@@ -200,10 +207,10 @@ func topFromMeta(m *topMeta, get func(name string, shape []int64) ([]float32, er
 		t.Blocks = append(t.Blocks, w)
 	}
 	if em := m.Embeddings; em != nil {
-		if m.CutBlock != 0 || em.Vocab < 1 || em.Positions < 1 || em.Types < 1 {
-			return nil, fmt.Errorf("embeddings of %d words, %d positions, %d types above block %d", em.Vocab, em.Positions, em.Types, m.CutBlock)
+		if m.CutBlock != 0 || em.Vocab < 1 || em.Positions < 1 || em.Types < 0 || em.PaddingIdx < 0 || em.PaddingIdx >= em.Positions {
+			return nil, fmt.Errorf("embeddings of %d words, %d positions, %d types, padding_idx %d above block %d", em.Vocab, em.Positions, em.Types, em.PaddingIdx, m.CutBlock)
 		}
-		e := &lora.EmbeddingWeights[float32]{Norm: lora.LayerNorm[float32]{Eps: em.Eps}}
+		e := &lora.EmbeddingWeights[float32]{Norm: lora.LayerNorm[float32]{Eps: em.Eps}, PadPositions: em.PadPositions, PaddingIdx: em.PaddingIdx}
 		var err error
 		for _, x := range []struct {
 			dst  *[]float32
@@ -213,6 +220,9 @@ func topFromMeta(m *topMeta, get func(name string, shape []int64) ([]float32, er
 			{&e.Word, "word_embeddings.weight", em.Vocab}, {&e.Position, "position_embeddings.weight", em.Positions},
 			{&e.TokenType, "token_type_embeddings.weight", em.Types},
 		} {
+			if x.rows == 0 { // no token type table
+				continue
+			}
 			if *x.dst, err = get("embeddings."+x.name, []int64{int64(x.rows), int64(c)}); err != nil {
 				return nil, err
 			}

@@ -6,22 +6,35 @@ import (
 )
 
 // EmbeddingWeights are the parameters of BERT's embeddings (HuggingFace
-// transformers' BertEmbeddings), which turn a sequence's token ids into the
-// hidden states entering block 0:
+// transformers' BertEmbeddings; RobertaEmbeddings and DistilBERT's
+// Embeddings with the options below), which turn a sequence's token ids into
+// the hidden states entering block 0:
 //
-//	e_t = Word[id_t] + Position[t] + TokenType[type_t]      t = 0..L−1
+//	e_t = Word[id_t] + TokenType[type_t] + Position[p_t]      t = 0..L−1
 //	y_t = LN(e_t)
 //
-// with positions counted from 0 in each sequence (absolute position
-// embeddings) and LN the LayerNorm over the C features. Dropout is not
-// applied (evaluation mode, as the blocks' own dropout).
+// with LN the LayerNorm over the C features and p_t the absolute position:
+// t, counted from 0 in each sequence (BERT, DistilBERT), or with
+// PadPositions RoBERTa's create_position_ids_from_input_ids,
+//
+//	p_t = PaddingIdx + Σ_{u≤t} [id_u ≠ PaddingIdx]   if id_t ≠ PaddingIdx
+//	p_t = PaddingIdx                                   if id_t = PaddingIdx
+//
+// (RoBERTa, XLM-R: the first token has position padding_idx+1). Without a
+// TokenType table (DistilBERT) the term is left out. Dropout is not applied
+// (evaluation mode, as the blocks' own dropout).
 type EmbeddingWeights[F Float] struct {
 	// Word is (V, C) row-major, word_embeddings.weight; Position (P, C),
 	// position_embeddings.weight; TokenType (T, C),
-	// token_type_embeddings.weight.
+	// token_type_embeddings.weight, or nil for a model without token types.
 	Word, Position, TokenType []F
 	// Norm is the LayerNorm, embeddings.LayerNorm.
 	Norm LayerNorm[F]
+	// PadPositions selects RoBERTa's positions, counted from PaddingIdx+1
+	// over the tokens whose id is not PaddingIdx (the <pad> id). Default
+	// false: positions 0, 1, 2...
+	PadPositions bool
+	PaddingIdx   int
 }
 
 // Hidden returns C, the width of the tables (that of Norm).
@@ -37,8 +50,10 @@ func (w *EmbeddingWeights[F]) check() error {
 		return fmt.Errorf("%w: word embeddings hold %d values; want V·%d", ErrBadWeights, len(w.Word), c)
 	case len(w.Position) == 0 || len(w.Position)%c != 0:
 		return fmt.Errorf("%w: position embeddings hold %d values; want P·%d", ErrBadWeights, len(w.Position), c)
-	case len(w.TokenType) == 0 || len(w.TokenType)%c != 0:
-		return fmt.Errorf("%w: token type embeddings hold %d values; want T·%d", ErrBadWeights, len(w.TokenType), c)
+	case len(w.TokenType)%c != 0:
+		return fmt.Errorf("%w: token type embeddings hold %d values; want T·%d (or none)", ErrBadWeights, len(w.TokenType), c)
+	case w.PadPositions && (w.PaddingIdx < 0 || w.PaddingIdx >= len(w.Position)/c):
+		return fmt.Errorf("%w: padding_idx %d outside the %d-row position table", ErrBadWeights, w.PaddingIdx, len(w.Position)/c)
 	case !(w.Norm.Eps >= 0):
 		return fmt.Errorf("%w: embeddings LayerNorm epsilon %v; want >= 0", ErrBadWeights, w.Norm.Eps)
 	}
@@ -48,7 +63,8 @@ func (w *EmbeddingWeights[F]) check() error {
 // clone returns a deep copy.
 func (w *EmbeddingWeights[F]) clone() EmbeddingWeights[F] {
 	return EmbeddingWeights[F]{Word: slices.Clone(w.Word), Position: slices.Clone(w.Position), TokenType: slices.Clone(w.TokenType),
-		Norm: LayerNorm[F]{Gamma: slices.Clone(w.Norm.Gamma), Beta: slices.Clone(w.Norm.Beta), Eps: w.Norm.Eps}}
+		Norm:         LayerNorm[F]{Gamma: slices.Clone(w.Norm.Gamma), Beta: slices.Clone(w.Norm.Beta), Eps: w.Norm.Eps},
+		PadPositions: w.PadPositions, PaddingIdx: w.PaddingIdx}
 }
 
 // Embeddings is BERT's embedding layer with its gradients and the
@@ -78,22 +94,31 @@ func NewEmbeddings[F Float](w EmbeddingWeights[F]) (*Embeddings[F], error) {
 		return nil, err
 	}
 	c := w.Hidden()
-	return &Embeddings[F]{W: w, c: c, G: EmbeddingWeights[F]{
-		Word: make([]F, len(w.Word)), Position: make([]F, len(w.Position)), TokenType: make([]F, len(w.TokenType)),
-		Norm: LayerNorm[F]{Gamma: make([]F, c), Beta: make([]F, c), Eps: w.Norm.Eps},
-	}}, nil
+	g := EmbeddingWeights[F]{
+		Word: make([]F, len(w.Word)), Position: make([]F, len(w.Position)),
+		Norm: LayerNorm[F]{Gamma: make([]F, c), Beta: make([]F, c), Eps: w.Norm.Eps}, PadPositions: w.PadPositions, PaddingIdx: w.PaddingIdx,
+	}
+	if w.TokenType != nil {
+		g.TokenType = make([]F, len(w.TokenType))
+	}
+	return &Embeddings[F]{W: w, c: c, G: g}, nil
 }
 
 // Params returns the tables and the LayerNorm with their gradients, named
-// as HuggingFace's BertEmbeddings parameters.
+// as HuggingFace's BertEmbeddings parameters (no token_type_embeddings
+// without a TokenType table).
 func (e *Embeddings[F]) Params() []Param[F] {
-	return []Param[F]{
+	p := []Param[F]{
 		{"word_embeddings.weight", e.W.Word, e.G.Word},
 		{"position_embeddings.weight", e.W.Position, e.G.Position},
 		{"token_type_embeddings.weight", e.W.TokenType, e.G.TokenType},
 		{"LayerNorm.weight", e.W.Norm.Gamma, e.G.Norm.Gamma},
 		{"LayerNorm.bias", e.W.Norm.Beta, e.G.Norm.Beta},
 	}
+	if e.W.TokenType == nil {
+		p = slices.Delete(p, 2, 3)
+	}
+	return p
 }
 
 // ZeroGrad sets every gradient to zero.
@@ -107,9 +132,12 @@ func (e *Embeddings[F]) ZeroGrad() {
 // length, is out of the tables' range.
 func (e *Embeddings[F]) CheckIDs(ids []int64, rows Rows) error {
 	v, p := len(e.W.Word)/e.c, len(e.W.Position)/e.c
+	if e.W.PadPositions { // rows 0..PaddingIdx are not positions of tokens
+		p -= e.W.PaddingIdx + 1
+	}
 	for s, st := range rows.Start {
 		if l := rows.Len[s]; l > p {
-			return fmt.Errorf("%w: sequence %d has %d tokens; the position table has %d", ErrBadData, s, l, p)
+			return fmt.Errorf("%w: sequence %d has %d tokens; the position table has %d positions", ErrBadData, s, l, p)
 		}
 		for t := st; t < st+rows.Len[s]; t++ {
 			if ids[t] < 0 || ids[t] >= int64(v) {
@@ -121,8 +149,9 @@ func (e *Embeddings[F]) CheckIDs(ids []int64, rows Rows) error {
 }
 
 // Forward writes into y (N,C) the embeddings of the tokens ids (N), laid out
-// by rows (N = len(ids)), with token type ids types (nil: all 0). Slots of y
-// outside every sequence are set to zero. ids and types are not modified.
+// by rows (N = len(ids)), with token type ids types (nil: all 0; ignored
+// without a TokenType table). Slots of y outside every sequence are set to
+// zero. ids and types are not modified.
 // It panics if an id, type or position is out of range (check user data with
 // CheckIDs first) or if the lengths disagree.
 func (e *Embeddings[F]) Forward(y []F, ids, types []int64, rows Rows) {
@@ -135,14 +164,24 @@ func (e *Embeddings[F]) Forward(y []F, ids, types []int64, rows Rows) {
 	e.rows.Len = append(e.rows.Len[:0], rows.Len...)
 	e.ids, e.types, e.pos = e.ids[:0], e.types[:0], e.pos[:0]
 	for s, st := range rows.Start {
+		p := 0 // RoBERTa: the count of non-pad tokens so far
 		for t := range rows.Len[s] {
-			e.ids = append(e.ids, int(ids[st+t]))
+			id := int(ids[st+t])
+			e.ids = append(e.ids, id)
 			ty := 0
-			if types != nil {
+			if types != nil && e.W.TokenType != nil {
 				ty = int(types[st+t])
 			}
 			e.types = append(e.types, ty)
-			e.pos = append(e.pos, t)
+			switch {
+			case !e.W.PadPositions:
+				e.pos = append(e.pos, t)
+			case id == e.W.PaddingIdx:
+				e.pos = append(e.pos, e.W.PaddingIdx)
+			default:
+				p++
+				e.pos = append(e.pos, e.W.PaddingIdx+p)
+			}
 		}
 	}
 	n := len(e.ids)
@@ -152,6 +191,12 @@ func (e *Embeddings[F]) Forward(y []F, ids, types []int64, rows Rows) {
 		zt := z[t*c : (t+1)*c]
 		w := e.W.Word[e.ids[t]*c : (e.ids[t]+1)*c]
 		p := e.W.Position[e.pos[t]*c : (e.pos[t]+1)*c]
+		if e.W.TokenType == nil {
+			for j := range zt {
+				zt[j] = w[j] + p[j]
+			}
+			continue
+		}
 		ty := e.W.TokenType[e.types[t]*c : (e.types[t]+1)*c]
 		for j := range zt {
 			zt[j] = w[j] + ty[j] + p[j] // the order of BertEmbeddings' additions
@@ -192,11 +237,14 @@ func (e *Embeddings[F]) Backward(dy []F, rows Rows) {
 	layerNormBackward(dz, e.G.Norm.Gamma, e.G.Norm.Beta, e.dy, e.xhat, e.rstd, e.W.Norm.Gamma, n, c)
 	for t := range n {
 		d := dz[t*c : (t+1)*c]
-		for _, g := range [][]F{
+		tables := [][]F{
 			e.G.Word[e.ids[t]*c : (e.ids[t]+1)*c],
 			e.G.Position[e.pos[t]*c : (e.pos[t]+1)*c],
-			e.G.TokenType[e.types[t]*c : (e.types[t]+1)*c],
-		} {
+		}
+		if e.G.TokenType != nil {
+			tables = append(tables, e.G.TokenType[e.types[t]*c:(e.types[t]+1)*c])
+		}
+		for _, g := range tables {
 			for j, v := range d {
 				g[j] += v
 			}

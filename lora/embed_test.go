@@ -24,71 +24,112 @@ func tinyEmbeddings(seed uint64) EmbeddingWeights[float64] {
 // differences (float64), with the loss Σ dy·y on padded sequences whose ids repeat
 // (a word used twice gathers two gradients): every table and the LayerNorm within
 // gradTol in the infinity norm; the ids, types and dy unchanged; padding slots of the
-// output zero.
+// output zero. It does so for BERT's embeddings, for RoBERTa's positions (counted from
+// padding_idx+1, a pad id inside a sequence taking position padding_idx) and for
+// DistilBERT's (no token type table).
 func TestEmbeddingGradients(t *testing.T) {
-	rows := Padded(5, []int{5, 2, 4})
-	slots := 15
-	ids := make([]int64, slots)
-	types := make([]int64, slots)
-	rng := rand.New(rand.NewPCG(4, 4))
-	for i := range ids {
-		ids[i], types[i] = int64(rng.IntN(13)), int64(rng.IntN(2))
-	}
-	ids[0], ids[3], ids[6] = 7, 7, 7 // a repeated word
-	e, err := NewEmbeddings(tinyEmbeddings(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dy := randSlice[float64](rng, slots*tinyC, 1)
-	in := inRows(rows, slots)
-	y := make([]float64, slots*tinyC)
-	loss := func() float64 {
-		e.Forward(y, ids, types, rows)
-		var l float64
-		for i, v := range y {
-			l += dy[i] * v
-		}
-		return l
-	}
-	idsBefore, typesBefore, dyBefore := slices.Clone(ids), slices.Clone(types), slices.Clone(dy)
-	e.ZeroGrad()
-	loss()
-	for s, ok := range in {
-		for j := range tinyC {
-			if !ok && y[s*tinyC+j] != 0 {
-				t.Fatalf("padding slot %d: y = %v; want 0", s, y[s*tinyC+j])
+	for _, c := range []struct {
+		name      string
+		roberta   bool // PadPositions with PaddingIdx 1
+		noTypes   bool // TokenType nil
+		wantPos0  []int
+		wantParam int
+	}{
+		{"bert", false, false, []int{0, 1, 2, 3, 4}, 5},
+		{"roberta positions", true, false, []int{2, 1, 3, 4, 5}, 5},
+		{"no token types", false, true, []int{0, 1, 2, 3, 4}, 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rows := Padded(5, []int{5, 2, 4})
+			slots := 15
+			ids := make([]int64, slots)
+			types := make([]int64, slots)
+			rng := rand.New(rand.NewPCG(4, 4))
+			for i := range ids {
+				ids[i], types[i] = int64(rng.IntN(13)), int64(rng.IntN(2))
 			}
-		}
-	}
-	e.Backward(dy, rows)
-	if !slices.Equal(ids, idsBefore) || !slices.Equal(types, typesBefore) || !sameBits(dy, dyBefore) {
-		t.Fatal("Forward or Backward modified ids, types or dy")
-	}
-	worst := 0.0
-	for _, p := range e.Params() {
-		analytic, orig := slices.Clone(p.Grad), slices.Clone(p.Value)
-		numeric := fd.Gradient(nil, func(v []float64) float64 {
-			copy(p.Value, v)
-			return loss()
-		}, orig, &fd.Settings{Formula: fd.Central})
-		copy(p.Value, orig)
-		worst = max(worst, checkGrad(t, p.Name, analytic, numeric))
-	}
-	t.Logf("embeddings: worst ‖analytic − numeric‖∞/max(1, ‖numeric‖∞) = %.2g (tolerance %g)", worst, gradTol)
+			ids[0], ids[3], ids[6] = 7, 7, 7 // a repeated word
+			w := tinyEmbeddings(1)
+			if c.roberta {
+				// Rows 0 and 1 are no token's; a pad id (1) inside the first sequence.
+				w.Position = randSlice[float64](rand.New(rand.NewPCG(5, 5)), 8*tinyC, 0.5)
+				w.PadPositions, w.PaddingIdx = true, 1
+				ids[0], ids[1], ids[2] = 3, 1, 4
+			}
+			if c.noTypes {
+				w.TokenType = nil
+			}
+			e, err := NewEmbeddings(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(e.Params()); n != c.wantParam {
+				t.Fatalf("%d parameters; want %d", n, c.wantParam)
+			}
+			dy := randSlice[float64](rng, slots*tinyC, 1)
+			in := inRows(rows, slots)
+			y := make([]float64, slots*tinyC)
+			loss := func() float64 {
+				e.Forward(y, ids, types, rows)
+				var l float64
+				for i, v := range y {
+					l += dy[i] * v
+				}
+				return l
+			}
+			idsBefore, typesBefore, dyBefore := slices.Clone(ids), slices.Clone(types), slices.Clone(dy)
+			e.ZeroGrad()
+			loss()
+			if !slices.Equal(e.pos[:5], c.wantPos0) {
+				t.Fatalf("positions of the first sequence %v; want %v", e.pos[:5], c.wantPos0)
+			}
+			for s, ok := range in {
+				for j := range tinyC {
+					if !ok && y[s*tinyC+j] != 0 {
+						t.Fatalf("padding slot %d: y = %v; want 0", s, y[s*tinyC+j])
+					}
+				}
+			}
+			e.Backward(dy, rows)
+			if !slices.Equal(ids, idsBefore) || !slices.Equal(types, typesBefore) || !sameBits(dy, dyBefore) {
+				t.Fatal("Forward or Backward modified ids, types or dy")
+			}
+			worst := 0.0
+			for _, p := range e.Params() {
+				analytic, orig := slices.Clone(p.Grad), slices.Clone(p.Value)
+				numeric := fd.Gradient(nil, func(v []float64) float64 {
+					copy(p.Value, v)
+					return loss()
+				}, orig, &fd.Settings{Formula: fd.Central})
+				copy(p.Value, orig)
+				worst = max(worst, checkGrad(t, p.Name, analytic, numeric))
+			}
+			t.Logf("embeddings (%s): worst ‖analytic − numeric‖∞/max(1, ‖numeric‖∞) = %.2g (tolerance %g)", c.name, worst, gradTol)
 
-	// nil types: all type 0, as one text per row.
-	e.Forward(y, ids, nil, rows)
-	zero := make([]int64, slots)
-	y0 := make([]float64, len(y))
-	e.Forward(y0, ids, zero, rows)
-	if !sameBits(y, y0) {
-		t.Fatal("nil types differ from all-zero types")
+			// nil types: all type 0, as one text per row.
+			e.Forward(y, ids, nil, rows)
+			zero := make([]int64, slots)
+			y0 := make([]float64, len(y))
+			e.Forward(y0, ids, zero, rows)
+			if !sameBits(y, y0) {
+				t.Fatal("nil types differ from all-zero types")
+			}
+			if err := e.CheckIDs([]int64{1, 13}, Packed([]int{2})); err == nil {
+				t.Fatal("CheckIDs accepted id 13 of a 13-word vocabulary")
+			}
+			// 6 positions; RoBERTa's 8 rows hold 8 − (padding_idx+1) = 6 too.
+			if err := e.CheckIDs(make([]int64, 7), Packed([]int{7})); err == nil {
+				t.Fatal("CheckIDs accepted a sequence longer than the position table")
+			}
+			if err := e.CheckIDs(make([]int64, 6), Packed([]int{6})); err != nil {
+				t.Fatalf("CheckIDs refused a sequence as long as the position table: %v", err)
+			}
+		})
 	}
-	if err := e.CheckIDs([]int64{1, 13}, Packed([]int{2})); err == nil {
-		t.Fatal("CheckIDs accepted id 13 of a 13-word vocabulary")
-	}
-	if err := e.CheckIDs(make([]int64, 7), Packed([]int{7})); err == nil {
-		t.Fatal("CheckIDs accepted a sequence longer than the position table")
+	bad := tinyEmbeddings(1)
+	bad.PadPositions, bad.PaddingIdx = true, 6
+	if _, err := NewEmbeddings(bad); !errors.Is(err, ErrBadWeights) {
+		t.Fatalf("padding_idx 6 of a 6-row position table: %v; want ErrBadWeights", err)
 	}
 }
 

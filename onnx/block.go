@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -150,52 +149,51 @@ func (m *Model) readBlock(i int) (BlockWeights, *blockReader, error) {
 	if err != nil {
 		return BlockWeights{}, nil, err
 	}
-	hidden, err := m.HiddenSize()
+	l, err := m.encoderLayout()
 	if err != nil {
 		return BlockWeights{}, nil, err
 	}
-	r, err := newBlockReader(m, i)
+	hidden, err := m.hiddenSize(l)
+	if err != nil {
+		return BlockWeights{}, nil, err
+	}
+	lay := l.blocks
+	r, err := newBlockReader(m, lay, i)
 	if err != nil {
 		return BlockWeights{}, nil, err
 	}
 	bw := BlockWeights{Layer: i, Hidden: hidden}
-	type lin struct {
-		dst   *LinearWeights
-		scope string
-		in    int
-		out   int // 0: any
-	}
-	for _, l := range []lin{
-		{&bw.Query, "attention/self/query", hidden, hidden},
-		{&bw.Key, "attention/self/key", hidden, hidden},
-		{&bw.Value, "attention/self/value", hidden, hidden},
-		{&bw.AttentionOutput, "attention/output/dense", hidden, hidden},
-		{&bw.Intermediate, "intermediate/dense", hidden, 0},
-		{&bw.Output, "output/dense", 0, hidden},
-	} {
-		w, x, err := r.linear(l.scope)
+	for _, lin := range lay.linears(&bw) {
+		in, out := hidden, hidden // 0: any
+		switch lin.scope {
+		case lay.intermediate:
+			out = 0
+		case lay.output:
+			in = 0
+		}
+		w, x, err := r.linear(lin.scope)
 		if err != nil {
 			return BlockWeights{}, nil, err
 		}
-		if (l.in != 0 && w.In != l.in) || (l.out != 0 && w.Out != l.out) {
+		if (in != 0 && w.In != in) || (out != 0 && w.Out != out) {
 			return BlockWeights{}, nil, fmt.Errorf("%w: %s weight %q is %d → %d; want %s → %s (hidden size %d)",
-				ErrUnsupportedGraph, r.where(l.scope), w.WeightName, w.In, w.Out, sizeName(l.in), sizeName(l.out), hidden)
+				ErrUnsupportedGraph, r.where(lin.scope), w.WeightName, w.In, w.Out, sizeName(in), sizeName(out), hidden)
 		}
-		if strings.HasPrefix(l.scope, "attention/self/") && x != entering {
+		if (lin.scope == lay.query || lin.scope == lay.key || lin.scope == lay.value) && x != entering {
 			return BlockWeights{}, nil, fmt.Errorf("%w: %s reads %q, not the hidden state entering the block (%q); only post-LayerNorm BERT blocks are supported",
-				ErrUnsupportedGraph, r.where(l.scope), x, entering)
+				ErrUnsupportedGraph, r.where(lin.scope), x, entering)
 		}
-		*l.dst = w
+		*lin.w = w
 	}
 	bw.IntermediateSize = bw.Intermediate.Out
 	if bw.Output.In != bw.IntermediateSize {
-		return BlockWeights{}, nil, fmt.Errorf("%w: %s takes %d inputs; intermediate/dense gives %d",
-			ErrUnsupportedGraph, r.where("output/dense"), bw.Output.In, bw.IntermediateSize)
+		return BlockWeights{}, nil, fmt.Errorf("%w: %s takes %d inputs; %s gives %d",
+			ErrUnsupportedGraph, r.where(lay.output), bw.Output.In, lay.intermediate, bw.IntermediateSize)
 	}
-	if bw.AttentionNorm, err = r.layerNorm("attention/output/LayerNorm", hidden); err != nil {
+	if bw.AttentionNorm, err = r.layerNorm(lay.attentionNorm, hidden); err != nil {
 		return BlockWeights{}, nil, err
 	}
-	if bw.OutputNorm, err = r.layerNorm("output/LayerNorm", hidden); err != nil {
+	if bw.OutputNorm, err = r.layerNorm(lay.outputNorm, hidden); err != nil {
 		return BlockWeights{}, nil, err
 	}
 	if bw.Heads, bw.HeadSize, err = r.heads(hidden); err != nil {
@@ -215,8 +213,10 @@ func sizeName(n int) string {
 }
 
 // blockReader looks up the nodes of one encoder block by their names
-// relative to */encoder/layer.i/.
+// relative to */<block>.i/ (*/encoder/layer.i/ for BERT), or of the
+// embeddings relative to */embeddings/.
 type blockReader struct {
+	blocks    *blockLayout // nil for the embeddings
 	layer     int
 	nodes     map[string]*onnxpb.NodeProto // relative name -> node
 	inits     map[string]*onnxpb.TensorProto
@@ -256,10 +256,11 @@ var quantizedOps = map[string]bool{
 	"QAttention":            true,
 }
 
-func newBlockReader(m *Model, layer int) (*blockReader, error) {
+func newBlockReader(m *Model, blocks *blockLayout, layer int) (*blockReader, error) {
 	g := m.Proto.GetGraph()
-	pat := regexp.MustCompile(`(?:^|/)encoder/layer\.` + strconv.Itoa(layer) + `/(.+)$`)
+	pat := blocks.blockPattern(layer)
 	r := &blockReader{
+		blocks:    blocks,
 		layer:     layer,
 		nodes:     make(map[string]*onnxpb.NodeProto),
 		inits:     m.initializers(),
@@ -284,8 +285,8 @@ func newBlockReader(m *Model, layer int) (*blockReader, error) {
 			continue
 		}
 		if prev, dup := r.nodes[sm[1]]; dup {
-			return nil, fmt.Errorf("%w: nodes %q and %q both end in encoder/layer.%d/%s (two encoders?)",
-				ErrUnsupportedGraph, names[prev], names[n], layer, sm[1])
+			return nil, fmt.Errorf("%w: nodes %q and %q both end in %s.%d/%s (two encoders?)",
+				ErrUnsupportedGraph, names[prev], names[n], blocks.block, layer, sm[1])
 		}
 		r.nodes[sm[1]] = n
 		switch d := n.GetDomain(); {
@@ -296,8 +297,8 @@ func newBlockReader(m *Model, layer int) (*blockReader, error) {
 		}
 	}
 	if len(r.nodes) == 0 {
-		return nil, fmt.Errorf("%w: no nodes named */encoder/layer.%d/* (the modules of a BERT-family encoder block exported by torch.onnx)",
-			ErrUnsupportedGraph, layer)
+		return nil, fmt.Errorf("%w: no nodes named */%s.%d/* (the modules of a BERT-family encoder block exported by torch.onnx)",
+			ErrUnsupportedGraph, blocks.block, layer)
 	}
 	if len(quantized) > 0 {
 		return nil, fmt.Errorf("%w: encoder block %d is quantised (%s); its float32 weights cannot be read back: use the model's float32 export",
@@ -319,15 +320,19 @@ func firstFew(s []string) string {
 
 // where names a module of the block in errors.
 func (r *blockReader) where(scope string) string {
-	return fmt.Sprintf("*/encoder/layer.%d/%s", r.layer, scope)
+	if r.blocks == nil {
+		return "*/embeddings/" + scope
+	}
+	return fmt.Sprintf("*/%s.%d/%s", r.blocks.block, r.layer, scope)
 }
 
-// inScope returns the block's nodes under scope/ whose op type is op (any
-// op if ""), in graph order of their relative names.
+// inScope returns the block's nodes under scope/ (all of them if scope is
+// "") whose op type is op (any op if ""), in the order of their relative
+// names.
 func (r *blockReader) inScope(scope, op string) []*onnxpb.NodeProto {
 	var names []string
 	for rel, n := range r.nodes {
-		if strings.HasPrefix(rel, scope+"/") && (op == "" || n.GetOpType() == op) {
+		if (scope == "" || strings.HasPrefix(rel, scope+"/")) && (op == "" || n.GetOpType() == op) {
 			names = append(names, rel)
 		}
 	}
@@ -569,7 +574,7 @@ func (r *blockReader) vector(name string, n int, what string) ([]float32, error)
 // and checks the score scaling against 1/√size where the graph has the
 // classic Div.
 func (r *blockReader) heads(c int) (heads, size int, err error) {
-	for _, scope := range []string{"attention/self/query", "attention/self/key", "attention/self/value"} {
+	for _, scope := range []string{r.blocks.query, r.blocks.key, r.blocks.value} {
 		for _, n := range r.consumers[r.biasOut[scope]] {
 			if n.GetOpType() != "Reshape" || len(n.GetInput()) < 2 {
 				continue
@@ -598,13 +603,13 @@ func (r *blockReader) heads(c int) (heads, size int, err error) {
 		}
 	}
 	return 0, 0, fmt.Errorf("%w: no Reshape of the %s output to [batch, sequence, heads, head size] with a constant head size",
-		ErrUnsupportedGraph, r.where("attention/self/query"))
+		ErrUnsupportedGraph, r.where(r.blocks.query))
 }
 
 // checkScale checks the Div of the attention scores by √size, where the
 // graph has one (torch.onnx's export of BertSelfAttention).
 func (r *blockReader) checkScale(size int) error {
-	for _, n := range r.inScope("attention/self", "Div") {
+	for _, n := range r.inScope(r.blocks.attention, "Div") {
 		if len(n.GetInput()) != 2 {
 			continue
 		}
@@ -628,10 +633,11 @@ func (r *blockReader) checkScale(size int) error {
 // Erf node (torch.onnx's decomposition), or one Gelu node (opset 20, what
 // the dynamo exporter writes) whose approximate attribute is "none".
 func (r *blockReader) checkGELU() error {
-	if len(r.inScope("intermediate", "Erf")) == 1 {
+	act := r.blocks.activation
+	if len(r.inScope(act, "Erf")) == 1 {
 		return nil
 	}
-	if g := r.inScope("intermediate", "Gelu"); len(g) == 1 && (g[0].GetDomain() == "" || g[0].GetDomain() == "ai.onnx") {
+	if g := r.inScope(act, "Gelu"); len(g) == 1 && (g[0].GetDomain() == "" || g[0].GetDomain() == "ai.onnx") {
 		for _, a := range g[0].GetAttribute() {
 			if a.GetName() == "approximate" && string(a.GetS()) != "none" {
 				return fmt.Errorf("%w: %s is the %q approximation of GELU; only the exact GELU (hidden_act \"gelu\") is supported",
@@ -641,13 +647,13 @@ func (r *blockReader) checkGELU() error {
 		return nil
 	}
 	ops := []string{}
-	for _, n := range r.inScope("intermediate", "") {
+	for _, n := range r.inScope(act, "") {
 		if !slices.Contains(ops, n.GetOpType()) {
 			ops = append(ops, n.GetOpType())
 		}
 	}
 	return fmt.Errorf("%w: no Erf node under %s/ (the exact GELU, hidden_act \"gelu\"); found %s",
-		ErrUnsupportedGraph, r.where("intermediate"), strings.Join(ops, ", "))
+		ErrUnsupportedGraph, r.where(act), strings.Join(ops, ", "))
 }
 
 // shapeInts reads a shape tensor: a constant, or a Concat of pieces some of

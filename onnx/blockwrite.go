@@ -88,43 +88,36 @@ func (m *Model) SetBlockWeights(bw BlockWeights) error {
 	if err != nil {
 		return err
 	}
+	lay := r.blocks
 	prefix := blockWritePrefix + strconv.Itoa(bw.Layer) + "/"
 	var writes []blockTensor
-	for _, l := range []struct {
-		field, scope string
-		got, cur     LinearWeights
-	}{
-		{"Query", "attention/self/query", bw.Query, cur.Query},
-		{"Key", "attention/self/key", bw.Key, cur.Key},
-		{"Value", "attention/self/value", bw.Value, cur.Value},
-		{"AttentionOutput", "attention/output/dense", bw.AttentionOutput, cur.AttentionOutput},
-		{"Intermediate", "intermediate/dense", bw.Intermediate, cur.Intermediate},
-		{"Output", "output/dense", bw.Output, cur.Output},
-	} {
-		if err := checkLinearWrite(bw.Layer, l.field, l.got, l.cur); err != nil {
+	got, curLin := lay.linears(&bw), lay.linears(&cur)
+	for k, l := range got {
+		if err := checkLinearWrite(bw.Layer, l.field, *l.w, *curLin[k].w); err != nil {
 			return err
 		}
 		module := prefix + strings.ReplaceAll(l.scope, "/", ".")
-		in, out := l.cur.In, l.cur.Out
-		w, dims := slices.Clone(l.got.W), []int64{int64(out), int64(in)}
-		if !l.cur.WeightTransposed { // the graph stores [In, Out]
+		cl := *curLin[k].w
+		in, out := cl.In, cl.Out
+		w, dims := slices.Clone(l.w.W), []int64{int64(out), int64(in)}
+		if !cl.WeightTransposed { // the graph stores [In, Out]
 			dims = []int64{int64(in), int64(out)}
 			for o := range out {
 				for i := range in {
-					w[i*out+o] = l.got.W[o*in+i]
+					w[i*out+o] = l.w.W[o*in+i]
 				}
 			}
 		}
 		writes = append(writes,
 			blockTensor{field: l.field + ".W", name: module + ".weight", slot: r.slots[l.scope+slotWeight], at: linearNode(r, l.scope), dims: dims, data: w},
-			blockTensor{field: l.field + ".B", name: module + ".bias", slot: r.slots[l.scope+slotBias], dims: []int64{int64(out)}, data: slices.Clone(l.got.B)})
+			blockTensor{field: l.field + ".B", name: module + ".bias", slot: r.slots[l.scope+slotBias], dims: []int64{int64(out)}, data: slices.Clone(l.w.B)})
 	}
 	for _, n := range []struct {
 		field, scope string
 		got, cur     LayerNormWeights
 	}{
-		{"AttentionNorm", "attention/output/LayerNorm", bw.AttentionNorm, cur.AttentionNorm},
-		{"OutputNorm", "output/LayerNorm", bw.OutputNorm, cur.OutputNorm},
+		{"AttentionNorm", lay.attentionNorm, bw.AttentionNorm, cur.AttentionNorm},
+		{"OutputNorm", lay.outputNorm, bw.OutputNorm, cur.OutputNorm},
 	} {
 		module := prefix + strings.ReplaceAll(n.scope, "/", ".")
 		for _, v := range []struct {

@@ -16,28 +16,39 @@ import (
 // embeddings can be fine-tuned natively with the blocks (package lora).
 
 // EmbeddingWeights are the parameters of BERT's embeddings (HuggingFace
-// transformers' BertEmbeddings), which compute the hidden state entering
-// block 0 from the input ids, positions and token type ids:
+// transformers' BertEmbeddings, RobertaEmbeddings, DistilBERT's
+// Embeddings), which compute the hidden state entering block 0 from the
+// input ids, positions and token type ids:
 //
-//	y_t = LN(Word[input_ids_t] + TokenType[token_type_ids_t] + Position[t])
+//	y_t = LN(Word[input_ids_t] + TokenType[token_type_ids_t] + Position[p_t])
 //
-// Every table is (rows, Hidden) row-major, as the graph's Gather reads it.
+// with p_t = t (BERT, DistilBERT) or RoBERTa's positions (see
+// PadPositions), and no TokenType term where the model has none
+// (DistilBERT). Every table is (rows, Hidden) row-major, as the graph's
+// Gather reads it.
 type EmbeddingWeights struct {
 	// Hidden is C; Vocab, Positions and Types the rows of Word, Position and
-	// TokenType.
+	// TokenType (Types 0: no token type table).
 	Hidden, Vocab, Positions, Types int
 	// Word, Position and TokenType are the tables
-	// (embeddings.{word,position,token_type}_embeddings.weight).
+	// (embeddings.{word,position,token_type}_embeddings.weight); TokenType
+	// is nil for a model without one.
 	Word, Position, TokenType []float32
 	// Norm is embeddings.LayerNorm.
 	Norm LayerNormWeights
+	// PadPositions and PaddingIdx are Layout's: RoBERTa's position ids,
+	// PaddingIdx + the count of non-pad tokens up to the token. They are
+	// read from the graph; SetEmbeddingWeights ignores them.
+	PadPositions bool
+	PaddingIdx   int
 }
 
 // embeddingsWritePrefix starts the names of the initialisers that
 // SetEmbeddingWeights adds: headstart/embeddings/word_embeddings.weight.
 const embeddingsWritePrefix = "headstart/embeddings/"
 
-// embeddingTables are the Gathers of the three tables, by module.
+// embeddingTables are the Gathers of the three tables, by module; the last
+// is optional.
 var embeddingTables = []string{"word_embeddings", "position_embeddings", "token_type_embeddings"}
 
 // newEmbeddingsReader returns a reader over the nodes named */embeddings/*.
@@ -83,11 +94,18 @@ func (m *Model) readEmbeddings() (EmbeddingWeights, *blockReader, error) {
 	if err != nil {
 		return ew, nil, err
 	}
-	ew.Hidden = c
+	lay, err := m.Layout()
+	if err != nil {
+		return ew, nil, err
+	}
+	ew.Hidden, ew.PadPositions, ew.PaddingIdx = c, lay.PadPositions, lay.PaddingIdx
 	dst := []*[]float32{&ew.Word, &ew.Position, &ew.TokenType}
 	rows := []*int{&ew.Vocab, &ew.Positions, &ew.Types}
 	for i, module := range embeddingTables {
 		n := r.nodes[module+"/Gather"]
+		if n == nil && module == "token_type_embeddings" && !lay.TokenTypes {
+			continue
+		}
 		if n == nil || n.GetOpType() != "Gather" || len(n.GetInput()) != 2 {
 			return ew, nil, fmt.Errorf("%w: no Gather node named */embeddings/%s/Gather reading the table (BertEmbeddings exported by torch.onnx)", ErrUnsupportedGraph, module)
 		}
@@ -113,10 +131,12 @@ func (m *Model) readEmbeddings() (EmbeddingWeights, *blockReader, error) {
 
 // EmbeddingWeights reads the embedding tables and their LayerNorm of a
 // BERT-family encoder exported by torch.onnx: the tables are the first input
-// of the Gather nodes */embeddings/{word,position,token_type}_embeddings/Gather,
-// the LayerNorm is */embeddings/LayerNorm (decomposed or one
-// LayerNormalization). The slices are the caller's. A graph without them gives
-// an error wrapping ErrUnsupportedGraph that names what was not found.
+// of the Gather nodes */embeddings/{word,position,token_type}_embeddings/Gather
+// (no token_type_embeddings in DistilBERT), the LayerNorm is
+// */embeddings/LayerNorm (decomposed or one LayerNormalization), and the
+// position convention is Layout's. The slices are the caller's. A graph
+// without them gives an error wrapping ErrUnsupportedGraph that names what
+// was not found.
 func (m *Model) EmbeddingWeights() (EmbeddingWeights, error) {
 	ew, _, err := m.readEmbeddings()
 	return ew, err
@@ -148,6 +168,9 @@ func (m *Model) SetEmbeddingWeights(ew EmbeddingWeights) error {
 		{"Position", "position_embeddings", ew.Position, cur.Position, cur.Positions},
 		{"TokenType", "token_type_embeddings", ew.TokenType, cur.TokenType, cur.Types},
 	} {
+		if t.rows == 0 && len(t.got) == 0 { // no token type table
+			continue
+		}
 		if len(t.got) != len(t.cur) {
 			return fmt.Errorf("%w: embeddings %s has %d values; the graph's table is [%d %d]", ErrBadWeights, t.field, len(t.got), t.rows, cur.Hidden)
 		}

@@ -111,16 +111,20 @@ func (m *Model) initializers() map[string]*onnxpb.TensorProto {
 // after the module path, so the LayerNorm that closes the embeddings is
 // "/embeddings/LayerNorm/..." and the one that closes encoder block i is
 // "/encoder/layer.i/output/LayerNorm/..." (possibly under a prefix such as
-// "/bert"). Dynamic quantisation keeps these names.
+// "/bert"); other families name the block's closing LayerNorm differently
+// (blockLayouts). Dynamic quantisation keeps these names.
 var (
 	embeddingsLNPattern = regexp.MustCompile(`(?:^|/)embeddings/LayerNorm/`)
-	layerLNPattern      = regexp.MustCompile(`(?:^|/)encoder/layer\.(\d+)/output/LayerNorm/`)
+	layerLNPatterns     = func() []*regexp.Regexp {
+		p := make([]*regexp.Regexp, len(blockLayouts))
+		for i, l := range blockLayouts {
+			p[i] = l.outputNormPattern()
+		}
+		return p
+	}()
 )
 
-const (
-	embeddingsLNName = "*/embeddings/LayerNorm/*"
-	layerLNName      = "*/encoder/layer.N/output/LayerNorm/*"
-)
+const embeddingsLNName = "*/embeddings/LayerNorm/*"
 
 // quantizationOps are nodes that quantisation tools insert after a tensor
 // and name after it; they are not part of the LayerNorm they follow.
@@ -134,41 +138,56 @@ var quantizationOps = map[string]bool{
 type encoderLayout struct {
 	hidden       []string // hidden-state tensors, embeddings first
 	embeddingsLN []*onnxpb.NodeProto
+	blocks       *blockLayout // the module names of the blocks
 }
 
 func (m *Model) encoderLayout() (*encoderLayout, error) {
 	g := m.Proto.GetGraph()
-	var emb []*onnxpb.NodeProto
-	layers := make(map[int][]*onnxpb.NodeProto)
 	names := moduleNames(g)
+	var emb []*onnxpb.NodeProto
 	for _, n := range g.GetNode() {
-		if quantizationOps[n.GetOpType()] {
+		if !quantizationOps[n.GetOpType()] && embeddingsLNPattern.MatchString(names[n]) {
+			emb = append(emb, n)
+		}
+	}
+	// The first layout whose closing LayerNorms are there and whose block 0
+	// has the layout's query projection; failing that, the first whose
+	// closing LayerNorms are there (BlockWeights then says what is missing).
+	var blocks *blockLayout
+	var layers map[int][]*onnxpb.NodeProto
+	for _, l := range blockLayouts {
+		found, err := layerNorms(g, names, l)
+		if err != nil {
+			return nil, err
+		}
+		if len(found) == 0 {
 			continue
 		}
-		name := names[n]
-		if sm := layerLNPattern.FindStringSubmatch(name); sm != nil {
-			i, err := strconv.Atoi(sm[1])
-			if err != nil {
-				return nil, fmt.Errorf("%w: node %q: layer index %q", ErrUnsupportedGraph, name, sm[1])
-			}
-			layers[i] = append(layers[i], n)
-		} else if embeddingsLNPattern.MatchString(name) {
-			emb = append(emb, n)
+		query := l.blockPattern(0)
+		hasQuery := slices.ContainsFunc(g.GetNode(), func(n *onnxpb.NodeProto) bool {
+			sm := query.FindStringSubmatch(names[n])
+			return sm != nil && strings.HasPrefix(sm[1], l.query+"/")
+		})
+		if blocks == nil || hasQuery {
+			blocks, layers = l, found
+		}
+		if hasQuery {
+			break
 		}
 	}
 	if len(emb) == 0 || len(layers) == 0 {
 		if f := fusedOps(g); f != "" {
 			return nil, fmt.Errorf("%w: the graph was fused by onnxruntime's transformer optimizer (%s), which removes the encoder block boundaries (%s): only the last hidden state (--layers -1) can be read from it; --layers, --cut-top and fit-head --mode need the graph torch.onnx exported",
-				ErrUnsupportedGraph, f, layerLNName)
+				ErrUnsupportedGraph, f, bertBlocks.outputNormName())
 		}
 	}
 	if len(emb) == 0 {
-		return nil, fmt.Errorf("%w: no nodes named %s (the embeddings LayerNorm of a BERT-family encoder exported by torch.onnx)",
-			ErrUnsupportedGraph, embeddingsLNName)
+		return nil, fmt.Errorf("%w: no nodes named %s (the embeddings LayerNorm of a BERT-family encoder exported by torch.onnx); the graph has %s",
+			ErrUnsupportedGraph, embeddingsLNName, foundScopes(names))
 	}
 	if len(layers) == 0 {
-		return nil, fmt.Errorf("%w: no nodes named %s (the output LayerNorm of each BERT-family encoder block)",
-			ErrUnsupportedGraph, layerLNName)
+		return nil, fmt.Errorf("%w: no encoder blocks of a supported family: no nodes named %s; the graph has %s",
+			ErrUnsupportedGraph, supportedBlocks(), foundScopes(names))
 	}
 	idx := make([]int, 0, len(layers))
 	for i := range layers {
@@ -177,8 +196,8 @@ func (m *Model) encoderLayout() (*encoderLayout, error) {
 	slices.Sort(idx)
 	for want, got := range idx {
 		if got != want {
-			return nil, fmt.Errorf("%w: no nodes named */encoder/layer.%d/output/LayerNorm/*; found layers %s",
-				ErrUnsupportedGraph, want, joinInts(idx))
+			return nil, fmt.Errorf("%w: no nodes named */%s.%d/%s/*; found layers %s",
+				ErrUnsupportedGraph, blocks.block, want, blocks.outputNorm, joinInts(idx))
 		}
 	}
 
@@ -194,7 +213,7 @@ func (m *Model) encoderLayout() (*encoderLayout, error) {
 	for _, o := range g.GetOutput() {
 		graphOut[o.GetName()] = true
 	}
-	l := &encoderLayout{embeddingsLN: emb}
+	l := &encoderLayout{embeddingsLN: emb, blocks: blocks}
 	t, err := subgraphOutput(emb, consumers, graphOut, "embeddings LayerNorm")
 	if err != nil {
 		return nil, err
@@ -208,6 +227,26 @@ func (m *Model) encoderLayout() (*encoderLayout, error) {
 		l.hidden = append(l.hidden, t)
 	}
 	return l, nil
+}
+
+// layerNorms returns the nodes of each block's closing LayerNorm under
+// layout l, by block index.
+func layerNorms(g *onnxpb.GraphProto, names map[*onnxpb.NodeProto]string, l *blockLayout) (map[int][]*onnxpb.NodeProto, error) {
+	pat := l.outputNormPattern()
+	layers := make(map[int][]*onnxpb.NodeProto)
+	for _, n := range g.GetNode() {
+		if quantizationOps[n.GetOpType()] {
+			continue
+		}
+		if sm := pat.FindStringSubmatch(names[n]); sm != nil {
+			i, err := strconv.Atoi(sm[1])
+			if err != nil {
+				return nil, fmt.Errorf("%w: node %q: layer index %q", ErrUnsupportedGraph, names[n], sm[1])
+			}
+			layers[i] = append(layers[i], n)
+		}
+	}
+	return layers, nil
 }
 
 // fusedOperators are the com.microsoft operators onnxruntime's transformer
@@ -593,7 +632,7 @@ func moduleNames(g *onnxpb.GraphProto) map[*onnxpb.NodeProto]string {
 	torchNamed := false
 	for _, n := range g.GetNode() {
 		names[n] = n.GetName()
-		if layerLNPattern.MatchString(n.GetName()) || embeddingsLNPattern.MatchString(n.GetName()) {
+		if embeddingsLNPattern.MatchString(n.GetName()) || slices.ContainsFunc(layerLNPatterns, func(p *regexp.Regexp) bool { return p.MatchString(n.GetName()) }) {
 			torchNamed = true
 		}
 	}
@@ -650,16 +689,27 @@ func moduleNames(g *onnxpb.GraphProto) map[*onnxpb.NodeProto]string {
 			}
 		}
 	}
-	// The activation: every node on the way back from output.dense's MatMul to
-	// intermediate.dense's output.
+	// The activation: every node on the way back from the down-projection's
+	// MatMul (output.dense) to the up-projection's output (intermediate.dense).
 	for n, s := range scope {
-		block, ok := strings.CutSuffix(s, ".output.dense")
-		if !ok || (n.GetOpType() != "MatMul" && n.GetOpType() != "Gemm") || len(n.GetInput()) == 0 {
+		if n.GetOpType() != "MatMul" && n.GetOpType() != "Gemm" || len(n.GetInput()) == 0 {
 			continue
 		}
-		var dense string // intermediate.dense's output: the tensor after its bias
+		var layout *blockLayout
+		var block string
+		for _, l := range blockLayouts {
+			if b, ok := strings.CutSuffix(s, "."+strings.ReplaceAll(l.output, "/", ".")); ok {
+				layout, block = l, b
+				break
+			}
+		}
+		if layout == nil {
+			continue
+		}
+		up := block + "." + strings.ReplaceAll(layout.intermediate, "/", ".")
+		var dense string // the up-projection's output: the tensor after its bias
 		for m, ms := range scope {
-			if ms == block+".intermediate.dense" && fromBias[m] && m.GetOpType() == "Add" {
+			if ms == up && fromBias[m] && m.GetOpType() == "Add" {
 				dense = m.GetOutput()[0]
 			}
 		}
@@ -690,7 +740,7 @@ func moduleNames(g *onnxpb.GraphProto) map[*onnxpb.NodeProto]string {
 		}
 		if reached {
 			for _, p := range act {
-				scope[p] = block + ".intermediate.intermediate_act_fn"
+				scope[p] = block + "." + layout.actModule
 			}
 		}
 	}

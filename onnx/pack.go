@@ -93,6 +93,11 @@ func (m *Model) EnablePacking() error {
 	if in := posGather.GetInput()[1]; slices.ContainsFunc(g.GetInput(), func(v *onnxpb.ValueInfoProto) bool { return v.GetName() == in }) {
 		return fmt.Errorf("%w: the position embeddings already read graph input %q", ErrPackingUnsupported, in)
 	}
+	// RoBERTa and XLM-R count positions from padding_idx+1 over the input ids: a
+	// position_ids input numbered from 0 would shift every position.
+	if dependsOn(producer, posGather.GetInput()[1], "input_ids") {
+		return fmt.Errorf("%w: the position ids are computed from input_ids (RoBERTa's padding_idx offset), not numbered from 0", ErrPackingUnsupported)
+	}
 
 	// Attention mask: attention_mask -> Unsqueeze(1) -> Unsqueeze(2) -> the rest; the
 	// Unsqueezes are removed and their consumers read PackedMaskInput.
@@ -156,4 +161,28 @@ func unsqueezeAxes(inits map[string]*onnxpb.TensorProto, producer map[string]*on
 		return nil, fmt.Errorf("Unsqueeze %q: axes: %w", n.GetName(), err)
 	}
 	return intsOf(t)
+}
+
+// dependsOn reports whether tensor t is computed from the values of tensor from,
+// following the producers of t's inputs back through the graph; a Shape or Size of a
+// tensor depends on its shape only (BERT slices its position table to the length of
+// input_ids).
+func dependsOn(producer map[string]*onnxpb.NodeProto, t, from string) bool {
+	seen := map[string]bool{}
+	queue := []string{t}
+	for len(queue) > 0 {
+		t := queue[0]
+		queue = queue[1:]
+		if t == from {
+			return true
+		}
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		if p := producer[t]; p != nil && p.GetOpType() != "Shape" && p.GetOpType() != "Size" {
+			queue = append(queue, p.GetInput()...)
+		}
+	}
+	return false
 }

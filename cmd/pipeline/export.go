@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,7 +16,8 @@ func newExportCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "export",
 		Usage: "write one ONNX graph: token ids -> backbone -> pooling -> head -> probabilities",
-		Description: "The graph takes input_ids, attention_mask and token_type_ids (int64 [batch, seq], tokenized\n" +
+		Description: "The graph takes input_ids, attention_mask and, where the model reads them, token_type_ids\n" +
+			"(int64 [batch, seq], tokenized\n" +
 			"with the model's tokenizer.json, truncated at the head's max_len, recorded in the metadata) and\n" +
 			"outputs probabilities [batch, classes] and logits. Labels are in the metadata under \"labels\".\n" +
 			"Beside OUT.onnx it writes OUT.tokenizer.json (the backbone's tokenizer) and OUT.manifest.json\n" +
@@ -36,7 +38,7 @@ func runExport(ctx context.Context, o headstart.ExportOptions, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "export: %s + %s head (%d classes) -> %s (%.1f MB; inputs input_ids, attention_mask, token_type_ids; outputs probabilities, logits; max_len %d), with %s and %s beside it\n",
-		sum.Backbone, sum.Kind, sum.Classes, o.Out, float64(sum.Bytes)/1e6, sum.MaxLen, filepath.Base(sum.Tokenizer), filepath.Base(sum.Manifest))
+	fmt.Fprintf(stderr, "export: %s + %s head (%d classes) -> %s (%.1f MB; inputs %s; outputs probabilities, logits; max_len %d), with %s and %s beside it\n",
+		sum.Backbone, sum.Kind, sum.Classes, o.Out, float64(sum.Bytes)/1e6, strings.Join(sum.Inputs, ", "), sum.MaxLen, filepath.Base(sum.Tokenizer), filepath.Base(sum.Manifest))
 	return nil
 }

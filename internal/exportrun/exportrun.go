@@ -21,6 +21,9 @@ type manifest struct {
 	Tokenizer string `json:"tokenizer"` // beside the graph
 	MaxLen    int    `json:"max_len"`
 	Prefix    string `json:"prefix"`
+	// Inputs are the graph's inputs, some of input_ids, attention_mask,
+	// token_type_ids.
+	Inputs []string `json:"inputs"`
 }
 
 // Probs runs the graph onnxFile on each text alone (batch 1, no padding) and returns
@@ -42,7 +45,7 @@ func Probs(onnxFile string, texts []string) (_ [][]float32, err error) {
 	if err := onnx.Init(""); err != nil {
 		return nil, err
 	}
-	sess, err := onnx.NewSessionFromFile(onnxFile, []string{"input_ids", "attention_mask", "token_type_ids"}, []string{"probabilities"}, onnx.SessionOptions{IntraOpThreads: 1})
+	sess, err := onnx.NewSessionFromFile(onnxFile, man.Inputs, []string{"probabilities"}, onnx.SessionOptions{IntraOpThreads: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +57,20 @@ func Probs(onnxFile string, texts []string) (_ [][]float32, err error) {
 			return nil, err
 		}
 		shape := []int64{1, int64(len(e.IDs))}
-		res, err := sess.Run(nil, []onnx.Int64Tensor{{Shape: shape, Data: e.IDs}, {Shape: shape, Data: e.Mask}, {Shape: shape, Data: e.TypeIDs}})
+		feed := make([]onnx.Int64Tensor, len(man.Inputs))
+		for i, name := range man.Inputs {
+			switch name {
+			case "input_ids":
+				feed[i] = onnx.Int64Tensor{Shape: shape, Data: e.IDs}
+			case "attention_mask":
+				feed[i] = onnx.Int64Tensor{Shape: shape, Data: e.Mask}
+			case "token_type_ids":
+				feed[i] = onnx.Int64Tensor{Shape: shape, Data: e.TypeIDs}
+			default:
+				return nil, fmt.Errorf("%s: graph input %q is none of input_ids, attention_mask, token_type_ids", manPath, name)
+			}
+		}
+		res, err := sess.Run(nil, feed)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"path/filepath"
+	"testing"
+)
+
+// layoutFixtures holds the random-weight RoBERTa, XLM-R and DistilBERT encoders of
+// scripts/make_layout_fixtures.py, each a model directory (model.onnx + tokenizer.json).
+var layoutFixtures = filepath.Join("..", "..", "testdata", "layouts")
+
+// TestLayoutFixturesTopBlocksRandomWeights: on the random-weight RoBERTa, XLM-R and
+// DistilBERT fixtures (their block math is under test, not their outputs), extract
+// --cut-top 1 -> fit-head --mode lora|full|reinit -> predict and export give the
+// probabilities of the Go block on the cache.
+func TestLayoutFixturesTopBlocksRandomWeights(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the model")
+	}
+	topBlocksChain(t, layoutFixtures, []string{"roberta-random", "xlmr-random", "distilbert-random"}, []string{"lora", "full", "reinit"})
+}
+
+// TestLayoutFixturesEmbeddingsRandomWeights: on the random-weight RoBERTa (positions
+// from padding_idx+1) and DistilBERT (no token types) fixtures, extract --cut-top 2 (the
+// embeddings' output and the token ids) -> fit-head --mode full --embeddings trains the
+// embedding tables with both blocks, and predict and export compute the Go stack's
+// probabilities from the ids; the head counts the tables the model has.
+func TestLayoutFixturesEmbeddingsRandomWeights(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the model")
+	}
+	dir := t.TempDir()
+	trainCSV, devCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "dev.csv")
+	writeToyData(t, trainCSV, 32, 1)
+	texts := writeToyData(t, devCSV, 12, 2)
+	for _, c := range []struct {
+		fixture   string
+		vocab     int
+		types     int
+		positions int
+	}{{"roberta-random", 3000, 1, 514}, {"distilbert-random", 219, 0, 512}} {
+		t.Run(c.fixture, func(t *testing.T) {
+			model := filepath.Join(layoutFixtures, c.fixture)
+			train, dev := filepath.Join(dir, c.fixture+"-train.cache"), filepath.Join(dir, c.fixture+"-dev.cache")
+			for _, p := range [][2]string{{trainCSV, train}, {devCSV, dev}} {
+				if code, _, stderr := run(t, "extract", "--model", model, "--data", p[0], "--out", p[1], "--cut-top", "2", "--threads", "1"); code != 0 {
+					t.Fatalf("extract --cut-top 2: %d\n%s", code, stderr)
+				}
+			}
+			headFile := filepath.Join(dir, c.fixture+".head")
+			code, stdout, stderr := run(t, "fit-head", "--model", model, "--train", train, "--valid", dev, "--mode", "full", "--embeddings",
+				"--epochs", "2", "--lr", "2e-3", "--seed", "1", "--json", "--out", headFile)
+			if code != 0 {
+				t.Fatalf("fit-head --mode full --embeddings: %d\n%s", code, stderr)
+			}
+			var fit struct {
+				Trainable int `json:"trainable_params"`
+			}
+			json.Unmarshal([]byte(stdout), &fit)
+			// Per block: 4 C×C projections, C→I, I→C with biases, two LayerNorms (C 32, I
+			// 64); the linear head (2 classes); the tables and their LayerNorm.
+			perBlock := 4*(32*32+32) + 32*64 + 64 + 64*32 + 32 + 4*32
+			if want := 2*perBlock + 2*32 + 2 + (c.vocab+c.positions+c.types)*32 + 2*32; fit.Trainable != want {
+				t.Fatalf("%d trainable parameters; want %d", fit.Trainable, want)
+			}
+			goProbs, _ := topProbs(t, headFile, dev)
+			pred := filepath.Join(dir, c.fixture+".jsonl")
+			if code, _, stderr := run(t, "predict", "--model", model, "--head", headFile, "--data", devCSV, "--out", pred); code != 0 {
+				t.Fatalf("predict: %d\n%s", code, stderr)
+			}
+			onnxFile := filepath.Join(dir, c.fixture+".onnx")
+			if code, _, stderr := run(t, "export", "--model", model, "--head", headFile, "--out", onnxFile); code != 0 {
+				t.Fatalf("export: %d\n%s", code, stderr)
+			}
+			exported := exportedFormProbs(t, onnxFile, filepath.Join(model, "tokenizer.json"), texts)
+			maxPred, maxExport := 0.0, 0.0
+			for i, probs := range predictedProbs(t, pred, "full") {
+				for k := range 2 {
+					dp := math.Abs(float64(probs[k] - goProbs[2*i+k]))
+					de := math.Abs(float64(exported[i][k] - goProbs[2*i+k]))
+					if !(dp < topTol) || !(de < topTol) {
+						t.Fatalf("row %d: predict %v, export %v, Go stack from the ids %v", i, probs, exported[i], goProbs[2*i:2*i+2])
+					}
+					maxPred, maxExport = max(maxPred, dp), max(maxExport, de)
+				}
+			}
+			t.Logf("%s --mode full --embeddings: max abs diff of probabilities vs the Go stack: predict %.2g, export %.2g (%d texts)", c.fixture, maxPred, maxExport, len(texts))
+		})
+	}
+}

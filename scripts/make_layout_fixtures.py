@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Random-weight RoBERTa, XLM-R and DistilBERT encoders exported to ONNX, with a PyTorch reference dump.
+
+    make_layout_fixtures.py [--out DIR] [--families roberta,xlmr,distilbert]
+
+These are test fixtures for headstart's encoder layouts (onnx.Model.Layout, BlockWeights,
+EmbeddingWeights; lora's block and embeddings math): small configurations (hidden 32, 2 blocks,
+4 heads, intermediate 64) with seeded random weights, NOT trained models. Their outputs mean
+nothing; what the Go tests check is that headstart computes the same block and embedding math as
+PyTorch and onnxruntime on them.
+
+Each family gets DIR/<family>-random/ (default DIR testdata/layouts) holding
+  model.onnx      torch.onnx.export(dynamo=False) of transformers 4.x's AutoModel, inputs input_ids
+                  and attention_mask (no token_type_ids: none of these families needs one), output
+                  last_hidden_state, dynamic batch and sequence axes, opset 17: the legacy form most
+                  published ONNX exports of these families have
+  tokenizer.json  the tokenizer whose vocabulary the embedding table fits: tokenize/testdata's
+                  roberta-bpe.json (byte-level BPE, RobertaProcessing), xlmr-unigram.json (Unigram,
+                  Precompiled normaliser), and the tiny BERT WordPiece of testdata/exportforms
+  config.json     the transformers config
+and DIR/reference.json, DIR/SHA256SUMS.
+
+reference.json: {"header": versions, "families": {family: {"dir", "hidden", "layers", "heads",
+"padding_idx" (RoBERTa/XLM-R) or null, "texts", "ids", "position_ids" (what PyTorch's embeddings use),
+"hidden_states": [per text: [per state l = 0..L: [per token: [C floats]]]], "ort_max_abs_diff"}}}.
+hidden_states are PyTorch's output_hidden_states (state 0 = the embeddings output, state l + 1 =
+block l's output) for the texts run as ONE right-padded batch with its attention mask, cut to each
+text's own tokens; ort_max_abs_diff is the largest |Python onnxruntime − PyTorch| over every text's
+last_hidden_state on that batch. One text holds a literal <pad> token mid-sentence (RoBERTa and XLM-R),
+so that RoBERTa's position ids skip a pad inside a sequence.
+
+Run with the export venv (scripts/requirements-export.txt; scripts/setup.sh venv export); the export
+and the reference run in a child process with the transformers 4.x overlay of
+scripts/requirements-layout-fixtures.txt first on PYTHONPATH (scripts/make_export_fixtures.py installs
+that overlay; so does this script when it is missing). The output is deterministic for a given set of
+versions (seeded weights; CPU).
+"""
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from make_export_fixtures import tf4_overlay  # noqa: E402  (the transformers 4.x overlay)
+
+FAMILIES = {
+    "roberta": {"tokenizer": REPO / "tokenize" / "testdata" / "roberta-bpe.json", "seed": 15001},
+    "xlmr": {"tokenizer": REPO / "tokenize" / "testdata" / "xlmr-unigram.json", "seed": 15002},
+    "distilbert": {"tokenizer": REPO / "testdata" / "exportforms" / "legacy" / "tokenizer.json", "seed": 15003},
+}
+
+TEXTS = {
+    "roberta": [
+        "Hello world!",
+        "The quick brown fox jumps over the lazy dog, twice.",
+        "a <pad> inside a sentence",
+        "Tokenizers split unknownwordz into byte-level pieces; numbers 12345 too.",
+        "ok",
+    ],
+    "xlmr": [
+        "Hello world!",
+        "Der schnelle braune Fuchs springt über den faulen Hund.",
+        "a <pad> inside a sentence",
+        "Ｆｕｌｌ－ｗｉｄｔｈ forms and café naïve résumé",
+        "ok",
+    ],
+    "distilbert": [
+        "hello world",
+        "the quick brown fox jumps over the lazy dog .",
+        "headstart reads model files ; unknownwordz get split !",
+        "a",
+        "good music and a great film , but the book was bad",
+    ],
+}
+
+HIDDEN, LAYERS, HEADS, INTER = 32, 2, 4, 64
+OPSET = 17
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def vocab_size(tokenizer_json: Path) -> int:
+    d = json.loads(tokenizer_json.read_text())
+    v = d["model"]["vocab"]
+    ids = list(v.values()) if isinstance(v, dict) else list(range(len(v)))
+    ids += [t["id"] for t in d.get("added_tokens", [])]
+    return max(ids) + 1
+
+
+def build_model(family: str, vocab: int, seed: int):
+    """A seeded random model: HF's init, then every bias and LayerNorm parameter perturbed too (HF
+    starts them at 0 and 1, which would hide a swapped or misread gamma or bias)."""
+    import torch
+    torch.manual_seed(seed)
+    if family in ("roberta", "xlmr"):
+        from transformers import RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel
+        cfg_cls, model_cls = (RobertaConfig, RobertaModel) if family == "roberta" else (XLMRobertaConfig, XLMRobertaModel)
+        cfg = cfg_cls(vocab_size=vocab, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                      intermediate_size=INTER, max_position_embeddings=514, type_vocab_size=1, pad_token_id=1,
+                      bos_token_id=0, eos_token_id=2, initializer_range=0.1, hidden_act="gelu",
+                      attn_implementation="eager")
+        model = model_cls(cfg, add_pooling_layer=False)
+    else:
+        from transformers import DistilBertConfig, DistilBertModel
+        cfg = DistilBertConfig(vocab_size=vocab, dim=HIDDEN, n_layers=LAYERS, n_heads=HEADS, hidden_dim=INTER,
+                               max_position_embeddings=512, initializer_range=0.1, activation="gelu", pad_token_id=0,
+                               attn_implementation="eager")
+        model = DistilBertModel(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.copy_(0.1 * torch.randn_like(p))
+            elif "LayerNorm" in name or "layer_norm" in name:
+                p.copy_(1 + 0.2 * torch.randn_like(p))
+    return model.eval()
+
+
+def child(family: str, out: Path):
+    """Builds, exports and runs one family; writes out/model.onnx, config.json, tokenizer.json and
+    prints its reference entry as JSON on the last line."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from tokenizers import Tokenizer
+
+    spec = FAMILIES[family]
+    out.mkdir(parents=True, exist_ok=True)
+    tok_json = spec["tokenizer"].read_text()
+    (out / "tokenizer.json").write_text(tok_json)
+    model = build_model(family, vocab_size(spec["tokenizer"]), spec["seed"])
+    model.config.to_json_file(str(out / "config.json"))
+
+    tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    texts = TEXTS[family]
+    ids = [tok.encode(t).ids for t in texts]
+    pad = model.config.pad_token_id
+    tmax = max(len(r) for r in ids)
+    batch = torch.tensor([r + [pad] * (tmax - len(r)) for r in ids])
+    mask = torch.tensor([[1] * len(r) + [0] * (tmax - len(r)) for r in ids])
+
+    class Keywords(torch.nn.Module):  # the tracer calls forward positionally; pass keywords
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    dyn = {0: "batch_size", 1: "sequence_length"}
+    with torch.no_grad():
+        torch.onnx.export(model, (batch[:2, :6], mask[:2, :6]), str(out / "model.onnx"), dynamo=False,
+                          input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
+                          opset_version=OPSET,
+                          dynamic_axes={"input_ids": dyn, "attention_mask": dyn, "last_hidden_state": dyn})
+        res = model(input_ids=batch, attention_mask=mask, output_hidden_states=True)
+    hs = [h.numpy() for h in res.hidden_states]
+
+    if family in ("roberta", "xlmr"):
+        from transformers.models.roberta.modeling_roberta import create_position_ids_from_input_ids
+        pos = create_position_ids_from_input_ids(batch, pad).numpy()
+    else:
+        pos = np.tile(np.arange(tmax), (len(ids), 1))
+
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(["last_hidden_state"], {"input_ids": batch.numpy(), "attention_mask": mask.numpy()})[0]
+    ort_diff = max(float(np.abs(got[i, :len(r)] - hs[-1][i, :len(r)]).max()) for i, r in enumerate(ids))
+
+    def rows(a):
+        return [[float(x) for x in row] for row in a]
+
+    entry = {
+        "dir": out.name, "hidden": HIDDEN, "layers": LAYERS, "heads": HEADS, "intermediate": INTER,
+        "padding_idx": pad if family in ("roberta", "xlmr") else None,
+        "texts": texts, "ids": ids,
+        "position_ids": [[int(p) for p in pos[i, :len(r)]] for i, r in enumerate(ids)],
+        "hidden_states": [[rows(h[i, :len(r)]) for h in hs] for i, r in enumerate(ids)],
+        "ort_max_abs_diff": ort_diff,
+    }
+    print(json.dumps(entry))
+
+
+def versions():
+    import importlib.metadata as md
+    v = {"script": "scripts/make_layout_fixtures.py", "python": sys.version.split()[0]}
+    for p in ("torch", "transformers", "tokenizers", "onnx", "onnxruntime", "numpy"):
+        try:
+            v[p] = md.version(p)
+        except md.PackageNotFoundError:
+            pass
+    return v
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--_child":
+        child(sys.argv[2], Path(sys.argv[3]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(REPO / "testdata" / "layouts"))
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    a = ap.parse_args()
+    dst = Path(a.out)
+    dst.mkdir(parents=True, exist_ok=True)
+    overlay = tf4_overlay()
+    env = dict(os.environ, PYTHONPATH=str(overlay) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    header = versions()
+    # The child's versions: transformers and tokenizers come from the overlay.
+    probe = subprocess.run([sys.executable, "-c", "import transformers, tokenizers; print(transformers.__version__, tokenizers.__version__)"],
+                           env=env, stdout=subprocess.PIPE, text=True, check=True).stdout.split()
+    header["transformers"], header["tokenizers"] = probe[0], probe[1]
+    ref_path = dst / "reference.json"
+    ref = json.loads(ref_path.read_text()) if ref_path.exists() else {"families": {}}
+    ref["header"] = header
+    for fam in [f for f in a.families.split(",") if f]:
+        if fam not in FAMILIES:
+            raise SystemExit(f"unknown family {fam!r}; want some of {', '.join(FAMILIES)}")
+        out = dst / f"{fam}-random"
+        print(f"{fam}: building and exporting -> {out}", file=sys.stderr)
+        p = subprocess.run([sys.executable, __file__, "--_child", fam, str(out)], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if p.returncode != 0:
+            sys.stderr.write(p.stderr[-4000:])
+            raise SystemExit(f"{fam}: export failed (exit status {p.returncode})")
+        entry = json.loads(p.stdout.strip().splitlines()[-1])
+        print(f"  {fam}: max |onnxruntime - PyTorch| on last_hidden_state = {entry['ort_max_abs_diff']:.3g}; "
+              f"model.onnx {(out / 'model.onnx').stat().st_size} bytes", file=sys.stderr)
+        ref["families"][fam] = entry
+    ref_path.write_text(json.dumps(ref) + "\n")
+    files = sorted(p for p in dst.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
+    with open(dst / "SHA256SUMS", "w") as f:
+        for p in files:
+            f.write(f"{sha256(p)}  {p.relative_to(dst).as_posix()}\n")
+    print(f"wrote {ref_path} ({ref_path.stat().st_size} bytes) and {dst / 'SHA256SUMS'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
