@@ -73,7 +73,7 @@ func embeddingsFromONNX(ew onnx.EmbeddingWeights) lora.EmbeddingWeights[float32]
 }
 
 // TestBlockMathRandomWeightFixtures runs the random-weight RoBERTa, XLM-R and
-// DistilBERT fixtures (their weights mean nothing: the block and embedding math is
+// DistilBERT fixtures (DistilBERT in its legacy and dynamo exports; their weights mean nothing: the block and embedding math is
 // under test) in onnxruntime with every hidden state exposed, on the reference texts as
 // one right-padded batch, and checks to parityTol on every real token:
 //
@@ -90,13 +90,17 @@ func TestBlockMathRandomWeightFixtures(t *testing.T) {
 	if err := onnx.Init(lib); err != nil {
 		t.Fatal(err)
 	}
-	for _, family := range []string{"roberta", "xlmr", "distilbert"} {
-		t.Run(family, func(t *testing.T) {
+	for _, fx := range []struct{ family, dir string }{
+		{"roberta", "roberta-random"}, {"xlmr", "xlmr-random"}, {"distilbert", "distilbert-random"},
+		{"distilbert", "distilbert-random-dynamo"}, // the same weights, exported by dynamo
+	} {
+		family := fx.family
+		t.Run(fx.dir, func(t *testing.T) {
 			fr, ok := ref.Families[family]
 			if !ok {
 				t.Fatalf("reference.json has no %s", family)
 			}
-			m, err := onnx.LoadModel(filepath.Join(layoutsDir, fr.Dir, "model.onnx"))
+			m, err := onnx.LoadModel(filepath.Join(layoutsDir, fx.dir, "model.onnx"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -269,7 +273,7 @@ func TestBlockMathRandomWeightFixtures(t *testing.T) {
 				t.Errorf("Go embeddings and blocks differ from PyTorch's last hidden state by %.3g; want < %g", dStack, parityTol)
 			}
 			t.Logf("%s (%s layout, random weights), %d texts of %v tokens: max |Go − onnxruntime| per block %.3g (float32), %.3g (float64); embeddings vs onnxruntime %.3g, vs PyTorch %.3g; Go stack from ids vs PyTorch %.3g",
-				family, lay.Family, nb, lens, worst32, worst64, dEmbORT, dEmbTorch, dStack)
+				fx.dir, lay.Family, nb, lens, worst32, worst64, dEmbORT, dEmbTorch, dStack)
 		})
 	}
 }

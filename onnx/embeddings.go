@@ -51,10 +51,12 @@ const embeddingsWritePrefix = "headstart/embeddings/"
 // is optional.
 var embeddingTables = []string{"word_embeddings", "position_embeddings", "token_type_embeddings"}
 
-// newEmbeddingsReader returns a reader over the nodes named */embeddings/*.
+// newEmbeddingsReader returns a reader over the nodes named */embeddings/*
+// (module names, as moduleNames gives them: a dynamo export's are rebuilt).
 func newEmbeddingsReader(m *Model) (*blockReader, error) {
 	g := m.Proto.GetGraph()
 	pat := regexp.MustCompile(`(?:^|/)embeddings/(.+)$`)
+	names := moduleNames(g)
 	r := &blockReader{
 		layer:     -1,
 		nodes:     make(map[string]*onnxpb.NodeProto),
@@ -73,9 +75,9 @@ func newEmbeddingsReader(m *Model) (*blockReader, error) {
 				r.consumers[t] = append(r.consumers[t], n)
 			}
 		}
-		if sm := pat.FindStringSubmatch(n.GetName()); sm != nil {
+		if sm := pat.FindStringSubmatch(names[n]); sm != nil {
 			if prev, dup := r.nodes[sm[1]]; dup {
-				return nil, fmt.Errorf("%w: nodes %q and %q both end in embeddings/%s (two encoders?)", ErrUnsupportedGraph, prev.GetName(), n.GetName(), sm[1])
+				return nil, fmt.Errorf("%w: nodes %q and %q both end in embeddings/%s (two encoders?)", ErrUnsupportedGraph, names[prev], names[n], sm[1])
 			}
 			r.nodes[sm[1]] = n
 		}
@@ -209,7 +211,14 @@ func (m *Model) SetEmbeddingWeights(ew EmbeddingWeights) error {
 		}
 	}
 
-	// Commit: nothing above changed the model.
+	// Commit: nothing above changed the model. A graph whose module names
+	// moduleNames rebuilt (a dynamo export) gets them as its node names first, as
+	// in SetBlockWeights.
+	for n, name := range moduleNames(g) {
+		if name != n.GetName() {
+			n.Name = proto.String(name)
+		}
+	}
 	replaced := make(map[string]bool, len(writes))
 	for _, w := range writes {
 		w.slot.node.Input[w.slot.index] = w.name

@@ -19,8 +19,9 @@ func tinyForm(form string) string {
 
 // TestModuleNamesFromNameScopes: a dynamo export read through its name_scopes metadata
 // alone (parameters renamed so that they say nothing) gives the same hidden states and
-// block weights as read through its parameter names. The metadata is written in both
-// forms name_scopes takes: full paths per level and one name per level.
+// block weights as read through its parameter names. The metadata is written in the
+// three forms name_scopes takes: full paths per level, full paths then the operation's
+// own name (torch 2.15 at opset 18), and one name per level.
 func TestModuleNamesFromNameScopes(t *testing.T) {
 	ref, err := LoadModel(tinyForm("dynamo"))
 	if err != nil {
@@ -35,8 +36,9 @@ func TestModuleNamesFromNameScopes(t *testing.T) {
 		t.Fatal(err)
 	}
 	names := moduleNames(ref.Proto.GetGraph())
-	for _, cumulative := range []bool{true, false} {
-		t.Run(fmt.Sprint("cumulative=", cumulative), func(t *testing.T) {
+	for _, form := range []struct{ cumulative, opName bool }{{true, false}, {true, true}, {false, false}} {
+		cumulative := form.cumulative
+		t.Run(fmt.Sprintf("cumulative=%v,op=%v", cumulative, form.opName), func(t *testing.T) {
 			m := &Model{Proto: proto.Clone(ref.Proto).(*onnxpb.ModelProto)}
 			g := m.Proto.GetGraph()
 			// Metadata from the rebuilt names of the reference: /encoder/layer.0/output/LayerNorm/LayerNormalization
@@ -58,6 +60,9 @@ func TestModuleNamesFromNameScopes(t *testing.T) {
 					} else {
 						items = append(items, `"`+parts[k]+`"`)
 					}
+				}
+				if form.opName {
+					items = append(items, `"`+strings.ToLower(n.GetOpType())+`"`)
 				}
 				n.MetadataProps = append(n.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String(nameScopesKey), Value: proto.String("[" + strings.Join(items, ", ") + "]")})
 			}

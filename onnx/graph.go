@@ -780,7 +780,9 @@ var quotedPattern = regexp.MustCompile(`'([^']*)'|"([^"]*)"`)
 
 // lastNameScope reads the module path from a name_scopes value, a printed
 // list of the scopes from the root down: either full paths
-// ["", "encoder", "encoder.layer.0"] or one name per level
+// ["", "encoder", "encoder.layer.0"], full paths followed by the name of
+// the node's own operation ["", "m", "m.encoder", "m.encoder.layer.0",
+// "linear"] (what torch 2.15 writes at opset 18), or one name per level
 // ["", "encoder", "layer", "0"].
 func lastNameScope(v string) string {
 	var items []string
@@ -789,12 +791,22 @@ func lastNameScope(v string) string {
 			items = append(items, s)
 		}
 	}
-	if len(items) == 0 {
-		return ""
+	// cumulative reports whether each item extends the one before it.
+	cumulative := func(items []string) bool {
+		for i := 1; i < len(items); i++ {
+			if !strings.HasPrefix(items[i], items[i-1]+".") {
+				return false
+			}
+		}
+		return true
 	}
-	last := items[len(items)-1]
-	if len(items) == 1 || strings.HasPrefix(last, items[len(items)-2]+".") {
-		return last
+	switch n := len(items); {
+	case n == 0:
+		return ""
+	case n == 1 || cumulative(items):
+		return items[n-1]
+	case n > 2 && cumulative(items[:n-1]): // full paths, then the operation's name
+		return items[n-2]
 	}
 	return strings.Join(items, ".")
 }

@@ -18,7 +18,7 @@ func layoutFixture(name string) string {
 }
 
 // TestLayoutRandomWeightFixtures: on the random-weight RoBERTa, XLM-R and DistilBERT
-// exports (and the tiny BERT), Layout names the family and its embedding conventions,
+// exports (and the tiny BERT; legacy and dynamo forms), Layout names the family and its embedding conventions,
 // the blocks are found under the family's module names with their geometry, the
 // embedding tables are read with or without a token type table, and block and
 // embedding weights written with SetBlockWeights and SetEmbeddingWeights read back
@@ -35,8 +35,11 @@ func TestLayoutRandomWeightFixtures(t *testing.T) {
 		{layoutFixture("roberta-random"), Layout{Family: FamilyRoBERTa, TokenTypes: true, PadPositions: true, PaddingIdx: 1}, 3000, 514, 1},
 		{layoutFixture("xlmr-random"), Layout{Family: FamilyRoBERTa, TokenTypes: true, PadPositions: true, PaddingIdx: 1}, 4002, 514, 1},
 		{layoutFixture("distilbert-random"), Layout{Family: FamilyDistilBERT}, 219, 512, 0},
+		// dynamo exports: module names rebuilt from parameter names.
+		{tinyForm("dynamo"), Layout{Family: FamilyBERT, TokenTypes: true}, 219, 128, 2},
+		{layoutFixture("distilbert-random-dynamo"), Layout{Family: FamilyDistilBERT}, 219, 512, 0},
 	} {
-		t.Run(filepath.Base(filepath.Dir(c.path)), func(t *testing.T) {
+		t.Run(filepath.Base(filepath.Dir(filepath.Dir(c.path)))+"/"+filepath.Base(filepath.Dir(c.path)), func(t *testing.T) {
 			m, err := LoadModel(c.path)
 			if err != nil {
 				t.Fatal(err)

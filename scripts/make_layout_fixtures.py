@@ -18,7 +18,9 @@ Each family gets DIR/<family>-random/ (default DIR testdata/layouts) holding
                   roberta-bpe.json (byte-level BPE, RobertaProcessing), xlmr-unigram.json (Unigram,
                   Precompiled normaliser), and the tiny BERT WordPiece of testdata/exportforms
   config.json     the transformers config
-and DIR/reference.json, DIR/SHA256SUMS.
+and, for DistilBERT, DIR/distilbert-random-dynamo/ with the same weights exported by
+torch.onnx.export(dynamo=True) under transformers 5.x (opset 18; node names after aten ops), and
+DIR/reference.json, DIR/SHA256SUMS.
 
 reference.json: {"header": versions, "families": {family: {"dir", "hidden", "layers", "heads",
 "padding_idx" (RoBERTa/XLM-R) or null, "texts", "ids", "position_ids" (what PyTorch's embeddings use),
@@ -26,21 +28,24 @@ reference.json: {"header": versions, "families": {family: {"dir", "hidden", "lay
 hidden_states are PyTorch's output_hidden_states (state 0 = the embeddings output, state l + 1 =
 block l's output) for the texts run as ONE right-padded batch with its attention mask, cut to each
 text's own tokens; ort_max_abs_diff is the largest |Python onnxruntime − PyTorch| over every text's
-last_hidden_state on that batch. One text holds a literal <pad> token mid-sentence (RoBERTa and XLM-R),
+last_hidden_state on that batch (dynamo_ort_max_abs_diff: the dynamo form against transformers 5's
+PyTorch forward). One text holds a literal <pad> token mid-sentence (RoBERTa and XLM-R),
 so that RoBERTa's position ids skip a pad inside a sequence.
 
 Run with the export venv (scripts/requirements-export.txt; scripts/setup.sh venv export); the export
 and the reference run in a child process with the transformers 4.x overlay of
 scripts/requirements-layout-fixtures.txt first on PYTHONPATH (scripts/make_export_fixtures.py installs
 that overlay; so does this script when it is missing). The output is deterministic for a given set of
-versions (seeded weights; CPU).
+versions (seeded weights; CPU), except the dynamo export's bytes, which vary between runs (its values do not).
 """
 import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -77,6 +82,12 @@ TEXTS = {
         "good music and a great film , but the book was bad",
     ],
 }
+
+# Families also exported with torch.onnx.export(dynamo=True) under transformers 5.x, the same weights
+# (DistilBERT: the block layout other than BERT's; RoBERTa's blocks are BERT's, which
+# testdata/exportforms/dynamo covers):
+# node names after aten ops, module names rebuilt from parameter names (one per block layout).
+DYNAMO = ("distilbert",)
 
 HIDDEN, LAYERS, HEADS, INTER = 32, 2, 4, 64
 OPSET = 17
@@ -126,9 +137,62 @@ def build_model(family: str, vocab: int, seed: int):
     return model.eval()
 
 
-def child(family: str, out: Path):
-    """Builds, exports and runs one family; writes out/model.onnx, config.json, tokenizer.json and
-    prints its reference entry as JSON on the last line."""
+class Keywords:
+    """Wraps a model so that the exporter's positional call passes keywords and gets the last
+    hidden state (built lazily: torch is imported in the child only)."""
+
+    def __new__(cls, m):
+        import torch
+
+        class K(torch.nn.Module):
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
+
+            def forward(self, input_ids, attention_mask):
+                return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+        return K(m)
+
+
+def child_dynamo(family: str, out: Path, state: Path):
+    """transformers 5.x: the legacy form's weights (state, saved by child) in the same
+    configuration, exported with torch.onnx.export(dynamo=True) to out/model.onnx; prints
+    {"ort_max_abs_diff"} (Python onnxruntime vs this PyTorch on the reference batch)."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    legacy = out.parent / out.name.removesuffix("-dynamo")
+    out.mkdir(parents=True, exist_ok=True)
+    for f in ("tokenizer.json", "config.json"):
+        (out / f).write_bytes((legacy / f).read_bytes())
+    cfg = AutoConfig.from_pretrained(str(legacy))
+    cfg._attn_implementation = "eager"
+    model = AutoModel.from_config(cfg, **({} if family == "distilbert" else {"add_pooling_layer": False}))
+    missing, unexpected = model.load_state_dict(torch.load(state), strict=False)
+    if [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))] or unexpected:
+        raise SystemExit(f"{family}: state dict does not fit: missing {missing}, unexpected {unexpected}")
+    model.eval()
+    batch, mask = torch.load(str(state) + ".batch")
+    dyn = {0: "batch_size", 1: "sequence_length"}
+    with torch.no_grad():
+        torch.onnx.export(Keywords(model), (batch[:2, :6], mask[:2, :6]), str(out / "model.onnx"), dynamo=True,
+                          external_data=False, input_names=["input_ids", "attention_mask"],
+                          output_names=["last_hidden_state"], opset_version=18,
+                          dynamic_axes={"input_ids": dyn, "attention_mask": dyn, "last_hidden_state": dyn})
+        want = model(input_ids=batch, attention_mask=mask).last_hidden_state.numpy()
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(["last_hidden_state"], {"input_ids": batch.numpy(), "attention_mask": mask.numpy()})[0]
+    lens = mask.sum(dim=1).tolist()
+    print(json.dumps({"ort_max_abs_diff": max(float(np.abs(got[i, :n] - want[i, :n]).max()) for i, n in enumerate(lens))}))
+
+
+def child(family: str, out: Path, state: Path):
+    """Builds, exports and runs one family; writes out/model.onnx, config.json, tokenizer.json,
+    the weights and the reference batch to state (for child_dynamo), and prints its reference entry
+    as JSON on the last line."""
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -140,6 +204,7 @@ def child(family: str, out: Path):
     (out / "tokenizer.json").write_text(tok_json)
     model = build_model(family, vocab_size(spec["tokenizer"]), spec["seed"])
     model.config.to_json_file(str(out / "config.json"))
+    torch.save(model.state_dict(), state)
 
     tok = Tokenizer.from_file(str(out / "tokenizer.json"))
     tok.no_padding()
@@ -150,14 +215,7 @@ def child(family: str, out: Path):
     tmax = max(len(r) for r in ids)
     batch = torch.tensor([r + [pad] * (tmax - len(r)) for r in ids])
     mask = torch.tensor([[1] * len(r) + [0] * (tmax - len(r)) for r in ids])
-
-    class Keywords(torch.nn.Module):  # the tracer calls forward positionally; pass keywords
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, input_ids, attention_mask):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    torch.save((batch, mask), str(state) + ".batch")
 
     dyn = {0: "batch_size", 1: "sequence_length"}
     with torch.no_grad():
@@ -204,8 +262,11 @@ def versions():
 
 
 def main():
-    if len(sys.argv) == 4 and sys.argv[1] == "--_child":
-        child(sys.argv[2], Path(sys.argv[3]))
+    if len(sys.argv) == 5 and sys.argv[1] == "--_child":
+        child(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+        return
+    if len(sys.argv) == 5 and sys.argv[1] == "--_dynamo":
+        child_dynamo(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(REPO / "testdata" / "layouts"))
@@ -228,8 +289,9 @@ def main():
         if fam not in FAMILIES:
             raise SystemExit(f"unknown family {fam!r}; want some of {', '.join(FAMILIES)}")
         out = dst / f"{fam}-random"
+        state = Path(tempfile.mkdtemp(prefix="layout-")) / "state.pt"
         print(f"{fam}: building and exporting -> {out}", file=sys.stderr)
-        p = subprocess.run([sys.executable, __file__, "--_child", fam, str(out)], env=env,
+        p = subprocess.run([sys.executable, __file__, "--_child", fam, str(out), str(state)], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if p.returncode != 0:
             sys.stderr.write(p.stderr[-4000:])
@@ -237,6 +299,20 @@ def main():
         entry = json.loads(p.stdout.strip().splitlines()[-1])
         print(f"  {fam}: max |onnxruntime - PyTorch| on last_hidden_state = {entry['ort_max_abs_diff']:.3g}; "
               f"model.onnx {(out / 'model.onnx').stat().st_size} bytes", file=sys.stderr)
+        if fam in DYNAMO:
+            dout = dst / f"{fam}-random-dynamo"
+            print(f"{fam}: dynamo export (transformers 5) -> {dout}", file=sys.stderr)
+            p = subprocess.run([sys.executable, __file__, "--_dynamo", fam, str(dout), str(state)],
+                               env=dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if p.returncode != 0:
+                sys.stderr.write(p.stderr[-4000:])
+                raise SystemExit(f"{fam}: dynamo export failed (exit status {p.returncode})")
+            d = json.loads(p.stdout.strip().splitlines()[-1])["ort_max_abs_diff"]
+            entry["dynamo_ort_max_abs_diff"] = d
+            print(f"  {fam} dynamo: max |onnxruntime - PyTorch| = {d:.3g}; model.onnx {(dout / 'model.onnx').stat().st_size} bytes",
+                  file=sys.stderr)
+        shutil.rmtree(state.parent, ignore_errors=True)
         ref["families"][fam] = entry
     ref_path.write_text(json.dumps(ref) + "\n")
     files = sorted(p for p in dst.rglob("*") if p.is_file() and p.name != "SHA256SUMS")

@@ -12,14 +12,14 @@ import (
 var layoutFixtures = filepath.Join("..", "..", "testdata", "layouts")
 
 // TestLayoutFixturesTopBlocksRandomWeights: on the random-weight RoBERTa, XLM-R and
-// DistilBERT fixtures (their block math is under test, not their outputs), extract
+// DistilBERT fixtures (DistilBERT also as a dynamo export; their block math is under test, not their outputs), extract
 // --cut-top 1 -> fit-head --mode lora|full|reinit -> predict and export give the
 // probabilities of the Go block on the cache.
 func TestLayoutFixturesTopBlocksRandomWeights(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	topBlocksChain(t, layoutFixtures, []string{"roberta-random", "xlmr-random", "distilbert-random"}, []string{"lora", "full", "reinit"})
+	topBlocksChain(t, layoutFixtures, []string{"roberta-random", "xlmr-random", "distilbert-random", "distilbert-random-dynamo"}, []string{"lora", "full", "reinit"})
 }
 
 // TestLayoutFixturesEmbeddingsRandomWeights: on the random-weight RoBERTa (positions
@@ -40,7 +40,7 @@ func TestLayoutFixturesEmbeddingsRandomWeights(t *testing.T) {
 		vocab     int
 		types     int
 		positions int
-	}{{"roberta-random", 3000, 1, 514}, {"distilbert-random", 219, 0, 512}} {
+	}{{"roberta-random", 3000, 1, 514}, {"distilbert-random", 219, 0, 512}, {"distilbert-random-dynamo", 219, 0, 512}} {
 		t.Run(c.fixture, func(t *testing.T) {
 			model := filepath.Join(layoutFixtures, c.fixture)
 			train, dev := filepath.Join(dir, c.fixture+"-train.cache"), filepath.Join(dir, c.fixture+"-dev.cache")
@@ -76,7 +76,8 @@ func TestLayoutFixturesEmbeddingsRandomWeights(t *testing.T) {
 			}
 			exported := exportedFormProbs(t, onnxFile, filepath.Join(model, "tokenizer.json"), texts)
 			maxPred, maxExport := 0.0, 0.0
-			for i, probs := range predictedProbs(t, pred, "full") {
+			for i, hp := range predictedProbs(t, pred) {
+				probs := [2]float32{hp["neg"], hp["pos"]}
 				for k := range 2 {
 					dp := math.Abs(float64(probs[k] - goProbs[2*i+k]))
 					de := math.Abs(float64(exported[i][k] - goProbs[2*i+k]))
