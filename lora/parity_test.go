@@ -68,6 +68,17 @@ func TestParityONNXRuntime(t *testing.T) {
 	dir := cache.ModelDir(parityModel)
 	modelPath := testutil.Artifact(t, filepath.Join(dir, "model.onnx"), "model "+parityModel)
 	tokPath := testutil.Artifact(t, filepath.Join(dir, "tokenizer.json"), "model "+parityModel)
+	checkBlockParity(t, parityModel, modelPath, tokPath, paritySentences, []int{5, 0})
+}
+
+// checkBlockParity runs the model in onnxruntime with every hidden state
+// exposed on a padded batch of the sentences, and the Go block (float32 and
+// float64, with the encoder's relative position bias when it has one) on the
+// state entering each of blocks: it must give onnxruntime's state leaving
+// the block on every real token to parityTol, and the packed layout the same
+// bits as the padded one.
+func checkBlockParity(t *testing.T, name, modelPath, tokPath string, sentences []string, blocks []int) {
+	t.Helper()
 	lib := testutil.Runtime(t)
 	if err := onnx.Init(lib); err != nil {
 		t.Fatal(err)
@@ -81,7 +92,10 @@ func TestParityONNXRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := []int{5, 0}
+	rb, hasBias, err := m.RelativeBias()
+	if err != nil {
+		t.Fatal(err)
+	}
 	weights := make(map[int]onnx.BlockWeights)
 	for _, blk := range blocks {
 		enter, err := m.HiddenStateEntering(blk)
@@ -95,6 +109,10 @@ func TestParityONNXRuntime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var inputs []string
+	for _, in := range m.Inputs() {
+		inputs = append(inputs, in.Name)
+	}
 	if err := m.ExposeOutputs(hs...); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +120,7 @@ func TestParityONNXRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := onnx.NewSessionFromBytes(data, []string{"input_ids", "attention_mask", "token_type_ids"}, hs, onnx.SessionOptions{})
+	sess, err := onnx.NewSessionFromBytes(data, inputs, hs, onnx.SessionOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +130,7 @@ func TestParityONNXRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	encs, err := tok.EncodeAll(paritySentences, 1)
+	encs, err := tok.EncodeAll(sentences, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,18 +141,27 @@ func TestParityONNXRuntime(t *testing.T) {
 		tmax = max(tmax, lens[i])
 	}
 	shape := []int64{int64(nb), int64(tmax)}
-	ids := onnx.Int64Tensor{Shape: shape, Data: make([]int64, nb*tmax)}
-	mask := onnx.Int64Tensor{Shape: shape, Data: make([]int64, nb*tmax)}
-	types := onnx.Int64Tensor{Shape: shape, Data: make([]int64, nb*tmax)}
+	feeds := map[string]onnx.Int64Tensor{}
+	for _, in := range []string{"input_ids", "attention_mask", "token_type_ids"} {
+		feeds[in] = onnx.Int64Tensor{Shape: shape, Data: make([]int64, nb*tmax)}
+	}
 	for i, e := range encs {
 		for j := range tmax {
-			ids.Data[i*tmax+j] = tok.PadID()
+			feeds["input_ids"].Data[i*tmax+j] = tok.PadID()
 		}
-		copy(ids.Data[i*tmax:], e.IDs)
-		copy(mask.Data[i*tmax:], e.Mask)
-		copy(types.Data[i*tmax:], e.TypeIDs)
+		copy(feeds["input_ids"].Data[i*tmax:], e.IDs)
+		copy(feeds["attention_mask"].Data[i*tmax:], e.Mask)
+		copy(feeds["token_type_ids"].Data[i*tmax:], e.TypeIDs)
 	}
-	out, err := sess.Run(nil, []onnx.Int64Tensor{ids, mask, types})
+	var in []onnx.Int64Tensor
+	for _, n := range inputs {
+		f, ok := feeds[n]
+		if !ok {
+			t.Fatalf("%s: graph input %q unknown", name, n)
+		}
+		in = append(in, f)
+	}
+	out, err := sess.Run(nil, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,11 +173,16 @@ func TestParityONNXRuntime(t *testing.T) {
 		if len(x) != nb*tmax*c || len(want) != len(x) {
 			t.Fatalf("onnxruntime returned %v and %v; want [%d %d %d]", out[blk].Shape, out[blk+1].Shape, nb, tmax, c)
 		}
-		b32, err := lora.NewBlock(blockFromONNX[float32](bw), lora.Settings{Heads: bw.Heads})
+		w32, w64 := blockFromONNX[float32](bw), blockFromONNX[float64](bw)
+		if hasBias {
+			w32.RelativeBias = &lora.RelativeBias[float32]{Table: rb.Table, Buckets: rb.Buckets, MaxDistance: rb.MaxDistance}
+			w64.RelativeBias = &lora.RelativeBias[float64]{Table: floats[float64](rb.Table), Buckets: rb.Buckets, MaxDistance: rb.MaxDistance}
+		}
+		b32, err := lora.NewBlock(w32, lora.Settings{Heads: bw.Heads})
 		if err != nil {
 			t.Fatal(err)
 		}
-		b64, err := lora.NewBlock(blockFromONNX[float64](bw), lora.Settings{Heads: bw.Heads})
+		b64, err := lora.NewBlock(w64, lora.Settings{Heads: bw.Heads})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,8 +215,8 @@ func TestParityONNXRuntime(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("block %d of %s, %d sentences of %v tokens (padded to %d), %d heads of %d, I = %d: max |Go − onnxruntime| = %.3g (float32), %.3g (float64); packed vs padded %.3g; max |y| %.3g",
-			blk, parityModel, nb, lens, tmax, bw.Heads, bw.HeadSize, bw.IntermediateSize, d32, d64, dPacked, scale)
+		t.Logf("block %d of %s, %d sentences of %v tokens (padded to %d), %d heads of %d, I = %d, relative bias %v: max |Go − onnxruntime| = %.3g (float32), %.3g (float64); packed vs padded %.3g; max |y| %.3g",
+			blk, name, nb, lens, tmax, bw.Heads, bw.HeadSize, bw.IntermediateSize, hasBias, d32, d64, dPacked, scale)
 		if !(d32 < parityTol) || !(d64 < parityTol) {
 			t.Errorf("block %d: Go differs from onnxruntime by %.3g (float32) and %.3g (float64); want < %g", blk, d32, d64, parityTol)
 		}
