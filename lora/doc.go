@@ -27,6 +27,11 @@
 // reads them from an exported graph, and this package never imports the
 // runtime.
 //
+// MPNet's blocks are these with one addition: the encoder's relative
+// position bias, a learned scalar per head and bucket of the distance j − i
+// (Weights.RelativeBias, shared by the blocks, frozen), added to the scores
+// before the softmax, as MPNetSelfAttention adds position_bias.
+//
 // Activations are (N,C) row-major matrices of N token slots; Rows says where
 // each sequence lies, packed back to back or padded to a common length.
 // Internally the block packs the tokens, so padding costs nothing but a copy.
