@@ -72,9 +72,9 @@ func embeddingsFromONNX(ew onnx.EmbeddingWeights) lora.EmbeddingWeights[float32]
 		PadPositions: ew.PadPositions, PaddingIdx: ew.PaddingIdx}
 }
 
-// TestBlockMathRandomWeightFixtures runs the random-weight RoBERTa, XLM-R and
-// DistilBERT fixtures (DistilBERT in its legacy and dynamo exports; their weights mean nothing: the block and embedding math is
-// under test) in onnxruntime with every hidden state exposed, on the reference texts as
+// TestBlockMathRandomWeightFixtures runs the random-weight RoBERTa, XLM-R,
+// DistilBERT and MPNet fixtures (DistilBERT in its legacy and dynamo exports; their weights mean nothing: the block and embedding math is
+// under test; MPNet's blocks with the encoder's relative position bias) in onnxruntime with every hidden state exposed, on the reference texts as
 // one right-padded batch, and checks to parityTol on every real token:
 //
 //   - the Go block (float32 and float64), on the weights BlockWeights reads, on the
@@ -93,6 +93,7 @@ func TestBlockMathRandomWeightFixtures(t *testing.T) {
 	for _, fx := range []struct{ family, dir string }{
 		{"roberta", "roberta-random"}, {"xlmr", "xlmr-random"}, {"distilbert", "distilbert-random"},
 		{"distilbert", "distilbert-random-dynamo"}, // the same weights, exported by dynamo
+		{"mpnet", "mpnet-random"},
 	} {
 		family := fx.family
 		t.Run(fx.dir, func(t *testing.T) {
@@ -107,6 +108,13 @@ func TestBlockMathRandomWeightFixtures(t *testing.T) {
 			lay, err := m.Layout()
 			if err != nil {
 				t.Fatal(err)
+			}
+			rb, hasBias, err := m.RelativeBias() // MPNet's, shared by the blocks
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hasBias != lay.RelativeBias {
+				t.Fatalf("RelativeBias found %v; Layout says %v", hasBias, lay.RelativeBias)
 			}
 			if (fr.PaddingIdx != nil) != lay.PadPositions || (fr.PaddingIdx != nil && *fr.PaddingIdx != lay.PaddingIdx) {
 				t.Fatalf("Layout %+v; the reference's padding_idx is %v", lay, fr.PaddingIdx)
@@ -212,11 +220,11 @@ func TestBlockMathRandomWeightFixtures(t *testing.T) {
 			}
 			var worst32, worst64 float64
 			for l, bw := range bws {
-				b32, err := lora.NewBlock(blockFromONNX[float32](bw), lora.Settings{Heads: bw.Heads})
+				b32, err := lora.NewBlock(withRelativeBias(blockFromONNX[float32](bw), rb, hasBias), lora.Settings{Heads: bw.Heads})
 				if err != nil {
 					t.Fatal(err)
 				}
-				b64, err := lora.NewBlock(blockFromONNX[float64](bw), lora.Settings{Heads: bw.Heads})
+				b64, err := lora.NewBlock(withRelativeBias(blockFromONNX[float64](bw), rb, hasBias), lora.Settings{Heads: bw.Heads})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -254,7 +262,7 @@ func TestBlockMathRandomWeightFixtures(t *testing.T) {
 			a, b := make([]float32, len(packedIDs)*c), make([]float32, len(packedIDs)*c)
 			emb.Forward(a, packedIDs, nil, packed)
 			for _, bw := range bws {
-				blk, err := lora.NewBlock(blockFromONNX[float32](bw), lora.Settings{Heads: bw.Heads})
+				blk, err := lora.NewBlock(withRelativeBias(blockFromONNX[float32](bw), rb, hasBias), lora.Settings{Heads: bw.Heads})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -49,6 +49,15 @@ func blockFromONNX[F lora.Float](bw onnx.BlockWeights) lora.Weights[F] {
 	}
 }
 
+// withRelativeBias gives w the encoder's relative position bias read from the
+// graph, when ok (MPNet), converted to F.
+func withRelativeBias[F lora.Float](w lora.Weights[F], rb onnx.RelativeBias, ok bool) lora.Weights[F] {
+	if ok {
+		w.RelativeBias = &lora.RelativeBias[F]{Table: floats[F](rb.Table), Buckets: rb.Buckets, MaxDistance: rb.MaxDistance}
+	}
+	return w
+}
+
 func floats[F lora.Float](s []float32) []F {
 	out := make([]F, len(s))
 	for i, v := range s {
@@ -173,16 +182,11 @@ func checkBlockParity(t *testing.T, name, modelPath, tokPath string, sentences [
 		if len(x) != nb*tmax*c || len(want) != len(x) {
 			t.Fatalf("onnxruntime returned %v and %v; want [%d %d %d]", out[blk].Shape, out[blk+1].Shape, nb, tmax, c)
 		}
-		w32, w64 := blockFromONNX[float32](bw), blockFromONNX[float64](bw)
-		if hasBias {
-			w32.RelativeBias = &lora.RelativeBias[float32]{Table: rb.Table, Buckets: rb.Buckets, MaxDistance: rb.MaxDistance}
-			w64.RelativeBias = &lora.RelativeBias[float64]{Table: floats[float64](rb.Table), Buckets: rb.Buckets, MaxDistance: rb.MaxDistance}
-		}
-		b32, err := lora.NewBlock(w32, lora.Settings{Heads: bw.Heads})
+		b32, err := lora.NewBlock(withRelativeBias(blockFromONNX[float32](bw), rb, hasBias), lora.Settings{Heads: bw.Heads})
 		if err != nil {
 			t.Fatal(err)
 		}
-		b64, err := lora.NewBlock(w64, lora.Settings{Heads: bw.Heads})
+		b64, err := lora.NewBlock(withRelativeBias(blockFromONNX[float64](bw), rb, hasBias), lora.Settings{Heads: bw.Heads})
 		if err != nil {
 			t.Fatal(err)
 		}

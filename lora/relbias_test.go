@@ -11,23 +11,27 @@ import (
 
 // TestRelativeBucketPyTorch: RelativeBucket equals transformers'
 // MPNetEncoder.relative_position_bucket (32 buckets, max distance 128) on
-// every relative position −200..200, as scripts/make_mpnet_fixture.py dumped
-// it from PyTorch: the exact buckets, the logarithmic ones (whose float32
+// every relative position −200..200, as scripts/make_layout_fixtures.py dumped
+// it from PyTorch (testdata/layouts/reference.json, family mpnet): the exact
+// buckets, the logarithmic ones (whose float32
 // rounding decides the edges at 16, 32 and 64) and the cap, both ways.
 func TestRelativeBucketPyTorch(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("..", "testdata", "layouts", "mpnet", "reference.json"))
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "layouts", "reference.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ref struct {
-		Buckets struct {
-			From   int   `json:"from"`
-			Values []int `json:"values"`
-		} `json:"buckets"`
+	var all struct {
+		Families map[string]struct {
+			Buckets struct {
+				From   int   `json:"from"`
+				Values []int `json:"values"`
+			} `json:"buckets"`
+		} `json:"families"`
 	}
-	if err := json.Unmarshal(data, &ref); err != nil {
+	if err := json.Unmarshal(data, &all); err != nil {
 		t.Fatal(err)
 	}
+	ref := all.Families["mpnet"]
 	if len(ref.Buckets.Values) < 300 {
 		t.Fatalf("reference has %d buckets", len(ref.Buckets.Values))
 	}

@@ -158,6 +158,14 @@ func (m *Model) readBlock(i int) (BlockWeights, *blockReader, error) {
 		return BlockWeights{}, nil, err
 	}
 	lay := l.blocks
+	if lay.relativeBias { // MPNet: the blocks' scores need the encoder's bias
+		if _, ok, err := m.RelativeBias(); err != nil {
+			return BlockWeights{}, nil, err
+		} else if !ok {
+			return BlockWeights{}, nil, fmt.Errorf("%w: %s blocks without the encoder's relative position bias (no node named */encoder/relative_attention_bias/Gather)",
+				ErrUnsupportedGraph, lay.families)
+		}
+	}
 	r, err := newBlockReader(m, lay, i)
 	if err != nil {
 		return BlockWeights{}, nil, err

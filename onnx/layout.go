@@ -28,13 +28,19 @@ const (
 	// module names (transformer/layer.N, q_lin, sa_layer_norm, ffn), no token
 	// type embeddings.
 	FamilyDistilBERT = "distilbert"
+	// FamilyMPNet is MPNetModel: BERT's block math under other module names
+	// (attention/attn/q, attention/LayerNorm) plus the encoder's relative
+	// position bias added to every block's scores (Model.RelativeBias);
+	// RoBERTa's positions (padding_idx 1), no token type embeddings.
+	FamilyMPNet = "mpnet"
 )
 
 // Layout is what Model.Layout finds out about an encoder graph: its family
 // and the embeddings' conventions that the Go forward (package lora) must
 // follow to reproduce it.
 type Layout struct {
-	// Family is one of FamilyBERT, FamilyRoBERTa, FamilyDistilBERT.
+	// Family is one of FamilyBERT, FamilyRoBERTa, FamilyDistilBERT,
+	// FamilyMPNet.
 	Family string
 	// TokenTypes is true when the embeddings add a token_type_embeddings
 	// table (BERT, RoBERTa); false for DistilBERT.
@@ -46,6 +52,9 @@ type Layout struct {
 	// position ids 0, 1, 2... (BERT, DistilBERT), with PaddingIdx 0.
 	PadPositions bool
 	PaddingIdx   int
+	// RelativeBias is true when the blocks' attention scores get the
+	// encoder's relative position bias (MPNet; Model.RelativeBias reads it).
+	RelativeBias bool
 }
 
 // blockLayout names the modules of one family's encoder block, relative to
@@ -53,8 +62,14 @@ type Layout struct {
 // (attention/self/query for attention.self.query). Every family here
 // computes BERT's post-LayerNorm block (see BlockWeights).
 type blockLayout struct {
-	// families lists the families whose blocks look like this, for messages.
-	families string
+	// families lists the families whose blocks look like this, for messages;
+	// family is the Layout.Family of a graph with these blocks (BERT's
+	// becomes RoBERTa with RoBERTa's positions).
+	families, family string
+	// relativeBias: the encoder adds a relative position bias to every
+	// block's attention scores (MPNet), which BlockWeights requires the graph
+	// to have (Model.RelativeBias).
+	relativeBias bool
 	// block is the scope of the blocks up to the index: "encoder/layer"
 	// finds */encoder/layer.3/...
 	block string
@@ -75,20 +90,28 @@ type blockLayout struct {
 // and block 0 has nodes under <query>/.
 var blockLayouts = []*blockLayout{
 	{
-		families: "BERT, RoBERTa, XLM-RoBERTa",
-		block:    "encoder/layer",
-		query:    "attention/self/query", key: "attention/self/key", value: "attention/self/value",
+		families: "BERT, RoBERTa, XLM-RoBERTa", family: FamilyBERT,
+		block: "encoder/layer",
+		query: "attention/self/query", key: "attention/self/key", value: "attention/self/value",
 		attentionOutput: "attention/output/dense", intermediate: "intermediate/dense", output: "output/dense",
 		attentionNorm: "attention/output/LayerNorm", outputNorm: "output/LayerNorm",
 		attention: "attention/self", activation: "intermediate", actModule: "intermediate.intermediate_act_fn",
 	},
 	{
-		families: "DistilBERT",
-		block:    "transformer/layer",
-		query:    "attention/q_lin", key: "attention/k_lin", value: "attention/v_lin",
+		families: "DistilBERT", family: FamilyDistilBERT,
+		block: "transformer/layer",
+		query: "attention/q_lin", key: "attention/k_lin", value: "attention/v_lin",
 		attentionOutput: "attention/out_lin", intermediate: "ffn/lin1", output: "ffn/lin2",
 		attentionNorm: "sa_layer_norm", outputNorm: "output_layer_norm",
 		attention: "attention", activation: "ffn", actModule: "ffn.activation",
+	},
+	{
+		families: "MPNet", family: FamilyMPNet, relativeBias: true,
+		block: "encoder/layer",
+		query: "attention/attn/q", key: "attention/attn/k", value: "attention/attn/v",
+		attentionOutput: "attention/attn/o", intermediate: "intermediate/dense", output: "output/dense",
+		attentionNorm: "attention/LayerNorm", outputNorm: "output/LayerNorm",
+		attention: "attention/attn", activation: "intermediate", actModule: "intermediate.intermediate_act_fn",
 	},
 }
 
@@ -183,10 +206,7 @@ func (m *Model) Layout() (Layout, error) {
 			producer[t] = n
 		}
 	}
-	out := Layout{Family: FamilyBERT}
-	if l.blocks != bertBlocks {
-		out.Family = FamilyDistilBERT
-	}
+	out := Layout{Family: l.blocks.family, RelativeBias: l.blocks.relativeBias}
 	var pos *onnxpb.NodeProto // the Gather from the position table
 	for _, n := range g.GetNode() {
 		if n.GetOpType() != "Gather" || len(n.GetInput()) != 2 {
@@ -231,10 +251,13 @@ func (m *Model) Layout() (Layout, error) {
 			}
 		}
 	}
-	if out.Family != FamilyBERT || len(pads) != 1 || pads[0] < 0 {
-		return out, fmt.Errorf("%w: the position ids are computed from the values of input_ids, with %d Equal nodes comparing them with a constant %v under %s blocks; only RoBERTa's (one padding_idx, BERT blocks) is supported",
+	if (out.Family != FamilyBERT && out.Family != FamilyMPNet) || len(pads) != 1 || pads[0] < 0 {
+		return out, fmt.Errorf("%w: the position ids are computed from the values of input_ids, with %d Equal nodes comparing them with a constant %v under %s blocks; only RoBERTa's and MPNet's (one padding_idx) are supported",
 			ErrUnsupportedGraph, len(pads), pads, l.blocks.families)
 	}
-	out.Family, out.PadPositions, out.PaddingIdx = FamilyRoBERTa, true, int(pads[0])
+	if out.Family == FamilyBERT {
+		out.Family = FamilyRoBERTa
+	}
+	out.PadPositions, out.PaddingIdx = true, int(pads[0])
 	return out, nil
 }

@@ -17,8 +17,8 @@ func layoutFixture(name string) string {
 	return filepath.Join("..", "testdata", "layouts", name, "model.onnx")
 }
 
-// TestLayoutRandomWeightFixtures: on the random-weight RoBERTa, XLM-R and DistilBERT
-// exports (and the tiny BERT; legacy and dynamo forms), Layout names the family and its embedding conventions,
+// TestLayoutRandomWeightFixtures: on the random-weight RoBERTa, XLM-R, DistilBERT and
+// MPNet exports (and the tiny BERT; legacy and dynamo forms), Layout names the family and its embedding conventions,
 // the blocks are found under the family's module names with their geometry, the
 // embedding tables are read with or without a token type table, and block and
 // embedding weights written with SetBlockWeights and SetEmbeddingWeights read back
@@ -35,6 +35,7 @@ func TestLayoutRandomWeightFixtures(t *testing.T) {
 		{layoutFixture("roberta-random"), Layout{Family: FamilyRoBERTa, TokenTypes: true, PadPositions: true, PaddingIdx: 1}, 3000, 514, 1},
 		{layoutFixture("xlmr-random"), Layout{Family: FamilyRoBERTa, TokenTypes: true, PadPositions: true, PaddingIdx: 1}, 4002, 514, 1},
 		{layoutFixture("distilbert-random"), Layout{Family: FamilyDistilBERT}, 219, 512, 0},
+		{layoutFixture("mpnet-random"), Layout{Family: FamilyMPNet, PadPositions: true, PaddingIdx: 1, RelativeBias: true}, 227, 514, 0},
 		// dynamo exports: module names rebuilt from parameter names.
 		{tinyForm("dynamo"), Layout{Family: FamilyBERT, TokenTypes: true}, 219, 128, 2},
 		{layoutFixture("distilbert-random-dynamo"), Layout{Family: FamilyDistilBERT}, 219, 512, 0},

@@ -10,8 +10,8 @@ import (
 )
 
 // mpnetFixture is the randomly initialised MPNet encoder of
-// scripts/make_mpnet_fixture.py: its block math is what the tests check.
-var mpnetFixture = filepath.Join("..", "testdata", "layouts", "mpnet")
+// scripts/make_layout_fixtures.py: its block math is what the tests check.
+var mpnetFixture = filepath.Join("..", "testdata", "layouts", "mpnet-random")
 
 // TestRelativeBiasRandomMPNet reads the relative position bias of the
 // random-weight MPNet fixture: the table PyTorch holds (bit for bit), 32
@@ -26,16 +26,19 @@ func TestRelativeBiasRandomMPNet(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("RelativeBias: ok %v, %v", ok, err)
 	}
-	var ref struct {
-		Table [][]float32 `json:"relative_attention_bias"`
+	var all struct {
+		Families map[string]struct {
+			Table [][]float32 `json:"relative_attention_bias"`
+		} `json:"families"`
 	}
-	data, err := os.ReadFile(filepath.Join(mpnetFixture, "reference.json"))
+	data, err := os.ReadFile(filepath.Join(mpnetFixture, "..", "reference.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(data, &ref); err != nil {
+	if err := json.Unmarshal(data, &all); err != nil {
 		t.Fatal(err)
 	}
+	ref := all.Families["mpnet"]
 	if rb.Buckets != 32 || rb.Heads != 4 || rb.MaxDistance != 128 {
 		t.Errorf("buckets %d, heads %d, max distance %d; want 32, 4, 128", rb.Buckets, rb.Heads, rb.MaxDistance)
 	}

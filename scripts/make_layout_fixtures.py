@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Random-weight RoBERTa, XLM-R and DistilBERT encoders exported to ONNX, with a PyTorch reference dump.
+"""Random-weight RoBERTa, XLM-R, DistilBERT and MPNet encoders exported to ONNX, with a PyTorch reference dump.
 
-    make_layout_fixtures.py [--out DIR] [--families roberta,xlmr,distilbert]
+    make_layout_fixtures.py [--out DIR] [--families roberta,xlmr,distilbert,mpnet]
 
 These are test fixtures for headstart's encoder layouts (onnx.Model.Layout, BlockWeights,
 EmbeddingWeights; lora's block and embeddings math): small configurations (hidden 32, 2 blocks,
@@ -16,7 +16,9 @@ Each family gets DIR/<family>-random/ (default DIR testdata/layouts) holding
                   published ONNX exports of these families have
   tokenizer.json  the tokenizer whose vocabulary the embedding table fits: tokenize/testdata's
                   roberta-bpe.json (byte-level BPE, RobertaProcessing), xlmr-unigram.json (Unigram,
-                  Precompiled normaliser), and the tiny BERT WordPiece of testdata/exportforms
+                  Precompiled normaliser), the tiny BERT WordPiece of testdata/exportforms, and for
+                  MPNet a WordPiece of about 250 words built here with MPNet's pipeline (BertNormalizer
+                  lowercase, BertPreTokenizer, RobertaProcessing <s> A </s>, <pad> = 1, <mask> lstrip)
   config.json     the transformers config
 and, for DistilBERT, DIR/distilbert-random-dynamo/ with the same weights exported by
 torch.onnx.export(dynamo=True) under transformers 5.x (opset 18; node names after aten ops), and
@@ -29,8 +31,11 @@ hidden_states are PyTorch's output_hidden_states (state 0 = the embeddings outpu
 block l's output) for the texts run as ONE right-padded batch with its attention mask, cut to each
 text's own tokens; ort_max_abs_diff is the largest |Python onnxruntime − PyTorch| over every text's
 last_hidden_state on that batch (dynamo_ort_max_abs_diff: the dynamo form against transformers 5's
-PyTorch forward). One text holds a literal <pad> token mid-sentence (RoBERTa and XLM-R),
-so that RoBERTa's position ids skip a pad inside a sequence.
+PyTorch forward). One text holds a literal <pad> token mid-sentence (RoBERTa, XLM-R and MPNet), so that
+RoBERTa's position ids skip a pad inside a sequence. MPNet's entry adds "relative_attention_bias" (the
+(32, heads) table) and "buckets": {"from": -R, "values"} (PyTorch's MPNetEncoder.relative_position_bucket
+of the relative positions -R..R, R = 200); one MPNet text is over 40 tokens, so that relative distances
+reach the logarithmic buckets.
 
 Run with the export venv (scripts/requirements-export.txt; scripts/setup.sh venv export); the export
 and the reference run in a child process with the transformers 4.x overlay of
@@ -57,6 +62,7 @@ FAMILIES = {
     "roberta": {"tokenizer": REPO / "tokenize" / "testdata" / "roberta-bpe.json", "seed": 15001},
     "xlmr": {"tokenizer": REPO / "tokenize" / "testdata" / "xlmr-unigram.json", "seed": 15002},
     "distilbert": {"tokenizer": REPO / "testdata" / "exportforms" / "legacy" / "tokenizer.json", "seed": 15003},
+    "mpnet": {"tokenizer": None, "seed": 15004},  # built by mpnet_tokenizer()
 }
 
 TEXTS = {
@@ -81,6 +87,13 @@ TEXTS = {
         "a",
         "good music and a great film , but the book was bad",
     ],
+    "mpnet": [
+        "hello world",
+        "the quick brown fox jumps over the lazy dog .",
+        "a <pad> inside a sentence",
+        "headstart reads mpnet graphs ; zyxwvut qrstuv and 0123456789 split into many many pieces !",
+        "<mask> is a token too",
+    ],
 }
 
 # Families also exported with torch.onnx.export(dynamo=True) under transformers 5.x, the same weights
@@ -88,6 +101,36 @@ TEXTS = {
 # testdata/exportforms/dynamo covers):
 # node names after aten ops, module names rebuilt from parameter names (one per block layout).
 DYNAMO = ("distilbert",)
+RELATIVE_RANGE = 200  # MPNet's bucket reference covers relative positions -200..200
+
+MPNET_WORDS = (
+    "the a an and or but not no of to in on at for with from by is was are were be been it this that these "
+    "those i you he she we they my your his her our their what which who when where why how all any some "
+    "one two three four five good great bad awful fine best worst love hate like film movie book music food "
+    "day night time world hello quick brown fox jumps over lazy dog cat read reads model file files text "
+    "word words get split head start new old big small long short very much more most less up down out "
+    "make made go went see saw say said work play run happy sad funny boring nice poor rich light dark "
+    "too token many pieces into inside sentence"
+).split()
+
+
+def mpnet_tokenizer():
+    """A small WordPiece tokenizer with all-mpnet-base-v2's pipeline: <s> <pad> </s> <unk> first, [UNK] for
+    the model's unknown pieces, <mask> last with lstrip, RobertaProcessing."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]"]
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789") + list(".,;:!?'\"()-")
+    vocab = specials + chars + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    vocab += [w for w in MPNET_WORDS if w not in vocab] + ["##s", "##ed", "##ing", "##ly", "##er"]
+    vocab = list(dict.fromkeys(vocab)) + ["<mask>"]
+    tok = Tokenizer(models.WordPiece(vocab={w: i for i, w in enumerate(vocab)}, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.RobertaProcessing(sep=("</s>", 2), cls=("<s>", 0), trim_offsets=True, add_prefix_space=False)
+    tok.decoder = decoders.WordPiece(prefix="##")
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    tok.add_special_tokens([AddedToken("<mask>", special=True, lstrip=True, normalized=False)])
+    return tok
 
 HIDDEN, LAYERS, HEADS, INTER = 32, 2, 4, 64
 OPSET = 17
@@ -122,6 +165,13 @@ def build_model(family: str, vocab: int, seed: int):
                       bos_token_id=0, eos_token_id=2, initializer_range=0.1, hidden_act="gelu",
                       attn_implementation="eager")
         model = model_cls(cfg, add_pooling_layer=False)
+    elif family == "mpnet":
+        from transformers import MPNetConfig, MPNetModel
+        cfg = MPNetConfig(vocab_size=vocab, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                          intermediate_size=INTER, max_position_embeddings=514, relative_attention_num_buckets=32,
+                          pad_token_id=1, bos_token_id=0, eos_token_id=2, initializer_range=0.1, hidden_act="gelu",
+                          layer_norm_eps=1e-5, attn_implementation="eager")
+        model = MPNetModel(cfg, add_pooling_layer=False)
     else:
         from transformers import DistilBertConfig, DistilBertModel
         cfg = DistilBertConfig(vocab_size=vocab, dim=HIDDEN, n_layers=LAYERS, n_heads=HEADS, hidden_dim=INTER,
@@ -134,6 +184,8 @@ def build_model(family: str, vocab: int, seed: int):
                 p.copy_(0.1 * torch.randn_like(p))
             elif "LayerNorm" in name or "layer_norm" in name:
                 p.copy_(1 + 0.2 * torch.randn_like(p))
+            elif "relative_attention_bias" in name:  # MPNet: large enough to move the softmax
+                p.copy_(torch.randn_like(p))
     return model.eval()
 
 
@@ -200,9 +252,11 @@ def child(family: str, out: Path, state: Path):
 
     spec = FAMILIES[family]
     out.mkdir(parents=True, exist_ok=True)
-    tok_json = spec["tokenizer"].read_text()
-    (out / "tokenizer.json").write_text(tok_json)
-    model = build_model(family, vocab_size(spec["tokenizer"]), spec["seed"])
+    if spec["tokenizer"] is None:
+        mpnet_tokenizer().save(str(out / "tokenizer.json"))
+    else:
+        (out / "tokenizer.json").write_text(spec["tokenizer"].read_text())
+    model = build_model(family, vocab_size(out / "tokenizer.json"), spec["seed"])
     model.config.to_json_file(str(out / "config.json"))
     torch.save(model.state_dict(), state)
 
@@ -226,7 +280,7 @@ def child(family: str, out: Path, state: Path):
         res = model(input_ids=batch, attention_mask=mask, output_hidden_states=True)
     hs = [h.numpy() for h in res.hidden_states]
 
-    if family in ("roberta", "xlmr"):
+    if family in ("roberta", "xlmr", "mpnet"):
         from transformers.models.roberta.modeling_roberta import create_position_ids_from_input_ids
         pos = create_position_ids_from_input_ids(batch, pad).numpy()
     else:
@@ -241,12 +295,17 @@ def child(family: str, out: Path, state: Path):
 
     entry = {
         "dir": out.name, "hidden": HIDDEN, "layers": LAYERS, "heads": HEADS, "intermediate": INTER,
-        "padding_idx": pad if family in ("roberta", "xlmr") else None,
+        "padding_idx": pad if family in ("roberta", "xlmr", "mpnet") else None,
         "texts": texts, "ids": ids,
         "position_ids": [[int(p) for p in pos[i, :len(r)]] for i, r in enumerate(ids)],
         "hidden_states": [[rows(h[i, :len(r)]) for h in hs] for i, r in enumerate(ids)],
         "ort_max_abs_diff": ort_diff,
     }
+    if family == "mpnet":
+        rel = torch.arange(-RELATIVE_RANGE, RELATIVE_RANGE + 1)
+        entry["relative_attention_bias"] = [[float(x) for x in row] for row in model.encoder.relative_attention_bias.weight.tolist()]
+        entry["buckets"] = {"from": -RELATIVE_RANGE, "values": model.encoder.relative_position_bucket(
+            rel, num_buckets=model.config.relative_attention_num_buckets).tolist()}
     print(json.dumps(entry))
 
 

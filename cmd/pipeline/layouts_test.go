@@ -11,19 +11,20 @@ import (
 // scripts/make_layout_fixtures.py, each a model directory (model.onnx + tokenizer.json).
 var layoutFixtures = filepath.Join("..", "..", "testdata", "layouts")
 
-// TestLayoutFixturesTopBlocksRandomWeights: on the random-weight RoBERTa, XLM-R and
-// DistilBERT fixtures (DistilBERT also as a dynamo export; their block math is under test, not their outputs), extract
+// TestLayoutFixturesTopBlocksRandomWeights: on the random-weight RoBERTa, XLM-R,
+// DistilBERT and MPNet fixtures (DistilBERT also as a dynamo export; their block math is under test, not their outputs), extract
 // --cut-top 1 -> fit-head --mode lora|full|reinit -> predict and export give the
 // probabilities of the Go block on the cache.
 func TestLayoutFixturesTopBlocksRandomWeights(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	topBlocksChain(t, layoutFixtures, []string{"roberta-random", "xlmr-random", "distilbert-random", "distilbert-random-dynamo"}, []string{"lora", "full", "reinit"})
+	topBlocksChain(t, layoutFixtures, []string{"roberta-random", "xlmr-random", "distilbert-random", "distilbert-random-dynamo", "mpnet-random"}, []string{"lora", "full", "reinit"})
 }
 
 // TestLayoutFixturesEmbeddingsRandomWeights: on the random-weight RoBERTa (positions
-// from padding_idx+1) and DistilBERT (no token types) fixtures, extract --cut-top 2 (the
+// from padding_idx+1), DistilBERT (no token types) and MPNet (both, and the relative
+// position bias in the blocks) fixtures, extract --cut-top 2 (the
 // embeddings' output and the token ids) -> fit-head --mode full --embeddings trains the
 // embedding tables with both blocks, and predict and export compute the Go stack's
 // probabilities from the ids; the head counts the tables the model has.
@@ -40,7 +41,7 @@ func TestLayoutFixturesEmbeddingsRandomWeights(t *testing.T) {
 		vocab     int
 		types     int
 		positions int
-	}{{"roberta-random", 3000, 1, 514}, {"distilbert-random", 219, 0, 512}, {"distilbert-random-dynamo", 219, 0, 512}} {
+	}{{"roberta-random", 3000, 1, 514}, {"distilbert-random", 219, 0, 512}, {"distilbert-random-dynamo", 219, 0, 512}, {"mpnet-random", 227, 0, 514}} {
 		t.Run(c.fixture, func(t *testing.T) {
 			model := filepath.Join(layoutFixtures, c.fixture)
 			train, dev := filepath.Join(dir, c.fixture+"-train.cache"), filepath.Join(dir, c.fixture+"-dev.cache")
