@@ -104,12 +104,16 @@ func seconds(s float64) string {
 	return fmt.Sprintf("%.0f s", s)
 }
 
-// fraction says what part part is of whole: "1/90", or "0.6x" when it is not small.
+// fraction says what part part is of whole: "1/90", "under 1/1000", or "0.6x" when it
+// is not small.
 func fraction(part, whole float64) string {
 	if part <= 0 {
 		return "a negligible part"
 	}
 	r := whole / part
+	if r >= 1000 {
+		return "under 1/1000"
+	}
 	if r >= 2 {
 		return fmt.Sprintf("1/%.0f", r)
 	}

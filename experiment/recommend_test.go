@@ -54,6 +54,9 @@ func TestRecommend(t *testing.T) {
 	if recs[1].Frozen == nil || recs[1].Frozen.Strategy != "logreg" {
 		t.Errorf("8/class: frozen baseline %+v", recs[1].Frozen)
 	}
+	if got := fraction(0.00003, 65); got != "under 1/1000" {
+		t.Errorf("fraction(3e-5, 65) = %q", got)
+	}
 	md := string((&Results{Summary: summary}).Markdown("t"))
 	if !strings.Contains(md, "## Recommendation") || !strings.HasSuffix(strings.TrimSpace(md), recs[2].Text) {
 		t.Errorf("results.md does not end with the recommendations:\n%s", md)
