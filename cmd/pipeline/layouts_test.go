@@ -3,8 +3,12 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/headstart-ml/headstart/onnx"
 )
 
 // layoutFixtures holds the random-weight RoBERTa, XLM-R and DistilBERT encoders of
@@ -90,5 +94,57 @@ func TestLayoutFixturesEmbeddingsRandomWeights(t *testing.T) {
 			}
 			t.Logf("%s --mode full --embeddings: max abs diff of probabilities vs the Go stack: predict %.2g, export %.2g (%d texts)", c.fixture, maxPred, maxExport, len(texts))
 		})
+	}
+}
+
+// TestLayoutUnknownFamily: a graph whose blocks match no supported family (the
+// DistilBERT fixture's blocks renamed h.N, as GPT-2 names them) is refused by extract
+// --cut-top, naming the scopes found and the supported layouts, and nothing is written;
+// its last hidden state (--layers -1, the default) still extracts.
+func TestLayoutUnknownFamily(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the model")
+	}
+	dir := t.TempDir()
+	model := filepath.Join(dir, "model")
+	if err := os.MkdirAll(model, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(layoutFixtures, "distilbert-random")
+	m, err := onnx.LoadModel(filepath.Join(src, "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range m.Proto.GetGraph().GetNode() {
+		n.Name = ptr(strings.ReplaceAll(n.GetName(), "/transformer/layer.", "/h."))
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := os.ReadFile(filepath.Join(src, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(model, "model.onnx"), b, 0o644)
+	os.WriteFile(filepath.Join(model, "tokenizer.json"), tok, 0o644)
+	data := filepath.Join(dir, "data.csv")
+	writeToyData(t, data, 8, 3)
+
+	out := filepath.Join(dir, "out.cache")
+	code, _, stderr := run(t, "extract", "--model", model, "--data", data, "--out", out, "--cut-top", "1")
+	if code == 0 {
+		t.Fatal("extract --cut-top 1 on an unknown block layout: exit 0")
+	}
+	for _, w := range []string{"*/h.N/*", "*/encoder/layer.N/output/LayerNorm/* (BERT, RoBERTa, XLM-RoBERTa)", "(DistilBERT)"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("%q does not mention %q", stderr, w)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("extract failed but wrote %s", out)
+	}
+	if code, _, stderr := run(t, "extract", "--model", model, "--data", data, "--out", filepath.Join(dir, "last.safetensors")); code != 0 {
+		t.Fatalf("extract of the last hidden state: %d\n%s", code, stderr)
 	}
 }
