@@ -28,10 +28,10 @@ func TestLayoutFixturesTopBlocksRandomWeights(t *testing.T) {
 
 // TestLayoutFixturesEmbeddingsRandomWeights: on the random-weight RoBERTa (positions
 // from padding_idx+1), DistilBERT (no token types) and MPNet (both, and the relative
-// position bias in the blocks) fixtures, extract --cut-top 2 (the
-// embeddings' output and the token ids) -> fit-head --mode full --embeddings trains the
-// embedding tables with both blocks, and predict and export compute the Go stack's
-// probabilities from the ids; the head counts the tables the model has.
+// position bias in the blocks) fixtures, extract --cut-top 2 (the embeddings' output and
+// the token ids) -> fit-head --mode full|setfit --embeddings trains the embedding tables
+// with both blocks, and predict and export compute the Go stack's probabilities from the
+// ids; the head counts the tables the model has.
 func TestLayoutFixturesEmbeddingsRandomWeights(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
@@ -54,45 +54,56 @@ func TestLayoutFixturesEmbeddingsRandomWeights(t *testing.T) {
 					t.Fatalf("extract --cut-top 2: %d\n%s", code, stderr)
 				}
 			}
-			headFile := filepath.Join(dir, c.fixture+".head")
-			code, stdout, stderr := run(t, "fit-head", "--model", model, "--train", train, "--valid", dev, "--mode", "full", "--embeddings",
-				"--epochs", "2", "--lr", "2e-3", "--seed", "1", "--json", "--out", headFile)
-			if code != 0 {
-				t.Fatalf("fit-head --mode full --embeddings: %d\n%s", code, stderr)
-			}
-			var fit struct {
-				Trainable int `json:"trainable_params"`
-			}
-			json.Unmarshal([]byte(stdout), &fit)
-			// Per block: 4 C×C projections, C→I, I→C with biases, two LayerNorms (C 32, I
-			// 64); the linear head (2 classes); the tables and their LayerNorm.
-			perBlock := 4*(32*32+32) + 32*64 + 64 + 64*32 + 32 + 4*32
-			if want := 2*perBlock + 2*32 + 2 + (c.vocab+c.positions+c.types)*32 + 2*32; fit.Trainable != want {
-				t.Fatalf("%d trainable parameters; want %d", fit.Trainable, want)
-			}
-			goProbs, _ := topProbs(t, headFile, dev)
-			pred := filepath.Join(dir, c.fixture+".jsonl")
-			if code, _, stderr := run(t, "predict", "--model", model, "--head", headFile, "--data", devCSV, "--out", pred); code != 0 {
-				t.Fatalf("predict: %d\n%s", code, stderr)
-			}
-			onnxFile := filepath.Join(dir, c.fixture+".onnx")
-			if code, _, stderr := run(t, "export", "--model", model, "--head", headFile, "--out", onnxFile); code != 0 {
-				t.Fatalf("export: %d\n%s", code, stderr)
-			}
-			exported := exportedFormProbs(t, onnxFile, filepath.Join(model, "tokenizer.json"), texts)
-			maxPred, maxExport := 0.0, 0.0
-			for i, hp := range predictedProbs(t, pred) {
-				probs := [2]float32{hp["neg"], hp["pos"]}
-				for k := range 2 {
-					dp := math.Abs(float64(probs[k] - goProbs[2*i+k]))
-					de := math.Abs(float64(exported[i][k] - goProbs[2*i+k]))
-					if !(dp < topTol) || !(de < topTol) {
-						t.Fatalf("row %d: predict %v, export %v, Go stack from the ids %v", i, probs, exported[i], goProbs[2*i:2*i+2])
-					}
-					maxPred, maxExport = max(maxPred, dp), max(maxExport, de)
+			for _, mode := range []string{"full", "setfit"} {
+				headFile := filepath.Join(dir, c.fixture+"-"+mode+".head")
+				args := []string{"fit-head", "--model", model, "--train", train, "--valid", dev, "--mode", mode, "--embeddings",
+					"--epochs", "2", "--lr", "2e-3", "--seed", "1", "--json", "--out", headFile}
+				if mode == "setfit" { // 1 positive and 1 negative pair per row
+					args = append(args, "--iterations", "1", "--lr", "1e-4")
 				}
+				code, stdout, stderr := run(t, args...)
+				if code != 0 {
+					t.Fatalf("fit-head --mode %s --embeddings: %d\n%s", mode, code, stderr)
+				}
+				var fit struct {
+					Trainable int `json:"trainable_params"`
+				}
+				json.Unmarshal([]byte(stdout), &fit)
+				// Per block: 4 C×C projections, C→I, I→C with biases, two LayerNorms (C 32,
+				// I 64); the linear head (2 classes; not in setfit, whose logistic regression
+				// fits afterwards); the tables and their LayerNorm.
+				perBlock := 4*(32*32+32) + 32*64 + 64 + 64*32 + 32 + 4*32
+				want := 2*perBlock + (c.vocab+c.positions+c.types)*32 + 2*32
+				if mode == "full" {
+					want += 2*32 + 2
+				}
+				if fit.Trainable != want {
+					t.Fatalf("--mode %s: %d trainable parameters; want %d", mode, fit.Trainable, want)
+				}
+				goProbs, _ := topProbs(t, headFile, dev)
+				pred := filepath.Join(dir, c.fixture+"-"+mode+".jsonl")
+				if code, _, stderr := run(t, "predict", "--model", model, "--head", headFile, "--data", devCSV, "--out", pred); code != 0 {
+					t.Fatalf("predict: %d\n%s", code, stderr)
+				}
+				onnxFile := filepath.Join(dir, c.fixture+"-"+mode+".onnx")
+				if code, _, stderr := run(t, "export", "--model", model, "--head", headFile, "--out", onnxFile); code != 0 {
+					t.Fatalf("export: %d\n%s", code, stderr)
+				}
+				exported := exportedFormProbs(t, onnxFile, filepath.Join(model, "tokenizer.json"), texts)
+				maxPred, maxExport := 0.0, 0.0
+				for i, hp := range predictedProbs(t, pred) {
+					probs := [2]float32{hp["neg"], hp["pos"]}
+					for k := range 2 {
+						dp := math.Abs(float64(probs[k] - goProbs[2*i+k]))
+						de := math.Abs(float64(exported[i][k] - goProbs[2*i+k]))
+						if !(dp < topTol) || !(de < topTol) {
+							t.Fatalf("--mode %s row %d: predict %v, export %v, Go stack from the ids %v", mode, i, probs, exported[i], goProbs[2*i:2*i+2])
+						}
+						maxPred, maxExport = max(maxPred, dp), max(maxExport, de)
+					}
+				}
+				t.Logf("%s --mode %s --embeddings: max abs diff of probabilities vs the Go stack: predict %.2g, export %.2g (%d texts)", c.fixture, mode, maxPred, maxExport, len(texts))
 			}
-			t.Logf("%s --mode full --embeddings: max abs diff of probabilities vs the Go stack: predict %.2g, export %.2g (%d texts)", c.fixture, maxPred, maxExport, len(texts))
 		})
 	}
 }
