@@ -179,43 +179,10 @@ func Load(path string) (*Head, error) {
 // proportion to len(b): sizes in the header are checked against the bytes present
 // before anything is allocated for them.
 func Decode(b []byte) (*Head, error) {
-	bad := func(format string, args ...any) error {
-		return errorf(ErrCorruptHead, format, args...)
-	}
-	sf, err := safetensors.Parse(bytes.NewReader(b), int64(len(b)))
+	meta, data, entries, err := decodeMeta(b)
 	if err != nil {
-		return nil, bad("%s", strings.TrimPrefix(err.Error(), safetensors.ErrInvalid.Error()+": "))
+		return nil, err
 	}
-	data := b[sf.Base:]
-	md, entries := sf.Meta, maps.Clone(sf.Tensors)
-	if md == nil {
-		return nil, bad("__metadata__ is missing: not a headstart head file")
-	}
-	mj, ok := md[MetaKey]
-	if !ok {
-		return nil, bad("no %q in __metadata__: not a headstart head file", MetaKey)
-	}
-	sum := sha256.New()
-	io.WriteString(sum, mj)
-	sum.Write(data)
-	if got := hex.EncodeToString(sum.Sum(nil)); got != md[MetaHashKey] {
-		return nil, bad("checksum mismatch (stored %q, computed %s): the file was corrupted or edited", md[MetaHashKey], got)
-	}
-	var meta fileMeta
-	dec := json.NewDecoder(strings.NewReader(mj))
-	if err := dec.Decode(&meta); err != nil {
-		return nil, bad("metadata: %v", err)
-	}
-	if meta.FormatVersion < 1 {
-		return nil, bad("format version %d", meta.FormatVersion)
-	}
-	if meta.FormatVersion > FileVersion {
-		return nil, errorf(ErrVersion, "head file format version %d; this program reads versions 1 to %d (upgrade headstart)", meta.FormatVersion, FileVersion)
-	}
-	if err := meta.check(); err != nil {
-		return nil, bad("%v", err)
-	}
-
 	h := &Head{
 		Kind: meta.Kind, Output: meta.Output, Classes: meta.Classes, MultiLabel: meta.MultiLabel, Dim: meta.Dim,
 		Fingerprint: meta.Fingerprint, LogRegSettings: meta.LogRegSettings, MLPSettings: meta.MLPSettings, Summary: meta.Summary,
@@ -229,116 +196,21 @@ func Decode(b []byte) (*Head, error) {
 			namedTensor{fmt.Sprintf("layers.%d.weight", i), []int64{int64(l.Out), int64(l.In)}, nil},
 			namedTensor{fmt.Sprintf("layers.%d.bias", i), []int64{int64(l.Out)}, nil})
 	}
-	var top *Top
 	if meta.Top != nil {
-		// The top blocks' F32 tensors follow the F64 ones; they are read first and
-		// removed from entries.
-		at := int64(0)
-		for _, t := range want {
-			n := int64(1)
-			for _, s := range t.shape {
-				if s < 1 || n > int64(len(data))/8/s {
-					return nil, bad("tensor %q of shape %v needs more than the file's %d data bytes", t.name, t.shape, len(data))
-				}
-				n *= s
-			}
-			if at += 8 * n; at > int64(len(data)) {
-				return nil, bad("tensors need more than the file's %d data bytes", len(data))
-			}
+		if h.Top, err = decodeTop(meta.Top, want, entries, data); err != nil {
+			return nil, err
 		}
-		var err error
-		top, err = topFromMeta(meta.Top, func(name string, shape []int64) ([]float32, error) {
-			e, ok := entries[name]
-			if !ok {
-				return nil, bad("tensor %q missing", name)
-			}
-			delete(entries, name)
-			if e.Dtype != "F32" || !slices.Equal(e.Shape, shape) {
-				return nil, bad("tensor %q is %s %v; want F32 %v", name, e.Dtype, e.Shape, shape)
-			}
-			n, left := int64(1), (int64(len(data))-at)/4
-			for _, s := range shape {
-				if s < 1 || n > left/s {
-					return nil, bad("tensor %q of shape %v needs more than the %d data bytes left at offset %d", name, shape, int64(len(data))-at, at)
-				}
-				n *= s
-			}
-			if e.Begin != at || e.End != at+4*n {
-				return nil, bad("tensor %q at data offsets [%d, %d]; want [%d, %d]", name, e.Begin, e.End, at, at+4*n)
-			}
-			v := make([]float32, n)
-			for j := range v {
-				v[j] = math.Float32frombits(binary.LittleEndian.Uint32(data[at+4*int64(j):]))
-				if math.IsNaN(float64(v[j])) || math.IsInf(float64(v[j]), 0) {
-					return nil, bad("tensor %q holds %v", name, v[j])
-				}
-			}
-			at += 4 * n
-			return v, nil
-		})
-		if err != nil {
-			if errors.Is(err, ErrCorruptHead) {
-				return nil, err
-			}
-			return nil, bad("top: %v", err)
-		}
-		if at != int64(len(data)) {
-			return nil, bad("tensors describe %d data bytes but the file holds %d", at, len(data))
-		}
-		data = data[:len(data)-int(4*topValues(top))]
-		h.Top = top
+		data = data[:len(data)-int(4*topValues(h.Top))]
 	}
-	if len(entries) != len(want) {
-		names := slices.Sorted(func(yield func(string) bool) {
-			for k := range entries {
-				if !yield(k) {
-					return
-				}
-			}
-		})
-		return nil, bad("%d tensors (%s); the metadata describes %d", len(entries), strings.Join(names, ", "), len(want))
-	}
-	var at int64
-	for i := range want {
-		t := &want[i]
-		e, ok := entries[t.name]
-		if !ok {
-			return nil, bad("tensor %q missing", t.name)
-		}
-		if e.Dtype != "F64" || !slices.Equal(e.Shape, t.shape) {
-			return nil, bad("tensor %q is %s %v; want F64 %v", t.name, e.Dtype, e.Shape, t.shape)
-		}
-		// The element count, bounded by the data bytes left before anything is
-		// allocated, so that a header describing more than the file holds (or a
-		// product that overflows) is refused rather than trusted.
-		n, left := int64(1), (int64(len(data))-at)/8
-		for _, s := range t.shape {
-			if s < 1 || n > left/s {
-				return nil, bad("tensor %q of shape %v needs more than the %d data bytes left at offset %d", t.name, t.shape, int64(len(data))-at, at)
-			}
-			n *= s
-		}
-		if e.Begin != at || e.End != at+8*n {
-			return nil, bad("tensor %q at data offsets [%d, %d]; want [%d, %d]", t.name, e.Begin, e.End, at, at+8*n)
-		}
-		t.data = make([]float64, n)
-		for j := range t.data {
-			t.data[j] = math.Float64frombits(binary.LittleEndian.Uint64(data[at+8*int64(j):]))
-			if math.IsNaN(t.data[j]) || math.IsInf(t.data[j], 0) {
-				return nil, bad("tensor %q holds %v", t.name, t.data[j])
-			}
-		}
-		at += 8 * n
-	}
-	if at != int64(len(data)) {
-		return nil, bad("tensors describe %d data bytes but the file holds %d", at, len(data))
+	if err := decodeF64(want, entries, data); err != nil {
+		return nil, err
 	}
 	i := 0
 	if meta.Standardize {
 		h.Mean, h.Std = want[0].data, want[1].data
 		for j, s := range h.Std {
 			if !(s > 0) {
-				return nil, bad("std[%d] = %v; want positive", j, s)
+				return nil, corrupt("std[%d] = %v; want positive", j, s)
 			}
 		}
 		i = 2
@@ -348,6 +220,152 @@ func Decode(b []byte) (*Head, error) {
 		i += 2
 	}
 	return h, nil
+}
+
+// corrupt is an error wrapping ErrCorruptHead.
+func corrupt(format string, args ...any) error { return errorf(ErrCorruptHead, format, args...) }
+
+// decodeMeta parses a head file's header, checks its checksum and reads its metadata:
+// it returns the metadata, the data bytes and the tensor entries (a copy, which the
+// caller may change).
+func decodeMeta(b []byte) (meta fileMeta, data []byte, entries map[string]safetensors.Tensor, err error) {
+	sf, err := safetensors.Parse(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return meta, nil, nil, corrupt("%s", strings.TrimPrefix(err.Error(), safetensors.ErrInvalid.Error()+": "))
+	}
+	data = b[sf.Base:]
+	md, entries := sf.Meta, maps.Clone(sf.Tensors)
+	if md == nil {
+		return meta, nil, nil, corrupt("__metadata__ is missing: not a headstart head file")
+	}
+	mj, ok := md[MetaKey]
+	if !ok {
+		return meta, nil, nil, corrupt("no %q in __metadata__: not a headstart head file", MetaKey)
+	}
+	sum := sha256.New()
+	io.WriteString(sum, mj)
+	sum.Write(data)
+	if got := hex.EncodeToString(sum.Sum(nil)); got != md[MetaHashKey] {
+		return meta, nil, nil, corrupt("checksum mismatch (stored %q, computed %s): the file was corrupted or edited", md[MetaHashKey], got)
+	}
+	dec := json.NewDecoder(strings.NewReader(mj))
+	if err := dec.Decode(&meta); err != nil {
+		return meta, nil, nil, corrupt("metadata: %v", err)
+	}
+	if meta.FormatVersion < 1 {
+		return meta, nil, nil, corrupt("format version %d", meta.FormatVersion)
+	}
+	if meta.FormatVersion > FileVersion {
+		return meta, nil, nil, errorf(ErrVersion, "head file format version %d; this program reads versions 1 to %d (upgrade headstart)", meta.FormatVersion, FileVersion)
+	}
+	if err := meta.check(); err != nil {
+		return meta, nil, nil, corrupt("%v", err)
+	}
+	return meta, data, entries, nil
+}
+
+// elements returns the element count of shape when its values, size bytes each, fit in
+// left bytes; ok is false otherwise (or for a dimension below 1). The count is bounded
+// before anything is allocated, so that a header describing more than the file holds
+// (or a product that overflows) is refused rather than trusted.
+func elements(shape []int64, left, size int64) (n int64, ok bool) {
+	n = 1
+	for _, s := range shape {
+		if s < 1 || n > left/size/s {
+			return 0, false
+		}
+		n *= s
+	}
+	return n, true
+}
+
+// decodeTop reads the top blocks of a head file, whose F32 tensors follow the F64 ones
+// (want) in data; it removes them from entries.
+func decodeTop(m *topMeta, want []namedTensor, entries map[string]safetensors.Tensor, data []byte) (*Top, error) {
+	at := int64(0)
+	for _, t := range want {
+		n, ok := elements(t.shape, int64(len(data)), 8)
+		if !ok {
+			return nil, corrupt("tensor %q of shape %v needs more than the file's %d data bytes", t.name, t.shape, len(data))
+		}
+		if at += 8 * n; at > int64(len(data)) {
+			return nil, corrupt("tensors need more than the file's %d data bytes", len(data))
+		}
+	}
+	top, err := topFromMeta(m, func(name string, shape []int64) ([]float32, error) {
+		e, ok := entries[name]
+		if !ok {
+			return nil, corrupt("tensor %q missing", name)
+		}
+		delete(entries, name)
+		if e.Dtype != "F32" || !slices.Equal(e.Shape, shape) {
+			return nil, corrupt("tensor %q is %s %v; want F32 %v", name, e.Dtype, e.Shape, shape)
+		}
+		n, ok := elements(shape, int64(len(data))-at, 4)
+		if !ok {
+			return nil, corrupt("tensor %q of shape %v needs more than the %d data bytes left at offset %d", name, shape, int64(len(data))-at, at)
+		}
+		if e.Begin != at || e.End != at+4*n {
+			return nil, corrupt("tensor %q at data offsets [%d, %d]; want [%d, %d]", name, e.Begin, e.End, at, at+4*n)
+		}
+		v := make([]float32, n)
+		for j := range v {
+			v[j] = math.Float32frombits(binary.LittleEndian.Uint32(data[at+4*int64(j):]))
+			if math.IsNaN(float64(v[j])) || math.IsInf(float64(v[j]), 0) {
+				return nil, corrupt("tensor %q holds %v", name, v[j])
+			}
+		}
+		at += 4 * n
+		return v, nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrCorruptHead) {
+			return nil, err
+		}
+		return nil, corrupt("top: %v", err)
+	}
+	if at != int64(len(data)) {
+		return nil, corrupt("tensors describe %d data bytes but the file holds %d", at, len(data))
+	}
+	return top, nil
+}
+
+// decodeF64 reads the F64 tensors want names, the only entries left, which fill data.
+func decodeF64(want []namedTensor, entries map[string]safetensors.Tensor, data []byte) error {
+	if len(entries) != len(want) {
+		names := slices.Sorted(maps.Keys(entries))
+		return corrupt("%d tensors (%s); the metadata describes %d", len(entries), strings.Join(names, ", "), len(want))
+	}
+	var at int64
+	for i := range want {
+		t := &want[i]
+		e, ok := entries[t.name]
+		if !ok {
+			return corrupt("tensor %q missing", t.name)
+		}
+		if e.Dtype != "F64" || !slices.Equal(e.Shape, t.shape) {
+			return corrupt("tensor %q is %s %v; want F64 %v", t.name, e.Dtype, e.Shape, t.shape)
+		}
+		n, ok := elements(t.shape, int64(len(data))-at, 8)
+		if !ok {
+			return corrupt("tensor %q of shape %v needs more than the %d data bytes left at offset %d", t.name, t.shape, int64(len(data))-at, at)
+		}
+		if e.Begin != at || e.End != at+8*n {
+			return corrupt("tensor %q at data offsets [%d, %d]; want [%d, %d]", t.name, e.Begin, e.End, at, at+8*n)
+		}
+		t.data = make([]float64, n)
+		for j := range t.data {
+			t.data[j] = math.Float64frombits(binary.LittleEndian.Uint64(data[at+8*int64(j):]))
+			if math.IsNaN(t.data[j]) || math.IsInf(t.data[j], 0) {
+				return corrupt("tensor %q holds %v", t.name, t.data[j])
+			}
+		}
+		at += 8 * n
+	}
+	if at != int64(len(data)) {
+		return corrupt("tensors describe %d data bytes but the file holds %d", at, len(data))
+	}
+	return nil
 }
 
 // check validates the metadata's consistency: layer shapes chain from Dim to the

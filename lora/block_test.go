@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"gonum.org/v1/gonum/diff/fd"
-
 	"github.com/headstart-ml/headstart/internal/testutil"
 )
 
@@ -147,25 +145,14 @@ func TestGradients(t *testing.T) {
 			for _, p := range params {
 				names = append(names, p.Name)
 				analytic := slices.Clone(p.Grad)
-				orig := slices.Clone(p.Value)
-				numeric := fd.Gradient(nil, func(v []float64) float64 {
-					copy(p.Value, v)
-					return loss()
-				}, orig, &fd.Settings{Formula: fd.Central})
-				copy(p.Value, orig)
-				worst = max(worst, checkGrad(t, p.Name, analytic, numeric))
+				worst = max(worst, checkGrad(t, p.Name, analytic, numericGrad(p.Value, loss)))
 			}
 
 			// The input: padding slots keep the sentinel (dx accumulates
 			// only on the sequences' slots); elsewhere compare with the
 			// numeric gradient, which is 0 on padding (x there is NaN and
 			// ignored).
-			xOrig := slices.Clone(x)
-			numeric := fd.Gradient(nil, func(v []float64) float64 {
-				copy(x, v)
-				return loss()
-			}, xOrig, &fd.Settings{Formula: fd.Central})
-			copy(x, xOrig)
+			numeric := numericGrad(x, loss)
 			var got, want []float64
 			for s, ok := range in {
 				for j := range tinyC {

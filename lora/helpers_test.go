@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"gonum.org/v1/gonum/diff/fd"
 )
 
 // randLinear returns a dense layer with weights U(−scale, scale) and biases
@@ -123,6 +125,18 @@ func infNorm[F Float](a []F) float64 {
 // for checking that inputs were not modified.
 func sameBits[F Float](a, b []F) bool {
 	return slices.EqualFunc(a, b, func(x, y F) bool { return x == y || (x != x && y != y) })
+}
+
+// numericGrad is the central finite-difference gradient of loss with respect to x,
+// which it perturbs in place and restores.
+func numericGrad(x []float64, loss func() float64) []float64 {
+	orig := slices.Clone(x)
+	g := fd.Gradient(nil, func(v []float64) float64 {
+		copy(x, v)
+		return loss()
+	}, orig, &fd.Settings{Formula: fd.Central})
+	copy(x, orig)
+	return g
 }
 
 // firstDiff returns the index of the first tensor of a whose bits differ from b's

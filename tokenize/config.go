@@ -194,16 +194,7 @@ func (p *pipeline) parsePostProcessor(raw json.RawMessage) error {
 	switch typ {
 	case "TemplateProcessing":
 		var tp struct {
-			Single []struct {
-				SpecialToken *struct {
-					ID     string `json:"id"`
-					TypeID int64  `json:"type_id"`
-				} `json:"SpecialToken"`
-				Sequence *struct {
-					ID     string `json:"id"`
-					TypeID int64  `json:"type_id"`
-				} `json:"Sequence"`
-			} `json:"single"`
+			Single        []templatePieceJSON `json:"single"`
 			SpecialTokens map[string]struct {
 				IDs []int `json:"ids"`
 			} `json:"special_tokens"`

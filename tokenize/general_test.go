@@ -129,15 +129,22 @@ func TestClassesUpToDate(t *testing.T) {
 			t.Fatalf("gofmt: %v", err)
 		}
 	}
-	got, err := os.ReadFile(out)
+	sameFile(t, out, "classes.go", "scripts/gen_tokenize_classes.py (then gofmt)")
+}
+
+// sameFile requires the generated file got to be identical to the committed file want,
+// which gen generates.
+func sameFile(t *testing.T, got, want, gen string) {
+	t.Helper()
+	g, err := os.ReadFile(got)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := os.ReadFile("classes.go")
+	w, err := os.ReadFile(want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got) != string(want) {
-		t.Errorf("classes.go differs from what scripts/gen_tokenize_classes.py generates now (then gofmt); regenerate it")
+	if string(g) != string(w) {
+		t.Errorf("%s differs from what %s generates now; regenerate it", want, gen)
 	}
 }

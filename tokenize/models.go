@@ -391,159 +391,172 @@ func parseModel(raw json.RawMessage) (model, map[string]int32, error) {
 	bad := func(err error) error { return fmt.Errorf("%w: model %s: %w", ErrFormat, typ, err) }
 	switch typ {
 	case "WordPiece":
-		var v struct {
-			UnkToken                *string          `json:"unk_token"`
-			ContinuingSubwordPrefix *string          `json:"continuing_subword_prefix"`
-			MaxInputCharsPerWord    *int             `json:"max_input_chars_per_word"`
-			Vocab                   map[string]int64 `json:"vocab"`
-		}
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return nil, nil, bad(err)
-		}
-		vocab, err := checkVocab(v.Vocab)
-		if err != nil {
-			return nil, nil, err
-		}
-		m := &wordPiece{vocab: vocab, prefix: "##", maxWordChars: 100}
-		unk := "[UNK]"
-		if v.UnkToken != nil {
-			unk = *v.UnkToken
-		}
-		if v.ContinuingSubwordPrefix != nil {
-			m.prefix = *v.ContinuingSubwordPrefix
-		}
-		if v.MaxInputCharsPerWord != nil {
-			m.maxWordChars = *v.MaxInputCharsPerWord
-		}
-		id, ok := vocab[unk]
-		if !ok {
-			return nil, nil, fmt.Errorf("%w: WordPiece unk_token %q not in the vocab", ErrFormat, unk)
-		}
-		m.unkID = id
-		for tok := range vocab {
-			m.maxTokenBytes = max(m.maxTokenBytes, len(tok))
-		}
-		return m, vocab, nil
-
+		return parseWordPiece(raw, bad)
 	case "BPE":
-		var v struct {
-			Dropout                 *float64         `json:"dropout"`
-			UnkToken                *string          `json:"unk_token"`
-			ContinuingSubwordPrefix *string          `json:"continuing_subword_prefix"`
-			EndOfWordSuffix         *string          `json:"end_of_word_suffix"`
-			FuseUnk                 bool             `json:"fuse_unk"`
-			ByteFallback            bool             `json:"byte_fallback"`
-			IgnoreMerges            bool             `json:"ignore_merges"`
-			Vocab                   map[string]int64 `json:"vocab"`
-			Merges                  []json.RawMessage
-		}
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return nil, nil, bad(err)
-		}
-		if v.Dropout != nil && *v.Dropout != 0 {
-			return nil, nil, fmt.Errorf("%w: BPE dropout %v; only null (no dropout) is reproducible", ErrUnsupported, *v.Dropout)
-		}
-		vocab, err := checkVocab(v.Vocab)
-		if err != nil {
-			return nil, nil, err
-		}
-		m := &bpe{vocab: vocab, unkID: -1, fuseUnk: v.FuseUnk, byteFallback: v.ByteFallback, ignoreMerges: v.IgnoreMerges}
-		if v.ContinuingSubwordPrefix != nil {
-			m.prefix = *v.ContinuingSubwordPrefix
-		}
-		if v.EndOfWordSuffix != nil {
-			m.suffix = *v.EndOfWordSuffix
-		}
-		if v.UnkToken != nil {
-			id, ok := vocab[*v.UnkToken]
-			if !ok {
-				return nil, nil, fmt.Errorf("%w: BPE unk_token %q not in the vocab", ErrFormat, *v.UnkToken)
-			}
-			m.unkID = id
-		}
-		m.byteIDs = byteTokenIDs(vocab)
-		m.merges = make(map[[2]int32]bpeMerge, len(v.Merges))
-		for rank, rm := range v.Merges {
-			a, b, err := parseMerge(rm)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%w: BPE merge %d: %w", ErrFormat, rank, err)
-			}
-			ia, ok1 := vocab[a]
-			ib, ok2 := vocab[b]
-			if !ok1 || !ok2 {
-				unknown := a
-				if ok1 {
-					unknown = b
-				}
-				return nil, nil, fmt.Errorf("%w: BPE merge %d (%q %q) names %q, which is not in the vocab", ErrFormat, rank, a, b, unknown)
-			}
-			joined := a + b
-			if m.prefix != "" && len(b) >= len(m.prefix) {
-				joined = a + b[len(m.prefix):]
-			}
-			id, ok := vocab[joined]
-			if !ok {
-				return nil, nil, fmt.Errorf("%w: BPE merge %d (%q %q) makes %q, which is not in the vocab", ErrFormat, rank, a, b, joined)
-			}
-			if _, dup := m.merges[[2]int32{ia, ib}]; !dup {
-				m.merges[[2]int32{ia, ib}] = bpeMerge{int32(rank), id}
-			}
-		}
-		return m, vocab, nil
-
+		return parseBPE(raw, bad)
 	case "Unigram":
-		var v struct {
-			UnkID        *int64            `json:"unk_id"`
-			ByteFallback bool              `json:"byte_fallback"`
-			Vocab        []json.RawMessage `json:"vocab"`
-		}
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return nil, nil, bad(err)
-		}
-		if len(v.Vocab) == 0 {
-			return nil, nil, fmt.Errorf("%w: Unigram model has no vocab", ErrFormat)
-		}
-		m := &unigram{ids: make(map[string]int32, len(v.Vocab)), prefixes: map[string]struct{}{}, unkID: -1, byteFallback: v.ByteFallback}
-		minScore := math.Inf(1)
-		for i, e := range v.Vocab {
-			var pair []json.RawMessage
-			var piece string
-			var score float64
-			if err := json.Unmarshal(e, &pair); err != nil || len(pair) != 2 {
-				return nil, nil, fmt.Errorf("%w: Unigram vocab entry %d is not [piece, score]", ErrFormat, i)
-			}
-			if err := json.Unmarshal(pair[0], &piece); err != nil {
-				return nil, nil, fmt.Errorf("%w: Unigram vocab entry %d: %w", ErrFormat, i, err)
-			}
-			if err := json.Unmarshal(pair[1], &score); err != nil {
-				return nil, nil, fmt.Errorf("%w: Unigram vocab entry %d: %w", ErrFormat, i, err)
-			}
-			if i > math.MaxInt32 {
-				return nil, nil, fmt.Errorf("%w: Unigram vocab too large", ErrFormat)
-			}
-			if _, dup := m.ids[piece]; !dup {
-				m.ids[piece] = int32(i)
-			}
-			m.scores = append(m.scores, score)
-			minScore = min(minScore, score)
-			m.maxPiece = max(m.maxPiece, len(piece))
-			for k := 1; k < len(piece); k++ {
-				if utf8.RuneStart(piece[k]) {
-					m.prefixes[piece[:k]] = struct{}{}
-				}
-			}
-		}
-		m.unkScore = minScore - unigramUnkPenalty
-		if v.UnkID != nil {
-			if *v.UnkID < 0 || *v.UnkID >= int64(len(v.Vocab)) {
-				return nil, nil, fmt.Errorf("%w: Unigram unk_id %d outside the vocab of %d", ErrFormat, *v.UnkID, len(v.Vocab))
-			}
-			m.unkID = int32(*v.UnkID)
-		}
-		m.byteIDs = byteTokenIDs(m.ids)
-		return m, m.ids, nil
+		return parseUnigram(raw, bad)
 	}
 	return nil, nil, fmt.Errorf("%w: model type %q; supported: %s", ErrUnsupported, typ, modelTypes)
+}
+
+// parseWordPiece parses a WordPiece model; bad wraps a JSON error.
+func parseWordPiece(raw json.RawMessage, bad func(error) error) (model, map[string]int32, error) {
+	var v struct {
+		UnkToken                *string          `json:"unk_token"`
+		ContinuingSubwordPrefix *string          `json:"continuing_subword_prefix"`
+		MaxInputCharsPerWord    *int             `json:"max_input_chars_per_word"`
+		Vocab                   map[string]int64 `json:"vocab"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, nil, bad(err)
+	}
+	vocab, err := checkVocab(v.Vocab)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &wordPiece{vocab: vocab, prefix: "##", maxWordChars: 100}
+	unk := "[UNK]"
+	if v.UnkToken != nil {
+		unk = *v.UnkToken
+	}
+	if v.ContinuingSubwordPrefix != nil {
+		m.prefix = *v.ContinuingSubwordPrefix
+	}
+	if v.MaxInputCharsPerWord != nil {
+		m.maxWordChars = *v.MaxInputCharsPerWord
+	}
+	id, ok := vocab[unk]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: WordPiece unk_token %q not in the vocab", ErrFormat, unk)
+	}
+	m.unkID = id
+	for tok := range vocab {
+		m.maxTokenBytes = max(m.maxTokenBytes, len(tok))
+	}
+	return m, vocab, nil
+}
+
+// parseBPE parses a BPE model; bad wraps a JSON error.
+func parseBPE(raw json.RawMessage, bad func(error) error) (model, map[string]int32, error) {
+	var v struct {
+		Dropout                 *float64         `json:"dropout"`
+		UnkToken                *string          `json:"unk_token"`
+		ContinuingSubwordPrefix *string          `json:"continuing_subword_prefix"`
+		EndOfWordSuffix         *string          `json:"end_of_word_suffix"`
+		FuseUnk                 bool             `json:"fuse_unk"`
+		ByteFallback            bool             `json:"byte_fallback"`
+		IgnoreMerges            bool             `json:"ignore_merges"`
+		Vocab                   map[string]int64 `json:"vocab"`
+		Merges                  []json.RawMessage
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, nil, bad(err)
+	}
+	if v.Dropout != nil && *v.Dropout != 0 {
+		return nil, nil, fmt.Errorf("%w: BPE dropout %v; only null (no dropout) is reproducible", ErrUnsupported, *v.Dropout)
+	}
+	vocab, err := checkVocab(v.Vocab)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &bpe{vocab: vocab, unkID: -1, fuseUnk: v.FuseUnk, byteFallback: v.ByteFallback, ignoreMerges: v.IgnoreMerges}
+	if v.ContinuingSubwordPrefix != nil {
+		m.prefix = *v.ContinuingSubwordPrefix
+	}
+	if v.EndOfWordSuffix != nil {
+		m.suffix = *v.EndOfWordSuffix
+	}
+	if v.UnkToken != nil {
+		id, ok := vocab[*v.UnkToken]
+		if !ok {
+			return nil, nil, fmt.Errorf("%w: BPE unk_token %q not in the vocab", ErrFormat, *v.UnkToken)
+		}
+		m.unkID = id
+	}
+	m.byteIDs = byteTokenIDs(vocab)
+	m.merges = make(map[[2]int32]bpeMerge, len(v.Merges))
+	for rank, rm := range v.Merges {
+		a, b, err := parseMerge(rm)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: BPE merge %d: %w", ErrFormat, rank, err)
+		}
+		ia, ok1 := vocab[a]
+		ib, ok2 := vocab[b]
+		if !ok1 || !ok2 {
+			unknown := a
+			if ok1 {
+				unknown = b
+			}
+			return nil, nil, fmt.Errorf("%w: BPE merge %d (%q %q) names %q, which is not in the vocab", ErrFormat, rank, a, b, unknown)
+		}
+		joined := a + b
+		if m.prefix != "" && len(b) >= len(m.prefix) {
+			joined = a + b[len(m.prefix):]
+		}
+		id, ok := vocab[joined]
+		if !ok {
+			return nil, nil, fmt.Errorf("%w: BPE merge %d (%q %q) makes %q, which is not in the vocab", ErrFormat, rank, a, b, joined)
+		}
+		if _, dup := m.merges[[2]int32{ia, ib}]; !dup {
+			m.merges[[2]int32{ia, ib}] = bpeMerge{int32(rank), id}
+		}
+	}
+	return m, vocab, nil
+}
+
+// parseUnigram parses a Unigram model; bad wraps a JSON error.
+func parseUnigram(raw json.RawMessage, bad func(error) error) (model, map[string]int32, error) {
+	var v struct {
+		UnkID        *int64            `json:"unk_id"`
+		ByteFallback bool              `json:"byte_fallback"`
+		Vocab        []json.RawMessage `json:"vocab"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, nil, bad(err)
+	}
+	if len(v.Vocab) == 0 {
+		return nil, nil, fmt.Errorf("%w: Unigram model has no vocab", ErrFormat)
+	}
+	m := &unigram{ids: make(map[string]int32, len(v.Vocab)), prefixes: map[string]struct{}{}, unkID: -1, byteFallback: v.ByteFallback}
+	minScore := math.Inf(1)
+	for i, e := range v.Vocab {
+		var pair []json.RawMessage
+		var piece string
+		var score float64
+		if err := json.Unmarshal(e, &pair); err != nil || len(pair) != 2 {
+			return nil, nil, fmt.Errorf("%w: Unigram vocab entry %d is not [piece, score]", ErrFormat, i)
+		}
+		if err := json.Unmarshal(pair[0], &piece); err != nil {
+			return nil, nil, fmt.Errorf("%w: Unigram vocab entry %d: %w", ErrFormat, i, err)
+		}
+		if err := json.Unmarshal(pair[1], &score); err != nil {
+			return nil, nil, fmt.Errorf("%w: Unigram vocab entry %d: %w", ErrFormat, i, err)
+		}
+		if i > math.MaxInt32 {
+			return nil, nil, fmt.Errorf("%w: Unigram vocab too large", ErrFormat)
+		}
+		if _, dup := m.ids[piece]; !dup {
+			m.ids[piece] = int32(i)
+		}
+		m.scores = append(m.scores, score)
+		minScore = min(minScore, score)
+		m.maxPiece = max(m.maxPiece, len(piece))
+		for k := 1; k < len(piece); k++ {
+			if utf8.RuneStart(piece[k]) {
+				m.prefixes[piece[:k]] = struct{}{}
+			}
+		}
+	}
+	m.unkScore = minScore - unigramUnkPenalty
+	if v.UnkID != nil {
+		if *v.UnkID < 0 || *v.UnkID >= int64(len(v.Vocab)) {
+			return nil, nil, fmt.Errorf("%w: Unigram unk_id %d outside the vocab of %d", ErrFormat, *v.UnkID, len(v.Vocab))
+		}
+		m.unkID = int32(*v.UnkID)
+	}
+	m.byteIDs = byteTokenIDs(m.ids)
+	return m, m.ids, nil
 }
 
 // checkVocab converts a token-to-id map, refusing ids outside int32.

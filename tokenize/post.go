@@ -275,17 +275,20 @@ type templateItem struct {
 	typeID int64
 }
 
+// templatePieceJSON is one piece of a TemplateProcessing template in tokenizer.json:
+// a special token or a sequence (A or B), each with its token type id.
+type templatePieceJSON struct {
+	SpecialToken *templateRefJSON `json:"SpecialToken"`
+	Sequence     *templateRefJSON `json:"Sequence"`
+}
+
+type templateRefJSON struct {
+	ID     string `json:"id"`
+	TypeID int64  `json:"type_id"`
+}
+
 func parseTemplate(raw json.RawMessage) (postProcessor, error) {
-	type piece struct {
-		SpecialToken *struct {
-			ID     string `json:"id"`
-			TypeID int64  `json:"type_id"`
-		} `json:"SpecialToken"`
-		Sequence *struct {
-			ID     string `json:"id"`
-			TypeID int64  `json:"type_id"`
-		} `json:"Sequence"`
-	}
+	type piece = templatePieceJSON
 	var v struct {
 		Single        []piece `json:"single"`
 		Pair          []piece `json:"pair"`
