@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -267,18 +266,7 @@ func TestMultiLabelShardMerge(t *testing.T) {
 	testutil.Model(t, models.Default)
 	dir := t.TempDir()
 	common := []string{"extract", "--data", repoFile("data/banking77-tags-sample/test.csv"), "--label-sep", "|", "--limit", "70", "--chunk-rows", "16", "--batch-size", "8", "--threads", "1"}
-	single := filepath.Join(dir, "single.safetensors")
-	if code, _, stderr := run(t, append(common, "--out", single)...); code != 0 {
-		t.Fatalf("single run: %d\n%s", code, stderr)
-	}
-	var shards []string
-	for i := range 3 {
-		out := filepath.Join(dir, fmt.Sprintf("shard-%d.safetensors", i))
-		shards = append(shards, out)
-		if code, _, stderr := run(t, append(common, "--out", out, "--shard", fmt.Sprintf("%d/3", i))...); code != 0 {
-			t.Fatalf("shard %d: %d\n%s", i, code, stderr)
-		}
-	}
+	single, shards := extractShards(t, common, dir, 3)
 	merged := filepath.Join(dir, "merged.safetensors")
 	if code, _, stderr := run(t, "features", "merge", "--out", merged, shards[1], shards[2], shards[0]); code != 0 {
 		t.Fatalf("merge: %d\n%s", code, stderr)

@@ -56,6 +56,24 @@ func TestParseShard(t *testing.T) {
 	}
 }
 
+// extractShards runs the extract command common (without --out) once whole and as n
+// shards, into dir, and returns the whole store and the shards.
+func extractShards(t *testing.T, common []string, dir string, n int) (single string, shards []string) {
+	t.Helper()
+	single = filepath.Join(dir, "single.safetensors")
+	if code, _, stderr := run(t, append(common, "--out", single)...); code != 0 {
+		t.Fatalf("single run: %d\n%s", code, stderr)
+	}
+	for i := range n {
+		out := filepath.Join(dir, fmt.Sprintf("shard-%d.safetensors", i))
+		shards = append(shards, out)
+		if code, _, stderr := run(t, append(common, "--out", out, "--shard", fmt.Sprintf("%d/%d", i, n))...); code != 0 {
+			t.Fatalf("shard %d: %d\n%s", i, code, stderr)
+		}
+	}
+	return single, shards
+}
+
 // TestShardedExtractMerge runs 4 shards as a scheduler would, merges them, and checks the
 // result equals a single run byte for byte; then checks bad merges are refused.
 func TestShardedExtractMerge(t *testing.T) {
@@ -66,18 +84,7 @@ func TestShardedExtractMerge(t *testing.T) {
 	data := testutil.Data(t, "sst2/dev.csv")
 	dir := t.TempDir()
 	common := []string{"extract", "--data", data, "--limit", "203", "--chunk-rows", "32", "--batch-size", "8", "--threads", "1"}
-	single := filepath.Join(dir, "single.safetensors")
-	if code, _, stderr := run(t, append(common, "--out", single)...); code != 0 {
-		t.Fatalf("single run: %d\n%s", code, stderr)
-	}
-	var shards []string
-	for i := range 4 {
-		out := filepath.Join(dir, fmt.Sprintf("shard-%d.safetensors", i))
-		shards = append(shards, out)
-		if code, _, stderr := run(t, append(common, "--out", out, "--shard", fmt.Sprintf("%d/4", i))...); code != 0 {
-			t.Fatalf("shard %d: %d\n%s", i, code, stderr)
-		}
-	}
+	single, shards := extractShards(t, common, dir, 4)
 	merged := filepath.Join(dir, "merged.safetensors")
 	// Shards given in any order.
 	if code, _, stderr := run(t, "features", "merge", "--out", merged, shards[2], shards[0], shards[3], shards[1]); code != 0 {
