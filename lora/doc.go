@@ -25,7 +25,10 @@
 // (tested on blocks 0 and 5 of all-MiniLM-L6-v2: within 5e-6, the bound being
 // 1e-4). The package takes plain weights (Weights); onnx.Model.BlockWeights
 // reads them from an exported graph, and this package never imports the
-// runtime.
+// runtime. RoBERTa's and XLM-R's RobertaLayer and DistilBERT's
+// TransformerBlock compute exactly this block under other module names (the
+// onnx package's layouts); their embeddings differ only in the positions and
+// the token types (EmbeddingWeights.PadPositions, a nil TokenType).
 //
 // MPNet's blocks are these with one addition: the encoder's relative
 // position bias, a learned scalar per head and bucket of the distance j − i

@@ -41,7 +41,11 @@
 // generated from onnx.proto) for graph edits: HiddenStates finds the tensors
 // that carry a BERT-family encoder's hidden states, in the order of
 // HuggingFace's output_hidden_states, and ExposeOutputs turns them into graph
-// outputs so that one forward pass returns every layer.
+// outputs so that one forward pass returns every layer. Layout names the
+// family (BERT, RoBERTa and XLM-R, DistilBERT, MPNet) whose module names the
+// graph's blocks carry (layout.go holds one table entry per block layout);
+// BlockWeights and EmbeddingWeights read the weights for package lora, and
+// SetBlockWeights and SetEmbeddingWeights write trained ones back.
 //
 // Files are checked before the runtime sees them: anything that is not an
 // ONNX model (a text file, an empty or truncated file) gives an error
