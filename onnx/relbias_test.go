@@ -46,6 +46,12 @@ func TestRelativeBiasRandomMPNet(t *testing.T) {
 		t.Errorf("table differs from PyTorch's relative_attention_bias.weight")
 	}
 
+	// Sequence packing would number a packed row's tokens across texts (the bias
+	// and RoBERTa-style positions both): refused, the model unchanged.
+	if err := m.EnablePacking(); !errors.Is(err, ErrPackingUnsupported) {
+		t.Errorf("EnablePacking on MPNet: %v; want ErrPackingUnsupported", err)
+	}
+
 	bert, err := LoadModel(filepath.Join("..", "testdata", "exportforms", "legacy", "model.onnx"))
 	if err != nil {
 		t.Fatal(err)
