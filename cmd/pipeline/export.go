@@ -28,12 +28,12 @@ func newExportCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Required: true, Usage: "`FILE.onnx` to write"},
 		},
 		Action: func(c *cli.Context) error {
-			return runExport(c.Context, headstart.ExportOptions{Model: c.String("model"), Head: c.String("head"), Out: c.String("out")}, c.App.ErrWriter)
+			return runExport(c.Context, headstart.ExportOptions{Model: c.String("model"), Head: c.String("head"), Out: c.String("out")}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
 
-func runExport(ctx context.Context, o headstart.ExportOptions, stderr io.Writer) error {
+func runExport(ctx context.Context, o headstart.ExportOptions, _, stderr io.Writer) error {
 	sum, err := headstart.Export(ctx, o)
 	if err != nil {
 		return err

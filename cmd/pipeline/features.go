@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,7 +25,7 @@ func newFeaturesCommand() *cli.Command {
 					if c.NArg() == 0 {
 						return usagef("features merge: name the shard files")
 					}
-					return runFeaturesMerge(c.String("out"), c.Args().Slice(), c.App.ErrWriter)
+					return runFeaturesMerge(c.Context, featuresMergeOptions{Out: c.String("out"), Shards: c.Args().Slice()}, c.App.Writer, c.App.ErrWriter)
 				},
 			},
 			{
@@ -35,23 +36,32 @@ func newFeaturesCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return usagef("features info: name one store")
 					}
-					return runFeaturesInfo(c.Args().First(), c.App.Writer)
+					return runFeaturesInfo(c.Context, featuresInfoOptions{Store: c.Args().First()}, c.App.Writer, c.App.ErrWriter)
 				},
 			},
 		},
 	}
 }
 
-func runFeaturesMerge(out string, shards []string, log io.Writer) error {
-	if err := features.Merge(out, shards); err != nil {
+// featuresMergeOptions are features merge's: the merged store and its shards.
+type featuresMergeOptions struct {
+	Out    string
+	Shards []string
+}
+
+func runFeaturesMerge(_ context.Context, o featuresMergeOptions, _, stderr io.Writer) error {
+	if err := features.Merge(o.Out, o.Shards); err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "features merge: %d shards -> %s\n", len(shards), out)
+	fmt.Fprintf(stderr, "features merge: %d shards -> %s\n", len(o.Shards), o.Out)
 	return nil
 }
 
-func runFeaturesInfo(path string, w io.Writer) error {
-	s, err := features.OpenStore(path)
+// featuresInfoOptions are features info's: the store to describe.
+type featuresInfoOptions struct{ Store string }
+
+func runFeaturesInfo(_ context.Context, o featuresInfoOptions, stdout, _ io.Writer) error {
+	s, err := features.OpenStore(o.Store)
 	if err != nil {
 		return err
 	}
@@ -78,7 +88,7 @@ func runFeaturesInfo(path string, w io.Writer) error {
 		}
 		info["label_sets"] = map[string]any{"shape": []int{s.N, k}, "unlabelled_rows": unlabelled, "label_counts": counts}
 	}
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(info)
 }

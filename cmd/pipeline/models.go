@@ -26,7 +26,7 @@ func newModelsCommand() *cli.Command {
 				Name:  "list",
 				Usage: "list known models and whether each is in the cache",
 				Action: func(c *cli.Context) error {
-					return runModelsList(c.App.Writer)
+					return runModelsList(c.Context, modelsListOptions{}, c.App.Writer, c.App.ErrWriter)
 				},
 			},
 			{
@@ -41,7 +41,7 @@ func newModelsCommand() *cli.Command {
 					if c.NArg() == 0 {
 						return usagef("models pull: name at least one model; known: %v", models.Names())
 					}
-					return runModelsPull(c.Context, modelsPullOptions{Names: c.Args().Slice(), Force: c.Bool("force"), HF: c.String("hf")}, c.App.ErrWriter)
+					return runModelsPull(c.Context, modelsPullOptions{Names: c.Args().Slice(), Force: c.Bool("force"), HF: c.String("hf")}, c.App.Writer, c.App.ErrWriter)
 				},
 			},
 			newModelsQuantizeCommand(),
@@ -49,26 +49,29 @@ func newModelsCommand() *cli.Command {
 	}
 }
 
-func runModelsQuantize(o headstart.QuantizeOptions, log io.Writer) error {
+func runModelsQuantize(_ context.Context, o headstart.QuantizeOptions, _, stderr io.Writer) error {
 	r, err := headstart.QuantizeModel(o)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "models quantize: %d products quantised, %d left in float32; weights %.1f MB -> %.1f MB; %s (%.1f MB, was %.1f MB)\n",
+	fmt.Fprintf(stderr, "models quantize: %d products quantised, %d left in float32; weights %.1f MB -> %.1f MB; %s (%.1f MB, was %.1f MB)\n",
 		r.Summary.Quantized, len(r.Summary.Skipped), float64(r.Summary.FloatBytes)/1e6, float64(r.Summary.Int8Bytes)/1e6,
 		r.Paths.Model, float64(r.Bytes)/1e6, float64(r.SourceBytes)/1e6)
 	for _, s := range r.Summary.Skipped {
-		fmt.Fprintf(log, "  skipped %s\n", s)
+		fmt.Fprintf(stderr, "  skipped %s\n", s)
 	}
 	return nil
 }
 
-func runModelsList(w io.Writer) error {
+// modelsListOptions are models list's (none: it lists every registry model).
+type modelsListOptions struct{}
+
+func runModelsList(_ context.Context, _ modelsListOptions, stdout, _ io.Writer) error {
 	ms, err := models.List()
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tDTYPE\tLAYERS\tHIDDEN\tPOOLING\tNORM\tMAX_LEN\tPREFIX\tSOURCE\tCACHED")
 	for _, m := range ms {
 		cached := "no"
@@ -100,7 +103,8 @@ type modelsPullOptions struct {
 	HF    string // REPO@REVISION for an arbitrary hub model
 }
 
-func runModelsPull(ctx context.Context, opts modelsPullOptions, log io.Writer) error {
+func runModelsPull(ctx context.Context, opts modelsPullOptions, _, stderr io.Writer) error {
+	log := stderr
 	if log == nil {
 		log = os.Stderr
 	}
@@ -142,7 +146,7 @@ func newModelsQuantizeCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return runModelsQuantize(o, c.App.ErrWriter)
+			return runModelsQuantize(c.Context, o, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }

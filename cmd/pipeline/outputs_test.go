@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -320,7 +322,7 @@ func TestFeaturesInfoChecksum(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := runFeaturesInfo(p, &out); err != nil {
+	if err := runFeaturesInfo(context.Background(), featuresInfoOptions{Store: p}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	var info struct{ SHA256 string }
@@ -328,7 +330,7 @@ func TestFeaturesInfoChecksum(t *testing.T) {
 		t.Fatalf("info %s: %v; want a sha256", out.String(), err)
 	}
 	out.Reset()
-	if err := runFeaturesInfo(filepath.Join("..", "..", "features", "testdata", "golden_nosum.safetensors"), &out); err != nil {
+	if err := runFeaturesInfo(context.Background(), featuresInfoOptions{Store: filepath.Join("..", "..", "features", "testdata", "golden_nosum.safetensors")}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), `"sha256": "none`) {
@@ -337,7 +339,7 @@ func TestFeaturesInfoChecksum(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	b[len(b)-3] ^= 1 // a feature's byte
 	os.WriteFile(p, b, 0o644)
-	if err := runFeaturesInfo(p, &out); !errors.Is(err, features.ErrCorruptStore) || !strings.Contains(err.Error(), "checksum mismatch") {
+	if err := runFeaturesInfo(context.Background(), featuresInfoOptions{Store: p}, &out, io.Discard); !errors.Is(err, features.ErrCorruptStore) || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Fatalf("flipped byte: %v; want a checksum mismatch", err)
 	}
 }

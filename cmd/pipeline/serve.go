@@ -83,7 +83,7 @@ func newServeCommand() *cli.Command {
 				MaxTexts: c.Int("max-texts"), MaxTextBytes: c.Int("max-text-bytes"), AllowEmpty: c.Bool("allow-empty"),
 				ShutdownTimeout: c.Duration("shutdown-timeout"), GoProcs: c.Int("go-procs"),
 				Threshold: c.Float64("threshold"), ThresholdSet: c.IsSet("threshold"),
-			}, c.App.ErrWriter)
+			}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
@@ -113,7 +113,7 @@ func (o *serveOptions) check() error {
 	return nil
 }
 
-func runServe(ctx context.Context, o serveOptions, stderr io.Writer) (err error) {
+func runServe(ctx context.Context, o serveOptions, _, stderr io.Writer) (err error) {
 	if err := o.check(); err != nil {
 		return err
 	}

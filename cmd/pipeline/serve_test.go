@@ -99,7 +99,7 @@ func TestRunServe(t *testing.T) {
 			Spec: specFlags{Pooling: "mean"}, Layers: "-1", MaxBatch: 8, MaxWait: time.Millisecond, MaxBody: 1 << 20,
 			MaxTexts: 16, MaxTextBytes: 1000, ShutdownTimeout: 5 * time.Second,
 			ready: func(a string) { ready <- a },
-		}, io.Discard)
+		}, io.Discard, io.Discard)
 	}()
 	var url string
 	select {
