@@ -39,6 +39,7 @@ func TestLayoutRandomWeightFixtures(t *testing.T) {
 		// dynamo exports: module names rebuilt from parameter names.
 		{tinyForm("dynamo"), Layout{Family: FamilyBERT, TokenTypes: true}, 219, 128, 2},
 		{layoutFixture("distilbert-random-dynamo"), Layout{Family: FamilyDistilBERT}, 219, 512, 0},
+		{layoutFixture("distilbert-random-optimum"), Layout{Family: FamilyDistilBERT}, 219, 512, 0},
 	} {
 		t.Run(filepath.Base(filepath.Dir(filepath.Dir(c.path)))+"/"+filepath.Base(filepath.Dir(c.path)), func(t *testing.T) {
 			m, err := LoadModel(c.path)

@@ -20,7 +20,9 @@ Each family gets DIR/<family>-random/ (default DIR testdata/layouts) holding
                   MPNet a WordPiece of about 250 words built here with MPNet's pipeline (BertNormalizer
                   lowercase, BertPreTokenizer, RobertaProcessing <s> A </s>, <pad> = 1, <mask> lstrip)
   config.json     the transformers config
-and, for DistilBERT, DIR/distilbert-random-dynamo/ with the same weights exported by
+and, for DistilBERT, DIR/distilbert-random-optimum/ (the same weights through `optimum-cli export onnx
+--task feature-extraction`, optimum-onnx 0.1.0 under the transformers 4.x overlay) and
+DIR/distilbert-random-dynamo/ with the same weights exported by
 torch.onnx.export(dynamo=True) under transformers 5.x (opset 18; node names after aten ops), and
 DIR/reference.json, DIR/SHA256SUMS.
 
@@ -101,6 +103,9 @@ TEXTS = {
 # testdata/exportforms/dynamo covers):
 # node names after aten ops, module names rebuilt from parameter names (one per block layout).
 DYNAMO = ("distilbert",)
+# Families also exported by `optimum-cli export onnx --task feature-extraction` (optimum-onnx under the
+# transformers 4.x overlay), the same weights: the export most published ONNX checkpoints come from.
+OPTIMUM = ("distilbert",)
 RELATIVE_RANGE = 200  # MPNet's bucket reference covers relative positions -200..200
 
 MPNET_WORDS = (
@@ -241,6 +246,36 @@ def child_dynamo(family: str, out: Path, state: Path):
     print(json.dumps({"ort_max_abs_diff": max(float(np.abs(got[i, :n] - want[i, :n]).max()) for i, n in enumerate(lens))}))
 
 
+def child_optimum(family: str, out: Path, state: Path):
+    """transformers 4.x: optimum-cli exports the legacy form's checkpoint (saved by child) to
+    out/model.onnx; prints {"ort_max_abs_diff"} (Python onnxruntime vs PyTorch on the reference batch)."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModel
+
+    ckpt = state.parent / "checkpoint"
+    tmp = state.parent / "optimum"
+    subprocess.run([sys.executable, "-m", "optimum.commands.optimum_cli", "export", "onnx", "--model", str(ckpt),
+                    "--task", "feature-extraction", "--library-name", "transformers", "--opset", str(OPSET), str(tmp)],
+                   check=True, stdout=subprocess.DEVNULL)
+    out.mkdir(parents=True, exist_ok=True)
+    legacy = out.parent / out.name.removesuffix("-optimum")
+    for f in ("tokenizer.json", "config.json"):
+        (out / f).write_bytes((legacy / f).read_bytes())
+    shutil.copyfile(tmp / "model.onnx", out / "model.onnx")
+    model = AutoModel.from_pretrained(str(ckpt)).eval()
+    batch, mask = torch.load(str(state) + ".batch")
+    with torch.no_grad():
+        want = model(input_ids=batch, attention_mask=mask).last_hidden_state.numpy()
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    feed = {"input_ids": batch.numpy(), "attention_mask": mask.numpy()}
+    feed = {i.name: feed[i.name] for i in sess.get_inputs()}
+    got = sess.run(["last_hidden_state"], feed)[0]
+    lens = mask.sum(dim=1).tolist()
+    print(json.dumps({"ort_max_abs_diff": max(float(np.abs(got[i, :n] - want[i, :n]).max()) for i, n in enumerate(lens))}))
+
+
 def child(family: str, out: Path, state: Path):
     """Builds, exports and runs one family; writes out/model.onnx, config.json, tokenizer.json,
     the weights and the reference batch to state (for child_dynamo), and prints its reference entry
@@ -259,6 +294,8 @@ def child(family: str, out: Path, state: Path):
     model = build_model(family, vocab_size(out / "tokenizer.json"), spec["seed"])
     model.config.to_json_file(str(out / "config.json"))
     torch.save(model.state_dict(), state)
+    model.save_pretrained(str(state.parent / "checkpoint"))
+    shutil.copyfile(out / "tokenizer.json", state.parent / "checkpoint" / "tokenizer.json")
 
     tok = Tokenizer.from_file(str(out / "tokenizer.json"))
     tok.no_padding()
@@ -324,6 +361,9 @@ def main():
     if len(sys.argv) == 5 and sys.argv[1] == "--_child":
         child(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
         return
+    if len(sys.argv) == 5 and sys.argv[1] == "--_optimum":
+        child_optimum(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+        return
     if len(sys.argv) == 5 and sys.argv[1] == "--_dynamo":
         child_dynamo(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
         return
@@ -370,6 +410,18 @@ def main():
             d = json.loads(p.stdout.strip().splitlines()[-1])["ort_max_abs_diff"]
             entry["dynamo_ort_max_abs_diff"] = d
             print(f"  {fam} dynamo: max |onnxruntime - PyTorch| = {d:.3g}; model.onnx {(dout / 'model.onnx').stat().st_size} bytes",
+                  file=sys.stderr)
+        if fam in OPTIMUM:
+            oout = dst / f"{fam}-random-optimum"
+            print(f"{fam}: optimum-cli export (transformers 4) -> {oout}", file=sys.stderr)
+            p = subprocess.run([sys.executable, __file__, "--_optimum", fam, str(oout), str(state)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if p.returncode != 0:
+                sys.stderr.write(p.stderr[-4000:])
+                raise SystemExit(f"{fam}: optimum export failed (exit status {p.returncode})")
+            d = json.loads(p.stdout.strip().splitlines()[-1])["ort_max_abs_diff"]
+            entry["optimum_ort_max_abs_diff"] = d
+            print(f"  {fam} optimum: max |onnxruntime - PyTorch| = {d:.3g}; model.onnx {(oout / 'model.onnx').stat().st_size} bytes",
                   file=sys.stderr)
         shutil.rmtree(state.parent, ignore_errors=True)
         ref["families"][fam] = entry

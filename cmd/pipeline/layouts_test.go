@@ -23,7 +23,7 @@ func TestLayoutFixturesTopBlocksRandomWeights(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
-	topBlocksChain(t, layoutFixtures, []string{"roberta-random", "xlmr-random", "distilbert-random", "distilbert-random-dynamo", "mpnet-random"}, []string{"lora", "full", "reinit"})
+	topBlocksChain(t, layoutFixtures, []string{"roberta-random", "xlmr-random", "distilbert-random", "distilbert-random-optimum", "distilbert-random-dynamo", "mpnet-random"}, []string{"lora", "full", "reinit"})
 }
 
 // TestLayoutFixturesEmbeddingsRandomWeights: on the random-weight RoBERTa (positions
