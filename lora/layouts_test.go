@@ -92,7 +92,7 @@ func TestBlockMathRandomWeightFixtures(t *testing.T) {
 	}
 	for _, fx := range []struct{ family, dir string }{
 		{"roberta", "roberta-random"}, {"xlmr", "xlmr-random"}, {"distilbert", "distilbert-random"},
-		{"distilbert", "distilbert-random-dynamo"}, // the same weights, exported by dynamo
+		{"distilbert", "distilbert-random-dynamo"},  // the same weights, exported by dynamo
 		{"distilbert", "distilbert-random-optimum"}, // and by optimum-cli
 		{"mpnet", "mpnet-random"},
 	} {
