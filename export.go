@@ -39,7 +39,7 @@ type ExportSummary struct {
 	Tokenizer string // the tokenizer written beside Out
 	Manifest  string // the manifest written beside Out
 	// Inputs are the graph's inputs: input_ids, attention_mask, and token_type_ids
-	// where the backbone reads them (not RoBERTa, XLM-R or DistilBERT exports).
+	// where the backbone reads them (not RoBERTa, XLM-R, DistilBERT or MPNet exports).
 	Inputs []string
 }
 

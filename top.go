@@ -73,7 +73,7 @@ func ApplyTop(m *onnx.Model, top *head.Top) error {
 }
 
 // Embeddings reads the embedding tables and their LayerNorm of the model (an exported
-// BERT-family encoder: BERT, RoBERTa, XLM-R, DistilBERT) for training them with package
+// BERT-family encoder: BERT, RoBERTa, XLM-R, DistilBERT, MPNet) for training them with package
 // lora (TrainSettings.Embeddings), with the model's position convention.
 func Embeddings(m *onnx.Model) (lora.EmbeddingWeights[float32], error) {
 	ew, err := m.EmbeddingWeights()

@@ -20,8 +20,8 @@ import (
 //	p_t = PaddingIdx + Σ_{u≤t} [id_u ≠ PaddingIdx]   if id_t ≠ PaddingIdx
 //	p_t = PaddingIdx                                   if id_t = PaddingIdx
 //
-// (RoBERTa, XLM-R: the first token has position padding_idx+1). Without a
-// TokenType table (DistilBERT) the term is left out. Dropout is not applied
+// (RoBERTa, XLM-R, MPNet: the first token has position padding_idx+1).
+// Without a TokenType table (DistilBERT, MPNet) the term is left out. Dropout is not applied
 // (evaluation mode, as the blocks' own dropout).
 type EmbeddingWeights[F Float] struct {
 	// Word is (V, C) row-major, word_embeddings.weight; Position (P, C),

@@ -17,9 +17,12 @@ import (
 // graph, so that the block can be trained natively (package lora).
 
 // BlockWeights are the parameters of one post-LayerNorm BERT encoder block
-// (HuggingFace transformers' BertLayer), read from a graph's initialisers by
-// Model.BlockWeights. Every matrix is normalised to torch.nn.Linear's layout,
-// (Out, In) row-major, whatever way the graph stores it. The block computes,
+// (HuggingFace transformers' BertLayer; RobertaLayer, DistilBERT's
+// TransformerBlock and MPNetLayer under their module names, MPNet's scores
+// also getting the encoder's relative position bias, see RelativeBias), read
+// from a graph's initialisers by Model.BlockWeights. Every matrix is
+// normalised to torch.nn.Linear's layout, (Out, In) row-major, whatever way
+// the graph stores it. The block computes,
 // for the hidden states x (T,C) of one sequence, with d = HeadSize and the
 // softmax over the sequence's own tokens (padded keys get weight 0, see
 // below):

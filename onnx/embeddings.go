@@ -23,8 +23,8 @@ import (
 //	y_t = LN(Word[input_ids_t] + TokenType[token_type_ids_t] + Position[p_t])
 //
 // with p_t = t (BERT, DistilBERT) or RoBERTa's positions (see
-// PadPositions), and no TokenType term where the model has none
-// (DistilBERT). Every table is (rows, Hidden) row-major, as the graph's
+// PadPositions; MPNet's too), and no TokenType term where the model has none
+// (DistilBERT, MPNet). Every table is (rows, Hidden) row-major, as the graph's
 // Gather reads it.
 type EmbeddingWeights struct {
 	// Hidden is C; Vocab, Positions and Types the rows of Word, Position and
