@@ -276,9 +276,7 @@ func SetFit(ctx context.Context, blocks []Weights[float32], train *Examples, s S
 		t.steps = s.MaxSteps
 	}
 	t.warm = int(math.Ceil(ts.Warmup * float64(t.steps)))
-	c := t.st.c
-	var idx []int
-	var y, du, dv, dpooled []float32
+	var buf pairBuffers
 	for epoch := 1; epoch <= s.Epochs; epoch++ {
 		t0 := time.Now()
 		perm := rand.New(rand.NewPCG(s.Seed, 0x73657466697400|uint64(epoch))).Perm(len(pairs)) // "setfit"
@@ -290,28 +288,10 @@ func SetFit(ctx context.Context, blocks []Weights[float32], train *Examples, s S
 			}
 			batch := perm[step*s.BatchSize : min((step+1)*s.BatchSize, len(pairs))]
 			n := len(batch)
-			idx, y = idx[:0], y[:0]
-			for _, k := range batch {
-				idx = append(idx, pairs[k].A)
-				y = append(y, pairs[k].Label)
-			}
-			for _, k := range batch {
-				idx = append(idx, pairs[k].B)
-			}
-			for _, b := range t.st.Blocks {
-				b.ZeroGrad()
-			}
-			if t.st.Embed != nil {
-				t.st.Embed.ZeroGrad()
-			}
-			t.st.forward(train, idx)
-			dpooled = grow(dpooled, 2*n*c)
-			du, dv = dpooled[:n*c], dpooled[n*c:]
-			loss := cosineLoss(du, dv, t.st.pooled[:n*c], t.st.pooled[n*c:2*n*c], y, n, c)
+			loss := t.pairGrad(&buf, train, pairs, batch)
 			if math.IsNaN(loss) || math.IsInf(loss, 0) {
 				return nil, fmt.Errorf("%w: the SetFit loss is %v at epoch %d, step %d; lower the learning rate (%g)", ErrDiverged, loss, epoch, step+1, s.LR)
 			}
-			t.backwardPooled(dpooled)
 			if s.MaxGradNorm > 0 {
 				t.clipGradNorm(s.MaxGradNorm)
 			}
@@ -363,4 +343,73 @@ func (t *trainer) clipGradNorm(maxNorm float64) float64 {
 		}
 	}
 	return norm
+}
+
+// pairBuffers are pairGrad's buffers, reused from step to step.
+type pairBuffers struct {
+	idx, slot, where         []int
+	y, u, v, du, dv, dpooled []float32
+}
+
+// pairGrad sets the gradients of the trained parameters to those of the cosine loss
+// (cosineLoss) of the pairs batch (indices into pairs of examples of train) and
+// returns the loss. The batch's distinct examples run forward once each: the blocks
+// have no dropout, so an example's repeats have the same output, and the gradient of
+// its pooled output is the sum over its slots in the pairs (the pairs of a few
+// examples repeat them often).
+func (t *trainer) pairGrad(b *pairBuffers, train *Examples, pairs []Pair, batch []int) float64 {
+	c, n := t.st.c, len(batch)
+	if len(b.where) != train.Len() {
+		b.where = make([]int, train.Len())
+		for i := range b.where {
+			b.where[i] = -1 // not in idx yet
+		}
+	}
+	b.idx, b.slot, b.y = b.idx[:0], b.slot[:0], b.y[:0]
+	add := func(e int) {
+		if b.where[e] < 0 {
+			b.where[e] = len(b.idx)
+			b.idx = append(b.idx, e)
+		}
+		b.slot = append(b.slot, b.where[e])
+	}
+	for _, k := range batch {
+		add(pairs[k].A)
+		b.y = append(b.y, pairs[k].Label)
+	}
+	for _, k := range batch {
+		add(pairs[k].B)
+	}
+	for _, e := range b.idx {
+		b.where[e] = -1
+	}
+	for _, blk := range t.st.Blocks {
+		blk.ZeroGrad()
+	}
+	if t.st.Embed != nil {
+		t.st.Embed.ZeroGrad()
+	}
+	t.st.forward(train, b.idx)
+	b.u, b.v = grow(b.u, n*c), grow(b.v, n*c)
+	for i := range n {
+		copy(b.u[i*c:(i+1)*c], t.st.pooled[b.slot[i]*c:(b.slot[i]+1)*c])
+		copy(b.v[i*c:(i+1)*c], t.st.pooled[b.slot[n+i]*c:(b.slot[n+i]+1)*c])
+	}
+	b.du, b.dv = grow(b.du, n*c), grow(b.dv, n*c)
+	loss := cosineLoss(b.du, b.dv, b.u, b.v, b.y, n, c)
+	b.dpooled = grow(b.dpooled, len(b.idx)*c)
+	clear(b.dpooled)
+	for i := range n {
+		for _, g := range [2]struct {
+			d []float32
+			r int
+		}{{b.du[i*c : (i+1)*c], b.slot[i]}, {b.dv[i*c : (i+1)*c], b.slot[n+i]}} {
+			row := b.dpooled[g.r*c : (g.r+1)*c]
+			for j, x := range g.d {
+				row[j] += x
+			}
+		}
+	}
+	t.backwardPooled(b.dpooled)
+	return loss
 }

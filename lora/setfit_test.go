@@ -254,3 +254,98 @@ func TestClipGradNorm(t *testing.T) {
 		}
 	}
 }
+
+// TestPooledIgnoresLabels: Pooled reads no labels, so examples of more classes than the
+// stack's classifier has (SetFit's three-class data through the two-output stack its
+// head is fitted with) pool as they do without labels.
+func TestPooledIgnoresLabels(t *testing.T) {
+	ex := toyExamples(5, 6, 3)
+	if slices.Max(ex.Labels) < 2 {
+		t.Fatalf("labels %v: want a third class", ex.Labels)
+	}
+	st, err := NewStack(toyBlocks(2), tHeads, make([]float32, 2*tC), make([]float32, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, ex.Len()*tC)
+	if err := st.Pooled(got, ex, 4); err != nil {
+		t.Fatalf("Pooled with three classes on a two-class stack: %v", err)
+	}
+	bare := *ex
+	bare.Labels = nil
+	want := make([]float32, ex.Len()*tC)
+	if err := st.Pooled(want, &bare, 4); err != nil {
+		t.Fatal(err)
+	}
+	if !sameBits(got, want) {
+		t.Fatal("pooled features depend on the labels")
+	}
+}
+
+// TestPairGradRepeats: pairGrad, which runs each distinct example of a batch forward
+// once and sums the gradient over its slots, gives the gradients of running every slot
+// (repeats included) forward on its own, within float32 summation-order rounding, with
+// the embeddings trained; the examples are not modified.
+func TestPairGradRepeats(t *testing.T) {
+	rng := rand.New(rand.NewPCG(22, 1))
+	emb := EmbeddingWeights[float32]{Word: randSlice[float32](rng, 20*tC, 1), Position: randSlice[float32](rng, 12*tC, 0.3),
+		TokenType: randSlice[float32](rng, 2*tC, 0.3), Norm: randNorm[float32](rng, tC)}
+	ex := toyIDs(9, 5)
+	s := TrainSettings{Mode: ModeFull, Heads: tHeads, Embeddings: &emb}
+	if err := s.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := newTrainer(toyBlocks(2), 2, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.params = tr.params[:len(tr.params)-2] // no classifier, as SetFit
+	ids := slices.Clone(ex.IDs)
+	pairs := []Pair{{0, 0, 1}, {0, 1, 0}, {2, 0, 1}, {3, 4, 1}, {4, 4, 1}, {1, 2, 0}}
+	batch := []int{5, 0, 1, 3, 2, 4}
+	var buf pairBuffers
+	loss := tr.pairGrad(&buf, ex, pairs, batch)
+	var got [][]float32
+	for _, p := range tr.params {
+		got = append(got, slices.Clone(p.grad))
+	}
+
+	// Every slot on its own: 2n rows, the pairs' first examples then their second.
+	n, c := len(batch), tC
+	var idx []int
+	var y []float32
+	for _, k := range batch {
+		idx = append(idx, pairs[k].A)
+		y = append(y, pairs[k].Label)
+	}
+	for _, k := range batch {
+		idx = append(idx, pairs[k].B)
+	}
+	for _, b := range tr.st.Blocks {
+		b.ZeroGrad()
+	}
+	tr.st.Embed.ZeroGrad()
+	tr.st.forward(ex, idx)
+	d := make([]float32, 2*n*c)
+	want := cosineLoss(d[:n*c], d[n*c:], tr.st.pooled[:n*c], tr.st.pooled[n*c:2*n*c], y, n, c)
+	tr.backwardPooled(d)
+	const tol = 1e-5 // float32 sums taken in another order
+	if !(math.Abs(loss-want) <= tol*math.Abs(want)) {
+		t.Fatalf("loss %v; want %v", loss, want)
+	}
+	var nonzero bool
+	for i, p := range tr.params {
+		for j, g := range p.grad {
+			if !(math.Abs(float64(got[i][j]-g)) <= tol*(1+math.Abs(float64(g)))) {
+				t.Fatalf("%s[%d]: %v; want %v", p.name, j, got[i][j], g)
+			}
+			nonzero = nonzero || g != 0
+		}
+	}
+	if !nonzero {
+		t.Fatal("every gradient is zero")
+	}
+	if !slices.Equal(ids, ex.IDs) {
+		t.Fatal("pairGrad modified the examples")
+	}
+}

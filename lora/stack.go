@@ -25,7 +25,8 @@ type Examples struct {
 // Len returns the number of sequences.
 func (e *Examples) Len() int { return len(e.Offsets) - 1 }
 
-// check validates e against the hidden size c and k classes.
+// check validates e against the hidden size c and k classes; with k < 1 the labels
+// are not checked (for what reads no labels).
 func (e *Examples) check(what string, c, k int) error {
 	n := e.Len()
 	if n < 1 {
@@ -42,7 +43,7 @@ func (e *Examples) check(what string, c, k int) error {
 			return fmt.Errorf("%w: %s: sequence %d is empty", ErrBadData, what, i)
 		}
 	}
-	if e.Labels != nil {
+	if e.Labels != nil && k >= 1 {
 		if len(e.Labels) != n {
 			return fmt.Errorf("%w: %s: %d labels for %d sequences", ErrBadData, what, len(e.Labels), n)
 		}
@@ -329,9 +330,11 @@ func (s *Stack) inBatches(ex *Examples, batch int, done func(lo, n int)) {
 // Pooled writes the mean over its tokens of the top block's output for every sequence
 // of ex into dst (N, C), normalised when Normalize is set (what the classifier takes),
 // in batches of batch sequences (default 64), in evaluation mode: with the pretrained
-// blocks, the frozen features a linear probe fits on.
+// blocks, the frozen features a linear probe fits on. ex.Labels are not read: they may
+// name more classes than the stack's classifier has (SetFit's head is fitted on these
+// features afterwards).
 func (s *Stack) Pooled(dst []float32, ex *Examples, batch int) error {
-	if err := s.checkExamples("examples", ex, s.k); err != nil {
+	if err := s.checkExamples("examples", ex, 0); err != nil {
 		return err
 	}
 	n := ex.Len()

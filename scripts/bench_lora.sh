@@ -12,7 +12,8 @@
 # BENCH_LR (1e-3 for lora, 1e-4 otherwise), BENCH_BATCH (32), BENCH_THREADS (2), BENCH_TOP_K (1),
 # BENCH_RANK (8), BENCH_ALPHA (16), BENCH_TARGETS (query,value), BENCH_LORA_DROPOUT (0.1),
 # BENCH_EMBEDDINGS (0; 1 with BENCH_MODE=full BENCH_TOP_K=6 trains every block and the embeddings on
-# both sides, true full fine-tuning: `make bench-full`, table results/bench_lora_full_emb.md).
+# both sides, true full fine-tuning: `make bench-full`, table results/bench_lora_full_emb.md),
+# BENCH_SUMMARY_ONLY (0; 1 only rewrites the table from the raw JSONs of BENCH_SEEDS).
 #
 # Usage: scripts/bench_lora.sh   (via `make bench-lora`; needs `scripts/setup.sh venv bench`)
 set -euo pipefail
@@ -32,6 +33,7 @@ ALPHA=${BENCH_ALPHA:-16}
 TARGETS=${BENCH_TARGETS:-query,value}
 LDROP=${BENCH_LORA_DROPOUT:-0.1}
 EMB=${BENCH_EMBEDDINGS:-0}
+SUMMARY_ONLY=${BENCH_SUMMARY_ONLY:-0}
 case "$MODE" in
   lora) LR=${BENCH_LR:-1e-3}; md=results/bench_lora.md ;;
   full | reinit) LR=${BENCH_LR:-1e-4}; md=results/bench_lora_$MODE.md ;;
@@ -58,30 +60,32 @@ MODE_TAG=${MODE_TAG:-$MODE}
 common=(--epochs "$EPOCHS" --lr "$LR" --batch-size "$BS")
 now() { date +%s.%N; }
 load_before=$(uptime)
+if [ "$SUMMARY_ONLY" != 1 ]; then
 
-# (a) headstart: the frozen bottom runs once, into the activation caches; then fit-head per seed,
-# with the head initialised as PEFT's (random, torch.nn.Linear's; fit-head's default starts it from
-# a linear probe instead).
-echo "bench: pipeline extract --cut-top $TOPK (train $ROWS rows, dev)" >&2
-for split in train dev; do
-  s=$(now)
-  bin/pipeline extract --model all-minilm-l6-v2 --data "$W/$split.csv" --cut-top "$TOPK" --max-len 128 \
-    --batch-size "$BS" --threads "$TH" --out "$W/$split.cache" 2> "$W/extract-$split.log" || { cat "$W/extract-$split.log" >&2; exit 1; }
-  e=$(now)
-  echo "{\"split\": \"$split\", \"wall_seconds\": $(python3 -c "print($e - $s)")}" > "$raw/go-extract-$MODE_TAG-$split.json"
-done
-for seed in ${SEEDS//,/ }; do
-  echo "bench: pipeline fit-head --mode $MODE --seed $seed" >&2
-  bin/pipeline fit-head --train "$W/train.cache" --valid "$W/dev.cache" "${mode_flags[@]}" "${common[@]}" \
-    --head-init random --seed "$seed" --threads "$TH" --out "$W/$MODE-$seed.head" --json \
-    > "$raw/go-$MODE_TAG-$seed.json" 2> "$W/fit-$seed.log" || { cat "$W/fit-$seed.log" >&2; exit 1; }
-done
+  # (a) headstart: the frozen bottom runs once, into the activation caches; then fit-head per seed,
+  # with the head initialised as PEFT's (random, torch.nn.Linear's; fit-head's default starts it from
+  # a linear probe instead).
+  echo "bench: pipeline extract --cut-top $TOPK (train $ROWS rows, dev)" >&2
+  for split in train dev; do
+    s=$(now)
+    bin/pipeline extract --model all-minilm-l6-v2 --data "$W/$split.csv" --cut-top "$TOPK" --max-len 128 \
+      --batch-size "$BS" --threads "$TH" --out "$W/$split.cache" 2> "$W/extract-$split.log" || { cat "$W/extract-$split.log" >&2; exit 1; }
+    e=$(now)
+    echo "{\"split\": \"$split\", \"wall_seconds\": $(python3 -c "print($e - $s)")}" > "$raw/go-extract-$MODE_TAG-$split.json"
+  done
+  for seed in ${SEEDS//,/ }; do
+    echo "bench: pipeline fit-head --mode $MODE --seed $seed" >&2
+    bin/pipeline fit-head --train "$W/train.cache" --valid "$W/dev.cache" "${mode_flags[@]}" "${common[@]}" \
+      --head-init random --seed "$seed" --threads "$TH" --out "$W/$MODE-$seed.head" --json \
+      > "$raw/go-$MODE_TAG-$seed.json" 2> "$W/fit-$seed.log" || { cat "$W/fit-$seed.log" >&2; exit 1; }
+  done
 
-# (b) PEFT on PyTorch CPU, same files and settings, all seeds in one process.
-echo "bench: PEFT reference (scripts/bench_lora.py)" >&2
-peft_flags=("${mode_flags[@]}")
-"$py" scripts/bench_lora.py "${peft_flags[@]}" "${common[@]}" --threads "$TH" --seeds "$SEEDS" --max-len 128 \
-  --train "$W/train.csv" --train-rows 0 --dev "$W/dev.csv" --out "$raw/peft-$MODE_TAG.json" >&2
+  # (b) PEFT on PyTorch CPU, same files and settings, all seeds in one process.
+  echo "bench: PEFT reference (scripts/bench_lora.py)" >&2
+  peft_flags=("${mode_flags[@]}")
+  "$py" scripts/bench_lora.py "${peft_flags[@]}" "${common[@]}" --threads "$TH" --seeds "$SEEDS" --max-len 128 \
+    --train "$W/train.csv" --train-rows 0 --dev "$W/dev.csv" --out "$raw/peft-$MODE_TAG.json" >&2
+fi
 load_after=$(uptime)
 
 python3 - "$raw" "$MODE_TAG" "$SEEDS" "$md" "$load_before" "$load_after" "${mode_flags[*]} ${common[*]} --threads $TH" <<'PY'
@@ -101,8 +105,11 @@ g_f1 = mean(final(go[s]["epochs"], "valid_macro_f1") for s in seeds)
 p_f1 = mean(final(pe[s], "valid_macro_f1") for s in seeds)
 g_tr = mean(e["train_seconds"] for s in seeds for e in go[s]["epochs"])
 p_tr = mean(e["train_seconds"] for s in seeds for e in pe[s])
-g_ev = mean(e["eval_seconds"] for s in seeds for e in go[s]["epochs"])
-p_ev = mean(e["eval_seconds"] for s in seeds for e in pe[s])
+def mean_known(v):  # eval seconds may be missing from a run reconstructed from its log
+    v = [x for x in v if x is not None]
+    return mean(v) if v else float("nan")
+g_ev = mean_known(e["eval_seconds"] for s in seeds for e in go[s]["epochs"])
+p_ev = mean_known(e["eval_seconds"] for s in seeds for e in pe[s])
 g_ep = mean(len(go[s]["epochs"]) for s in seeds)
 p_ep = mean(len(pe[s]) for s in seeds)
 set_ = peft["settings"]; m = peft["machine"]; v = peft["versions"]

@@ -18,7 +18,7 @@
 # Settings (environment): BENCH_DATASETS (sst2; also banking77), BENCH_SHOTS (8; e.g. 8,64),
 # BENCH_SEEDS (0,1,2), BENCH_ITERATIONS (20), BENCH_MAX_STEPS (0: none), BENCH_TOP_K (all,1;
 # e.g. all,3,2,1), BENCH_DROPOUT (0), BENCH_TEST_ROWS (0: all), BENCH_THREADS (2), BENCH_PYTHON
-# (0 skips setfit, for the top-K rows alone).
+# (0 skips setfit, for the top-K rows alone), BENCH_SUMMARY_ONLY (1 only rewrites the table).
 # Writes one JSON per run to results/bench_setfit/ and results/bench_setfit.md, a table of every
 # run found there (so several invocations with different settings add up to one table).
 #
@@ -37,6 +37,7 @@ DROPOUT=${BENCH_DROPOUT:-0}
 TEST_ROWS=${BENCH_TEST_ROWS:-0}
 TH=${BENCH_THREADS:-2}
 PY=${BENCH_PYTHON:-1}
+[ "${BENCH_SUMMARY_ONLY:-0}" = 1 ] && DATASETS=
 MAXLEN=128
 [ -x bin/pipeline ] || { echo "bench_setfit: bin/pipeline missing; run make build" >&2; exit 1; }
 blocks=6 # all-MiniLM-L6-v2
