@@ -76,7 +76,7 @@ for set in $SETS; do
   for threads in $THREADS; do
     for rep in $(seq "$REPS"); do
       for prec in $PRECISIONS; do
-        bin/pipeline fit-head --train "$train" --out "$out/head.safetensors" --C 1 --tol 1e-4 --max-iter 100 --threads "$threads" --precision "$prec" --json 2>/dev/null > "$out/fit.json"
+        bin/pipeline fit-head --train "$train" --out "$out/head.safetensors" --C 1 --tol 1e-4 --max-iter 100 --threads "$threads" --precision "$prec" --json 2> "$out/fit.err" > "$out/fit.json" || { tail -n 3 "$out/fit.err" >&2; exit 1; }
         acc=$(bin/pipeline eval --features "$test" --head "$out/head.safetensors" | head -n 1 | awk '{print $2}')
         OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads "$py" scripts/ref_logreg.py --train "$train" \
           --test "$test" --out "$out/sk.json" --C 1 --tol 1e-4 --max-iter 100 --threads "$threads" --no-proba --dtype "$prec"

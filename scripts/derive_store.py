@@ -2,7 +2,9 @@
 """Derive a feature store from another for scripts/bench_heads.sh: a subset of its rows, or
 its labels turned into a binary problem. The features are copied as they are; the manifest
 (the "headstart" metadata) keeps everything but label_names and dataset.rows, and gains
-dataset.derived saying how the store was made.
+dataset.derived saying how the store was made. The store's checksum (headstart_sha256:
+sha256 of the manifest's JSON followed by the data section, as features/sum.go computes
+it) is recomputed for the new contents.
 
 Usage:
   derive_store.py SRC OUT [--rows N] [--one-vs-rest LABEL] [--halves]
@@ -13,6 +15,7 @@ Usage:
 Unlabelled rows (label -1) stay unlabelled.
 """
 import argparse
+import hashlib
 import json
 
 import numpy as np
@@ -59,7 +62,16 @@ def main():
     man["dataset"]["rows"] = int(len(y))
     man["dataset"]["derived"] = f"{a.src}: " + ", ".join(how)
     meta["headstart"] = json.dumps(man)
-    save_file({k: np.ascontiguousarray(v) for k, v in t.items()}, a.out, metadata=meta)
+    meta.pop("headstart_sha256", None)
+    arrays = {k: np.ascontiguousarray(v) for k, v in t.items()}
+    save_file(arrays, a.out, metadata=meta)
+    # The data section does not move with the header's length: hash it, then write the
+    # same arrays again with the sum in the header.
+    with open(a.out, "rb") as f:
+        b = f.read()
+    data = b[8 + int.from_bytes(b[:8], "little"):]
+    meta["headstart_sha256"] = hashlib.sha256(meta["headstart"].encode() + data).hexdigest()
+    save_file(arrays, a.out, metadata=meta)
 
 
 if __name__ == "__main__":
