@@ -94,6 +94,7 @@ func TestBlockMathRandomWeightFixtures(t *testing.T) {
 		{"roberta", "roberta-random"}, {"xlmr", "xlmr-random"}, {"distilbert", "distilbert-random"},
 		{"distilbert", "distilbert-random-dynamo"},  // the same weights, exported by dynamo
 		{"distilbert", "distilbert-random-optimum"}, // and by optimum-cli
+		{"mpnet", "mpnet-random-dynamo"}, {"mpnet", "mpnet-random-optimum"},
 		{"mpnet", "mpnet-random"},
 	} {
 		family := fx.family

@@ -40,6 +40,8 @@ func TestLayoutRandomWeightFixtures(t *testing.T) {
 		{tinyForm("dynamo"), Layout{Family: FamilyBERT, TokenTypes: true}, 219, 128, 2},
 		{layoutFixture("distilbert-random-dynamo"), Layout{Family: FamilyDistilBERT}, 219, 512, 0},
 		{layoutFixture("distilbert-random-optimum"), Layout{Family: FamilyDistilBERT}, 219, 512, 0},
+		{layoutFixture("mpnet-random-dynamo"), Layout{Family: FamilyMPNet, PadPositions: true, PaddingIdx: 1, RelativeBias: true}, 227, 514, 0},
+		{layoutFixture("mpnet-random-optimum"), Layout{Family: FamilyMPNet, PadPositions: true, PaddingIdx: 1, RelativeBias: true}, 227, 514, 0},
 	} {
 		t.Run(filepath.Base(filepath.Dir(filepath.Dir(c.path)))+"/"+filepath.Base(filepath.Dir(c.path)), func(t *testing.T) {
 			m, err := LoadModel(c.path)

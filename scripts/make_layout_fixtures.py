@@ -20,14 +20,14 @@ Each family gets DIR/<family>-random/ (default DIR testdata/layouts) holding
                   MPNet a WordPiece of about 250 words built here with MPNet's pipeline (BertNormalizer
                   lowercase, BertPreTokenizer, RobertaProcessing <s> A </s>, <pad> = 1, <mask> lstrip)
   config.json     the transformers config
-and, for DistilBERT, DIR/distilbert-random-optimum/ (the same weights through `optimum-cli export onnx
---task feature-extraction`, optimum-onnx 0.1.0 under the transformers 4.x overlay) and
-DIR/distilbert-random-dynamo/ with the same weights exported by
+and, for DistilBERT and MPNet, DIR/<family>-random-optimum/ (the same weights through `optimum-cli export
+onnx --task feature-extraction`, optimum-onnx 0.1.0 under the transformers 4.x overlay) and
+DIR/<family>-random-dynamo/ with the same weights exported by
 torch.onnx.export(dynamo=True) under transformers 5.x (opset 18; node names after aten ops), and
 DIR/reference.json, DIR/SHA256SUMS.
 
 reference.json: {"header": versions, "families": {family: {"dir", "hidden", "layers", "heads",
-"padding_idx" (RoBERTa/XLM-R) or null, "texts", "ids", "position_ids" (what PyTorch's embeddings use),
+"padding_idx" (RoBERTa/XLM-R/MPNet) or null, "texts", "ids", "position_ids" (what PyTorch's embeddings use),
 "hidden_states": [per text: [per state l = 0..L: [per token: [C floats]]]], "ort_max_abs_diff"}}}.
 hidden_states are PyTorch's output_hidden_states (state 0 = the embeddings output, state l + 1 =
 block l's output) for the texts run as ONE right-padded batch with its attention mask, cut to each
@@ -102,10 +102,10 @@ TEXTS = {
 # (DistilBERT: the block layout other than BERT's; RoBERTa's blocks are BERT's, which
 # testdata/exportforms/dynamo covers):
 # node names after aten ops, module names rebuilt from parameter names (one per block layout).
-DYNAMO = ("distilbert",)
+DYNAMO = ("distilbert", "mpnet")
 # Families also exported by `optimum-cli export onnx --task feature-extraction` (optimum-onnx under the
 # transformers 4.x overlay), the same weights: the export most published ONNX checkpoints come from.
-OPTIMUM = ("distilbert",)
+OPTIMUM = ("distilbert", "mpnet")
 RELATIVE_RANGE = 200  # MPNet's bucket reference covers relative positions -200..200
 
 MPNET_WORDS = (

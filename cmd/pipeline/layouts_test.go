@@ -18,14 +18,14 @@ var layoutFixtures = filepath.Join("..", "..", "testdata", "layouts")
 // TestLayoutFixturesTopBlocksRandomWeights: on the random-weight RoBERTa, XLM-R,
 // DistilBERT and MPNet fixtures (their block math is under test, not their outputs),
 // extract --cut-top 1 -> fit-head --mode lora|full|reinit -> predict and export give the
-// probabilities of the Go block on the cache; DistilBERT's optimum and dynamo exports
+// probabilities of the Go block on the cache; DistilBERT's and MPNet's optimum and dynamo exports
 // run the chain with --mode lora (the modes differ in the training, not in the graph).
 func TestLayoutFixturesTopBlocksRandomWeights(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
 	topBlocksChain(t, layoutFixtures, []string{"roberta-random", "xlmr-random", "distilbert-random", "mpnet-random"}, []string{"lora", "full", "reinit"})
-	topBlocksChain(t, layoutFixtures, []string{"distilbert-random-optimum", "distilbert-random-dynamo"}, []string{"lora"})
+	topBlocksChain(t, layoutFixtures, []string{"distilbert-random-optimum", "distilbert-random-dynamo", "mpnet-random-optimum", "mpnet-random-dynamo"}, []string{"lora"})
 }
 
 // TestLayoutFixturesEmbeddingsRandomWeights: on the random-weight RoBERTa (positions
