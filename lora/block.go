@@ -170,7 +170,7 @@ type Block[F Float] struct {
 	rng                  *rand.Rand
 	srcAt                rand.PCG // src at the start of the last Forward (Rewind)
 	rel                  []F      // (H, 2·relL−1) relative position bias by offset (RelativeBias.fill)
-	relL                 int      // the longest sequence rel covers
+	relL                 int      // the longest sequence of the last Forward, which rel covers
 
 	// The activations of the last Forward and the backward scratch; blocks that
 	// ShareCache share one.
@@ -619,13 +619,10 @@ func (b *Block[F]) attentionForward() {
 	d := c / h
 	scale := F(1 / math.Sqrt(float64(d)))
 	rb := b.W.RelativeBias
-	if rb != nil {
-		lmax := slices.Max(append([]int{1}, b.lens...))
-		if lmax > b.relL {
-			b.rel = grow(b.rel, h*(2*lmax-1))
-			rb.fill(b.rel, h, lmax)
-			b.relL = lmax
-		}
+	if rb != nil { // refilled each time: H·(2L−1) values, so that the table is read as it is now
+		b.relL = slices.Max(append([]int{1}, b.lens...))
+		b.rel = grow(b.rel, h*(2*b.relL-1))
+		rb.fill(b.rel, h, b.relL)
 	}
 	parallelItems(len(b.lens)*h, func(i, _ int) {
 		s, hh := i/h, i%h
