@@ -16,6 +16,10 @@
 //	defer m.Close()
 //	results, err := m.Classify(ctx, []string{"I lost my card"}) // results[0].Predictions[0].Label
 //
+// Every other pipeline command is one call here with an options struct: FitHead and
+// FitTop (fit-head), Evaluate (eval), Predict, Export, RunExperiment (experiment) and
+// QuantizeModel (models quantize); the command adds flag parsing and printing.
+//
 // Package serve puts a Model behind HTTP (`pipeline serve`).
 //
 // The packages below do the parts: onnx (the runtime and graph editing; the only cgo),
