@@ -119,7 +119,7 @@ out.append(f"SST-2: first {set_['train_rows_read']} train sentences -> {set_['de
            f"PEFT {v['peft']} / torch {v['torch']} / transformers {v['transformers']} ({m['attn_implementation']} attention), "
            f"base-model dropout off on both sides. PyTorch vs ONNX weight check: max |diff| "
            f"{peft['weight_check']['max_abs_diff']:.1e} on {peft['weight_check']['sentences']} sentences.\n")
-out.append(f"| | headstart (Go, cached activations) | {ref} (PyTorch CPU) | headstart / {ref} |")
+out.append(f"| | headstart (Go, cached activations) | {'PEFT (PyTorch CPU)' if ref == 'PEFT' else 'PyTorch (CPU)'} | headstart / {ref} |")
 out.append("|---|---|---|---|")
 out.append(f"| dev accuracy after the last epoch, mean of {len(seeds)} seeds | {g_acc:.4f} | {p_acc:.4f} | {100*(g_acc-p_acc):+.2f} points |")
 out.append(f"| dev macro-F1, mean of {len(seeds)} seeds | {g_f1:.4f} | {p_f1:.4f} | {100*(g_f1-p_f1):+.2f} points |")

@@ -170,19 +170,22 @@ print("SetFit, all-MiniLM-L6-v2 (headstart: the ONNX model; setfit: the gt-all-m
       "Banking77: the 3,080 test queries), mean ± sd over the seeds; training wall seconds (headstart: extract of "
       "the training rows + fit-head; setfit: Trainer.train()), the two interleaved seed by seed. Reference: "
       + ", ".join(f"{k} {v}" for k, v in versions.items()) + ". Produced by scripts/bench_setfit.sh.\n")
-print("| dataset | per class | num_iterations / max_steps | run | seeds | accuracy % | Δ vs setfit (points) | train s (mean) | time vs setfit | per-seed accuracy % | per-seed s | load avg at start |")
+print("| dataset | per class | num_iterations / max_steps | run | seeds | accuracy % | Δ vs setfit, points (seeds in common) | train s (mean) | time vs setfit (seeds in common) | per-seed accuracy % | per-seed s | load avg at start |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for key in sorted(groups):
     ds, n, it, steps = key
     g = groups[key]
-    ref = g.get("setfit, dropout 0") or next((v for k, v in g.items() if k.startswith("setfit")), None)
-    ra = ms([r["accuracy"] for r in ref])[0] if ref else None
-    rt = st.mean([r["train_seconds"] for r in ref]) if ref else None
+    refname = "setfit, dropout 0" if "setfit, dropout 0" in g else next((k for k in g if k.startswith("setfit")), None)
+    ref = {r["seed"]: r for r in g[refname]} if refname else {}
     for name in sorted(g, key=lambda k: (not k.startswith("setfit"), "every" not in k, k)):
         rs = sorted(g[name], key=lambda r: r["seed"])
         (a, sd), t = ms([r["accuracy"] for r in rs]), st.mean([r["train_seconds"] for r in rs])
-        d = f"{100*(a-ra):+.2f}" if ra is not None and rs is not ref else ""
-        q = f"{t/rt:.2f}x" if rt and rs is not ref else ("1x" if rs is ref else "")
+        # Δ and the time ratio over the seeds both sides ran.
+        both = [r for r in rs if r["seed"] in ref]
+        d = q = ""
+        if name != refname and both:
+            d = f"{100*(st.mean(r['accuracy'] for r in both) - st.mean(ref[r['seed']]['accuracy'] for r in both)):+.2f} ({len(both)})"
+            q = f"{st.mean(r['train_seconds'] for r in both) / st.mean(ref[r['seed']]['train_seconds'] for r in both):.2f}x"
         seeds = ",".join(str(r["seed"]) for r in rs)
         accs = ", ".join("%.2f" % (100 * r["accuracy"]) for r in rs)
         secs = ", ".join("%.0f" % r["train_seconds"] for r in rs)
