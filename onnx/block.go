@@ -267,9 +267,9 @@ var quantizedOps = map[string]bool{
 	"QAttention":            true,
 }
 
-func newBlockReader(m *Model, blocks *blockLayout, layer int) (*blockReader, error) {
-	g := m.Proto.GetGraph()
-	pat := blocks.blockPattern(layer)
+// newGraphReader returns a blockReader for layer (-1: the embeddings) of m with the
+// producer and consumers of every tensor of m's graph indexed and no nodes yet.
+func newGraphReader(m *Model, blocks *blockLayout, layer int) *blockReader {
 	r := &blockReader{
 		blocks:    blocks,
 		layer:     layer,
@@ -280,9 +280,7 @@ func newBlockReader(m *Model, blocks *blockLayout, layer int) (*blockReader, err
 		biasOut:   make(map[string]string),
 		slots:     make(map[string]inputSlot),
 	}
-	var quantized, fused []string
-	names := moduleNames(g)
-	for _, n := range g.GetNode() {
+	for _, n := range m.Proto.GetGraph().GetNode() {
 		for _, t := range n.GetOutput() {
 			r.producer[t] = n
 		}
@@ -291,6 +289,17 @@ func newBlockReader(m *Model, blocks *blockLayout, layer int) (*blockReader, err
 				r.consumers[t] = append(r.consumers[t], n)
 			}
 		}
+	}
+	return r
+}
+
+func newBlockReader(m *Model, blocks *blockLayout, layer int) (*blockReader, error) {
+	g := m.Proto.GetGraph()
+	pat := blocks.blockPattern(layer)
+	r := newGraphReader(m, blocks, layer)
+	var quantized, fused []string
+	names := moduleNames(g)
+	for _, n := range g.GetNode() {
 		sm := pat.FindStringSubmatch(names[n])
 		if sm == nil {
 			continue

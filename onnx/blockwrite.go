@@ -208,28 +208,40 @@ func (m *Model) SetBlockWeights(bw BlockWeights) error {
 		replaced[w.name] = true
 	}
 	g.Initializer = slices.DeleteFunc(g.Initializer, func(t *onnxpb.TensorProto) bool { return replaced[t.GetName()] })
+	declared := declaredInputs(g)
+	for _, w := range writes {
+		addFloatInitializer(m, g, declared, w.name, w.dims, w.data)
+	}
+	pruneGraph(g)
+	return nil
+}
+
+// declaredInputs returns the names of g's graph inputs.
+func declaredInputs(g *onnxpb.GraphProto) map[string]bool {
 	declared := make(map[string]bool)
 	for _, vi := range g.GetInput() {
 		declared[vi.GetName()] = true
 	}
-	for _, w := range writes {
-		g.Initializer = append(g.Initializer, &onnxpb.TensorProto{
-			Name:      proto.String(w.name),
-			Dims:      w.dims,
-			DataType:  proto.Int32(int32(onnxpb.TensorProto_FLOAT)),
-			FloatData: w.data,
-		})
-		// Before IR version 4 every initialiser is also a graph input.
-		if m.Proto.GetIrVersion() < 4 && !declared[w.name] {
-			dims := make([]*onnxpb.TensorShapeProto_Dimension, len(w.dims))
-			for i, d := range w.dims {
-				dims[i] = &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}}
-			}
-			g.Input = append(g.Input, &onnxpb.ValueInfoProto{Name: proto.String(w.name), Type: tensorType(onnxpb.TensorProto_FLOAT, dims)})
+	return declared
+}
+
+// addFloatInitializer appends a float initialiser name (dims, data) to g and, in a
+// model before IR version 4 (where every initialiser is also a graph input), declares
+// it as an input unless declared already names it.
+func addFloatInitializer(m *Model, g *onnxpb.GraphProto, declared map[string]bool, name string, dims []int64, data []float32) {
+	g.Initializer = append(g.Initializer, &onnxpb.TensorProto{
+		Name:      proto.String(name),
+		Dims:      dims,
+		DataType:  proto.Int32(int32(onnxpb.TensorProto_FLOAT)),
+		FloatData: data,
+	})
+	if m.Proto.GetIrVersion() < 4 && !declared[name] {
+		shape := make([]*onnxpb.TensorShapeProto_Dimension, len(dims))
+		for i, d := range dims {
+			shape[i] = &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}}
 		}
+		g.Input = append(g.Input, &onnxpb.ValueInfoProto{Name: proto.String(name), Type: tensorType(onnxpb.TensorProto_FLOAT, shape)})
 	}
-	pruneGraph(g)
-	return nil
 }
 
 // linearNode returns the MatMul or Gemm of the dense layer under scope.

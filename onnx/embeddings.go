@@ -57,24 +57,8 @@ func newEmbeddingsReader(m *Model) (*blockReader, error) {
 	g := m.Proto.GetGraph()
 	pat := regexp.MustCompile(`(?:^|/)embeddings/(.+)$`)
 	names := moduleNames(g)
-	r := &blockReader{
-		layer:     -1,
-		nodes:     make(map[string]*onnxpb.NodeProto),
-		inits:     m.initializers(),
-		producer:  make(map[string]*onnxpb.NodeProto),
-		consumers: make(map[string][]*onnxpb.NodeProto),
-		biasOut:   make(map[string]string),
-		slots:     make(map[string]inputSlot),
-	}
+	r := newGraphReader(m, nil, -1)
 	for _, n := range g.GetNode() {
-		for _, t := range n.GetOutput() {
-			r.producer[t] = n
-		}
-		for _, t := range n.GetInput() {
-			if t != "" {
-				r.consumers[t] = append(r.consumers[t], n)
-			}
-		}
 		if sm := pat.FindStringSubmatch(names[n]); sm != nil {
 			if prev, dup := r.nodes[sm[1]]; dup {
 				return nil, fmt.Errorf("%w: nodes %q and %q both end in embeddings/%s (two encoders?)", ErrUnsupportedGraph, names[prev], names[n], sm[1])
@@ -225,21 +209,9 @@ func (m *Model) SetEmbeddingWeights(ew EmbeddingWeights) error {
 		replaced[w.name] = true
 	}
 	g.Initializer = slices.DeleteFunc(g.Initializer, func(t *onnxpb.TensorProto) bool { return replaced[t.GetName()] })
-	declared := make(map[string]bool)
-	for _, vi := range g.GetInput() {
-		declared[vi.GetName()] = true
-	}
+	declared := declaredInputs(g)
 	for _, w := range writes {
-		g.Initializer = append(g.Initializer, &onnxpb.TensorProto{
-			Name: proto.String(w.name), Dims: w.dims, DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), FloatData: slices.Clone(w.data),
-		})
-		if m.Proto.GetIrVersion() < 4 && !declared[w.name] {
-			dims := make([]*onnxpb.TensorShapeProto_Dimension, len(w.dims))
-			for i, d := range w.dims {
-				dims[i] = &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}}
-			}
-			g.Input = append(g.Input, &onnxpb.ValueInfoProto{Name: proto.String(w.name), Type: tensorType(onnxpb.TensorProto_FLOAT, dims)})
-		}
+		addFloatInitializer(m, g, declared, w.name, w.dims, slices.Clone(w.data))
 	}
 	pruneGraph(g)
 	return nil

@@ -52,18 +52,11 @@ type span struct{ off, len int64 }
 //
 // A file that is not an ONNX model gives an error wrapping ErrNotONNX that names path.
 func OpenModel(path string) (*Model, error) {
-	f, err := os.Open(path)
+	f, st, err := openModelFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("onnx: %w", err)
+		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("onnx: %w", err)
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("%w: %s is a directory", ErrNotONNX, path)
-	}
 	src := &fileSource{r: f, size: st.Size()}
 	if _, err := summarize(src, st.Size()); err != nil {
 		return nil, notONNX(path, err)

@@ -313,20 +313,32 @@ func notONNX(what string, err error) error {
 	return fmt.Errorf("onnx: reading %s: %w", what, err)
 }
 
-// summarizeFile scans the model file at path.
-func summarizeFile(path string) (*modelSummary, error) {
+// openModelFile opens the model file at path for reading and stats it; the caller
+// closes the file. A directory is an error wrapping ErrNotONNX.
+func openModelFile(path string) (*os.File, os.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("onnx: %w", err)
+		return nil, nil, fmt.Errorf("onnx: %w", err)
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("onnx: %w", err)
+		f.Close()
+		return nil, nil, fmt.Errorf("onnx: %w", err)
 	}
 	if st.IsDir() {
-		return nil, fmt.Errorf("%w: %s is a directory", ErrNotONNX, path)
+		f.Close()
+		return nil, nil, fmt.Errorf("%w: %s is a directory", ErrNotONNX, path)
 	}
+	return f, st, nil
+}
+
+// summarizeFile scans the model file at path.
+func summarizeFile(path string) (*modelSummary, error) {
+	f, st, err := openModelFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
 	s, err := summarize(&fileSource{r: f, size: st.Size()}, st.Size())
 	if err != nil {
 		return nil, notONNX(path, err)
