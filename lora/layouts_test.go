@@ -222,14 +222,8 @@ func TestBlockMathRandomWeightFixtures(t *testing.T) {
 			}
 			var worst32, worst64 float64
 			for l, bw := range bws {
-				b32, err := lora.NewBlock(withRelativeBias(blockFromONNX[float32](bw), rb, hasBias), lora.Settings{Heads: bw.Heads})
-				if err != nil {
-					t.Fatal(err)
-				}
-				b64, err := lora.NewBlock(withRelativeBias(blockFromONNX[float64](bw), rb, hasBias), lora.Settings{Heads: bw.Heads})
-				if err != nil {
-					t.Fatal(err)
-				}
+				b32 := onnxBlock[float32](t, bw, rb, hasBias)
+				b64 := onnxBlock[float64](t, bw, rb, hasBias)
 				y := make([]float32, nb*tmax*c)
 				b32.Forward(y, out[l].Data, rows)
 				y64 := make([]float64, len(y))
@@ -264,10 +258,7 @@ func TestBlockMathRandomWeightFixtures(t *testing.T) {
 			a, b := make([]float32, len(packedIDs)*c), make([]float32, len(packedIDs)*c)
 			emb.Forward(a, packedIDs, nil, packed)
 			for _, bw := range bws {
-				blk, err := lora.NewBlock(withRelativeBias(blockFromONNX[float32](bw), rb, hasBias), lora.Settings{Heads: bw.Heads})
-				if err != nil {
-					t.Fatal(err)
-				}
+				blk := onnxBlock[float32](t, bw, rb, hasBias)
 				blk.Forward(b, a, packed)
 				a, b = b, a
 			}

@@ -58,6 +58,17 @@ func withRelativeBias[F lora.Float](w lora.Weights[F], rb onnx.RelativeBias, ok 
 	return w
 }
 
+// onnxBlock builds a block from the weights onnx.Model.BlockWeights reads, with the
+// relative position bias rb when hasBias, in F; a failure ends the test.
+func onnxBlock[F lora.Float](t *testing.T, bw onnx.BlockWeights, rb onnx.RelativeBias, hasBias bool) *lora.Block[F] {
+	t.Helper()
+	b, err := lora.NewBlock(withRelativeBias(blockFromONNX[F](bw), rb, hasBias), lora.Settings{Heads: bw.Heads})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func floats[F lora.Float](s []float32) []F {
 	out := make([]F, len(s))
 	for i, v := range s {
@@ -182,14 +193,8 @@ func checkBlockParity(t *testing.T, name, modelPath, tokPath string, sentences [
 		if len(x) != nb*tmax*c || len(want) != len(x) {
 			t.Fatalf("onnxruntime returned %v and %v; want [%d %d %d]", out[blk].Shape, out[blk+1].Shape, nb, tmax, c)
 		}
-		b32, err := lora.NewBlock(withRelativeBias(blockFromONNX[float32](bw), rb, hasBias), lora.Settings{Heads: bw.Heads})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b64, err := lora.NewBlock(withRelativeBias(blockFromONNX[float64](bw), rb, hasBias), lora.Settings{Heads: bw.Heads})
-		if err != nil {
-			t.Fatal(err)
-		}
+		b32 := onnxBlock[float32](t, bw, rb, hasBias)
+		b64 := onnxBlock[float64](t, bw, rb, hasBias)
 
 		// Padded layout, straight from onnxruntime.
 		rows := lora.Padded(tmax, lens)

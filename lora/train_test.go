@@ -54,20 +54,34 @@ func stackValues(r *Result) [][]float32 {
 	return append(out, r.Stack.W, r.Stack.B)
 }
 
+// toySettings are the toy task's training settings for mode: batches of 16 at lr 3e-3
+// and, in LoRA mode, rank 4 (alpha 8) adapters on the query, value and FFN with dropout.
+func toySettings(mode Mode, epochs int, seed uint64, dropout float64) TrainSettings {
+	s := TrainSettings{Mode: mode, Heads: tHeads, Epochs: epochs, BatchSize: 16, LR: 3e-3, Seed: seed}
+	if mode == ModeLoRA {
+		s.LoRA = LoRA{Rank: 4, Alpha: 8, Dropout: dropout, Targets: TargetQuery | TargetValue | TargetFFN}
+	}
+	return s
+}
+
+// mustTrain is Train with a background context; an error ends the test.
+func mustTrain(t *testing.T, blocks []Weights[float32], classes int, train, valid *Examples, s TrainSettings) *Result {
+	t.Helper()
+	r, err := Train(context.Background(), blocks, classes, train, valid, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // TestTrainLearns: every mode lowers the training loss and beats chance on held-out
 // examples of the toy task; the result is deterministic for a seed.
 func TestTrainLearns(t *testing.T) {
 	train, valid := toyExamples(1, 240, 3), toyExamples(2, 90, 3)
 	for _, mode := range []Mode{ModeLoRA, ModeFull, ModeReinit} {
 		t.Run(mode.String(), func(t *testing.T) {
-			s := TrainSettings{Mode: mode, Heads: tHeads, Epochs: 4, BatchSize: 16, LR: 3e-3, Seed: 5}
-			if mode == ModeLoRA {
-				s.LoRA = LoRA{Rank: 4, Alpha: 8, Dropout: 0.1, Targets: TargetQuery | TargetValue | TargetFFN}
-			}
-			r, err := Train(context.Background(), toyBlocks(2), 3, train, valid, s)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := toySettings(mode, 4, 5, 0.1)
+			r := mustTrain(t, toyBlocks(2), 3, train, valid, s)
 			h := r.History
 			if len(h) != 4 || !(h[3].TrainLoss < 0.8*h[0].TrainLoss) {
 				t.Fatalf("training loss did not fall: %+v", h)
@@ -84,10 +98,7 @@ func TestTrainLearns(t *testing.T) {
 			if _, acc, _ := Scores(probs, valid.Labels, 3); acc != best.ValidAccuracy {
 				t.Fatalf("stack accuracy %v; best epoch's %v", acc, best.ValidAccuracy)
 			}
-			r2, err := Train(context.Background(), toyBlocks(2), 3, train, valid, s)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r2 := mustTrain(t, toyBlocks(2), 3, train, valid, s)
 			a, b := stackValues(r), stackValues(r2)
 			if i := firstDiff(a, b); i >= 0 {
 				t.Fatalf("two runs with seed 5 differ in tensor %d", i)
@@ -111,10 +122,7 @@ func TestTrainLearns(t *testing.T) {
 func TestTrainResume(t *testing.T) {
 	train, valid := toyExamples(3, 120, 2), toyExamples(4, 40, 2)
 	s := TrainSettings{Heads: tHeads, Epochs: 3, BatchSize: 16, LR: 3e-3, Seed: 9, LoRA: LoRA{Rank: 2, Dropout: 0.2}}
-	whole, err := Train(context.Background(), toyBlocks(1), 2, train, valid, s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	whole := mustTrain(t, toyBlocks(1), 2, train, valid, s)
 	s.Checkpoint = filepath.Join(t.TempDir(), "run.ckpt")
 	ctx, cancel := context.WithCancel(context.Background())
 	s.Progress = func(p TrainProgress) {
@@ -126,10 +134,7 @@ func TestTrainResume(t *testing.T) {
 		t.Fatalf("interrupted run: %v", err)
 	}
 	s.Progress, s.Resume = nil, true
-	resumed, err := Train(context.Background(), toyBlocks(1), 2, train, valid, s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resumed := mustTrain(t, toyBlocks(1), 2, train, valid, s)
 	if resumed.Resumed != 1 || len(resumed.History) != 3 {
 		t.Fatalf("resumed %d epochs, history %d", resumed.Resumed, len(resumed.History))
 	}
@@ -313,19 +318,10 @@ func TestTrainRecompute(t *testing.T) {
 	train, valid := toyExamples(11, 80, 3), toyExamples(12, 30, 3)
 	for _, mode := range []Mode{ModeLoRA, ModeFull, ModeReinit} {
 		t.Run(mode.String(), func(t *testing.T) {
-			s := TrainSettings{Mode: mode, Heads: tHeads, Epochs: 2, BatchSize: 16, LR: 3e-3, Seed: 4}
-			if mode == ModeLoRA {
-				s.LoRA = LoRA{Rank: 4, Alpha: 8, Dropout: 0.3, Targets: TargetQuery | TargetValue | TargetFFN}
-			}
-			kept, err := Train(context.Background(), toyBlocks(3), 3, train, valid, s)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := toySettings(mode, 2, 4, 0.3)
+			kept := mustTrain(t, toyBlocks(3), 3, train, valid, s)
 			s.Recompute = true
-			recomputed, err := Train(context.Background(), toyBlocks(3), 3, train, valid, s)
-			if err != nil {
-				t.Fatal(err)
-			}
+			recomputed := mustTrain(t, toyBlocks(3), 3, train, valid, s)
 			a, b := stackValues(kept), stackValues(recomputed)
 			if i := firstDiff(a, b); i >= 0 {
 				t.Fatalf("tensor %d differs with Recompute", i)
