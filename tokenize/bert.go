@@ -337,39 +337,43 @@ func (p *pipeline) wordpiece(s *scratch, w []byte) {
 	}
 	mark := len(s.ids)
 	for start := 0; start < len(w); {
-		// Candidates longer than the longest vocab entry cannot match: start
-		// at the last code point boundary within reach.
-		end := len(w)
-		if end-start > p.maxTokenBytes {
-			end = start + p.maxTokenBytes
-			for end > start && !utf8.RuneStart(w[end]) {
-				end--
-			}
-		}
-		found := false
-		for end > start {
-			var id int32
-			var ok bool
-			if start == 0 {
-				id, ok = p.vocab[string(w[:end])] // no allocation: map index by converted bytes
-			} else {
-				s.word = append(append(s.word[:0], p.subPrefix...), w[start:end]...)
-				id, ok = p.vocab[string(s.word)]
-			}
-			if ok {
-				s.ids = append(s.ids, id)
-				found = true
-				break
-			}
-			_, size := utf8.DecodeLastRune(w[start:end])
-			end -= size
-		}
-		if !found {
+		id, end, ok := longestPiece(p.vocab, p.subPrefix, p.maxTokenBytes, w, start, &s.word)
+		if !ok {
 			s.ids = append(s.ids[:mark], p.unkID)
 			return
 		}
+		s.ids = append(s.ids, id)
 		start = end
 	}
+}
+
+// longestPiece finds the longest piece of w at byte start that vocab holds (looked
+// up with prefix, the continuing-subword prefix, unless start is 0) and returns its
+// id and where it ends; ok is false when none does. Candidates longer than maxBytes,
+// the longest vocab entry, cannot match: the search starts at the last code point
+// boundary within reach and shortens a code point at a time. buf is scratch.
+func longestPiece(vocab map[string]int32, prefix string, maxBytes int, w []byte, start int, buf *[]byte) (id int32, end int, ok bool) {
+	end = len(w)
+	if end-start > maxBytes {
+		end = start + maxBytes
+		for end > start && !utf8.RuneStart(w[end]) {
+			end--
+		}
+	}
+	for end > start {
+		if start == 0 {
+			id, ok = vocab[string(w[:end])] // no allocation: map index by converted bytes
+		} else {
+			*buf = append(append((*buf)[:0], prefix...), w[start:end]...)
+			id, ok = vocab[string(*buf)]
+		}
+		if ok {
+			return id, end, true
+		}
+		_, size := utf8.DecodeLastRune(w[start:end])
+		end -= size
+	}
+	return 0, end, false
 }
 
 func isASCII(s string) bool {

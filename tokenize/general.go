@@ -37,6 +37,7 @@ type addedTok struct {
 type genScratch struct {
 	idx   []int
 	word  []byte
+	text  []byte // a word's UTF-8 (WordPiece)
 	syms  []bpeSymbol
 	heap  []bpeCand
 	nodes []viterbiNode

@@ -40,38 +40,19 @@ func (m *wordPiece) tokenize(dst []token, w normStr, s *genScratch) ([]token, er
 	if len(w.r) > m.maxWordChars {
 		return append(dst, token{id: m.unkID, sp: w.origin(0, len(w.r))}), nil
 	}
-	word := string(w.r)
+	s.text = s.text[:0]
+	for _, r := range w.r {
+		s.text = utf8.AppendRune(s.text, r)
+	}
+	word := s.text
 	s.idx = byteToRune(w.r, s.idx)
 	mark := len(dst)
 	for start := 0; start < len(word); {
-		end := len(word)
-		if end-start > m.maxTokenBytes {
-			end = start + m.maxTokenBytes
-			for end > start && !utf8.RuneStart(word[end]) {
-				end--
-			}
-		}
-		found := false
-		for end > start {
-			var id int32
-			var ok bool
-			if start == 0 {
-				id, ok = m.vocab[word[:end]]
-			} else {
-				s.word = append(append(s.word[:0], m.prefix...), word[start:end]...)
-				id, ok = m.vocab[string(s.word)]
-			}
-			if ok {
-				dst = append(dst, token{id: id, sp: w.origin(s.idx[start], s.idx[end])})
-				found = true
-				break
-			}
-			_, size := utf8.DecodeLastRuneInString(word[start:end])
-			end -= size
-		}
-		if !found {
+		id, end, ok := longestPiece(m.vocab, m.prefix, m.maxTokenBytes, word, start, &s.word)
+		if !ok {
 			return append(dst[:mark], token{id: m.unkID, sp: w.origin(0, len(w.r))}), nil
 		}
+		dst = append(dst, token{id: id, sp: w.origin(s.idx[start], s.idx[end])})
 		start = end
 	}
 	return dst, nil
