@@ -34,18 +34,27 @@ func headRows(t *testing.T, src, dst string, n int) {
 	}
 }
 
-// TestTopBlocksEndToEnd: extract --cut-top 1 -> fit-head --mode lora -> eval on the
-// cache; predict from texts and the exported ONNX graph give the probabilities of the Go
-// block on the cache (topTol); bad combinations fail clearly.
-func TestTopBlocksEndToEnd(t *testing.T) {
+// sst2Head skips in short mode (the caller runs the model), needs the default model,
+// and writes the first nTrain and nDev rows of SST-2 train and dev to train.csv and
+// dev.csv in a new temporary dir.
+func sst2Head(t *testing.T, nTrain, nDev int) (dir, trainCSV, devCSV string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("runs the model")
 	}
 	testutil.Model(t, models.Default)
-	dir := t.TempDir()
-	trainCSV, devCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "dev.csv")
-	headRows(t, testutil.Data(t, "sst2/train.csv"), trainCSV, 400)
-	headRows(t, testutil.Data(t, "sst2/dev.csv"), devCSV, 60)
+	dir = t.TempDir()
+	trainCSV, devCSV = filepath.Join(dir, "train.csv"), filepath.Join(dir, "dev.csv")
+	headRows(t, testutil.Data(t, "sst2/train.csv"), trainCSV, nTrain)
+	headRows(t, testutil.Data(t, "sst2/dev.csv"), devCSV, nDev)
+	return dir, trainCSV, devCSV
+}
+
+// TestTopBlocksEndToEnd: extract --cut-top 1 -> fit-head --mode lora -> eval on the
+// cache; predict from texts and the exported ONNX graph give the probabilities of the Go
+// block on the cache (topTol); bad combinations fail clearly.
+func TestTopBlocksEndToEnd(t *testing.T) {
+	dir, trainCSV, devCSV := sst2Head(t, 400, 60)
 	train, dev := filepath.Join(dir, "train.cache"), filepath.Join(dir, "dev.cache")
 	for _, c := range [][2]string{{trainCSV, train}, {devCSV, dev}} {
 		if code, _, stderr := run(t, "extract", "--data", c[0], "--out", c[1], "--cut-top", "1", "--threads", "2"); code != 0 {
@@ -240,16 +249,9 @@ func topProbs(t *testing.T, headFile, cache string) ([]float32, []string) {
 // blocks between run in Go and the head equals the Go stack on a --cut-top 2 cache.
 // Bad depths are refused before any training.
 func TestTopAllBlocks(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the model")
-	}
-	testutil.Model(t, models.Default)
-	dir := t.TempDir()
-	trainCSV, devCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "dev.csv")
 	// Few and short: what is checked is the graph and the parameters trained, not the
 	// accuracy. 16 rows (5 positive) are one step of 16, and SetFit's 2 steps of pairs.
-	headRows(t, testutil.Data(t, "sst2/train.csv"), trainCSV, 16)
-	headRows(t, testutil.Data(t, "sst2/dev.csv"), devCSV, 6)
+	dir, trainCSV, devCSV := sst2Head(t, 16, 6)
 	cache := func(csv, name, k string) string {
 		out := filepath.Join(dir, name)
 		if code, _, stderr := run(t, "extract", "--data", csv, "--out", out, "--cut-top", k, "--threads", "2"); code != 0 {
