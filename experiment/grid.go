@@ -171,15 +171,9 @@ func (g *Grid) Check(classes []string, counts []int, haveValid bool) error {
 		if s.Top == nil || s.Top.SetFit == nil {
 			continue
 		}
-		for _, n := range g.Shots {
-			per := counts[small]
-			if n != All {
-				per = min(n, per)
-			}
-			if per < 2 {
-				return fmt.Errorf("%w: strategy %s trains on pairs of examples of the same class, which needs at least 2 training rows per class; --shots %s leaves %d of class %q",
-					ErrBadGrid, s.Name, ShotsName(n), per, classes[small])
-			}
+		if n, per, under := shotUnderTwo(g.Shots, counts[small]); under {
+			return fmt.Errorf("%w: strategy %s trains on pairs of examples of the same class, which needs at least 2 training rows per class; --shots %s leaves %d of class %q",
+				ErrBadGrid, s.Name, ShotsName(n), per, classes[small])
 		}
 	}
 	if haveValid {
@@ -189,18 +183,28 @@ func (g *Grid) Check(classes []string, counts []int, haveValid bool) error {
 		if !s.NeedsHoldout() {
 			continue
 		}
-		for _, n := range g.Shots {
-			per := counts[small]
-			if n != All {
-				per = min(n, per)
-			}
-			if per < 2 {
-				return fmt.Errorf("%w: strategy %s stops early on a held-out part (10%%) of each class, which needs at least 2 training rows per class; --shots %s leaves %d of class %q; pass --valid FILE, or use more shots",
-					ErrTooFewForValidation, s.Name, ShotsName(n), per, classes[small])
-			}
+		if n, per, under := shotUnderTwo(g.Shots, counts[small]); under {
+			return fmt.Errorf("%w: strategy %s stops early on a held-out part (10%%) of each class, which needs at least 2 training rows per class; --shots %s leaves %d of class %q; pass --valid FILE, or use more shots",
+				ErrTooFewForValidation, s.Name, ShotsName(n), per, classes[small])
 		}
 	}
 	return nil
+}
+
+// shotUnderTwo returns the first training-set size of shots that leaves the smallest class
+// (smallest rows) with fewer than 2 training rows, and how many it leaves; under is false when
+// every size leaves at least 2.
+func shotUnderTwo(shots []int, smallest int) (n, per int, under bool) {
+	for _, n := range shots {
+		per := smallest
+		if n != All {
+			per = min(n, per)
+		}
+		if per < 2 {
+			return n, per, true
+		}
+	}
+	return 0, 0, false
 }
 
 // clip joins at most n items, saying how many more there are.
