@@ -155,8 +155,8 @@ func (m *Model) encoderLayout() (*encoderLayout, error) {
 	// closing LayerNorms are there (BlockWeights then says what is missing).
 	var blocks *blockLayout
 	var layers map[int][]*onnxpb.NodeProto
-	for _, l := range blockLayouts {
-		found, err := layerNorms(g, names, l)
+	for i, l := range blockLayouts {
+		found, err := layerNorms(g, names, layerLNPatterns[i])
 		if err != nil {
 			return nil, err
 		}
@@ -229,10 +229,9 @@ func (m *Model) encoderLayout() (*encoderLayout, error) {
 	return l, nil
 }
 
-// layerNorms returns the nodes of each block's closing LayerNorm under
-// layout l, by block index.
-func layerNorms(g *onnxpb.GraphProto, names map[*onnxpb.NodeProto]string, l *blockLayout) (map[int][]*onnxpb.NodeProto, error) {
-	pat := l.outputNormPattern()
+// layerNorms returns the nodes of each block's closing LayerNorm, those
+// whose names match pat (a layout's outputNormPattern), by block index.
+func layerNorms(g *onnxpb.GraphProto, names map[*onnxpb.NodeProto]string, pat *regexp.Regexp) (map[int][]*onnxpb.NodeProto, error) {
 	layers := make(map[int][]*onnxpb.NodeProto)
 	for _, n := range g.GetNode() {
 		if quantizationOps[n.GetOpType()] {
