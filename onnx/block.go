@@ -106,6 +106,11 @@ func (m *Model) HiddenStateEntering(i int) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return l.entering(i)
+}
+
+// entering is HiddenStateEntering on a layout already found.
+func (l *encoderLayout) entering(i int) (string, error) {
 	if n := len(l.hidden) - 1; i < 0 || i >= n {
 		return "", fmt.Errorf("onnx: block %d out of range; the model has %d blocks: 0..%d", i, n, n-1)
 	}
@@ -148,11 +153,11 @@ func (m *Model) readBlock(i int) (BlockWeights, *blockReader, error) {
 	if err := m.loadStubs(); err != nil {
 		return BlockWeights{}, nil, err
 	}
-	entering, err := m.HiddenStateEntering(i)
+	l, err := m.encoderLayout()
 	if err != nil {
 		return BlockWeights{}, nil, err
 	}
-	l, err := m.encoderLayout()
+	entering, err := l.entering(i)
 	if err != nil {
 		return BlockWeights{}, nil, err
 	}
