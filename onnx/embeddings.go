@@ -72,7 +72,11 @@ func newEmbeddingsReader(m *Model) (*blockReader, error) {
 // readEmbeddings reads the tables through r.
 func (m *Model) readEmbeddings() (EmbeddingWeights, *blockReader, error) {
 	var ew EmbeddingWeights
-	c, err := m.HiddenSize()
+	l, err := m.encoderLayout()
+	if err != nil {
+		return ew, nil, err
+	}
+	c, err := m.hiddenSize(l)
 	if err != nil {
 		return ew, nil, err
 	}
@@ -80,7 +84,7 @@ func (m *Model) readEmbeddings() (EmbeddingWeights, *blockReader, error) {
 	if err != nil {
 		return ew, nil, err
 	}
-	lay, err := m.Layout()
+	lay, err := m.layout(l)
 	if err != nil {
 		return ew, nil, err
 	}

@@ -198,6 +198,11 @@ func (m *Model) Layout() (Layout, error) {
 	if err != nil {
 		return Layout{}, err
 	}
+	return m.layout(l)
+}
+
+// layout is Layout on an encoder layout already found.
+func (m *Model) layout(l *encoderLayout) (Layout, error) {
 	g := m.Proto.GetGraph()
 	inits := m.initializers()
 	producer := make(map[string]*onnxpb.NodeProto)
