@@ -46,16 +46,9 @@ func (m *Model) RelativeBias() (rb RelativeBias, ok bool, err error) {
 	}
 	g := m.Proto.GetGraph()
 	names := moduleNames(g)
-	r := &blockReader{inits: m.initializers(), producer: make(map[string]*onnxpb.NodeProto)}
-	consumers := make(map[string][]*onnxpb.NodeProto)
+	r := newGraphReader(m, nil, -1)
 	var gather, logn *onnxpb.NodeProto
 	for _, n := range g.GetNode() {
-		for _, t := range n.GetOutput() {
-			r.producer[t] = n
-		}
-		for _, t := range n.GetInput() {
-			consumers[t] = append(consumers[t], n)
-		}
 		switch name := names[n]; {
 		case relBiasGatherPattern.MatchString(name) && n.GetOpType() == "Gather":
 			if gather != nil {
@@ -105,7 +98,7 @@ func (m *Model) RelativeBias() (rb RelativeBias, ok bool, err error) {
 		return rb, false, err
 	}
 	var after *onnxpb.NodeProto
-	if cs := consumers[logn.GetOutput()[0]]; len(cs) == 1 {
+	if cs := r.consumers[logn.GetOutput()[0]]; len(cs) == 1 {
 		after = cs[0]
 	}
 	logRatio, err := scalar(after, "log(max_distance / max_exact)")
