@@ -435,14 +435,33 @@ func (b byteLevelPre) split(dst []normStr, n normStr) []normStr {
 	} else if len(n.r) > 0 {
 		dst = append(dst, n)
 	}
+	// Every piece is mapped into one pair of buffers (allocated per text, not per
+	// word; a code point past ASCII maps to several); each piece is then a slice of them capped at its own end, so that an
+	// append to one piece cannot write into the next.
 	var buf [4]byte
+	size := 0
+	for _, p := range dst[k:] {
+		size += len(p.r)
+	}
+	all := normStr{r: make([]rune, 0, size), o: make([]span, 0, size)}
+	ends := make([]int, len(dst)-k)
 	for i := k; i < len(dst); i++ {
-		dst[i] = dst[i].mapRunes(func(out []rune, r rune) []rune {
+		for j, r := range dst[i].r {
+			n0 := len(all.r)
 			for _, c := range buf[:utf8.EncodeRune(buf[:], r)] {
-				out = append(out, byteChar[c])
+				all.r = append(all.r, byteChar[c])
 			}
-			return out
-		})
+			for range len(all.r) - n0 {
+				all.o = append(all.o, dst[i].o[j])
+			}
+		}
+		ends[i-k] = len(all.r)
+	}
+	start := 0
+	for i := k; i < len(dst); i++ {
+		end := ends[i-k]
+		dst[i] = normStr{r: all.r[start:end:end], o: all.o[start:end:end]}
+		start = end
 	}
 	return dst
 }
