@@ -1,17 +1,15 @@
 package headstart
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 
 	"github.com/headstart-ml/headstart/features"
 	"github.com/headstart-ml/headstart/head"
+	"github.com/headstart-ml/headstart/internal/fileio"
 	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
 	"github.com/headstart-ml/headstart/tokenize"
@@ -110,7 +108,7 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	// The model is held once, by onnxruntime: the graph is read without its weights
 	// (onnx.OpenModel), and the session opens the file itself, or a temporary copy
 	// when the graph is edited.
-	modelSHA, err := fileSHA256(p.Model) // of the file, before any graph edit
+	modelSHA, err := fileio.SHA256(p.Model) // of the file, before any graph edit
 	if err != nil {
 		return nil, fmt.Errorf("headstart: read model: %w", err)
 	}
@@ -241,7 +239,7 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	for i, l := range e.layers {
 		e.layerOut[i] = slices.Index(names, states[l])
 	}
-	e.backbone = features.Backbone{Name: p.Name, SHA256: hex.EncodeToString(modelSHA[:]), TokenizerSHA256: e.tok.SHA256()}
+	e.backbone = features.Backbone{Name: p.Name, SHA256: modelSHA, TokenizerSHA256: e.tok.SHA256()}
 	if p.CardFrom != "registry" && p.Dir != "" { // a directory model: record where it is, to find it again
 		if e.backbone.Dir, err = filepath.Abs(p.Dir); err != nil {
 			return nil, err
@@ -499,21 +497,6 @@ func checkMaxLen(p models.Paths, maxLen int, model *onnx.Model) error {
 			ErrMaxLen, maxLen, p.Model, n, what, n)
 	}
 	return nil
-}
-
-// fileSHA256 returns the SHA-256 of the file at path, read in a stream.
-func fileSHA256(path string) (sum [sha256.Size]byte, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return sum, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return sum, err
-	}
-	h.Sum(sum[:0])
-	return sum, nil
 }
 
 // sessionFromEdited opens a session on an edited model through a temporary file,
