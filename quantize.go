@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/headstart-ml/headstart/internal/fileio"
 	"github.com/headstart-ml/headstart/models"
 	"github.com/headstart-ml/headstart/onnx"
 )
@@ -119,7 +120,7 @@ func QuantizeModel(o QuantizeOptions) (_ QuantizeResult, err error) {
 	if err != nil {
 		return QuantizeResult{}, err
 	}
-	if err := os.WriteFile(filepath.Join(o.Out, models.ManifestFile), append(b, '\n'), 0o644); err != nil {
+	if err := fileio.WriteFile(filepath.Join(o.Out, models.ManifestFile), append(b, '\n')); err != nil {
 		return QuantizeResult{}, err
 	}
 	dst.Name, dst.Manifest = man.Name, man
@@ -127,22 +128,19 @@ func QuantizeModel(o QuantizeOptions) (_ QuantizeResult, err error) {
 	return res, nil
 }
 
-// copyFile copies src to dst (created or truncated).
-func copyFile(dst, src string) (err error) {
+// copyFile copies src to dst through fileio.Create, so dst is there whole or not at all.
+func copyFile(dst, src string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.Create(dst)
+	out, err := fileio.Create(dst)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := out.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-	_, err = io.Copy(out, in)
-	return err
+	if _, err := io.Copy(out, in); err != nil {
+		return errors.Join(fmt.Errorf("copying %s: %w", src, err), out.Abort())
+	}
+	return out.Commit()
 }
