@@ -280,15 +280,12 @@ func newGraphReader(m *Model, blocks *blockLayout, layer int) *blockReader {
 		layer:     layer,
 		nodes:     make(map[string]*onnxpb.NodeProto),
 		inits:     m.initializers(),
-		producer:  make(map[string]*onnxpb.NodeProto),
+		producer:  producers(m.Proto.GetGraph()),
 		consumers: make(map[string][]*onnxpb.NodeProto),
 		biasOut:   make(map[string]string),
 		slots:     make(map[string]inputSlot),
 	}
 	for _, n := range m.Proto.GetGraph().GetNode() {
-		for _, t := range n.GetOutput() {
-			r.producer[t] = n
-		}
 		for _, t := range n.GetInput() {
 			if t != "" {
 				r.consumers[t] = append(r.consumers[t], n)

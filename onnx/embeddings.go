@@ -179,12 +179,6 @@ func (m *Model) SetEmbeddingWeights(ew EmbeddingWeights) error {
 		}
 		writes = append(writes, blockTensor{field: v.field, name: embeddingsWritePrefix + v.name, slot: r.slots[v.slot], dims: []int64{int64(len(v.got))}, data: v.got})
 	}
-	computed := make(map[string]bool)
-	for _, n := range g.GetNode() {
-		for _, t := range n.GetOutput() {
-			computed[t] = true
-		}
-	}
 	for _, w := range writes {
 		for i, x := range w.data {
 			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
@@ -194,7 +188,7 @@ func (m *Model) SetEmbeddingWeights(ew EmbeddingWeights) error {
 		if w.slot.node == nil {
 			panic("onnx: SetEmbeddingWeights: reader recorded no input for " + w.field)
 		}
-		if computed[w.name] {
+		if r.producer[w.name] != nil { // r indexed g, not yet changed
 			return fmt.Errorf("%w: cannot write embeddings %s: the graph already computes a tensor named %q", ErrUnsupportedGraph, w.field, w.name)
 		}
 	}

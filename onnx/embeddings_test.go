@@ -4,7 +4,12 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/headstart-ml/headstart/onnx/onnxpb"
 )
 
 // TestEmbeddingWeightsRoundTrip: all-MiniLM-L6-v2's embedding tables read with their
@@ -60,6 +65,22 @@ func TestEmbeddingWeightsRoundTrip(t *testing.T) {
 		t.Fatalf("a NaN beta: %v; want ErrBadWeights", err)
 	}
 	if after, _ := m.Marshal(); !slices.Equal(before, after) {
+		t.Fatal("a refused write changed the model")
+	}
+
+	// A graph whose node already computes a tensor of a name the write would add.
+	clash, err := ParseModel(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := clash.Proto.GetGraph()
+	g.Node = append(g.Node, &onnxpb.NodeProto{Name: proto.String("clash"), OpType: proto.String("Identity"),
+		Input: []string{"input_ids"}, Output: []string{embeddingsWritePrefix + "LayerNorm.bias"}})
+	before, _ = clash.Marshal()
+	if err := clash.SetEmbeddingWeights(ew); !errors.Is(err, ErrUnsupportedGraph) || !strings.Contains(err.Error(), "already computes") {
+		t.Fatalf("a node computing %sLayerNorm.bias: %v; want ErrUnsupportedGraph naming the clash", embeddingsWritePrefix, err)
+	}
+	if after, _ := clash.Marshal(); !slices.Equal(before, after) {
 		t.Fatal("a refused write changed the model")
 	}
 }

@@ -462,12 +462,7 @@ func (m *Model) hiddenSize(l *encoderLayout) (int, error) {
 // value_info, or are declared float32 of unknown shape.
 func (m *Model) ExposeOutputs(names ...string) error {
 	g := m.Proto.GetGraph()
-	produced := make(map[string]bool)
-	for _, n := range g.GetNode() {
-		for _, t := range n.GetOutput() {
-			produced[t] = true
-		}
-	}
+	producer := producers(g)
 	isOutput := make(map[string]bool)
 	for _, o := range g.GetOutput() {
 		isOutput[o.GetName()] = true
@@ -475,7 +470,7 @@ func (m *Model) ExposeOutputs(names ...string) error {
 	var missing, add []string
 	for _, name := range names {
 		switch {
-		case !produced[name]:
+		case producer[name] == nil:
 			missing = append(missing, strconv.Quote(name))
 		case !isOutput[name]:
 			isOutput[name] = true
@@ -603,6 +598,18 @@ func joinInts(xs []int) string {
 	return strings.Join(s, ", ")
 }
 
+// producers maps each tensor that a node of g computes to that node (the last
+// one, should two name the same output).
+func producers(g *onnxpb.GraphProto) map[string]*onnxpb.NodeProto {
+	producer := make(map[string]*onnxpb.NodeProto)
+	for _, n := range g.GetNode() {
+		for _, t := range n.GetOutput() {
+			producer[t] = n
+		}
+	}
+	return producer
+}
+
 // nameScopesKey is the metadata_props key under which torch.onnx's dynamo
 // exporter records the module path of a node.
 const nameScopesKey = "pkg.torch.onnx.name_scopes"
@@ -652,12 +659,7 @@ func moduleNames(g *onnxpb.GraphProto) map[*onnxpb.NodeProto]string {
 	for _, t := range g.GetInitializer() {
 		params[t.GetName()] = true
 	}
-	producer := make(map[string]*onnxpb.NodeProto)
-	for _, n := range g.GetNode() {
-		for _, t := range n.GetOutput() {
-			producer[t] = n
-		}
-	}
+	producer := producers(g)
 	fromBias := make(map[*onnxpb.NodeProto]bool)
 	for _, n := range g.GetNode() {
 		if scope[n] != "" {

@@ -205,12 +205,7 @@ func (m *Model) Layout() (Layout, error) {
 func (m *Model) layout(l *encoderLayout) (Layout, error) {
 	g := m.Proto.GetGraph()
 	inits := m.initializers()
-	producer := make(map[string]*onnxpb.NodeProto)
-	for _, n := range g.GetNode() {
-		for _, t := range n.GetOutput() {
-			producer[t] = n
-		}
-	}
+	producer := producers(g)
 	out := Layout{Family: l.blocks.family, RelativeBias: l.blocks.relativeBias}
 	var pos *onnxpb.NodeProto // the Gather from the position table
 	for _, n := range g.GetNode() {

@@ -62,15 +62,12 @@ func (m *Model) EnablePacking() error {
 		return fmt.Errorf("%w: it needs inputs input_ids and attention_mask", ErrPackingUnsupported)
 	}
 	consumers := make(map[string][]*onnxpb.NodeProto)
-	producer := make(map[string]*onnxpb.NodeProto)
 	for _, n := range g.GetNode() {
 		for _, t := range n.GetInput() {
 			consumers[t] = append(consumers[t], n)
 		}
-		for _, t := range n.GetOutput() {
-			producer[t] = n
-		}
 	}
+	producer := producers(g)
 	inits := m.initializers()
 	isOutput := func(t string) bool {
 		return slices.ContainsFunc(g.GetOutput(), func(o *onnxpb.ValueInfoProto) bool { return o.GetName() == t })
