@@ -3,6 +3,7 @@ package onnx
 import (
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 )
 
@@ -98,6 +99,30 @@ func BenchmarkRunShortTexts(b *testing.B) {
 					}
 					b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds(), "texts/s")
 				})
+			}
+		})
+	}
+}
+
+// BenchmarkBlockWeights reads block 0's weights: of the random MPNet fixture (its
+// blocks need the encoder's relative position bias), of its dynamo export (whose
+// module names are rebuilt from the parameters), and of all-MiniLM-L6-v2.
+func BenchmarkBlockWeights(b *testing.B) {
+	for _, c := range []struct{ name, path string }{
+		{"mpnet-random", filepath.Join(mpnetFixture, "model.onnx")},
+		{"mpnet-random-dynamo", filepath.Join(mpnetFixture+"-dynamo", "model.onnx")},
+		{defaultModel, requireModel(b, defaultModel)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			m, err := LoadModel(c.path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.BlockWeights(0); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

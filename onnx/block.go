@@ -166,16 +166,16 @@ func (m *Model) readBlock(i int) (BlockWeights, *blockReader, error) {
 		return BlockWeights{}, nil, err
 	}
 	lay := l.blocks
+	r := newGraphReader(m, l.names, lay, i)
 	if lay.relativeBias { // MPNet: the blocks' scores need the encoder's bias
-		if _, ok, err := m.RelativeBias(); err != nil {
+		if _, ok, err := m.relativeBias(r); err != nil {
 			return BlockWeights{}, nil, err
 		} else if !ok {
 			return BlockWeights{}, nil, fmt.Errorf("%w: %s blocks without the encoder's relative position bias (no node named */encoder/relative_attention_bias/Gather)",
 				ErrUnsupportedGraph, lay.families)
 		}
 	}
-	r, err := newBlockReader(m, lay, i)
-	if err != nil {
+	if err := r.findBlock(m.Proto.GetGraph()); err != nil {
 		return BlockWeights{}, nil, err
 	}
 	bw := BlockWeights{Layer: i, Hidden: hidden}
@@ -234,6 +234,7 @@ func sizeName(n int) string {
 type blockReader struct {
 	blocks    *blockLayout // nil for the embeddings
 	layer     int
+	names     map[*onnxpb.NodeProto]string // moduleNames of the graph
 	nodes     map[string]*onnxpb.NodeProto // relative name -> node
 	inits     map[string]*onnxpb.TensorProto
 	producer  map[string]*onnxpb.NodeProto
@@ -273,11 +274,13 @@ var quantizedOps = map[string]bool{
 }
 
 // newGraphReader returns a blockReader for layer (-1: the embeddings) of m with the
-// producer and consumers of every tensor of m's graph indexed and no nodes yet.
-func newGraphReader(m *Model, blocks *blockLayout, layer int) *blockReader {
+// producer and consumers of every tensor of m's graph indexed and no nodes yet; names
+// are the graph's moduleNames.
+func newGraphReader(m *Model, names map[*onnxpb.NodeProto]string, blocks *blockLayout, layer int) *blockReader {
 	r := &blockReader{
 		blocks:    blocks,
 		layer:     layer,
+		names:     names,
 		nodes:     make(map[string]*onnxpb.NodeProto),
 		inits:     m.initializers(),
 		producer:  producers(m.Proto.GetGraph()),
@@ -295,19 +298,19 @@ func newGraphReader(m *Model, blocks *blockLayout, layer int) *blockReader {
 	return r
 }
 
-func newBlockReader(m *Model, blocks *blockLayout, layer int) (*blockReader, error) {
-	g := m.Proto.GetGraph()
+// findBlock gives a reader of g from newGraphReader its block's nodes, those named
+// */<block>.<layer>/*; a block that is missing, quantised or fused is an error.
+func (r *blockReader) findBlock(g *onnxpb.GraphProto) error {
+	blocks, layer, names := r.blocks, r.layer, r.names
 	pat := blocks.blockPattern(layer)
-	r := newGraphReader(m, blocks, layer)
 	var quantized, fused []string
-	names := moduleNames(g)
 	for _, n := range g.GetNode() {
 		sm := pat.FindStringSubmatch(names[n])
 		if sm == nil {
 			continue
 		}
 		if prev, dup := r.nodes[sm[1]]; dup {
-			return nil, fmt.Errorf("%w: nodes %q and %q both end in %s.%d/%s (two encoders?)",
+			return fmt.Errorf("%w: nodes %q and %q both end in %s.%d/%s (two encoders?)",
 				ErrUnsupportedGraph, names[prev], names[n], blocks.block, layer, sm[1])
 		}
 		r.nodes[sm[1]] = n
@@ -319,18 +322,18 @@ func newBlockReader(m *Model, blocks *blockLayout, layer int) (*blockReader, err
 		}
 	}
 	if len(r.nodes) == 0 {
-		return nil, fmt.Errorf("%w: no nodes named */%s.%d/* (the modules of a BERT-family encoder block exported by torch.onnx)",
+		return fmt.Errorf("%w: no nodes named */%s.%d/* (the modules of a BERT-family encoder block exported by torch.onnx)",
 			ErrUnsupportedGraph, blocks.block, layer)
 	}
 	if len(quantized) > 0 {
-		return nil, fmt.Errorf("%w: encoder block %d is quantised (%s); its float32 weights cannot be read back: use the model's float32 export",
+		return fmt.Errorf("%w: encoder block %d is quantised (%s); its float32 weights cannot be read back: use the model's float32 export",
 			ErrUnsupportedGraph, layer, firstFew(quantized))
 	}
 	if len(fused) > 0 {
-		return nil, fmt.Errorf("%w: encoder block %d uses fused operators (%s), as onnxruntime's transformer optimiser writes them: use the graph torch.onnx exported",
+		return fmt.Errorf("%w: encoder block %d uses fused operators (%s), as onnxruntime's transformer optimiser writes them: use the graph torch.onnx exported",
 			ErrUnsupportedGraph, layer, firstFew(fused))
 	}
-	return r, nil
+	return nil
 }
 
 func firstFew(s []string) string {

@@ -191,7 +191,7 @@ func (m *Model) SetBlockWeights(bw BlockWeights) error {
 	// Commit: nothing above changed the model. A graph whose module names
 	// moduleNames rebuilt (a dynamo export) gets them as its node names first:
 	// the parameters they were rebuilt from are about to be replaced.
-	for n, name := range moduleNames(g) {
+	for n, name := range r.names { // the graph r read, not yet changed
 		if name != n.GetName() {
 			n.Name = proto.String(name)
 		}

@@ -52,12 +52,12 @@ const embeddingsWritePrefix = "headstart/embeddings/"
 var embeddingTables = []string{"word_embeddings", "position_embeddings", "token_type_embeddings"}
 
 // newEmbeddingsReader returns a reader over the nodes named */embeddings/*
-// (module names, as moduleNames gives them: a dynamo export's are rebuilt).
-func newEmbeddingsReader(m *Model) (*blockReader, error) {
+// (module names, as moduleNames gives them: a dynamo export's are rebuilt); names
+// are the graph's moduleNames.
+func newEmbeddingsReader(m *Model, names map[*onnxpb.NodeProto]string) (*blockReader, error) {
 	g := m.Proto.GetGraph()
 	pat := regexp.MustCompile(`(?:^|/)embeddings/(.+)$`)
-	names := moduleNames(g)
-	r := newGraphReader(m, nil, -1)
+	r := newGraphReader(m, names, nil, -1)
 	for _, n := range g.GetNode() {
 		if sm := pat.FindStringSubmatch(names[n]); sm != nil {
 			if prev, dup := r.nodes[sm[1]]; dup {
@@ -80,7 +80,7 @@ func (m *Model) readEmbeddings() (EmbeddingWeights, *blockReader, error) {
 	if err != nil {
 		return ew, nil, err
 	}
-	r, err := newEmbeddingsReader(m)
+	r, err := newEmbeddingsReader(m, l.names)
 	if err != nil {
 		return ew, nil, err
 	}
@@ -196,7 +196,7 @@ func (m *Model) SetEmbeddingWeights(ew EmbeddingWeights) error {
 	// Commit: nothing above changed the model. A graph whose module names
 	// moduleNames rebuilt (a dynamo export) gets them as its node names first, as
 	// in SetBlockWeights.
-	for n, name := range moduleNames(g) {
+	for n, name := range r.names {
 		if name != n.GetName() {
 			n.Name = proto.String(name)
 		}

@@ -139,6 +139,9 @@ type encoderLayout struct {
 	hidden       []string // hidden-state tensors, embeddings first
 	embeddingsLN []*onnxpb.NodeProto
 	blocks       *blockLayout // the module names of the blocks
+	// names are moduleNames of the graph the layout was found in, for the readers
+	// of the same unchanged graph (readBlock, readEmbeddings).
+	names map[*onnxpb.NodeProto]string
 }
 
 func (m *Model) encoderLayout() (*encoderLayout, error) {
@@ -213,7 +216,7 @@ func (m *Model) encoderLayout() (*encoderLayout, error) {
 	for _, o := range g.GetOutput() {
 		graphOut[o.GetName()] = true
 	}
-	l := &encoderLayout{embeddingsLN: emb, blocks: blocks}
+	l := &encoderLayout{embeddingsLN: emb, blocks: blocks, names: names}
 	t, err := subgraphOutput(emb, consumers, graphOut, "embeddings LayerNorm")
 	if err != nil {
 		return nil, err

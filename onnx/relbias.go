@@ -44,12 +44,14 @@ func (m *Model) RelativeBias() (rb RelativeBias, ok bool, err error) {
 	if err := m.loadStubs(); err != nil {
 		return rb, false, err
 	}
-	g := m.Proto.GetGraph()
-	names := moduleNames(g)
-	r := newGraphReader(m, nil, -1)
+	return m.relativeBias(newGraphReader(m, moduleNames(m.Proto.GetGraph()), nil, -1))
+}
+
+// relativeBias is RelativeBias through r, a reader of m's graph (newGraphReader).
+func (m *Model) relativeBias(r *blockReader) (rb RelativeBias, ok bool, err error) {
 	var gather, logn *onnxpb.NodeProto
-	for _, n := range g.GetNode() {
-		switch name := names[n]; {
+	for _, n := range m.Proto.GetGraph().GetNode() {
+		switch name := r.names[n]; {
 		case relBiasGatherPattern.MatchString(name) && n.GetOpType() == "Gather":
 			if gather != nil {
 				return rb, false, fmt.Errorf("%w: two relative_attention_bias Gathers (%q and %q)", ErrUnsupportedGraph, gather.GetName(), n.GetName())
