@@ -45,7 +45,8 @@ type span struct{ off, len int64 }
 // initialisers (weights): they stay in the file, and the Model holds a stub for each
 // (name, data type and dims, no values). Inspection and graph edits (HiddenStates,
 // ExposeOutputs, KeepOutputs, EnablePacking, AppendHead) work as on a LoadModel
-// model; BlockWeights and SetBlockWeights load every stub's values first; Marshal and
+// model; BlockWeights and SetBlockWeights load every stub's values first, RelativeBias
+// the table it reads; Marshal and
 // WriteFile copy the values from the file. The file must not change while the Model
 // is in use: reading a stub from a file whose size or modification time changed is an
 // error. Code that reads Proto's initialisers itself should use LoadModel.
@@ -183,20 +184,46 @@ func (m *Model) loadStubs() error {
 	}
 	defer f.Close()
 	for _, t := range m.Proto.GetGraph().GetInitializer() {
-		sp, ok := m.lazy.stubs[t]
-		if !ok {
-			continue
+		if err := m.lazy.fill(f, t); err != nil {
+			return err
 		}
-		b := make([]byte, sp.len)
-		if _, err := f.ReadAt(b, sp.off); err != nil {
-			return fmt.Errorf("onnx: reading weights of %q from %s: %w", t.GetName(), m.lazy.path, err)
-		}
-		proto.Reset(t)
-		if err := proto.Unmarshal(b, t); err != nil {
-			return fmt.Errorf("%w: %s: initializer at byte %d: %v", ErrNotONNX, m.lazy.path, sp.off, err)
-		}
-		delete(m.lazy.stubs, t)
 	}
+	return nil
+}
+
+// loadStub reads the values of t from the file if t is a stub, and leaves the
+// model's other stubs in the file.
+func (m *Model) loadStub(t *onnxpb.TensorProto) error {
+	if m.lazy == nil {
+		return nil
+	}
+	if _, ok := m.lazy.stubs[t]; !ok {
+		return nil
+	}
+	f, err := m.lazy.open()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return m.lazy.fill(f, t)
+}
+
+// fill reads the values of t, if it is a stub, from f (the file, from open): t
+// becomes the whole initialiser and is no longer a stub.
+func (l *lazyData) fill(f *os.File, t *onnxpb.TensorProto) error {
+	sp, ok := l.stubs[t]
+	if !ok {
+		return nil
+	}
+	b := make([]byte, sp.len)
+	if _, err := f.ReadAt(b, sp.off); err != nil {
+		return fmt.Errorf("onnx: reading weights of %q from %s: %w", t.GetName(), l.path, err)
+	}
+	proto.Reset(t)
+	if err := proto.Unmarshal(b, t); err != nil {
+		return fmt.Errorf("%w: %s: initializer at byte %d: %v", ErrNotONNX, l.path, sp.off, err)
+	}
+	delete(l.stubs, t)
 	return nil
 }
 

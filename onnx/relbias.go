@@ -41,13 +41,11 @@ var (
 // families with absolute positions only). A graph that has the Gather but
 // not the rest gives an error wrapping ErrUnsupportedGraph.
 func (m *Model) RelativeBias() (rb RelativeBias, ok bool, err error) {
-	if err := m.loadStubs(); err != nil {
-		return rb, false, err
-	}
 	return m.relativeBias(newGraphReader(m, moduleNames(m.Proto.GetGraph()), nil, -1))
 }
 
-// relativeBias is RelativeBias through r, a reader of m's graph (newGraphReader).
+// relativeBias is RelativeBias through r, a reader of m's graph (newGraphReader). Of
+// an OpenModel model's weights it reads only the tensors it decodes.
 func (m *Model) relativeBias(r *blockReader) (rb RelativeBias, ok bool, err error) {
 	var gather, logn *onnxpb.NodeProto
 	for _, n := range m.Proto.GetGraph().GetNode() {
@@ -68,6 +66,9 @@ func (m *Model) relativeBias(r *blockReader) (rb RelativeBias, ok bool, err erro
 	if err != nil {
 		return rb, false, fmt.Errorf("%w: relative position bias table of %q: %v", ErrUnsupportedGraph, gather.GetName(), err)
 	}
+	if err := m.loadStub(t); err != nil {
+		return rb, false, err
+	}
 	table, dims, err := floatsOf(t)
 	if err != nil || len(dims) != 2 {
 		return rb, false, fmt.Errorf("%w: relative position bias table %q: %v (shape %v; want [buckets, heads])", ErrUnsupportedGraph, gather.GetInput()[0], err, dims)
@@ -85,6 +86,9 @@ func (m *Model) relativeBias(r *blockReader) (rb RelativeBias, ok bool, err erro
 		t, err := r.constant(n.GetInput()[1])
 		if err != nil {
 			return 0, fmt.Errorf("%w: the relative position bucket function: %s of %q: %v", ErrUnsupportedGraph, what, n.GetName(), err)
+		}
+		if err := m.loadStub(t); err != nil {
+			return 0, err
 		}
 		v, _, err := floatsOf(t)
 		if err != nil || len(v) != 1 {

@@ -6,7 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/headstart-ml/headstart/onnx/onnxpb"
 )
 
 // mpnetFixture is the randomly initialised MPNet encoder of
@@ -69,5 +74,49 @@ func TestRelativeBiasRandomMPNet(t *testing.T) {
 	}
 	if _, _, err := m.RelativeBias(); !errors.Is(err, ErrUnsupportedGraph) {
 		t.Errorf("graph without */encoder/Log: err %v; want ErrUnsupportedGraph", err)
+	}
+}
+
+// TestRelativeBiasOpenModel: on a model from OpenModel, RelativeBias reads the table,
+// here made a stub (a long doc_string puts its encoding over stubMin), and leaves every
+// other weight in the file; the bias equals LoadModel's.
+func TestRelativeBiasOpenModel(t *testing.T) {
+	full, err := LoadModel(filepath.Join(mpnetFixture, "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, ok, err := full.RelativeBias()
+	if err != nil || !ok {
+		t.Fatalf("RelativeBias: ok %v, %v", ok, err)
+	}
+	for _, init := range full.Proto.GetGraph().GetInitializer() {
+		if init.GetName() == want.Name {
+			init.DocString = proto.String(strings.Repeat("padding ", stubMin/8+1))
+		}
+	}
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	if err := full.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	m, err := OpenModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stubs := len(m.lazy.stubs)
+	if !slices.ContainsFunc(m.Proto.GetGraph().GetInitializer(), func(init *onnxpb.TensorProto) bool {
+		_, stub := m.lazy.stubs[init]
+		return stub && init.GetName() == want.Name
+	}) || stubs < 2 {
+		t.Fatalf("the fixture opened with %d stubs, the table not among them: the test needs it a stub and others", stubs)
+	}
+	got, ok, err := m.RelativeBias()
+	if err != nil || !ok {
+		t.Fatalf("RelativeBias of the opened model: ok %v, %v", ok, err)
+	}
+	if got.Buckets != want.Buckets || got.Heads != want.Heads || got.MaxDistance != want.MaxDistance || got.Name != want.Name || !slices.Equal(got.Table, want.Table) {
+		t.Errorf("opened model's bias differs from LoadModel's")
+	}
+	if n := len(m.lazy.stubs); n != stubs-1 {
+		t.Errorf("RelativeBias left %d of %d stubs in the file; want all but the table's (%d)", n, stubs, stubs-1)
 	}
 }
