@@ -16,9 +16,10 @@ import (
 // The matrix products of fitting go through gemm, in float64 or float32. When gonum's
 // pure-Go BLAS is in use (blas64 for float64, blas32 for float32) and the CPU has AVX2
 // and FMA, gemm runs its own blocked product around an assembly micro-kernel
-// (kernel_amd64.s): 6×8 in float64, 6×16 in float32 (6×32 where the CPU has AVX-512). On one core of the development
-// machine (an AMD EPYC) the float64 kernel runs at about 40 GFLOP/s against 5-13 for
-// gonum's Dgemm, the float32 one at 70-85 against 11-18 for gonum's Sgemm. Otherwise
+// (kernel_amd64.s): 6×8 in float64, 6×16 in float32 (6×16 and 6×32 where the CPU has
+// AVX-512). On one core of the development machine (an AMD EPYC) the float64 kernel
+// runs at about 40 GFLOP/s against 5-13 for gonum's Dgemm, the float32 one at 70-85
+// against 11-18 for gonum's Sgemm. Otherwise
 // (another CPU, or an implementation installed with blas64.Use or blas32.Use, such as
 // OpenBLAS with -tags openblas, see package internal/gemm/openblas) it calls
 // blas64.Gemm or blas32.Gemm.
@@ -39,19 +40,26 @@ const (
 	gemmNC = 256 // columns of a packed B block (a multiple of both kernels' NR)
 )
 
-// gemmNR is the micro-kernel's columns for T and a product n columns wide: 8
-// (float64) or 16 (float32), two AVX registers per row of the tile either way, or for
-// float32 with AVX-512 32 (two 512-bit registers) unless that pads n much more than
-// 16 would (77 classes: 96 columns against 80).
+// gemmNR is the micro-kernel's columns for T and a product n columns wide, two vector
+// registers per row of the tile: 8 (float64) or 16 (float32) with AVX2; with AVX-512
+// 16 (float64) or 32 (float32), for float32 unless rounding n up to 32 columns pads
+// it more than an eighth beyond rounding it to 16 (77 classes: 96 columns against 80,
+// so 16; 385 features: 416 against 400, so 32).
 func gemmNR[T Float](n int) int {
 	if is32[T]() {
-		if Have512 && (n%32 == 0 || n%32 > 16 || n >= 512) {
+		if Have512 && 8*roundUp(n, 32) <= 9*roundUp(n, 16) {
 			return 32
 		}
 		return 16
 	}
+	if Have512 {
+		return 16
+	}
 	return 8
 }
+
+// roundUp returns n rounded up to a multiple of m.
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
 // is32 reports whether T is float32.
 func is32[T Float]() bool {
@@ -68,6 +76,10 @@ func kernel[T Float](nr, k int, a, b, c *T, ldc int) {
 			return
 		}
 		kern6x16(k, (*float32)(unsafe.Pointer(a)), (*float32)(unsafe.Pointer(b)), (*float32)(unsafe.Pointer(c)), ldc)
+		return
+	}
+	if nr == 16 {
+		kern6x16d(k, (*float64)(unsafe.Pointer(a)), (*float64)(unsafe.Pointer(b)), (*float64)(unsafe.Pointer(c)), ldc)
 		return
 	}
 	kern6x8(k, (*float64)(unsafe.Pointer(a)), (*float64)(unsafe.Pointer(b)), (*float64)(unsafe.Pointer(c)), ldc)

@@ -9,26 +9,31 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// TestKernel512SameBits: the AVX-512 float32 path (6×32 tiles) gives the same bits as
-// the AVX2 one (6×16) for every shape, transposition and thread count, packed or not,
-// since each element is accumulated in the same order with the same fused
-// multiply-adds; so results do not depend on which CPU ran them.
+// TestKernel512SameBits: the AVX-512 paths (6×32 tiles in float32, 6×16 in float64)
+// give the same bits as the AVX2 ones (6×16, 6×8) for every shape, transposition and
+// thread count, packed or not, since each element is accumulated in the same order
+// with the same fused multiply-adds; so results do not depend on which CPU ran them.
 func TestKernel512SameBits(t *testing.T) {
 	if !HaveKernel || !cpu.X86.HasAVX512F {
 		t.Skip("no AVX-512F (or no AVX2/FMA) on this CPU: one kernel only")
 	}
+	t.Run("float32", testKernel512SameBits[float32])
+	t.Run("float64", testKernel512SameBits[float64])
+}
+
+func testKernel512SameBits[T Float](t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	was := Have512
 	defer func() { Have512 = was }()
 	for _, sh := range [][3]int{{6, 32, 4}, {7, 33, 5}, {13, 77, 300}, {80, 260, 270}, {9, 530, 40}, {300, 64, 31}, {5, 48, 257}} {
 		m, n, k := sh[0], sh[1], sh[2]
-		a := make([]float32, m*k)
-		b := make([]float32, k*n)
+		a := make([]T, m*k)
+		b := make([]T, k*n)
 		for i := range a {
-			a[i] = float32(rng.NormFloat64())
+			a[i] = T(rng.NormFloat64())
 		}
 		for i := range b {
-			b[i] = float32(rng.NormFloat64())
+			b[i] = T(rng.NormFloat64())
 		}
 		for _, tA := range []bool{false, true} {
 			for _, tB := range []bool{false, true} {
@@ -41,17 +46,17 @@ func TestKernel512SameBits(t *testing.T) {
 						if tB {
 							ldb = k
 						}
-						run := func(on bool) []float32 {
+						run := func(on bool) []T {
 							Have512 = on
-							c := make([]float32, m*n)
+							c := make([]T, m*n)
 							for i := range c {
-								c[i] = float32(i%5) - 2
+								c[i] = T(i%5) - 2
 							}
-							ao := Operand[float32]{Trans: tA, Data: a, LD: lda}
-							bo := Operand[float32]{Trans: tB, Data: b, LD: ldb}
+							ao := Operand[T]{Trans: tA, Data: a, LD: lda}
+							bo := Operand[T]{Trans: tB, Data: b, LD: ldb}
 							if packed {
-								ao = Operand[float32]{Packed: Pack(true, tA, a, lda, m, k)}
-								bo = Operand[float32]{Packed: Pack(false, tB, b, ldb, n, k)}
+								ao = Operand[T]{Packed: Pack(true, tA, a, lda, m, k)}
+								bo = Operand[T]{Packed: Pack(false, tB, b, ldb, n, k)}
 							}
 							Op(ao, bo, m, n, k, 1, c, n, threads)
 							return c
@@ -59,7 +64,7 @@ func TestKernel512SameBits(t *testing.T) {
 						off, on := run(false), run(true)
 						name := fmt.Sprintf("%dx%dx%d/tA=%v/tB=%v/threads=%d/packed=%v", m, n, k, tA, tB, threads, packed)
 						for i := range off {
-							if math.Float32bits(off[i]) != math.Float32bits(on[i]) {
+							if math.Float64bits(float64(off[i])) != math.Float64bits(float64(on[i])) {
 								t.Fatalf("%s: element %d: AVX2 %v, AVX-512 %v", name, i, off[i], on[i])
 							}
 						}

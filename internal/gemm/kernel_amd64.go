@@ -10,10 +10,10 @@ import (
 // can run: AVX2 and FMA.
 var HaveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
-// Have512 reports whether the float32 products use kern6x32 (AVX-512F, with the OS
-// saving the 512-bit registers, which golang.org/x/sys/cpu checks). The environment
-// variable HEADSTART_NO_AVX512=1 turns it off, to compare the two kernels; they give
-// the same bits.
+// Have512 reports whether the products use the AVX-512 kernels, kern6x16d (float64)
+// and kern6x32 (float32) (AVX-512F, with the OS saving the 512-bit registers, which
+// golang.org/x/sys/cpu checks). The environment variable HEADSTART_NO_AVX512=1 turns
+// it off, to compare the kernels; they give the same bits.
 var Have512 = HaveKernel && cpu.X86.HasAVX512F && os.Getenv("HEADSTART_NO_AVX512") != "1"
 
 // kern6x8 computes C += A·B for a 6×k panel A packed depth by depth (a[6p+i]), a k×8
@@ -31,6 +31,11 @@ func kern6x16(k int, a, b, c *float32, ldc int)
 //
 //go:noescape
 func kern6x32(k int, a, b, c *float32, ldc int)
+
+// kern6x16d is kern6x8 on AVX-512 with a k×16 panel B (b[16p+j]) and C 6×16.
+//
+//go:noescape
+func kern6x16d(k int, a, b, c *float64, ldc int)
 
 // dot4x32 sets z[r] = Σ_{j<n} x[r·ld+j]·w[j] for r < 4; n is a multiple of 16.
 //

@@ -122,3 +122,14 @@ TEXT ·kern6x16(SB), NOSPLIT, $0-40
 // func kern6x32(k int, a, b, c *float32, ldc int)
 TEXT ·kern6x32(SB), NOSPLIT, $0-40
 	KERNEL(STEP512, ZERO512, STORE512, 2, 24, 128)
+
+// AVX-512 float64, 6×16: kern6x8 with 512-bit registers, B's 16-value row in Z12,
+// Z13; the same bits as kern6x8 (each element accumulated over the depth in the same
+// order, with the same fused multiply-adds).
+#define STEP512D(aoff, boff) STEP(VMOVUPD, VBROADCASTSD, VFMADD231PD, 8, 64, aoff, boff, Z12, Z13, Z14, Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11)
+#define ZERO512D ZERO(VPXORQ, Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11)
+#define STORE512D STORE(VADDPD, VMOVUPD, 64, Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11)
+
+// func kern6x16d(k int, a, b, c *float64, ldc int)
+TEXT ·kern6x16d(SB), NOSPLIT, $0-40
+	KERNEL(STEP512D, ZERO512D, STORE512D, 3, 48, 128)

@@ -10,6 +10,8 @@ func kern6x16(k int, a, b, c *float32, ldc int) { panic("gemm: kern6x16 needs am
 
 const Have512 = false
 
+func kern6x16d(k int, a, b, c *float64, ldc int) { panic("gemm: kern6x16d needs amd64") }
+
 func kern6x32(k int, a, b, c *float32, ldc int) { panic("gemm: kern6x32 needs amd64") }
 
 func dot4x32(n int, x *float32, ld int, w, z *float32) { panic("gemm: dot4x32 needs amd64") }
