@@ -591,14 +591,15 @@ func (sf *splitFeatures) cachePath(k int) string {
 }
 
 // cacheCurrent reports whether the activation cache at path was made from the file with
-// sha256 sha with the run's settings.
-func (r *experimentRun) cacheCurrent(path, sha string, k int) (*features.TokenCache, bool) {
-	tc, err := features.OpenTokens(path)
+// sha256 sha with the run's settings, from its manifest alone: whether its data is
+// intact is for OpenTokens, when the cache is used, to say.
+func (r *experimentRun) cacheCurrent(path, sha string, k int) bool {
+	m, err := features.ReadTokenManifest(path)
 	if err != nil {
-		return nil, false
+		return false
 	}
-	m, spec := tc.Manifest, r.cfg.spec
-	return tc, m.Dataset.SHA256 == sha && m.CutTop == k && m.MaxLen == spec.MaxLen && m.Prefix == spec.Prefix && m.Backbone.Name == r.cfg.paths.Name &&
+	spec := r.cfg.spec
+	return m.Dataset.SHA256 == sha && m.CutTop == k && m.MaxLen == spec.MaxLen && m.Prefix == spec.Prefix && m.Backbone.Name == r.cfg.paths.Name &&
 		m.Dataset.TextCol == r.o.TextCol && m.Dataset.LabelCol == r.o.LabelCol
 }
 
@@ -648,7 +649,7 @@ func (r *experimentRun) ensureStore(ctx context.Context, k int, sf *splitFeature
 	}
 	lo := r.extractOptions(sf, sf.store, r.cfg.spec.Clone())
 	if k > 0 {
-		if _, ok := r.cacheCurrent(sf.cachePath(k), sha, k); !ok {
+		if !r.cacheCurrent(sf.cachePath(k), sha, k) {
 			lo.CutTop, lo.CacheOut = k, sf.cachePath(k)
 		}
 	}
@@ -707,8 +708,11 @@ func (r *experimentRun) topData(ctx context.Context, k int, classes []string) (*
 		if err != nil {
 			return nil, err
 		}
-		tc, ok := r.cacheCurrent(path, sha, k)
-		if !ok {
+		var tc *features.TokenCache
+		if r.cacheCurrent(path, sha, k) {
+			tc, _ = features.OpenTokens(path) // a cache that does not read back is made again
+		}
+		if tc == nil {
 			lo := r.extractOptions(sf, path, features.Spec{MaxLen: r.cfg.spec.MaxLen, Prefix: r.cfg.spec.Prefix})
 			lo.CutTop = k
 			sum, err := r.extractResuming(ctx, lo, "cache "+sf.name)

@@ -425,34 +425,63 @@ func OpenTokens(path string) (c *TokenCache, err error) {
 	return decodeTokens(f, st.Size(), path)
 }
 
-func decodeTokens(r io.ReaderAt, size int64, name string) (*TokenCache, error) {
+// ReadTokenManifest reads the manifest of the activation cache at path from its header
+// alone: unlike OpenTokens it reads no data and does not verify the checksum, so a
+// cache whose data was corrupted after it was written still gives its manifest. A
+// file that is not an activation cache gives OpenTokens' error for its header.
+func ReadTokenManifest(path string) (m TokenManifest, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return m, err
+	}
+	defer func() { err = errors.Join(err, f.Close()) }()
+	st, err := f.Stat()
+	if err != nil {
+		return m, err
+	}
+	_, m, _, err = tokenHeader(f, st.Size(), path)
+	return m, err
+}
+
+// tokenHeader parses and checks the header of an activation cache: the safetensors
+// header, the manifest (returned decoded and as its JSON) and the tensor names.
+func tokenHeader(r io.ReaderAt, size int64, name string) (sf *safetensors.File, m TokenManifest, mj string, err error) {
 	bad := func(format string, args ...any) error {
 		return errorf(ErrCorruptStore, "%s: "+format, append([]any{name}, args...)...)
 	}
-	sf, err := parseHeader(r, size, name)
-	if err != nil {
-		return nil, err
+	if sf, err = parseHeader(r, size, name); err != nil {
+		return nil, m, "", err
 	}
 	mj, ok := sf.Meta[TokensMetadataKey]
 	if !ok {
 		if _, ok := sf.Meta[MetadataKey]; ok {
-			return nil, bad("pooled features, not an activation cache; make one with pipeline extract --cut-top K")
+			return nil, m, "", bad("pooled features, not an activation cache; make one with pipeline extract --cut-top K")
 		}
-		return nil, bad("no %q manifest in __metadata__: not a headstart activation cache", TokensMetadataKey)
+		return nil, m, "", bad("no %q manifest in __metadata__: not a headstart activation cache", TokensMetadataKey)
 	}
-	var m TokenManifest
 	if err := json.Unmarshal([]byte(mj), &m); err != nil {
-		return nil, bad("manifest is not valid JSON: %v", err)
+		return nil, m, "", bad("manifest is not valid JSON: %v", err)
 	}
 	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
-		return nil, bad("format version %d; this program reads versions 1 to %d", m.FormatVersion, FormatVersion)
+		return nil, m, "", bad("format version %d; this program reads versions 1 to %d", m.FormatVersion, FormatVersion)
 	}
 	want := []string{"hidden", "labels", "offsets", "row_ids"}
 	if m.IDs {
 		want = []string{"hidden", "input_ids", "labels", "offsets", "row_ids"}
 	}
 	if have := sf.Names(); !slices.Equal(have, want) {
-		return nil, bad("want tensors %s; have %s", strings.Join(want, ", "), strings.Join(have, ", "))
+		return nil, m, "", bad("want tensors %s; have %s", strings.Join(want, ", "), strings.Join(have, ", "))
+	}
+	return sf, m, mj, nil
+}
+
+func decodeTokens(r io.ReaderAt, size int64, name string) (*TokenCache, error) {
+	bad := func(format string, args ...any) error {
+		return errorf(ErrCorruptStore, "%s: "+format, append([]any{name}, args...)...)
+	}
+	sf, m, mj, err := tokenHeader(r, size, name)
+	if err != nil {
+		return nil, err
 	}
 	sum, err := verifySum(r, size, sf, mj, name)
 	if err != nil {

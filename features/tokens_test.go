@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/headstart-ml/headstart/internal/testutil"
@@ -128,5 +130,41 @@ func TestTokenCacheErrors(t *testing.T) {
 	// Empty rows are refused when writing.
 	if _, err := NewTokenWriter(filepath.Join(dir, "e.cache"), tokenManifest(), []int{1, 0}, Float32, "k", false); err == nil {
 		t.Fatal("a row of 0 tokens was accepted")
+	}
+}
+
+// TestReadTokenManifest: the manifest read from the header alone is OpenTokens'; it is
+// read from a cache whose data no longer matches its checksum (which OpenTokens
+// refuses), and a pooled feature store is refused as OpenTokens refuses it.
+func TestReadTokenManifest(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.cache")
+	if err := writeTokens(t, p, []int{2, 3}, Float32, false, 2).Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := OpenTokens(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadTokenManifest(p)
+	if err != nil || !reflect.DeepEqual(m, c.Manifest) {
+		t.Fatalf("ReadTokenManifest = %+v, %v; want OpenTokens' %+v", m, err, c.Manifest)
+	}
+
+	b, _ := os.ReadFile(p)
+	b[len(b)-1] ^= 0x40 // the last hidden value
+	os.WriteFile(p, b, 0o644)
+	if _, err := OpenTokens(p); !errors.Is(err, ErrCorruptStore) {
+		t.Fatalf("OpenTokens of a changed cache: %v; want ErrCorruptStore", err)
+	}
+	if m, err := ReadTokenManifest(p); err != nil || !reflect.DeepEqual(m, c.Manifest) {
+		t.Fatalf("ReadTokenManifest of a changed cache = %+v, %v; want the manifest", m, err)
+	}
+
+	store := filepath.Join(dir, "s.safetensors")
+	feats, labels, ids := testRows(4, 3, 1)
+	writeStore(t, store, testManifest(), 3, Float32, feats, labels, ids, 4)
+	if _, err := ReadTokenManifest(store); !errors.Is(err, ErrCorruptStore) || !strings.Contains(err.Error(), "pooled features") {
+		t.Fatalf("ReadTokenManifest of a feature store: %v; want ErrCorruptStore naming pooled features", err)
 	}
 }

@@ -134,6 +134,25 @@ func TestExperimentTinyGrid(t *testing.T) {
 	if !equalJSON(t, scores(first.Summary), scores(third.Summary)) {
 		t.Fatalf("resumed results differ:\n%+v\n%+v", first.Summary, third.Summary)
 	}
+
+	// A cache whose data changed after it was written (its manifest intact) is not used:
+	// it is written again by a pass of its own, with the same scores.
+	os.Remove(filepath.Join(out, "cells", "lora-top1_shots-2_seed-0.json"))
+	b, err := os.ReadFile(caches[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0x40
+	if err := os.WriteFile(caches[0], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = run(t, args...)
+	if code != 0 || strings.Count(stderr, "done earlier") != 5 || !strings.Contains(stderr, "test activation cache: 770 rows") {
+		t.Fatalf("changed cache: exit %d\n%s", code, stderr)
+	}
+	if fourth := readResults(t, out); !equalJSON(t, scores(first.Summary), scores(fourth.Summary)) {
+		t.Fatalf("results after a changed cache differ:\n%+v\n%+v", first.Summary, fourth.Summary)
+	}
 }
 
 func equalJSON(t *testing.T, a, b any) bool {
