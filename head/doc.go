@@ -75,8 +75,11 @@
 //	G   = s/S ⊙ (softmax(Z) − Y)           exponentials in float32, row sums in float64
 //	∇L  = float64(Gᵀ·X) + l2·Θ₃₂           float32 product; loss and penalty summed in float64
 //
-// with the float32 exponential of Cephes (softmax.go) and a float32 AVX2 kernel. With
-// three classes or more it is about twice as fast as Float64. Float64 computes everything in float64: scikit-learn's
+// with the float32 exponential of Cephes (softmax.go) and the float32 product kernels,
+// which count product terms below float32's smallest normal number (1.2e-38) as 0
+// (internal/gemm; on x86 each subnormal operation otherwise takes a microcode assist,
+// and MiniLM features hold values near 1e-37). With three classes or more it is faster
+// than Float64 (BENCHMARKS.md). Float64 computes everything in float64: scikit-learn's
 // fit on features cast to float64, which it matches iteration for iteration (to ~1e-13 in
 // the coefficients on Banking77). In float32 neither side can match the other's rounding
 // (another summation order in sgemm), so the fits part by float32 rounding amplified by

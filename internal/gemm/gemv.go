@@ -3,6 +3,8 @@ package gemm
 import (
 	"unsafe"
 
+	"github.com/headstart-ml/headstart/internal/fpu"
+
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -26,6 +28,9 @@ func DotRows[T Float](z, x []T, ld int, w []T) {
 	if !useKernel[T]() {
 		gemv(false, m, n, x, ld, w, z)
 		return
+	}
+	if is32[T]() {
+		defer fpu.Restore(fpu.Flush())
 	}
 	nk := n &^ (kernelCols[T]() - 1)
 	i := 0
@@ -58,6 +63,9 @@ func AxpyRows[T Float](dst, x []T, ld int, g []T) {
 	if !useKernel[T]() {
 		gemvT(m, n, x, ld, g, dst)
 		return
+	}
+	if is32[T]() {
+		defer fpu.Restore(fpu.Flush())
 	}
 	nk := n &^ (kernelCols[T]() - 1)
 	i := 0
@@ -108,6 +116,9 @@ func DotAxpyRows[T Float](dst, z, x []T, ld int, w []T, g func(lo, hi int)) {
 			gemvT(hi-lo, n, xb, ld, z[lo:hi], dst)
 		}
 		return
+	}
+	if is32[T]() {
+		defer fpu.Restore(fpu.Flush())
 	}
 	nk := n &^ (kernelCols[T]() - 1)
 	i := 0
