@@ -45,6 +45,7 @@ type genScratch struct {
 	words []normStr
 	next  []int
 	ident []span
+	key   []byte // a word's UTF-8, cachedModel's lookup key
 }
 
 // parseGeneral builds the general pipeline of a decoded tokenizer.json.

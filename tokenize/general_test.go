@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -146,5 +147,65 @@ func sameFile(t *testing.T, got, want, gen string) {
 	}
 	if string(g) != string(w) {
 		t.Errorf("%s differs from what %s generates now; regenerate it", want, gen)
+	}
+}
+
+// TestWordCache: on the RoBERTa BPE fixture, a text encoded again from the model's word
+// cache gives the same ids, tokens and offsets as the first time (words' tokens looked
+// up, their offsets mapped to the new place); EncodeAll on 4 goroutines over a cold and
+// then a warm cache gives Encode's results; a word found in the cache allocates nothing.
+func TestWordCache(t *testing.T) {
+	path := filepath.Join("testdata", "roberta-bpe.json")
+	texts := readTexts(t, filepath.Join(testutil.DataDir(), "sst2", "dev.csv"))[:300]
+	texts = append(texts, "naïve café naïve", "the the  the\tthe", strings.Repeat("ab", 40)+" ab") // repeats, a word over wordCacheMaxRunes
+	seq, err := Load(path, Options{MaxLen: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type enc struct {
+		e Encoding
+		d Detail
+	}
+	first := make([]enc, len(texts))
+	for i, s := range texts {
+		if first[i].e, first[i].d, err = seq.EncodeDetailed(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, s := range texts {
+		e, d, err := seq.EncodeDetailed(s)
+		if err != nil || !reflect.DeepEqual(e, first[i].e) || !reflect.DeepEqual(d, first[i].d) {
+			t.Fatalf("text %d %q encoded again (from the cache) differs: %v", i, s, err)
+		}
+	}
+
+	par, err := Load(path, Options{MaxLen: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pass := range []string{"cold", "warm"} {
+		all, err := par.EncodeAll(texts, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range texts {
+			if !reflect.DeepEqual(all[i], first[i].e) {
+				t.Fatalf("%s cache, EncodeAll: text %d %q differs from Encode", pass, i, texts[i])
+			}
+		}
+	}
+
+	c, ok := seq.g.model.(*cachedModel)
+	if !ok {
+		t.Fatalf("the general model is %T, not a *cachedModel", seq.g.model)
+	}
+	w := newNormStr("wonderful", 10)
+	var s genScratch
+	dst, err := c.tokenize(nil, w, &s) // cached by now; dst and the scratch sized
+	if err != nil || len(dst) == 0 {
+		t.Fatalf("tokenize(wonderful): %v, %v", dst, err)
+	}
+	if n := testing.AllocsPerRun(100, func() { dst, _ = c.tokenize(dst[:0], w, &s) }); n != 0 {
+		t.Errorf("a word found in the cache: %v allocations; want 0", n)
 	}
 }

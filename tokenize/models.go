@@ -6,7 +6,6 @@ import (
 	"math"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -589,11 +588,12 @@ func parseMerge(raw json.RawMessage) (string, string, error) {
 // code point's span set to its own index, so a cached result holds code point
 // ranges, mapped to the word's real spans on every use. At most
 // wordCacheSize words of up to wordCacheMaxRunes code points are kept; errors
-// are not cached. Safe for concurrent use.
+// are not cached. A word is looked up by its UTF-8 in scratch, so a hit
+// allocates nothing. Safe for concurrent use.
 type cachedModel struct {
 	m     model
-	cache sync.Map // string -> []cachedToken
-	n     atomic.Int64
+	mu    sync.RWMutex
+	cache map[string][]cachedToken // guarded by mu; the word's UTF-8 -> its tokens
 }
 
 type cachedToken struct {
@@ -611,9 +611,15 @@ func (c *cachedModel) tokenize(dst []token, w normStr, s *genScratch) ([]token, 
 	if len(w.r) > wordCacheMaxRunes {
 		return c.m.tokenize(dst, w, s)
 	}
-	key := string(w.r)
-	if v, ok := c.cache.Load(key); ok {
-		for _, t := range v.([]cachedToken) {
+	s.key = s.key[:0]
+	for _, r := range w.r {
+		s.key = utf8.AppendRune(s.key, r) // as string(w.r) encodes it, invalid code points included
+	}
+	c.mu.RLock()
+	ct, ok := c.cache[string(s.key)] // no allocation: the compiler looks up without copying
+	c.mu.RUnlock()
+	if ok {
+		for _, t := range ct {
 			dst = append(dst, token{id: t.id, sp: w.origin(int(t.lo), int(t.hi)), val: t.val})
 		}
 		return dst, nil
@@ -627,15 +633,18 @@ func (c *cachedModel) tokenize(dst []token, w normStr, s *genScratch) ([]token, 
 	if err != nil {
 		return dst, err
 	}
-	ct := make([]cachedToken, len(dst)-mark)
+	ct = make([]cachedToken, len(dst)-mark)
 	for i, t := range dst[mark:] {
 		ct[i] = cachedToken{id: t.id, lo: t.sp.start, hi: t.sp.end, val: t.val}
 		dst[mark+i].sp = w.origin(int(t.sp.start), int(t.sp.end))
 	}
-	if c.n.Load() < wordCacheSize {
-		if _, loaded := c.cache.LoadOrStore(key, ct); !loaded {
-			c.n.Add(1)
-		}
+	c.mu.Lock()
+	if c.cache == nil {
+		c.cache = make(map[string][]cachedToken)
 	}
+	if _, dup := c.cache[string(s.key)]; !dup && len(c.cache) < wordCacheSize {
+		c.cache[string(s.key)] = ct
+	}
+	c.mu.Unlock()
 	return dst, nil
 }
