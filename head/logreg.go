@@ -881,27 +881,12 @@ func (p *linProblem) pointwise(lo, hi int, loss float64) float64 {
 	k := p.k
 	for i := lo; i < hi; i++ {
 		z := p.z[i*k : (i+1)*k]
-		m := z[0]
-		for _, v := range z[1:] {
-			if v > m {
-				m = v
-			}
-		}
 		y := p.y[i]
-		zy := z[y] - m
-		var s float64
-		for c, v := range z {
-			e := math.Exp(v - m)
-			z[c] = e
-			s += e
-		}
+		zy := z[y]
 		w := p.weight(i)
+		m, s := softmaxRow64(z, w)
 		// loss = log Σ_c exp(z_c) − z_y = log s + m − z_y.
-		loss += w * (math.Log(s) - zy)
-		ws := w / s
-		for c := range z {
-			z[c] *= ws
-		}
+		loss += w * (math.Log(s) - (zy - m))
 		z[y] -= w
 	}
 	return loss

@@ -45,3 +45,44 @@ func softmaxRow32Go(z []float32, w float64) (m float32, s float64) {
 	}
 	return m, s
 }
+
+// softmaxRow64 overwrites the logits z (length K >= 1) with w times their softmax and
+// returns their maximum m and s = Σ_c exp(z_c − m), in float64:
+//
+//	z_c ← exp(z_c − m) · (w / s)
+//
+// s summed in class order, each exponential math.Exp's. With AVX2 and FMA it runs in
+// assembly, four classes at a time, with math.Exp's own method and operations (see
+// softmax_amd64.s), so it gives the same bits as the Go loop; rows with a logit more
+// than 708 below the maximum, or not finite, take the Go loop.
+func softmaxRow64(z []float64, w float64) (m, s float64) {
+	if len(z) == 0 {
+		panic("head: softmaxRow64: no classes")
+	}
+	if igemm.HaveKernel && !igemm.NoAssembly {
+		if m, s, ok := softmaxRow64Asm(z, w); ok {
+			return m, s
+		}
+	}
+	return softmaxRow64Go(z, w)
+}
+
+// softmaxRow64Go is softmaxRow64 in Go.
+func softmaxRow64Go(z []float64, w float64) (m, s float64) {
+	m = z[0]
+	for _, v := range z[1:] {
+		if v > m {
+			m = v
+		}
+	}
+	for c, v := range z {
+		e := math.Exp(v - m)
+		z[c] = e
+		s += e
+	}
+	ws := w / s
+	for c := range z {
+		z[c] *= ws
+	}
+	return m, s
+}

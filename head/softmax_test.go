@@ -101,3 +101,70 @@ func TestExp32Range(t *testing.T) {
 	}
 	t.Logf("worst relative error of exp over [-87, 0]: %.3g (float32 ulp %.3g)", worst, 0x1p-23)
 }
+
+// TestSoftmaxRow64SameBits: the assembly float64 softmax gives the Go loop's bits
+// (math.Exp's exponentials, the sum in class order) for every row length around the
+// 4-lane width and Banking77's 77 classes, logits from close together to 708 apart
+// (the assembly's range; rows beyond it, and rows with NaN or infinities, take the Go
+// loop, and come out the same too). Values past the row stay untouched.
+func TestSoftmaxRow64SameBits(t *testing.T) {
+	if !igemm.HaveKernel {
+		t.Skip("no AVX2/FMA: the Go loop only")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	asmRows := 0
+	for _, k := range []int{1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 76, 77, 80} {
+		for _, spread := range []float64{1e-3, 1, 5, 60, 300, 700, 2000, math.NaN(), math.Inf(1), math.Inf(-1)} {
+			for trial := range 20 {
+				z := make([]float64, k+2)
+				for i := range z {
+					switch {
+					case spread >= 700:
+						z[i] = -rng.Float64() * spread // up to spread below 0
+					default:
+						z[i] = spread * rng.NormFloat64()
+					}
+				}
+				if k > 1 && trial%4 == 0 && !math.IsNaN(spread) && !math.IsInf(spread, 0) {
+					// The edges of the assembly's range: x = −708 exactly, −0, tiny.
+					z[0], z[k-1] = 0, -708
+					if k > 2 {
+						z[1] = math.Copysign(0, -1)
+					}
+					if k > 3 {
+						z[2] = -1e-300
+					}
+				}
+				if math.IsNaN(spread) || math.IsInf(spread, 0) {
+					z[trial%k] = spread
+				}
+				z[k], z[k+1] = 1e300, math.NaN() // past the end: must stay untouched
+				want := slices.Clone(z)
+				wm, ws := softmaxRow64Go(want[:k], 0.37)
+				got := slices.Clone(z)
+				gm, gs := softmaxRow64(got[:k], 0.37)
+				chk := slices.Clone(z)
+				if _, _, ok := softmaxRow64Asm(chk[:k], 0.37); ok {
+					asmRows++
+				} else if !slices.EqualFunc(chk, z, sameBits) {
+					t.Fatalf("k=%d spread=%g: softmaxRow64Asm declined the row but changed it", k, spread)
+				}
+				if !sameBits(gm, wm) || !sameBits(gs, ws) {
+					t.Fatalf("k=%d spread=%g trial %d: m, s = %v, %v; Go loop %v, %v", k, spread, trial, gm, gs, wm, ws)
+				}
+				for i := range got {
+					if !sameBits(got[i], want[i]) {
+						t.Fatalf("k=%d spread=%g trial %d: z[%d] = %v (%#x); Go loop %v (%#x)", k, spread, trial, i, got[i], math.Float64bits(got[i]), want[i], math.Float64bits(want[i]))
+					}
+				}
+			}
+		}
+	}
+	if asmRows < 1000 {
+		t.Errorf("the assembly took %d rows; want most of the finite ones", asmRows)
+	}
+}
+
+// sameBits reports whether a and b have the same bits, NaNs with the same payload
+// included.
+func sameBits(a, b float64) bool { return math.Float64bits(a) == math.Float64bits(b) }
