@@ -567,7 +567,8 @@ type linProblem struct {
 	// float64
 	x      []float64              // (n,d1), shared, read only
 	wide   bool                   // binary, float64 on x32 widened as it is read (x nil)
-	xa, xb *packedMatrix[float64] // x packed as gemm's left and right factor (nil: use x)
+	xa, xt *packedMatrix[float64] // x packed as gemm's left factor, and xᵀ (nil: use x)
+	gt     []float64              // (d1,k) Xᵀ·G (multinomial)
 	z      []float64              // (n,k) scratch: logits, then pointwise gradients
 
 	// float32
@@ -659,7 +660,8 @@ func newLinProblem(x []float64, x32 []float32, n, d int, intercept bool, y []int
 	}
 	if p.k > 1 {
 		p.xa = packMatrix(true, false, x, p.d1, n, p.d1)
-		p.xb = packMatrix(false, false, x, p.d1, p.d1, n)
+		p.xt = packMatrix(true, true, x, p.d1, p.d1, n)
+		p.gt = make([]float64, p.d1*p.k)
 	}
 	p.z = make([]float64, n*p.k)
 	return p
@@ -764,7 +766,16 @@ func (p *linProblem) lossGrad(grad, theta []float64) float64 {
 		for _, v := range p.partial {
 			loss += v
 		}
-		gemmOp(operand[float64]{Trans: true, Data: p.z, LD: k}, operand[float64]{Data: p.x, LD: d1, Packed: p.xb}, k, d1, n, 0, grad, d1, p.threads)
+		// ∇L's data term as (Gᵀ·X)ᵀ = Xᵀ·G: G (n,k) is then packed as gemm's right
+		// factor, in copies of 16 contiguous values, once for up to 256 classes,
+		// where as the left factor Gᵀ it would be gathered, once per 256 columns of X.
+		// Each element sums over the rows in the same order either way.
+		gemmOp(operand[float64]{Trans: true, Data: p.x, LD: d1, Packed: p.xt}, operand[float64]{Data: p.z, LD: k}, d1, k, n, 0, p.gt, k, p.threads)
+		for c := range k {
+			for j := range d1 {
+				grad[c*d1+j] = p.gt[j*k+c]
+			}
+		}
 	}
 	return loss + penalty(p, grad, theta)
 }
@@ -842,6 +853,9 @@ func (p *linProblem) lossGrad32(grad, theta []float64) float64 {
 		for _, v := range p.partial {
 			loss += v
 		}
+		// Gᵀ·X with X's 385 columns as the right factor (so 32-column panels with
+		// AVX-512), unlike lossGrad's Xᵀ·G: the wider float32 kernel outruns the cost
+		// of gathering Gᵀ.
 		gemmOp(operand[float32]{Trans: true, Data: p.z32, LD: k}, operand[float32]{Data: p.x32, LD: d1, Packed: p.xb32}, k, d1, n, 0, p.grad32, d1, p.threads)
 		for i, g := range p.grad32 {
 			grad[i] = float64(g)
