@@ -117,6 +117,8 @@ type predictRows struct {
 	rows      []features.Row
 	encs      []tokenize.Encoding
 	batch     []tokenize.Encoding // reused for every forward
+	lengths   []int               // reused for every window
+	preds     [][]Prediction      // reused for every window; see flush
 }
 
 // flush classifies the window in length-bucketed batches, emits its rows in order and
@@ -125,16 +127,20 @@ func (w *predictRows) flush() error {
 	if len(w.rows) == 0 {
 		return nil
 	}
-	lengths := make([]int, len(w.encs))
-	for i, e := range w.encs {
-		lengths[i] = len(e.IDs)
+	w.lengths = w.lengths[:0]
+	for _, e := range w.encs {
+		w.lengths = append(w.lengths, len(e.IDs))
 	}
-	// preds[i][h]: row i's prediction by head h.
-	preds := make([][]Prediction, len(w.rows))
-	for i := range preds {
-		preds[i] = make([]Prediction, len(w.clf.heads))
+	// preds[i][h]: row i's prediction by head h. The rows' slices share one new block
+	// per window (emit may keep them), each capped at its end.
+	nh := len(w.clf.heads)
+	all := make([]Prediction, len(w.rows)*nh)
+	w.preds = w.preds[:0]
+	for i := range w.rows {
+		w.preds = append(w.preds, all[i*nh:(i+1)*nh:(i+1)*nh])
 	}
-	for _, b := range features.Buckets(lengths, w.batchSize) {
+	preds := w.preds
+	for _, b := range features.Buckets(w.lengths, w.batchSize) {
 		if err := w.ctx.Err(); err != nil {
 			return err
 		}
