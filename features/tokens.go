@@ -412,35 +412,34 @@ func (w *TokenWriter) writeAt(b []byte, off int64) error {
 // OpenTokens reads and validates the activation cache at path. A truncated, corrupt or
 // foreign file gives an error wrapping ErrCorruptStore that names the file and what is
 // wrong; a pooled feature store says so.
-func OpenTokens(path string) (c *TokenCache, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { err = errors.Join(err, f.Close()) }()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	return decodeTokens(f, st.Size(), path)
+func OpenTokens(path string) (*TokenCache, error) {
+	return readFile(path, decodeTokens)
 }
 
 // ReadTokenManifest reads the manifest of the activation cache at path from its header
 // alone: unlike OpenTokens it reads no data and does not verify the checksum, so a
 // cache whose data was corrupted after it was written still gives its manifest. A
 // file that is not an activation cache gives OpenTokens' error for its header.
-func ReadTokenManifest(path string) (m TokenManifest, err error) {
+func ReadTokenManifest(path string) (TokenManifest, error) {
+	return readFile(path, func(r io.ReaderAt, size int64, name string) (TokenManifest, error) {
+		_, m, _, err := tokenHeader(r, size, name)
+		return m, err
+	})
+}
+
+// readFile opens the file at path and returns what read makes of it (its contents, its
+// size, and path to name it in errors); an error closing it is joined to read's.
+func readFile[T any](path string, read func(r io.ReaderAt, size int64, name string) (T, error)) (v T, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return m, err
+		return v, err
 	}
 	defer func() { err = errors.Join(err, f.Close()) }()
 	st, err := f.Stat()
 	if err != nil {
-		return m, err
+		return v, err
 	}
-	_, m, _, err = tokenHeader(f, st.Size(), path)
-	return m, err
+	return read(f, st.Size(), path)
 }
 
 // tokenHeader parses and checks the header of an activation cache: the safetensors

@@ -18,11 +18,10 @@ import (
 // scripts/make_layout_fixtures.py: its block math is what the tests check.
 var mpnetFixture = filepath.Join("..", "testdata", "layouts", "mpnet-random")
 
-// TestRelativeBiasRandomMPNet reads the relative position bias of the
-// random-weight MPNet fixture: the table PyTorch holds (bit for bit), 32
-// buckets, 4 heads, and the max distance 128 recovered from the bucket
-// function's constants. A BERT graph has none.
-func TestRelativeBiasRandomMPNet(t *testing.T) {
+// mpnetRelativeBias loads the random MPNet fixture (LoadModel) and reads its relative
+// position bias.
+func mpnetRelativeBias(t *testing.T) (*Model, RelativeBias) {
+	t.Helper()
 	m, err := LoadModel(filepath.Join(mpnetFixture, "model.onnx"))
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +30,15 @@ func TestRelativeBiasRandomMPNet(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("RelativeBias: ok %v, %v", ok, err)
 	}
+	return m, rb
+}
+
+// TestRelativeBiasRandomMPNet reads the relative position bias of the
+// random-weight MPNet fixture: the table PyTorch holds (bit for bit), 32
+// buckets, 4 heads, and the max distance 128 recovered from the bucket
+// function's constants. A BERT graph has none.
+func TestRelativeBiasRandomMPNet(t *testing.T) {
+	m, rb := mpnetRelativeBias(t)
 	var all struct {
 		Families map[string]struct {
 			Table [][]float32 `json:"relative_attention_bias"`
@@ -81,14 +89,7 @@ func TestRelativeBiasRandomMPNet(t *testing.T) {
 // here made a stub (a long doc_string puts its encoding over stubMin), and leaves every
 // other weight in the file; the bias equals LoadModel's.
 func TestRelativeBiasOpenModel(t *testing.T) {
-	full, err := LoadModel(filepath.Join(mpnetFixture, "model.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, ok, err := full.RelativeBias()
-	if err != nil || !ok {
-		t.Fatalf("RelativeBias: ok %v, %v", ok, err)
-	}
+	full, want := mpnetRelativeBias(t)
 	for _, init := range full.Proto.GetGraph().GetInitializer() {
 		if init.GetName() == want.Name {
 			init.DocString = proto.String(strings.Repeat("padding ", stubMin/8+1))
