@@ -248,6 +248,19 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	return e, nil
 }
 
+// fork returns an encoder that shares e's tokenizer and session (whose Run is safe for
+// concurrent use) with buffers of its own, so that the two may compute batches at the
+// same time. Only e is closed: closing it ends the fork too.
+func (e *Encoder) fork() *Encoder {
+	f := &Encoder{
+		tok: e.tok, sess: e.sess, inputs: e.inputs, layers: e.layers, hidden: e.hidden,
+		opts: e.opts, pool: e.pool, backbone: e.backbone, nreq: e.nreq, states: e.states,
+		packed: e.packed, layerOut: e.layerOut,
+	}
+	f.views = make([][]float32, len(e.views))
+	return f
+}
+
 // Tokenizer returns the encoder's tokenizer.
 func (e *Encoder) Tokenizer() *tokenize.Tokenizer { return e.tok }
 

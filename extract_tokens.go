@@ -36,7 +36,7 @@ func extractTokens(ctx context.Context, opts ExtractOptions, paths models.Paths,
 		opts.Progress.Start(int(rows), done)
 	}
 	labelIndex := scan.LabelIndex() // labels as read -> their class (numbers compared as numbers)
-	if err := runChunks(ctx, &opts, enc, labelIndex, done, &tokenSink{enc: enc, w: w, sum: &sum}, &sum); err != nil {
+	if err := runChunks(ctx, &opts, enc, labelIndex, done, &tokenSink{enc: enc, w: w}, &sum); err != nil {
 		return sum, errors.Join(err, w.Commit(), w.Release())
 	}
 	if err := w.Close(); err != nil {
@@ -114,7 +114,6 @@ func tokenLengths(opts *ExtractOptions, tok *tokenize.Tokenizer) ([]int, []int64
 type tokenSink struct {
 	enc  *Encoder
 	w    *features.TokenWriter
-	sum  *ExtractSummary
 	view int       // the cached state is enc.views[view]
 	buf  []float32 // the chunk's tokens, packed in row order
 	pre  []int     // per row of the chunk: its first token in buf
@@ -135,23 +134,19 @@ func (t *tokenSink) begin(c *chunk) error {
 	return nil
 }
 
-func (t *tokenSink) batch(c *chunk, b []int, encs []tokenize.Encoding) error {
-	t0 := time.Now()
-	err := t.enc.forward(encs)
-	t.sum.RunTime += time.Since(t0)
-	if err != nil {
+func (t *tokenSink) batch(enc *Encoder, c *chunk, b []int, encs []tokenize.Encoding) error {
+	if err := enc.forward(encs); err != nil {
 		return err
 	}
-	t.sum.Padded += int64(t.enc.batch.B * t.enc.batch.T)
-	t.copyStates(b, encs)
+	t.copyStates(enc, b, encs)
 	return nil
 }
 
-// copyStates copies the real tokens of the last forward's cached state into the
+// copyStates copies the real tokens of enc's last forward's cached state into the
 // chunk's packed buffer.
-func (t *tokenSink) copyStates(b []int, encs []tokenize.Encoding) {
-	T, C := t.enc.batch.T, t.enc.hidden
-	h := t.enc.views[t.view]
+func (t *tokenSink) copyStates(enc *Encoder, b []int, encs []tokenize.Encoding) {
+	T, C := enc.batch.T, enc.hidden
+	h := enc.views[t.view]
 	for i, j := range b {
 		l := len(encs[i].IDs)
 		copy(t.buf[t.pre[j]*C:(t.pre[j]+l)*C], h[i*T*C:(i*T+l)*C])
@@ -184,15 +179,15 @@ func (s *bothSink) begin(c *chunk) error {
 	return errors.Join(s.pool.begin(c), s.tok.begin(c))
 }
 
-func (s *bothSink) batch(c *chunk, b []int, encs []tokenize.Encoding) error {
+func (s *bothSink) batch(enc *Encoder, c *chunk, b []int, encs []tokenize.Encoding) error {
 	if !s.wantPool {
-		return s.tok.batch(c, b, encs)
+		return s.tok.batch(enc, c, b, encs)
 	}
-	if err := s.pool.batch(c, b, encs); err != nil { // runs the forward
+	if err := s.pool.batch(enc, c, b, encs); err != nil { // runs the forward
 		return err
 	}
 	if s.wantToks {
-		s.tok.copyStates(b, encs)
+		s.tok.copyStates(enc, b, encs)
 	}
 	return nil
 }

@@ -217,8 +217,8 @@ func TestRealModelParity(t *testing.T) {
 	if len(out) != 7 {
 		t.Fatalf("%d outputs, want 7", len(out))
 	}
-	if !all.direct || !sess.direct {
-		t.Errorf("outputs declared [batch_size, sequence_length, 384] not written in place (direct = %v, %v)", sess.direct, all.direct)
+	if !all.direct.Load() || !sess.direct.Load() {
+		t.Errorf("outputs declared [batch_size, sequence_length, 384] not written in place (direct = %v, %v)", sess.direct.Load(), all.direct.Load())
 	}
 	for k, o := range out {
 		if !slices.Equal(o.Shape, []int64{1, 4, 384}) {

@@ -251,8 +251,8 @@ func TestRunReusesDst(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sess.Close()
-			if sess.direct != fixed {
-				t.Errorf("direct = %v, want %v", sess.direct, fixed)
+			if sess.direct.Load() != fixed {
+				t.Errorf("direct = %v, want %v", sess.direct.Load(), fixed)
 			}
 			ids, mask := synthBatch(s, 2, 3)
 			buf := make([]float32, 0, 100)
@@ -300,7 +300,7 @@ func TestRunWrongDeclaredShape(t *testing.T) {
 		if !slices.Equal(out[0].Shape, []int64{2, 3, 4}) || !slices.Equal(out[0].Data, want[1]) {
 			t.Errorf("output %v %v, want [2 3 4] %v", out[0].Shape, out[0].Data, want[1])
 		}
-		if sess.direct {
+		if sess.direct.Load() {
 			t.Error("Run still preallocates after the declared shape proved wrong")
 		}
 	}
@@ -614,6 +614,51 @@ func TestNotONNXSession(t *testing.T) {
 				sess.Close()
 			}
 			checkNotONNX(t, "NewSessionFromBytes", err, "model data")
+		})
+	}
+}
+
+// TestRunConcurrent: goroutines sharing one Session, each with its own batch
+// shape and dst, get what a lone Run gives, with outputs written in place
+// (declared shapes known) and allocated by onnxruntime (a symbolic hidden
+// size). Run with -race, it also checks that Run's scratch is not shared.
+func TestRunConcurrent(t *testing.T) {
+	requireRuntime(t)
+	for _, fixed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fixedHidden=%v", fixed), func(t *testing.T) {
+			s := synth{layers: 2, hidden: 64, vocab: 10, fixedHidden: fixed} // runs long enough to overlap
+			sess, err := NewSessionFromBytes(s.bytes(t), nil, nil, SessionOptions{IntraOpThreads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sess.Close()
+			const workers, runs = 4, 40
+			errs := make(chan error, workers)
+			for w := range workers {
+				go func() {
+					var dst []Float32Tensor
+					for r := range runs {
+						B, T := 1+(w+r)%8, 16+(w*7+r)%32 // shapes differ between goroutines and runs
+						ids, mask := synthBatch(s, B, T)
+						var err error
+						if dst, err = sess.Run(dst, []Int64Tensor{ids, mask}); err != nil {
+							errs <- err
+							return
+						}
+						want := s.want(ids.Data, mask.Data)
+						if !slices.Equal(dst[0].Shape, []int64{int64(B), int64(T), 64}) || !slices.Equal(dst[0].Data, want[len(want)-1]) {
+							errs <- fmt.Errorf("goroutine %d run %d: output %v differs from the lone model's", w, r, dst[0].Shape)
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+			for range workers {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
 		})
 	}
 }

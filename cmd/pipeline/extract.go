@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -23,7 +24,7 @@ type extractOptions struct {
 	LabelRequired                  bool
 	Layers, Dtype                  string
 	Resume, AllowEmpty             bool
-	BatchSize, Threads             int
+	BatchSize, Threads, Runs       int
 	ChunkRows, Limit               int
 	MaxLineBytes                   int
 	Provider, OptLevel, RuntimeLib string
@@ -55,7 +56,8 @@ func newExtractCommand() *cli.Command {
 			&cli.StringFlag{Name: "layers", Value: "-1", Usage: "hidden states to pool, comma-separated and concatenated (0 = embeddings, -1 = last block), e.g. -4,-3,-2,-1"},
 			&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "texts per forward pass"},
 			&cli.IntFlag{Name: "chunk-rows", Usage: "rows per checkpoint (and length-sorting window) (default: 8192, or 2048 with --cut-top)"},
-			&cli.IntFlag{Name: "threads", Usage: "onnxruntime intra-op threads (0 = one per core)"},
+			&cli.IntFlag{Name: "threads", Usage: "onnxruntime threads in all (0 = one per core)"},
+			&cli.IntFlag{Name: "runs", Value: 1, Usage: "batches computed at once, sharing one copy of the weights; each gets --threads / `N` threads (the features do not depend on it)"},
 			&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "cpu | cuda[:DEVICE] | auto"},
 			&cli.StringFlag{Name: "opt-level", Value: "all", Usage: "graph optimisation: all | extended | basic | disabled"},
 			&cli.StringFlag{Name: "dtype", Value: "float32", Usage: "stored feature type: float32 | float16"},
@@ -75,7 +77,7 @@ func newExtractCommand() *cli.Command {
 				InputFormat: c.String("input-format"), TextCol: c.String("text-col"), LabelCol: c.String("label-col"), LabelSep: c.String("label-sep"), LabelRequired: c.IsSet("label-col"),
 				Layers: c.String("layers"), Dtype: c.String("dtype"), Spec: readSpecFlags(c),
 				Resume: c.Bool("resume"), AllowEmpty: c.Bool("allow-empty"),
-				BatchSize: c.Int("batch-size"), Threads: c.Int("threads"),
+				BatchSize: c.Int("batch-size"), Threads: c.Int("threads"), Runs: c.Int("runs"),
 				ChunkRows: c.Int("chunk-rows"), ChunkRowsSet: c.IsSet("chunk-rows"), Limit: c.Int("limit"), MaxLineBytes: c.Int("max-line-bytes"),
 				Provider: c.String("provider"), OptLevel: c.String("opt-level"), RuntimeLib: c.String("ort-lib"),
 				JSON: c.Bool("json"), Shard: c.String("shard"),
@@ -129,10 +131,19 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 		return lo, usagef("--max-len %d: want at least 2 ([CLS] and [SEP]) and at most the model's positions (512 for BERT-family models)", *o.Spec.MaxLen)
 	case o.BatchSize < 1:
 		return lo, usagef("--batch-size %d: want at least 1", o.BatchSize)
+	case o.Runs < 1:
+		return lo, usagef("--runs %d: want at least 1", o.Runs)
 	case o.ChunkRowsSet && o.ChunkRows < 1:
 		return lo, usagef("--chunk-rows %d: want at least 1 (and at least --batch-size)", o.ChunkRows)
 	}
-	lo.Session.IntraOpThreads = o.Threads
+	lo.Session.IntraOpThreads, lo.Runs = o.Threads, o.Runs
+	if o.Runs > 1 { // the threads are shared out among the runs
+		threads := o.Threads
+		if threads == 0 {
+			threads = runtime.NumCPU()
+		}
+		lo.Session.IntraOpThreads = max(1, threads/o.Runs)
+	}
 	lo.Model, lo.Data, lo.Out = o.Model, o.Data, o.Out
 	if o.LabelSep != "" && strings.TrimSpace(o.LabelSep) == "" {
 		return lo, usagef("--label-sep %q: want a separator that is not whitespace (labels are trimmed), e.g. \"|\"", o.LabelSep)
