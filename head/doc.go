@@ -106,10 +106,13 @@
 // float64 fits take 32 and end at the same loss to 1e-13 (BENCHMARKS.md). Float64 is
 // the setting that follows scikit-learn's path.
 //
-// The multinomial products X·Wᵀ and Gᵀ·X run on AVX2/FMA kernels of this
-// package, or on gonum's blas64 and blas32 (see gemm.go), so installing a faster
-// implementation with blas64.Use or blas32.Use speeds fitting up on any CPU. Either way
-// the result does not depend on the number of threads.
+// The multinomial products X·Wᵀ and Gᵀ·X (in float64 computed as Xᵀ·G, the same sums)
+// run on the AVX2/FMA kernels of internal/gemm (AVX-512 where the CPU has it, with the
+// same bits), or on gonum's blas64 and blas32 (see gemm.go), so installing a faster
+// implementation with blas64.Use or blas32.Use speeds fitting up on any CPU. The float64
+// softmax runs four classes at a time in assembly with math.Exp's operations
+// (softmax.go), so it gives the Go loop's bits. Either way the result does not depend
+// on the number of threads.
 //
 // # Files
 //

@@ -83,17 +83,19 @@ const (
 	// Float32 computes them in float32, at the parameters rounded to float32, as
 	// scikit-learn does on float32 features: scipy's L-BFGS-B hands the objective
 	// parameters of the features' dtype, and the products run in float32 BLAS. The
-	// loss and the gradient are accumulated in float64 from float32 terms. About twice
-	// as fast as Float64 with three classes or more (binary problems read the same
-	// float32 features either way, at about the same cost); the fit differs from the Float64 one by float32 rounding
-	// amplified by the solver (like scikit-learn's fits on float32 and float64 data).
-	// It follows scikit-learn's float32 fit closely but not always iteration for
-	// iteration: the float32 products sum in another order than scikit-learn's BLAS,
-	// the objective differs in its last float32 bits, and where the line search
-	// compares nearly equal losses L-BFGS can take another step; on many rows
-	// scikit-learn's float32 gradient is rounded enough to stop its fit early (see the
-	// package documentation; BENCHMARKS.md lists the sets where the counts differ). Float64 is the setting that matches
-	// scikit-learn iteration for iteration (on features cast to float64).
+	// loss and the gradient are accumulated in float64 from float32 terms. Faster than
+	// Float64 with three classes or more (binary problems read the same float32
+	// features either way, at about the same cost); product terms below float32's
+	// smallest normal number count as 0 (see the package documentation). The fit
+	// differs from the Float64 one by float32 rounding amplified by the solver (like
+	// scikit-learn's fits on float32 and float64 data). It follows scikit-learn's
+	// float32 fit closely but not always iteration for iteration: the float32 products
+	// sum in another order than scikit-learn's BLAS, the objective differs in its last
+	// float32 bits, and where the line search compares nearly equal losses L-BFGS can
+	// take another step; on many rows scikit-learn's float32 gradient is rounded enough
+	// to stop its fit early (see the package documentation; BENCHMARKS.md lists the
+	// sets where the counts differ). Float64 is the setting that matches scikit-learn
+	// iteration for iteration (on features cast to float64).
 	Float32 Precision = iota
 	// Float64 computes the objective in float64: scikit-learn's fit on features cast
 	// to float64.
