@@ -309,6 +309,18 @@ type worker struct {
 	tokens, padded int
 }
 
+// fork returns a worker that computes on w's session (Encoder.fork) with buffers of
+// its own, so that the two may run forwards at the same time.
+func (w *worker) fork() *worker {
+	f := &worker{enc: w.enc.fork(), embSel: w.embSel, pool: w.pool, norm: w.norm}
+	if w.clf != nil {
+		c := *w.clf
+		c.enc, c.views, c.x = f.enc, nil, nil
+		f.clf = &c
+	}
+	return f
+}
+
 func newWorker(p models.Paths, heads []*head.Head, opts EncoderOptions) (*worker, error) {
 	pool, err := opts.Pool()
 	if err != nil {

@@ -63,15 +63,16 @@ type OpenOptions struct {
 	// Single-label heads ignore it.
 	Threshold float64
 
-	// Sessions is the number of backbone sessions, each a copy of the weights running
-	// one forward at a time. Default 1. A forward is a cgo call, and the goroutine
+	// Sessions is the number of forwards the backbone runs at once, all on one
+	// onnxruntime session (one copy of the weights), each with buffers of its own.
+	// Default 1. A forward is a cgo call, and the goroutine
 	// making it keeps its scheduler P until the runtime's monitor takes it back, which
 	// under load can be milliseconds; a process that also serves requests does better
 	// with GOMAXPROCS at the cores plus Sessions (pipeline serve sets that), so that
 	// its other goroutines are not left waiting for the forwards.
 	Sessions int
-	// Threads is the number of onnxruntime intra-op threads per session. Default: with
-	// one session, onnxruntime's choice (one per physical core); with several,
+	// Threads is the number of onnxruntime intra-op threads of each forward. Default:
+	// with one session, onnxruntime's choice (one per physical core); with several,
 	// runtime.NumCPU()/Sessions, at least 1.
 	Threads int
 	// Provider is the execution provider. Default CPU.
@@ -200,8 +201,8 @@ type Model struct {
 	inForward atomic.Int64 // texts in the sessions' forwards
 }
 
-// Open loads the backbone (and heads) into opts.Sessions sessions and starts one
-// goroutine per session, which Close stops. ctx bounds the loading.
+// Open loads the backbone (and heads) into one session and starts opts.Sessions
+// goroutines that run forwards on it, which Close stops. ctx bounds the loading.
 func Open(ctx context.Context, opts OpenOptions) (_ *Model, err error) {
 	if opts.Sessions == 0 {
 		opts.Sessions = 1
@@ -298,22 +299,23 @@ func Open(ctx context.Context, opts OpenOptions) (_ *Model, err error) {
 		Session: onnx.SessionOptions{IntraOpThreads: threads, Provider: opts.Provider},
 		pack:    opts.PackLen > 0,
 	}
-	for range opts.Sessions {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		w, err := newWorker(paths, heads, eo)
-		if err != nil && eo.pack && errors.Is(err, onnx.ErrPackingUnsupported) {
-			m.packErr, m.pack, eo.pack = err, 0, false
-			w, err = newWorker(paths, heads, eo)
-		}
-		if err != nil {
-			return nil, err
-		}
-		m.workers = append(m.workers, w)
-		if w.clf != nil {
-			w.clf.threshold = opts.Threshold
-		}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	w, err := newWorker(paths, heads, eo)
+	if err != nil && eo.pack && errors.Is(err, onnx.ErrPackingUnsupported) {
+		m.packErr, m.pack, eo.pack = err, 0, false
+		w, err = newWorker(paths, heads, eo)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if w.clf != nil {
+		w.clf.threshold = opts.Threshold
+	}
+	m.workers = append(m.workers, w)
+	for range opts.Sessions - 1 { // the others share its session
+		m.workers = append(m.workers, w.fork())
 	}
 	w0 := m.workers[0]
 	m.tok, m.dim, m.backbone, m.provider = w0.enc.tok, len(w0.embSel)*w0.enc.hidden, w0.enc.Backbone(), w0.enc.Provider()
