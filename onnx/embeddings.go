@@ -72,6 +72,9 @@ func newEmbeddingsReader(m *Model, names map[*onnxpb.NodeProto]string) (*blockRe
 // readEmbeddings reads the tables through r.
 func (m *Model) readEmbeddings() (EmbeddingWeights, *blockReader, error) {
 	var ew EmbeddingWeights
+	if err := m.loadStubs(); err != nil { // a model from OpenModel holds no weights yet
+		return ew, nil, err
+	}
 	l, err := m.encoderLayout()
 	if err != nil {
 		return ew, nil, err

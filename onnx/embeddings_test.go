@@ -27,6 +27,14 @@ func TestEmbeddingWeightsRoundTrip(t *testing.T) {
 	if ew.Hidden != 384 || ew.Vocab != 30522 || ew.Positions != 512 || ew.Types != 2 || len(ew.Word) != 30522*384 || len(ew.Norm.Gamma) != 384 {
 		t.Fatalf("tables %d×%d words, %d positions, %d types, %d gammas", ew.Vocab, ew.Hidden, ew.Positions, ew.Types, len(ew.Norm.Gamma))
 	}
+	// A model opened without its weights (OpenModel) reads the same tables.
+	lazy, err := OpenModel(requireModel(t, "all-minilm-l6-v2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lw, err := lazy.EmbeddingWeights(); err != nil || !slices.Equal(lw.Word, ew.Word) || !slices.Equal(lw.Position, ew.Position) || !slices.Equal(lw.Norm.Gamma, ew.Norm.Gamma) {
+		t.Fatalf("tables of the lazily opened model differ (err %v)", err)
+	}
 	ew.Word[5*384+7] += 1
 	ew.Position[3] -= 0.5
 	ew.TokenType[1*384] = 2
