@@ -85,8 +85,9 @@ const (
 	// parameters of the features' dtype, and the products run in float32 BLAS. The
 	// loss and the gradient are accumulated in float64 from float32 terms. Faster than
 	// Float64 with three classes or more (binary problems read the same float32
-	// features either way, at about the same cost); product terms below float32's
-	// smallest normal number count as 0 (see the package documentation). The fit
+	// features either way, at about the same cost); on the assembly kernels, product
+	// terms below float32's smallest normal number count as 0 (see the package
+	// documentation). The fit
 	// differs from the Float64 one by float32 rounding amplified by the solver (like
 	// scikit-learn's fits on float32 and float64 data). It follows scikit-learn's
 	// float32 fit closely but not always iteration for iteration: the float32 products
