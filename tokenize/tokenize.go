@@ -51,15 +51,22 @@ type Encoding struct {
 // HuggingFace tokenizers does with the same tokenizer.json. It is safe for
 // concurrent use.
 type Tokenizer struct {
-	p      *pipeline // BERT fast path for single texts; nil when the file is not BERT-shaped
-	g      *general  // everything else: pairs, offsets, other models
-	path   string
-	sha256 string
-	maxLen int
-	prefix string
-	padID  int64
-	pool   sync.Pool // *scratch
-	gpool  sync.Pool // *genScratch
+	p *pipeline // BERT fast path for single texts; nil when the file is not BERT-shaped
+	// g is the general pipeline: pairs, offsets, other models. With the fast path it
+	// is parsed again from data when first needed (about 9 MB of tables for a BERT
+	// vocabulary that an extraction never touches).
+	g         *general
+	gOnce     sync.Once
+	gErr      error
+	data      []byte // the file, while g is not parsed
+	vocabSize int
+	path      string
+	sha256    string
+	maxLen    int
+	prefix    string
+	padID     int64
+	pool      sync.Pool // *scratch
+	gpool     sync.Pool // *genScratch
 }
 
 // Load reads a tokenizer.json. The file's own padding is ignored (batches are
@@ -77,7 +84,7 @@ func Load(path string, opts Options) (*Tokenizer, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	sum := sha256.Sum256(data)
-	t := &Tokenizer{p: p, g: g, path: path, sha256: hex.EncodeToString(sum[:]), prefix: opts.Prefix}
+	t := &Tokenizer{p: p, g: g, vocabSize: g.vocabSize, path: path, sha256: hex.EncodeToString(sum[:]), prefix: opts.Prefix}
 
 	switch {
 	case !utf8.ValidString(opts.Prefix):
@@ -118,7 +125,25 @@ func Load(path string, opts Options) (*Tokenizer, error) {
 	}
 	t.pool.New = func() any { return new(scratch) }
 	t.gpool.New = func() any { return new(genScratch) }
+	if p != nil {
+		t.g, t.data = nil, data
+	}
 	return t, nil
+}
+
+// general returns the general pipeline, parsing it on first use when Load dropped it.
+func (t *Tokenizer) general() (*general, error) {
+	t.gOnce.Do(func() {
+		if t.g != nil {
+			return
+		}
+		_, t.g, _, t.gErr = parseConfig(t.data)
+		if t.gErr != nil { // it parsed at Load
+			t.gErr = fmt.Errorf("%s: %w", t.path, t.gErr)
+		}
+		t.data = nil
+	})
+	return t.g, t.gErr
 }
 
 // SHA256 returns the hex sha256 of the tokenizer.json bytes, to record with
@@ -310,7 +335,7 @@ func (t *Tokenizer) EncodeDetailed(text string, pair ...string) (Encoding, Detai
 
 // VocabSize is the largest token id the tokenizer can produce plus one: the
 // number of rows the model's word embedding table needs.
-func (t *Tokenizer) VocabSize() int { return t.g.vocabSize }
+func (t *Tokenizer) VocabSize() int { return t.vocabSize }
 
 // encodeGeneral encodes texts (one or a pair) with the general pipeline.
 func (t *Tokenizer) encodeGeneral(dst *Encoding, d *Detail, texts ...string) error {
@@ -324,9 +349,13 @@ func (t *Tokenizer) encodeGeneral(dst *Encoding, d *Detail, texts ...string) err
 			return fmt.Errorf("%w at byte %d", ErrInvalidUTF8, invalidAt(s))
 		}
 	}
+	g, err := t.general()
+	if err != nil {
+		return err
+	}
 	s := t.gpool.Get().(*genScratch)
 	defer t.gpool.Put(s)
-	e, err := t.g.encode(s, t.maxLen, texts...)
+	e, err := g.encode(s, t.maxLen, texts...)
 	if err != nil {
 		return err
 	}
@@ -343,7 +372,7 @@ func (t *Tokenizer) encodeGeneral(dst *Encoding, d *Detail, texts ...string) err
 	if d != nil {
 		d.Tokens, d.Offsets, d.Sequence = make([]string, n), make([][2]int, n), make([]int, n)
 		for i, tk := range e.toks {
-			d.Tokens[i] = t.g.tokenText(tk)
+			d.Tokens[i] = g.tokenText(tk)
 			d.Offsets[i] = [2]int{int(tk.sp.start), int(tk.sp.end)}
 			d.Sequence[i] = int(e.seq[i])
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -268,5 +269,44 @@ func TestTablesVersion(t *testing.T) {
 	}
 	if pin := "tokenizers==" + tablesVersion; !strings.Contains(string(b), pin+"\n") {
 		t.Errorf("scripts/requirements-test.txt does not pin %s; regenerate tables.go with scripts/gen_tokenize_tables.py", pin)
+	}
+}
+
+// TestGeneralOnDemand: a BERT tokenizer.json loads without its general pipeline (the
+// fast path encodes single texts); pairs and offsets parse it on first use, and give
+// the ids Encode gives, from goroutines racing for it too.
+func TestGeneralOnDemand(t *testing.T) {
+	tok, err := Load(modelTokenizer(t, "all-minilm-l6-v2"), Options{MaxLen: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.p == nil || tok.g != nil {
+		t.Fatalf("after Load: fast path %v, general pipeline %v; want the fast path only", tok.p != nil, tok.g != nil)
+	}
+	if tok.VocabSize() != 30522 {
+		t.Errorf("VocabSize = %d, want 30522", tok.VocabSize())
+	}
+	text := "The film's ending, frankly, was un-be-lievable!"
+	want, err := tok.Encode(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			e, d, err := tok.EncodeDetailed(text)
+			if err == nil && (!slices.Equal(e.IDs, want.IDs) || len(d.Offsets) != len(e.IDs)) {
+				err = fmt.Errorf("EncodeDetailed ids %v, want Encode's %v", e.IDs, want.IDs)
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if tok.g == nil || tok.data != nil {
+		t.Error("the general pipeline was not kept after its first use")
 	}
 }
