@@ -625,7 +625,8 @@ func (r *experimentRun) extractOptions(sf *splitFeatures, out string, spec featu
 		Reader: features.ReaderOptions{TextCol: r.o.TextCol, LabelCol: r.o.LabelCol, RequireLabel: true},
 		Spec:   spec, Exact: true, BatchSize: r.o.BatchSize, Resume: true, RuntimeLib: r.o.RuntimeLib,
 	}
-	lo.Session.IntraOpThreads, lo.Session.Provider = r.o.Threads, r.o.Provider
+	lo.Session.Provider = r.o.Provider
+	lo.Runs, lo.Session.IntraOpThreads = SplitThreads(r.o.Threads, 0, r.o.Provider)
 	return lo
 }
 

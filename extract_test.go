@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -381,4 +382,30 @@ func TestExtractRunsIdentical(t *testing.T) {
 		t.Fatal(err)
 	}
 	same(full.Out, o.Out)
+}
+
+func TestSplitThreads(t *testing.T) {
+	cpu, cuda := onnx.Provider{Kind: onnx.ProviderCPU}, onnx.Provider{Kind: onnx.ProviderCUDA}
+	for _, c := range []struct {
+		threads, runs int
+		p             onnx.Provider
+		n, intra      int
+	}{
+		{2, 0, cpu, 2, 1},
+		{8, 0, cpu, 2, 4},
+		{1, 0, cpu, 1, 1},
+		{2, 1, cpu, 1, 2},
+		{3, 2, cpu, 2, 1},
+		{2, 4, cpu, 4, 1},
+		{4, 0, cuda, 1, 4},
+		{0, 0, cuda, 1, 0}, // onnxruntime's own choice
+		{0, 1, cpu, 1, 0},
+	} {
+		if n, intra := SplitThreads(c.threads, c.runs, c.p); n != c.n || intra != c.intra {
+			t.Errorf("SplitThreads(%d, %d, %s) = %d runs of %d threads; want %d of %d", c.threads, c.runs, c.p, n, intra, c.n, c.intra)
+		}
+	}
+	if n, intra := SplitThreads(0, 0, cpu); runtime.NumCPU() >= 2 && (n != 2 || intra != runtime.NumCPU()/2) {
+		t.Errorf("SplitThreads(0, 0, cpu) = %d runs of %d threads on %d cores; want 2 of half", n, intra, runtime.NumCPU())
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime"
 	"strconv"
 	"strings"
 
@@ -57,7 +56,7 @@ func newExtractCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "texts per forward pass"},
 			&cli.IntFlag{Name: "chunk-rows", Usage: "rows per checkpoint (and length-sorting window) (default: 8192, or 2048 with --cut-top)"},
 			&cli.IntFlag{Name: "threads", Usage: "onnxruntime threads in all (0 = one per core)"},
-			&cli.IntFlag{Name: "runs", Value: 1, Usage: "batches computed at once, sharing one copy of the weights; each gets --threads / `N` threads (the features do not depend on it)"},
+			&cli.IntFlag{Name: "runs", Usage: "batches computed at once, sharing one copy of the weights, each on --threads / `N` threads; 0: 2 on a CPU with 2 threads or more (faster; --runs 1 holds the least memory); the features do not depend on it"},
 			&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "cpu | cuda[:DEVICE] | auto"},
 			&cli.StringFlag{Name: "opt-level", Value: "all", Usage: "graph optimisation: all | extended | basic | disabled"},
 			&cli.StringFlag{Name: "dtype", Value: "float32", Usage: "stored feature type: float32 | float16"},
@@ -131,19 +130,12 @@ func (o extractOptions) toLib() (headstart.ExtractOptions, error) {
 		return lo, usagef("--max-len %d: want at least 2 ([CLS] and [SEP]) and at most the model's positions (512 for BERT-family models)", *o.Spec.MaxLen)
 	case o.BatchSize < 1:
 		return lo, usagef("--batch-size %d: want at least 1", o.BatchSize)
-	case o.Runs < 1:
-		return lo, usagef("--runs %d: want at least 1", o.Runs)
+	case o.Runs < 0:
+		return lo, usagef("--runs %d: want 0 (two on a CPU with two threads or more, else one) or more", o.Runs)
 	case o.ChunkRowsSet && o.ChunkRows < 1:
 		return lo, usagef("--chunk-rows %d: want at least 1 (and at least --batch-size)", o.ChunkRows)
 	}
-	lo.Session.IntraOpThreads, lo.Runs = o.Threads, o.Runs
-	if o.Runs > 1 { // the threads are shared out among the runs
-		threads := o.Threads
-		if threads == 0 {
-			threads = runtime.NumCPU()
-		}
-		lo.Session.IntraOpThreads = max(1, threads/o.Runs)
-	}
+	lo.Runs, lo.Session.IntraOpThreads = headstart.SplitThreads(o.Threads, o.Runs, lo.Session.Provider)
 	lo.Model, lo.Data, lo.Out = o.Model, o.Data, o.Out
 	if o.LabelSep != "" && strings.TrimSpace(o.LabelSep) == "" {
 		return lo, usagef("--label-sep %q: want a separator that is not whitespace (labels are trimmed), e.g. \"|\"", o.LabelSep)
@@ -215,11 +207,11 @@ func runExtract(ctx context.Context, o extractOptions, stdout, stderr io.Writer)
 			"provider": sum.Provider, "provider_fallback": sum.Fallback, "seconds": sum.Elapsed.Seconds(), "run_seconds": sum.RunTime.Seconds(),
 			"rows_per_s":   float64(sum.Rows-sum.Resumed) / sum.Elapsed.Seconds(),
 			"run_fraction": sum.RunTime.Seconds() / sum.Elapsed.Seconds(), "padding_efficiency": sum.PaddingEfficiency(),
-			"tokens": sum.Tokens,
+			"tokens": sum.Tokens, "runs": lo.Runs, "intra_op_threads": lo.Session.IntraOpThreads,
 		})
 	}
-	fmt.Fprintf(stderr, "extract: %d rows (%d resumed) -> %s [%d dims, %s]; %d truncated at %d tokens; %.1f rows/s, %.0f%% of wall time in onnxruntime, padding efficiency %.1f%%\n",
-		sum.Rows, sum.Resumed, sum.Out, sum.Dim, sum.Provider, sum.Truncated, lo.MaxLen,
+	fmt.Fprintf(stderr, "extract: %d rows (%d resumed) -> %s [%d dims, %s, %s]; %d truncated at %d tokens; %.1f rows/s, %.0f%% of wall time computing batches, padding efficiency %.1f%%\n",
+		sum.Rows, sum.Resumed, sum.Out, sum.Dim, sum.Provider, count(lo.Runs, "run", "runs"), sum.Truncated, lo.MaxLen,
 		float64(sum.Rows-sum.Resumed)/sum.Elapsed.Seconds(), 100*sum.RunTime.Seconds()/sum.Elapsed.Seconds(), 100*sum.PaddingEfficiency())
 	if sum.CacheOut != "" {
 		fmt.Fprintf(stderr, "extract: activation cache (the states entering the top %d blocks, same forward) -> %s\n", lo.CutTop, sum.CacheOut)
