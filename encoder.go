@@ -105,13 +105,28 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	if err := onnx.Init(lib); err != nil {
 		return nil, err
 	}
+	// The model file's checksum and the tokenizer are made on another core while
+	// onnxruntime opens the session (about 0.12 s of 0.3 for all-MiniLM-L6-v2).
+	type shaResult struct {
+		sum string
+		err error
+	}
+	type tokResult struct {
+		tok *tokenize.Tokenizer
+		err error
+	}
+	shaC, tokC := make(chan shaResult, 1), make(chan tokResult, 1)
+	go func() {
+		sum, err := fileio.SHA256(p.Model) // of the file, before any graph edit
+		shaC <- shaResult{sum, err}
+	}()
+	go func() {
+		tok, err := tokenize.Load(p.Tokenizer, tokenize.Options{MaxLen: opts.MaxLen, Prefix: opts.Prefix})
+		tokC <- tokResult{tok, err}
+	}()
 	// The model is held once, by onnxruntime: the graph is read without its weights
 	// (onnx.OpenModel), and the session opens the file itself, or a temporary copy
 	// when the graph is edited.
-	modelSHA, err := fileio.SHA256(p.Model) // of the file, before any graph edit
-	if err != nil {
-		return nil, fmt.Errorf("headstart: read model: %w", err)
-	}
 	model, err := onnx.OpenModel(p.Model)
 	if err != nil {
 		return nil, err
@@ -217,14 +232,6 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 			return nil, fmt.Errorf("%s: %w", p.Model, err)
 		}
 	}
-	e.tok, err = tokenize.Load(p.Tokenizer, tokenize.Options{MaxLen: opts.MaxLen, Prefix: opts.Prefix})
-	if err != nil {
-		return nil, err
-	}
-	if rows, ok := model.WordEmbeddingRows(); ok && e.tok.VocabSize() > rows {
-		return nil, fmt.Errorf("%w: %s produces ids up to %d but the word embedding table of %s has %d rows; the two files are not from one model",
-			tokenize.ErrVocabSize, p.Tokenizer, e.tok.VocabSize()-1, p.Model, rows)
-	}
 	if edited {
 		e.sess, err = sessionFromEdited(model, e.inputs, names, opts.Session)
 	} else {
@@ -232,6 +239,22 @@ func newEncoder(p models.Paths, opts EncoderOptions, extra []int) (_ *Encoder, e
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Model, err)
+	}
+	sha, tr := <-shaC, <-tokC
+	switch {
+	case sha.err != nil:
+		err = fmt.Errorf("headstart: read model: %w", sha.err)
+	case tr.err != nil:
+		err = tr.err
+	}
+	if err != nil {
+		return nil, errors.Join(err, e.sess.Close())
+	}
+	modelSHA := sha.sum
+	e.tok = tr.tok
+	if rows, ok := model.WordEmbeddingRows(); ok && e.tok.VocabSize() > rows {
+		return nil, errors.Join(fmt.Errorf("%w: %s produces ids up to %d but the word embedding table of %s has %d rows; the two files are not from one model",
+			tokenize.ErrVocabSize, p.Tokenizer, e.tok.VocabSize()-1, p.Model, rows), e.sess.Close())
 	}
 	// Map each requested layer to its session output.
 	e.views = make([][]float32, len(e.layers))

@@ -655,19 +655,37 @@ func runBatches(ctx context.Context, c *chunk, sink chunkSink, workers []*batchW
 		}
 		return nil
 	}
+	// The batches are sorted by length: the first worker takes them from the long end,
+	// the others from the short end, so that the longest batches (the most activation
+	// memory) do not run at the same time.
 	var (
-		next atomic.Int64 // the next batch to take
-		wg   sync.WaitGroup
-		errs = make([]error, len(workers))
-		stop atomic.Bool
+		mu     sync.Mutex
+		lo, hi = 0, len(c.batches) // batches[lo:hi] are still to take
+		wg     sync.WaitGroup
+		errs   = make([]error, len(workers))
+		stop   atomic.Bool
 	)
+	take := func(long bool) int {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case lo >= hi:
+			return -1
+		case long:
+			hi--
+			return hi
+		default:
+			lo++
+			return lo - 1
+		}
+	}
 	for k, w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for !stop.Load() {
-				i := int(next.Add(1) - 1)
-				if i >= len(c.batches) {
+				i := take(k == 0)
+				if i < 0 {
 					return
 				}
 				if err := ctx.Err(); err != nil {

@@ -15,7 +15,8 @@
 #   BENCH_BATCH=32
 #   BENCH_MODELS=""    extra model directories for headstart (space-separated)
 #   BENCH_VARIANTS=""  extra headstart runs, each one flag=value (space-separated), e.g.
-#                      --chunk-rows=2048 (the sorting window before it became 8192)
+#                      --runs=1 (one batch at a time on all threads: the least memory; the
+#                      default is two runs of BENCH_THREADS/2 threads), --chunk-rows=2048
 #   BENCH_RSS_FULL=0   1: also both sides' peak RSS on all 67,349 rows (one run each)
 #
 # Usage: scripts/bench_extract_ab.sh   (needs `make build` and the test venv)
@@ -90,6 +91,7 @@ if [ "${BENCH_RSS_FULL:-0}" = 1 ]; then
   echo "bench: peak RSS on all rows" >&2
   all=$(($(wc -l < data/sst2/train.csv) - 1))
   hs headstart-all "$model" data/sst2/train.csv "$all"
+  hs headstart-runs1-all "$model" data/sst2/train.csv "$all" --runs=1
   ref data/sst2/train.csv "$all"
   sed -i '$ s/"impl": "python-onnxruntime"/"impl": "python-onnxruntime-all"/' "$jsonl"
 fi
