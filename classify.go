@@ -133,6 +133,15 @@ func newClassifier(p models.Paths, heads []*head.Head, opts EncoderOptions, extr
 	return c, nil
 }
 
+// fork returns a classifier on c's session and heads with buffers of its own
+// (Encoder.fork), so that the two may classify batches at the same time. Only c is
+// closed.
+func (c *Classifier) fork() *Classifier {
+	f := *c
+	f.enc, f.views, f.x = c.enc.fork(), nil, nil
+	return &f
+}
+
 // Encoder returns the classifier's encoder (its tokenizer, provider, backbone).
 func (c *Classifier) Encoder() *Encoder { return c.enc }
 

@@ -627,13 +627,12 @@ type batchWorker struct {
 }
 
 // runBatches hands the batches of c to sink, on len(workers) goroutines at once when
-// there are several (each batch fills its own rows of the chunk's outputs). The first
-// error stops the others after their current batch; a cancelled ctx stops them all.
+// there are several (each batch fills its own rows of the chunk's outputs; see
+// eachBatch). The first error stops the others after their current batch; a cancelled
+// ctx stops them all.
 func runBatches(ctx context.Context, c *chunk, sink chunkSink, workers []*batchWorker) error {
-	interrupted := func(err error) error {
-		return fmt.Errorf("extract interrupted after %d rows (checkpoint kept; rerun with --resume): %w", sink.rows(), err)
-	}
-	do := func(w *batchWorker, b []int) error {
+	err := eachBatch(ctx, len(c.batches), len(workers), func(k, i int) error {
+		w, b := workers[k], c.batches[i]
 		w.batch = w.batch[:0]
 		for _, j := range b {
 			w.batch = append(w.batch, c.encs[j])
@@ -643,43 +642,53 @@ func runBatches(ctx context.Context, c *chunk, sink chunkSink, workers []*batchW
 		}
 		w.padded += int64(w.enc.batch.B * w.enc.batch.T)
 		return nil
+	})
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("extract interrupted after %d rows (checkpoint kept; rerun with --resume): %w", sink.rows(), err)
 	}
-	if len(workers) == 1 || len(c.batches) == 1 {
-		for _, b := range c.batches {
+	return err
+}
+
+// eachBatch calls do(k, i) for every batch i < n, on workers goroutines (k is the
+// goroutine's index) or, with one worker, in order on the caller's. The batches are
+// sorted by length (features.Buckets): worker 0 takes them from one end and the others
+// from the other, so that the longest batches, which need the most activation memory,
+// do not run at the same time. The first error, or ctx's, stops every worker after its
+// current batch and is returned.
+func eachBatch(ctx context.Context, n, workers int, do func(k, i int) error) error {
+	if workers == 1 || n == 1 {
+		for i := range n {
 			if err := ctx.Err(); err != nil {
-				return interrupted(err)
+				return err
 			}
-			if err := do(workers[0], b); err != nil {
+			if err := do(0, i); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	// The batches are sorted by length: the first worker takes them from the long end,
-	// the others from the short end, so that the longest batches (the most activation
-	// memory) do not run at the same time.
 	var (
 		mu     sync.Mutex
-		lo, hi = 0, len(c.batches) // batches[lo:hi] are still to take
+		lo, hi = 0, n // batches lo..hi-1 are still to take
 		wg     sync.WaitGroup
-		errs   = make([]error, len(workers))
+		errs   = make([]error, workers)
 		stop   atomic.Bool
 	)
-	take := func(long bool) int {
+	take := func(first bool) int {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
 		case lo >= hi:
 			return -1
-		case long:
-			hi--
-			return hi
-		default:
+		case first:
 			lo++
 			return lo - 1
+		default:
+			hi--
+			return hi
 		}
 	}
-	for k, w := range workers {
+	for k := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -688,10 +697,8 @@ func runBatches(ctx context.Context, c *chunk, sink chunkSink, workers []*batchW
 				if i < 0 {
 					return
 				}
-				if err := ctx.Err(); err != nil {
-					errs[k] = interrupted(err)
-				} else {
-					errs[k] = do(w, c.batches[i])
+				if errs[k] = ctx.Err(); errs[k] == nil {
+					errs[k] = do(k, i)
 				}
 				if errs[k] != nil {
 					stop.Store(true)

@@ -40,6 +40,9 @@ type PredictOptions struct {
 	// Session the threads and provider.
 	RuntimeLib string
 	Session    onnx.SessionOptions
+	// Runs is how many batches are classified at once on the one session, each on
+	// Session.IntraOpThreads threads, as ExtractOptions.Runs. Default 1.
+	Runs int
 }
 
 // predictWindow is the number of rows read, tokenized and sorted by length into batches
@@ -59,6 +62,12 @@ func Predict(ctx context.Context, o PredictOptions, emit func(row features.Row, 
 	}
 	if o.BatchSize < 1 {
 		return 0, fmt.Errorf("%w: batch size %d: want at least 1", ErrBadOption, o.BatchSize)
+	}
+	if o.Runs == 0 {
+		o.Runs = 1
+	}
+	if o.Runs < 1 {
+		return 0, fmt.Errorf("%w: runs %d: want at least 1", ErrBadOption, o.Runs)
 	}
 	paths, err := models.ResolveRecorded(o.Model, o.Heads[0].Fingerprint.BackboneOf())
 	if err != nil {
@@ -85,6 +94,10 @@ func Predict(ctx context.Context, o PredictOptions, emit func(row features.Row, 
 	}
 	defer r.Close()
 	w := predictRows{ctx: ctx, clf: clf, batchSize: o.BatchSize, emit: emit}
+	w.workers = append(w.workers, predictWorker{clf: clf})
+	for range o.Runs - 1 {
+		w.workers = append(w.workers, predictWorker{clf: clf.fork()})
+	}
 	for r.Next() {
 		row := r.Row()
 		if !o.AllowEmpty && features.Blank(row.Text) {
@@ -116,9 +129,16 @@ type predictRows struct {
 	emit      func(features.Row, []Prediction) error
 	rows      []features.Row
 	encs      []tokenize.Encoding
-	batch     []tokenize.Encoding // reused for every forward
-	lengths   []int               // reused for every window
-	preds     [][]Prediction      // reused for every window; see flush
+	workers   []predictWorker // classify batches at once (PredictOptions.Runs)
+	lengths   []int           // reused for every window
+	preds     [][]Prediction  // reused for every window; see flush
+}
+
+// predictWorker classifies batches on its own classifier (Classifier.fork of the
+// first: one session).
+type predictWorker struct {
+	clf   *Classifier
+	batch []tokenize.Encoding // reused for every forward
 }
 
 // flush classifies the window in length-bucketed batches, emits its rows in order and
@@ -140,15 +160,14 @@ func (w *predictRows) flush() error {
 		w.preds = append(w.preds, all[i*nh:(i+1)*nh:(i+1)*nh])
 	}
 	preds := w.preds
-	for _, b := range features.Buckets(w.lengths, w.batchSize) {
-		if err := w.ctx.Err(); err != nil {
-			return err
-		}
-		w.batch = w.batch[:0]
+	batches := features.Buckets(w.lengths, w.batchSize)
+	err := eachBatch(w.ctx, len(batches), len(w.workers), func(k, i int) error {
+		pw, b := &w.workers[k], batches[i]
+		pw.batch = pw.batch[:0]
 		for _, j := range b {
-			w.batch = append(w.batch, w.encs[j])
+			pw.batch = append(pw.batch, w.encs[j])
 		}
-		ps, err := w.clf.ClassifyEncoded(w.batch)
+		ps, err := pw.clf.ClassifyEncoded(pw.batch)
 		if err != nil {
 			return err
 		}
@@ -157,6 +176,10 @@ func (w *predictRows) flush() error {
 				preds[j][h] = ps[h][i]
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for i, row := range w.rows {
 		if err := w.emit(row, preds[i]); err != nil {

@@ -17,7 +17,8 @@ import (
 
 // TestPredictKeptPredictions: over more rows than one window holds, predictions that
 // emit keeps (and appends to) after it returns stay each row's own: they equal those
-// of a run whose emit copies them, row for row, for both heads.
+// of a run whose emit copies them, row for row, for both heads. The second run
+// classifies two batches at a time (Runs 2), which changes nothing.
 func TestPredictKeptPredictions(t *testing.T) {
 	headFile, cleanup, err := exampleHead()
 	defer cleanup()
@@ -49,7 +50,9 @@ func TestPredictKeptPredictions(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := headstart.Predict(context.Background(), o, func(_ features.Row, preds []headstart.Prediction) error {
+	two := o
+	two.Runs, two.Session.IntraOpThreads = 2, 1
+	if _, err := headstart.Predict(context.Background(), two, func(_ features.Row, preds []headstart.Prediction) error {
 		c := slices.Clone(preds)
 		for h := range c {
 			c[h].Probs = slices.Clone(c[h].Probs)

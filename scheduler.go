@@ -312,11 +312,12 @@ type worker struct {
 // fork returns a worker that computes on w's session (Encoder.fork) with buffers of
 // its own, so that the two may run forwards at the same time.
 func (w *worker) fork() *worker {
-	f := &worker{enc: w.enc.fork(), embSel: w.embSel, pool: w.pool, norm: w.norm}
+	f := &worker{embSel: w.embSel, pool: w.pool, norm: w.norm}
 	if w.clf != nil {
-		c := *w.clf
-		c.enc, c.views, c.x = f.enc, nil, nil
-		f.clf = &c
+		f.clf = w.clf.fork()
+		f.enc = f.clf.enc
+	} else {
+		f.enc = w.enc.fork()
 	}
 	return f
 }

@@ -25,7 +25,7 @@ type predictOptions struct {
 	Model, Data, Out, Format, TextCol string
 	InputFormat                       string // csv, tsv, jsonl, text; "" from Data's extension (stdin: csv)
 	Heads                             []string
-	BatchSize, Threads, Limit         int
+	BatchSize, Threads, Runs, Limit   int
 	MaxLineBytes                      int
 	Provider, RuntimeLib              string
 	AllowEmpty                        bool
@@ -52,7 +52,8 @@ func newPredictCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Value: "-", Usage: "`FILE` (.csv or .jsonl) or - for stdout"},
 			&cli.StringFlag{Name: "format", Usage: "csv | jsonl (default: from --out's extension, csv for stdout)"},
 			&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "texts per forward pass"},
-			&cli.IntFlag{Name: "threads", Usage: "onnxruntime intra-op threads (0 = one per core)"},
+			&cli.IntFlag{Name: "threads", Usage: "onnxruntime threads in all (0 = one per core)"},
+			&cli.IntFlag{Name: "runs", Usage: "batches classified at once on one copy of the weights, each on --threads / `N` threads; 0: 2 on a CPU with 2 threads or more, else 1 (as extract)"},
 			&cli.IntFlag{Name: "limit", Usage: "read at most N rows (0 = all)"},
 			maxLineBytesFlag(),
 			&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "cpu | cuda[:DEVICE] | auto"},
@@ -65,7 +66,7 @@ func newPredictCommand() *cli.Command {
 			return runPredict(c.Context, predictOptions{
 				Model: c.String("model"), Heads: c.StringSlice("head"), Data: c.String("data"), Out: c.String("out"),
 				Format: c.String("format"), InputFormat: c.String("input-format"), TextCol: c.String("text-col"), BatchSize: c.Int("batch-size"),
-				Threads: c.Int("threads"), Limit: c.Int("limit"), MaxLineBytes: c.Int("max-line-bytes"), Provider: c.String("provider"),
+				Threads: c.Int("threads"), Runs: c.Int("runs"), Limit: c.Int("limit"), MaxLineBytes: c.Int("max-line-bytes"), Provider: c.String("provider"),
 				RuntimeLib: c.String("ort-lib"), AllowEmpty: c.Bool("allow-empty"),
 				Threshold: c.Float64("threshold"), ThresholdSet: c.IsSet("threshold"), LabelSep: c.String("label-sep"),
 			}, c.App.Writer, c.App.ErrWriter)
@@ -110,6 +111,9 @@ func (o *predictOptions) check() (err error) {
 	}
 	if o.BatchSize < 1 {
 		return usagef("--batch-size %d: want at least 1", o.BatchSize)
+	}
+	if o.Threads < 0 || o.Runs < 0 {
+		return usagef("--threads %d, --runs %d: want 0 (the default) or more", o.Threads, o.Runs)
 	}
 	if o.Limit < 0 {
 		return usagef("--limit %d: want 0 (all rows) or more", o.Limit)
@@ -163,10 +167,11 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 			err = errors.Join(err, bw.abort())
 		}
 	}()
+	runs, intra := headstart.SplitThreads(o.Threads, o.Runs, o.provider)
 	n, err := headstart.Predict(ctx, headstart.PredictOptions{
 		Model: o.Model, Heads: heads, Data: o.Data, Out: o.Out, BatchSize: o.BatchSize, AllowEmpty: o.AllowEmpty, Threshold: o.Threshold,
 		Reader:     features.ReaderOptions{Format: o.inFormat, TextCol: o.TextCol, Limit: o.Limit, MaxLineBytes: o.MaxLineBytes},
-		RuntimeLib: o.RuntimeLib, Session: onnx.SessionOptions{IntraOpThreads: o.Threads, Provider: o.provider},
+		RuntimeLib: o.RuntimeLib, Session: onnx.SessionOptions{IntraOpThreads: intra, Provider: o.provider}, Runs: runs,
 	}, func(row features.Row, preds []headstart.Prediction) error {
 		if err := open(); err != nil {
 			return err
