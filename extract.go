@@ -611,6 +611,10 @@ func runChunks(ctx context.Context, opts *ExtractOptions, enc *Encoder, labelInd
 		}
 		sum.Tokens += c.tokens
 		sum.Truncated += c.trunc
+		// The window's garbage (its encodings, the last window's buffers) goes back to
+		// the system now rather than at the runtime's leisure: without this the Go heap
+		// held 58 MiB resident for 20 MiB live on SST-2, the difference growing the peak.
+		debug.FreeOSMemory()
 		if opts.Progress != nil {
 			opts.Progress.Add(n)
 		}

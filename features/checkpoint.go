@@ -205,32 +205,39 @@ func (c *Checkpoint) append(features []float32, labels []int64, sets []uint8, ro
 	if c.f == nil {
 		return fmt.Errorf("checkpoint %s: Append after Close", c.dataPath)
 	}
+	// The rows are encoded and written appendBlock at a time, so that the buffer stays
+	// small whatever the chunk.
 	rb := int(rowBytes(d, ks))
-	c.buf = resize(c.buf, k*rb)
-	for i := range k {
-		b := c.buf[i*rb : (i+1)*rb]
-		for j, x := range features[i*d : (i+1)*d] {
-			binary.LittleEndian.PutUint32(b[4*j:], math.Float32bits(x))
+	at := c.meta.Bytes
+	for lo := 0; lo < k; lo += appendBlock {
+		hi := min(lo+appendBlock, k)
+		c.buf = resize(c.buf, (hi-lo)*rb)
+		for i := lo; i < hi; i++ {
+			b := c.buf[(i-lo)*rb : (i-lo+1)*rb]
+			for j, x := range features[i*d : (i+1)*d] {
+				binary.LittleEndian.PutUint32(b[4*j:], math.Float32bits(x))
+			}
+			l := int64(-1)
+			if labels != nil {
+				l = labels[i]
+			}
+			binary.LittleEndian.PutUint64(b[4*d:], uint64(l))
+			binary.LittleEndian.PutUint64(b[4*d+8:], uint64(rowIDs[i]))
+			copy(b[4*d+16:], sets[i*ks:(i+1)*ks])
 		}
-		l := int64(-1)
-		if labels != nil {
-			l = labels[i]
+		if _, err := c.f.WriteAt(c.buf, at); err != nil {
+			c.err = fmt.Errorf("writing checkpoint %s: %w", c.dataPath, err)
+			return c.err
 		}
-		binary.LittleEndian.PutUint64(b[4*d:], uint64(l))
-		binary.LittleEndian.PutUint64(b[4*d+8:], uint64(rowIDs[i]))
-		copy(b[4*d+16:], sets[i*ks:(i+1)*ks])
-	}
-	if _, err := c.f.WriteAt(c.buf, c.meta.Bytes); err != nil {
-		c.err = fmt.Errorf("writing checkpoint %s: %w", c.dataPath, err)
-		return c.err
+		c.sum.Write(c.buf)
+		at += int64(len(c.buf))
 	}
 	if err := c.f.Sync(); err != nil {
 		c.err = fmt.Errorf("writing checkpoint %s: %w", c.dataPath, err)
 		return c.err
 	}
 	c.meta.Rows += int64(k)
-	c.meta.Bytes += int64(len(c.buf))
-	c.sum.Write(c.buf)
+	c.meta.Bytes = at
 	c.meta.SHA256 = hex.EncodeToString(c.sum.Sum(nil))
 	if err := c.writeMeta(); err != nil {
 		c.err = err
@@ -247,6 +254,9 @@ func (c *Checkpoint) writeMeta() error {
 	}
 	return nil
 }
+
+// appendBlock is the number of rows Append encodes and writes at a time.
+const appendBlock = 512
 
 // finishChunk is the number of rows Finish moves at a time.
 const finishChunk = 4096

@@ -425,7 +425,7 @@ func TestOpenStoreCorrupt(t *testing.T) {
 }
 
 func TestCheckpointResume(t *testing.T) {
-	const n, d = 50, 5
+	const n, d = 1300, 5 // chunks of more rows than Append writes at a time (appendBlock)
 	feats, labels, ids := testRows(n, d, 6)
 	m := testManifest()
 	key := CheckpointKey(m, "batch=8")
@@ -446,7 +446,7 @@ func TestCheckpointResume(t *testing.T) {
 		if err != nil || c.Rows() != 0 {
 			t.Fatalf("fresh checkpoint: rows %d, %v", c.Rows(), err)
 		}
-		for _, r := range [][2]int{{0, 16}, {16, 30}} {
+		for _, r := range [][2]int{{0, 600}, {600, 1100}} {
 			if err := c.Append(feats[r[0]*d:r[1]*d], labels[r[0]:r[1]], ids[r[0]:r[1]]); err != nil {
 				t.Fatal(err)
 			}
@@ -465,12 +465,12 @@ func TestCheckpointResume(t *testing.T) {
 			t.Fatalf("other d: %v", err)
 		}
 
-		// Resume: the torn bytes are dropped and the run goes on from row 30.
+		// Resume: the torn bytes are dropped and the run goes on from row 1100.
 		c, err = OpenCheckpoint(out, key, d, true)
-		if err != nil || c.Rows() != 30 {
+		if err != nil || c.Rows() != 1100 {
 			t.Fatalf("resumed checkpoint: rows %d, %v", c.Rows(), err)
 		}
-		if err := c.Append(feats[30*d:], labels[30:], ids[30:]); err != nil {
+		if err := c.Append(feats[1100*d:], labels[1100:], ids[1100:]); err != nil {
 			t.Fatal(err)
 		}
 		w, err := NewWriter(out, m, int(c.Rows()), d, dtype)

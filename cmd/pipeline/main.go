@@ -159,6 +159,7 @@ func unrequire(f cli.Flag) {
 }
 
 func main() {
+	oneMallocArena()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := newApp().RunContext(ctx, os.Args)
