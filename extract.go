@@ -91,7 +91,7 @@ type ExtractOptions struct {
 	// session). On a CPU, two runs of half the threads each keep the cores busy
 	// where one run spread over them all waits at every operation for the slowest
 	// thread: about 10% faster for all-MiniLM-L6-v2 on 2 cores, for the activation
-	// memory of the second run (up to about +35 MiB). SplitThreads picks Runs and the
+	// memory of the second run (a few MiB to 30). SplitThreads picks Runs and the
 	// threads as pipeline extract does. The features are the same whatever Runs is.
 	// Default 1.
 	Runs int
