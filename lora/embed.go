@@ -237,17 +237,17 @@ func (e *Embeddings[F]) Backward(dy []F, rows Rows) {
 	layerNormBackward(dz, e.G.Norm.Gamma, e.G.Norm.Beta, e.dy, e.xhat, e.rstd, e.W.Norm.Gamma, n, c)
 	for t := range n {
 		d := dz[t*c : (t+1)*c]
-		tables := [][]F{
-			e.G.Word[e.ids[t]*c : (e.ids[t]+1)*c],
-			e.G.Position[e.pos[t]*c : (e.pos[t]+1)*c],
-		}
+		addRow(e.G.Word[e.ids[t]*c:(e.ids[t]+1)*c], d)
+		addRow(e.G.Position[e.pos[t]*c:(e.pos[t]+1)*c], d)
 		if e.G.TokenType != nil {
-			tables = append(tables, e.G.TokenType[e.types[t]*c:(e.types[t]+1)*c])
+			addRow(e.G.TokenType[e.types[t]*c:(e.types[t]+1)*c], d)
 		}
-		for _, g := range tables {
-			for j, v := range d {
-				g[j] += v
-			}
-		}
+	}
+}
+
+// addRow adds d to the table row g (g += d); d is not modified.
+func addRow[F Float](g, d []F) {
+	for j, v := range d {
+		g[j] += v
 	}
 }
