@@ -188,23 +188,32 @@ func (m *Model) SetBlockWeights(bw BlockWeights) error {
 		}
 	}
 
-	// Commit: nothing above changed the model. A graph whose module names
-	// moduleNames rebuilt (a dynamo export) gets them as its node names first:
-	// the parameters they were rebuilt from are about to be replaced.
-	for n, name := range r.names { // the graph r read, not yet changed
+	// Commit: nothing above changed the model.
+	commitWrites(m, r.names, writes)
+	return nil
+}
+
+// commitWrites applies writes, checked already, to m's graph, which names (its
+// moduleNames, as a reader found them) were read from and which has not changed
+// since. A graph whose module names moduleNames rebuilt (a dynamo export) gets them
+// as its node names first: the parameters they were rebuilt from are about to be
+// replaced. Each write's Transpose, if any, goes in front of its MatMul, its slot
+// reads the new initialiser (replacing one of the same name from an earlier call),
+// and what nothing reads any more is removed.
+func commitWrites(m *Model, names map[*onnxpb.NodeProto]string, writes []blockTensor) {
+	g := m.Proto.GetGraph()
+	for n, name := range names {
 		if name != n.GetName() {
 			n.Name = proto.String(name)
 		}
 	}
+	replaced := make(map[string]bool, len(writes))
 	for _, w := range writes {
 		if w.transpose != nil { // before its MatMul, to keep the nodes in topological order
 			g.Node = slices.Insert(g.Node, slices.Index(g.Node, w.at), w.transpose)
 			w.at.Input[1] = w.transpose.GetOutput()[0]
 		}
 		w.slot.node.Input[w.slot.index] = w.name
-	}
-	replaced := make(map[string]bool, len(writes))
-	for _, w := range writes {
 		replaced[w.name] = true
 	}
 	g.Initializer = slices.DeleteFunc(g.Initializer, func(t *onnxpb.TensorProto) bool { return replaced[t.GetName()] })
@@ -213,7 +222,6 @@ func (m *Model) SetBlockWeights(bw BlockWeights) error {
 		addFloatInitializer(m, g, declared, w.name, w.dims, w.data)
 	}
 	pruneGraph(g)
-	return nil
 }
 
 // declaredInputs returns the names of g's graph inputs.

@@ -6,8 +6,6 @@ import (
 	"regexp"
 	"slices"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/headstart-ml/headstart/onnx/onnxpb"
 )
 
@@ -168,7 +166,7 @@ func (m *Model) SetEmbeddingWeights(ew EmbeddingWeights) error {
 			return fmt.Errorf("%w: embeddings %s has %d values; the graph's table is [%d %d]", ErrBadWeights, t.field, len(t.got), t.rows, cur.Hidden)
 		}
 		writes = append(writes, blockTensor{field: t.field, name: embeddingsWritePrefix + t.module + ".weight", slot: r.slots[t.module+slotWeight],
-			dims: []int64{int64(t.rows), int64(cur.Hidden)}, data: t.got})
+			dims: []int64{int64(t.rows), int64(cur.Hidden)}, data: slices.Clone(t.got)})
 	}
 	for _, v := range []struct {
 		field, name, slot string
@@ -180,7 +178,7 @@ func (m *Model) SetEmbeddingWeights(ew EmbeddingWeights) error {
 		if len(v.got) != len(v.cur) {
 			return fmt.Errorf("%w: embeddings %s has %d values; the graph's has %d (the hidden size)", ErrBadWeights, v.field, len(v.got), len(v.cur))
 		}
-		writes = append(writes, blockTensor{field: v.field, name: embeddingsWritePrefix + v.name, slot: r.slots[v.slot], dims: []int64{int64(len(v.got))}, data: v.got})
+		writes = append(writes, blockTensor{field: v.field, name: embeddingsWritePrefix + v.name, slot: r.slots[v.slot], dims: []int64{int64(len(v.got))}, data: slices.Clone(v.got)})
 	}
 	for _, w := range writes {
 		for i, x := range w.data {
@@ -196,24 +194,7 @@ func (m *Model) SetEmbeddingWeights(ew EmbeddingWeights) error {
 		}
 	}
 
-	// Commit: nothing above changed the model. A graph whose module names
-	// moduleNames rebuilt (a dynamo export) gets them as its node names first, as
-	// in SetBlockWeights.
-	for n, name := range r.names {
-		if name != n.GetName() {
-			n.Name = proto.String(name)
-		}
-	}
-	replaced := make(map[string]bool, len(writes))
-	for _, w := range writes {
-		w.slot.node.Input[w.slot.index] = w.name
-		replaced[w.name] = true
-	}
-	g.Initializer = slices.DeleteFunc(g.Initializer, func(t *onnxpb.TensorProto) bool { return replaced[t.GetName()] })
-	declared := declaredInputs(g)
-	for _, w := range writes {
-		addFloatInitializer(m, g, declared, w.name, w.dims, slices.Clone(w.data))
-	}
-	pruneGraph(g)
+	// Commit: nothing above changed the model.
+	commitWrites(m, r.names, writes)
 	return nil
 }
