@@ -316,7 +316,7 @@ func (e *Encoder) Embed(texts []string) ([]float32, error) {
 			return nil, fmt.Errorf("text %d: %w", i, err)
 		}
 	}
-	v, _, err := e.encodeBatch(encs)
+	v, err := e.encodeBatch(encs)
 	if err != nil {
 		return nil, err
 	}
@@ -324,12 +324,12 @@ func (e *Encoder) Embed(texts []string) ([]float32, error) {
 }
 
 // encodeBatch pads encs into one batch, runs the backbone and pools. The returned slice
-// (len(encs) x Dim()) is reused by the next call. padded is B*T.
-func (e *Encoder) encodeBatch(encs []tokenize.Encoding) (vecs []float32, padded int, err error) {
+// (len(encs) x Dim()) is reused by the next call.
+func (e *Encoder) encodeBatch(encs []tokenize.Encoding) ([]float32, error) {
 	if err := e.forward(encs); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	B, T := e.batch.B, e.batch.T
+	B := e.batch.B
 	d := e.Dim()
 	if cap(e.vecs) < B*d {
 		e.vecs = make([]float32, B*d)
@@ -339,7 +339,7 @@ func (e *Encoder) encodeBatch(encs []tokenize.Encoding) (vecs []float32, padded 
 	if e.opts.Normalize {
 		features.NormalizeRows(e.vecs, d)
 	}
-	return e.vecs, B * T, nil
+	return e.vecs, nil
 }
 
 // forward pads encs into e.batch, one text per row, and runs the backbone; afterwards

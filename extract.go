@@ -748,7 +748,7 @@ func (p *poolSink) begin(c *chunk) error {
 }
 
 func (p *poolSink) batch(enc *Encoder, c *chunk, b []int, encs []tokenize.Encoding) error {
-	vecs, _, err := enc.encodeBatch(encs)
+	vecs, err := enc.encodeBatch(encs)
 	if err != nil {
 		return err
 	}

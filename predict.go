@@ -93,7 +93,7 @@ func Predict(ctx context.Context, o PredictOptions, emit func(row features.Row, 
 		return 0, err
 	}
 	defer r.Close()
-	w := predictRows{ctx: ctx, clf: clf, batchSize: o.BatchSize, emit: emit}
+	w := predictRows{ctx: ctx, batchSize: o.BatchSize, emit: emit}
 	w.workers = append(w.workers, predictWorker{clf: clf})
 	for range o.Runs - 1 {
 		w.workers = append(w.workers, predictWorker{clf: clf.fork()})
@@ -124,7 +124,6 @@ func Predict(ctx context.Context, o PredictOptions, emit func(row features.Row, 
 // predictRows is Predict's window of rows read and tokenized, not yet classified.
 type predictRows struct {
 	ctx       context.Context
-	clf       *Classifier
 	batchSize int
 	emit      func(features.Row, []Prediction) error
 	rows      []features.Row
@@ -153,7 +152,7 @@ func (w *predictRows) flush() error {
 	}
 	// preds[i][h]: row i's prediction by head h. The rows' slices share one new block
 	// per window (emit may keep them), each capped at its end.
-	nh := len(w.clf.heads)
+	nh := len(w.workers[0].clf.heads)
 	all := make([]Prediction, len(w.rows)*nh)
 	w.preds = w.preds[:0]
 	for i := range w.rows {
