@@ -223,17 +223,21 @@ func (m *Model) layout(l *encoderLayout) (Layout, error) {
 			pos = n
 		}
 	}
-	if pos == nil || !dependsOn(producer, pos.GetInput()[1], "input_ids") {
+	if pos == nil {
 		return out, nil
 	}
 	// RoBERTa: Equal(input_ids, padding_idx) → Not → Cast → CumSum → Mul →
-	// Cast → Add(padding_idx).
+	// Cast → Add(padding_idx). One walk back from the position ids, as dependsOn
+	// walks, finds whether they come from the values of input_ids and the
+	// constants that the Equals on the way compare with.
 	var pads []int64
+	fromIDs := false
 	seen := map[string]bool{}
 	queue := []string{pos.GetInput()[1]}
 	for len(queue) > 0 {
 		t := queue[0]
 		queue = queue[1:]
+		fromIDs = fromIDs || t == "input_ids"
 		p := producer[t]
 		if seen[t] || p == nil || p.GetOpType() == "Shape" || p.GetOpType() == "Size" {
 			continue
@@ -250,6 +254,9 @@ func (m *Model) layout(l *encoderLayout) (Layout, error) {
 				}
 			}
 		}
+	}
+	if !fromIDs {
+		return out, nil
 	}
 	if (out.Family != FamilyBERT && out.Family != FamilyMPNet) || len(pads) != 1 || pads[0] < 0 {
 		return out, fmt.Errorf("%w: the position ids are computed from the values of input_ids, with %d Equal nodes comparing them with a constant %v under %s blocks; only RoBERTa's and MPNet's (one padding_idx) are supported",
