@@ -136,15 +136,16 @@ func (l *blockLayout) outputNormName() string {
 	return "*/" + l.block + ".N/" + l.outputNorm + "/*"
 }
 
-// linears pairs the dense layers' scopes with BlockWeights' fields.
-func (l *blockLayout) linears(bw *BlockWeights) []struct {
+// linearField is a dense layer of a block: its BlockWeights field, its scope in
+// the graph and the field's value.
+type linearField struct {
 	field, scope string
 	w            *LinearWeights
-} {
-	return []struct {
-		field, scope string
-		w            *LinearWeights
-	}{
+}
+
+// linears pairs the dense layers' scopes with BlockWeights' fields.
+func (l *blockLayout) linears(bw *BlockWeights) []linearField {
+	return []linearField{
 		{"Query", l.query, &bw.Query}, {"Key", l.key, &bw.Key}, {"Value", l.value, &bw.Value},
 		{"AttentionOutput", l.attentionOutput, &bw.AttentionOutput},
 		{"Intermediate", l.intermediate, &bw.Intermediate}, {"Output", l.output, &bw.Output},
