@@ -39,10 +39,7 @@ func (m *wordPiece) tokenize(dst []token, w normStr, s *genScratch) ([]token, er
 	if len(w.r) > m.maxWordChars {
 		return append(dst, token{id: m.unkID, sp: w.origin(0, len(w.r))}), nil
 	}
-	s.text = s.text[:0]
-	for _, r := range w.r {
-		s.text = utf8.AppendRune(s.text, r)
-	}
+	s.text = w.appendUTF8(s.text[:0])
 	word := s.text
 	s.idx = byteToRune(w.r, s.idx)
 	mark := len(dst)
@@ -611,10 +608,7 @@ func (c *cachedModel) tokenize(dst []token, w normStr, s *genScratch) ([]token, 
 	if len(w.r) > wordCacheMaxRunes {
 		return c.m.tokenize(dst, w, s)
 	}
-	s.key = s.key[:0]
-	for _, r := range w.r {
-		s.key = utf8.AppendRune(s.key, r) // as string(w.r) encodes it, invalid code points included
-	}
+	s.key = w.appendUTF8(s.key[:0])
 	c.mu.RLock()
 	ct, ok := c.cache[string(s.key)] // no allocation: the compiler looks up without copying
 	c.mu.RUnlock()

@@ -30,6 +30,15 @@ func newNormStr(s string, base int) normStr {
 
 func (n normStr) String() string { return string(n.r) }
 
+// appendUTF8 appends n's code points to dst in UTF-8, as String encodes them
+// (invalid code points included), without allocating a string.
+func (n normStr) appendUTF8(dst []byte) []byte {
+	for _, r := range n.r {
+		dst = utf8.AppendRune(dst, r)
+	}
+	return dst
+}
+
 // slice returns code points [i, j) (sharing storage).
 func (n normStr) slice(i, j int) normStr { return normStr{r: n.r[i:j:j], o: n.o[i:j:j]} }
 
