@@ -554,19 +554,12 @@ func decodeTokens(r io.ReaderAt, size int64, name string) (*TokenCache, error) {
 // metadata has TokensMetadataKey), reading only its header. A file that is not
 // safetensors gives an error wrapping ErrCorruptStore.
 func IsTokenCache(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return false, err
-	}
-	sf, err := parseHeader(f, st.Size(), path)
-	if err != nil {
-		return false, err
-	}
-	_, ok := sf.Meta[TokensMetadataKey]
-	return ok, nil
+	return readFile(path, func(r io.ReaderAt, size int64, name string) (bool, error) {
+		sf, err := parseHeader(r, size, name)
+		if err != nil {
+			return false, err
+		}
+		_, ok := sf.Meta[TokensMetadataKey]
+		return ok, nil
+	})
 }
